@@ -1,0 +1,279 @@
+"""The app: where the queue lives (a database), which tasks exist, and how jobs are sent."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any, Concatenate, Literal, TypeVar, overload
+
+from sqlalchemy.engine import Engine
+
+from sqlqueue.conf import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_RETRY_BACKOFF_MAX,
+    DEFAULT_RETRY_DELAY,
+    Settings,
+    database_url_from_env,
+)
+from sqlqueue.dialects import create_engine_for_url, get_dialect
+from sqlqueue.exceptions import (
+    ConfigurationError,
+    TaskFailedError,
+    TaskRegistrationError,
+    UnknownTaskError,
+)
+from sqlqueue.execution import Retrying, Succeeded, run_task
+from sqlqueue.options import Schedule, check_countdown, check_job_id, check_name, check_priority
+from sqlqueue.result import AsyncResult, EagerResult
+from sqlqueue.serialization import check_json
+from sqlqueue.store import CallerConnection, JobStore
+from sqlqueue.tasks import P, R, Request, RetryPolicy, Task, argument_lists
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskRegistry(dict[str, Task[..., Any]]):
+    """Task name -> Task; a missing name raises ``UnknownTaskError`` with a hint."""
+
+    def __missing__(self, name: str) -> Task[..., Any]:
+        raise UnknownTaskError(
+            f"No task named {name!r} is registered; registered: {sorted(self) or 'none'}. "
+            "Import the module that defines it before using it."
+        )
+
+    def register(self, task: Task[..., Any]) -> None:
+        """Add a task; refuse a second, different function under a name already taken."""
+        existing = self.get(task.name)
+        if existing is not None and not _same_function(existing.fun, task.fun):
+            raise TaskRegistrationError(
+                f"Task name {task.name!r} is already used by {existing.fun.__module__}."
+                f"{existing.fun.__qualname__}; give one of them another name= in @app.task."
+            )
+        self[task.name] = task
+
+
+class SQLQueue:
+    """A queue in a SQL database, and the tasks that run from it.
+
+    Args:
+        url: a SQLAlchemy URL; ``postgresql://`` uses psycopg 3. Default:
+            ``$SQLQUEUE_DATABASE_URL``, else ``sqlite:///sqlqueue.db``.
+        engine: an existing SQLAlchemy engine to share (and its pool), instead of a URL.
+    """
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+        if url is not None and engine is not None:
+            raise ConfigurationError("Give SQLQueue a url or an engine, not both.")
+        if engine is not None:
+            dialect = get_dialect(engine.dialect.name)
+            dialect.configure_engine(engine)
+        else:
+            engine, dialect = create_engine_for_url(url or database_url_from_env())
+        self.engine = engine
+        self.dialect = dialect
+        self.store = JobStore(engine, dialect)
+        self.conf = Settings()
+        self.tasks = TaskRegistry()
+        self._connection: ContextVar[CallerConnection | None] = ContextVar(
+            "sqlqueue_connection", default=None
+        )
+
+    def __repr__(self) -> str:
+        return f"<SQLQueue {self.engine.url.render_as_string(hide_password=True)}>"
+
+    @overload
+    def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(
+        self,
+        *,
+        bind: Literal[True],
+        name: str | None = ...,
+        queue: str | None = ...,
+        priority: int | None = ...,
+        max_retries: int | None = ...,
+        default_retry_delay: float = ...,
+        retry_backoff: bool | float = ...,
+        retry_backoff_max: float = ...,
+        autoretry_for: tuple[type[BaseException], ...] = ...,
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+    @overload
+    def task(
+        self,
+        *,
+        bind: Literal[False] = ...,
+        name: str | None = ...,
+        queue: str | None = ...,
+        priority: int | None = ...,
+        max_retries: int | None = ...,
+        default_retry_delay: float = ...,
+        retry_backoff: bool | float = ...,
+        retry_backoff_max: float = ...,
+        autoretry_for: tuple[type[BaseException], ...] = ...,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fun: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        bind: bool = False,
+        max_retries: int | None = DEFAULT_MAX_RETRIES,
+        default_retry_delay: float = DEFAULT_RETRY_DELAY,
+        retry_backoff: bool | float = False,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
+        autoretry_for: tuple[type[BaseException], ...] = (),
+    ) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(name=..., ...)``.
+
+        Options: ``name`` (default ``module.function``), ``queue``, ``priority``, ``bind``
+        (pass the task as ``self``), and the retry policy: ``max_retries``,
+        ``default_retry_delay``, ``retry_backoff``, ``retry_backoff_max``, ``autoretry_for``.
+        """
+        policy = RetryPolicy(
+            max_retries=max_retries,
+            default_retry_delay=check_countdown(default_retry_delay, "default_retry_delay"),
+            retry_backoff=retry_backoff,
+            retry_backoff_max=check_countdown(retry_backoff_max, "retry_backoff_max"),
+            autoretry_for=autoretry_for,
+        )
+
+        def register(fun: Callable[..., Any]) -> Task[..., Any]:
+            if not callable(fun):
+                raise TaskRegistrationError(f"@app.task decorates a function, not {fun!r}.")
+            task: Task[..., Any] = Task(
+                self, fun, name=name, queue=queue, priority=priority, bind=bind, retry_policy=policy
+            )
+            self.tasks.register(task)
+            return task
+
+        return register(fun) if fun is not None else register
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Send a job by task name, from code that cannot import the task.
+
+        A name registered here is checked like ``apply_async``; any other name is written
+        as given, for a worker that knows it (a worker that does not fails the job with a
+        message naming the task). Takes the same options as ``Task.apply_async``.
+        """
+        check_name(name, "task name")
+        task = self.tasks.get(name)
+        if task is not None:
+            return task.apply_async(args, kwargs, **options)
+        if self.conf.task_always_eager:
+            raise UnknownTaskError(
+                f"task_always_eager is on but no task named {name!r} is registered here to run."
+            )
+        return self.send_job(None, name, *argument_lists(args, kwargs), **options)
+
+    def send_job(
+        self,
+        task: Task[..., Any] | None,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        connection: CallerConnection | None = None,
+    ) -> AsyncResult:
+        """Check everything, then write the job (or run it inline when eager)."""
+        check_name(name, "task name")
+        queue = check_name(
+            queue if queue is not None else self.conf.task_default_queue, "queue name"
+        )
+        priority = check_priority(priority if priority is not None else DEFAULT_PRIORITY)
+        schedule = Schedule.from_options(countdown, eta)
+        check_json(args, f"The arguments of task {name!r}")
+        check_json(kwargs, f"The keyword arguments of task {name!r}")
+        job_id = str(uuid.uuid4())
+        if self.conf.task_always_eager and task is not None:
+            return self._run_eagerly(task, job_id, args, kwargs, queue)
+        if schedule.eta is not None:
+            scheduled_at: Any = schedule.eta
+        elif schedule.countdown:
+            scheduled_at = self.dialect.now_plus(schedule.countdown)
+        else:
+            scheduled_at = self.dialect.now()
+        row = {
+            "id": job_id,
+            "task_name": name,
+            "queue": queue,
+            "priority": priority,
+            "args": args,
+            "kwargs": kwargs,
+            "scheduled_at": scheduled_at,
+        }
+        self.store.insert_jobs(
+            [row], connection if connection is not None else self._connection.get()
+        )
+        return AsyncResult(job_id, self)
+
+    def AsyncResult(self, job_id: str) -> AsyncResult:
+        """The receipt of an existing job, from its id alone."""
+        return AsyncResult(check_job_id(job_id), self)
+
+    @contextmanager
+    def using(self, connection: CallerConnection) -> Iterator[CallerConnection]:
+        """Make every ``delay()``/``apply_async()`` in this block join ``connection``'s transaction."""
+        token = self._connection.set(connection)
+        try:
+            yield connection
+        finally:
+            self._connection.reset(token)
+
+    def _run_eagerly(
+        self, task: Task[..., Any], job_id: str, args: list[Any], kwargs: dict[str, Any], queue: str
+    ) -> EagerResult:
+        retries = 0
+        while True:
+            request = Request(
+                id=job_id,
+                task=task.name,
+                args=args,
+                kwargs=kwargs,
+                retries=retries,
+                attempts=retries + 1,
+                queue=queue,
+                is_eager=True,
+            )
+            outcome = run_task(task, request)
+            if isinstance(outcome, Retrying):
+                retries += 1
+                continue
+            if isinstance(outcome, Succeeded):
+                return EagerResult(job_id, self, value=outcome.result)
+            failure = outcome.failure
+            error = TaskFailedError(
+                task.name, failure.error_type, failure.error_message, failure.traceback
+            )
+            if self.conf.task_eager_propagates:
+                raise error
+            return EagerResult(job_id, self, error=error)
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    # A module imported twice (as __main__ and by name) defines the same task twice.
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if a is b:
+        return True
+    if code_a is None or code_b is None:
+        return False
+    return (code_a.co_filename, code_a.co_firstlineno) == (
+        code_b.co_filename,
+        code_b.co_firstlineno,
+    )

@@ -1,0 +1,77 @@
+"""Settings of an app, their defaults, and the one environment variable sqlqueue reads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DATABASE_URL_ENV = "SQLQUEUE_DATABASE_URL"
+"""The environment variable naming the database when the app is given no URL or engine."""
+
+DEFAULT_DATABASE_URL = "sqlite:///sqlqueue.db"
+"""The embedded default: a SQLite file in the current directory."""
+
+DEFAULT_QUEUE = "default"
+"""The queue a job goes to when neither the task nor the call names one."""
+
+DEFAULT_PRIORITY = 0
+"""Priority of a job when none is given; higher runs first."""
+
+MIN_PRIORITY = -100
+"""Lowest priority accepted (the same range as Django's task framework)."""
+
+MAX_PRIORITY = 100
+"""Highest priority accepted."""
+
+MAX_NAME_LENGTH = 200
+"""Longest task or queue name accepted, in characters."""
+
+DEFAULT_VISIBILITY_TIMEOUT = 60.0
+"""Seconds a taken job stays leased to its worker without a renewal; the worker renews it
+while the job runs, so only a dead or frozen worker lets it run out."""
+
+DEFAULT_MAX_LEASE_EXPIRIES = 3
+"""How many times a job may lose its worker (lease ran out) before it is failed."""
+
+DEFAULT_POLL_INTERVAL = 1.0
+"""Seconds an idle worker waits before looking for ready jobs again."""
+
+DEFAULT_MAX_RETRIES = 3
+"""How many times ``task.retry()`` may re-queue a job (Celery's default)."""
+
+DEFAULT_RETRY_DELAY = 180.0
+"""Seconds before a retried job runs again when ``retry()`` is given no countdown (Celery's default)."""
+
+DEFAULT_RETRY_BACKOFF_MAX = 600.0
+"""Longest delay, in seconds, exponential retry backoff may reach (Celery's default)."""
+
+SQLITE_BUSY_TIMEOUT = 30.0
+"""Seconds a SQLite connection waits for another process's write lock before giving up."""
+
+
+@dataclass(kw_only=True)
+class Settings:
+    """The app's settings, as ``app.conf``; names follow Celery's where Celery has one."""
+
+    task_always_eager: bool = False
+    """Run tasks inline in ``delay()`` instead of writing a job (tests, scripts)."""
+
+    task_eager_propagates: bool = False
+    """In eager mode, raise the task's exception from ``delay()`` instead of storing it."""
+
+    task_default_queue: str = DEFAULT_QUEUE
+    """The queue of tasks that do not name one."""
+
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+    """Seconds of a job's lease; see ``DEFAULT_VISIBILITY_TIMEOUT``."""
+
+    max_lease_expiries: int = DEFAULT_MAX_LEASE_EXPIRIES
+    """See ``DEFAULT_MAX_LEASE_EXPIRIES``."""
+
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    """See ``DEFAULT_POLL_INTERVAL``."""
+
+
+def database_url_from_env() -> str:
+    """The URL to use when the app was given neither a URL nor an engine."""
+    return os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL

@@ -1,0 +1,40 @@
+"""What differs per database, chosen once from the engine's dialect name."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from sqlqueue.dialects.base import Dialect
+from sqlqueue.dialects.postgresql import PostgreSQLDialect
+from sqlqueue.dialects.sqlite import SQLiteDialect
+from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
+
+DIALECTS: dict[str, type[Dialect]] = {
+    "postgresql": PostgreSQLDialect,
+    "sqlite": SQLiteDialect,
+}
+
+SUPPORTED = "PostgreSQL (postgresql://…) or SQLite (sqlite:///path.db)"
+
+
+def get_dialect(name: str) -> Dialect:
+    """The sqlqueue dialect for a SQLAlchemy dialect name, or a clear refusal."""
+    try:
+        return DIALECTS[name]()
+    except KeyError:
+        raise UnsupportedDatabaseError(
+            f"sqlqueue does not support the {name!r} database yet; use {SUPPORTED}."
+        ) from None
+
+
+def create_engine_for_url(url: str) -> tuple[Engine, Dialect]:
+    """An engine configured the way sqlqueue needs for this URL, and its dialect."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"{url!r} is not a database URL; give one such as {SUPPORTED}."
+        ) from exc
+    dialect = get_dialect(parsed.get_backend_name())
+    return dialect.create_engine(parsed), dialect

@@ -1,0 +1,174 @@
+"""Statements every supported database runs alike, built once with SQLAlchemy Core.
+
+A dialect subclass overrides only what its database does differently: how a write
+transaction starts, where "now" comes from, and how an engine is set up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
+
+from sqlqueue.jobs import READY_STATUSES, JobStatus
+from sqlqueue.schema import jobs
+
+Take = tuple[str, int]
+"""A job id and the attempt number of the take that holds it: the fence on every write."""
+
+
+class Dialect:
+    """The portable statements; each method returns a statement to execute."""
+
+    name: str
+
+    def create_engine(self, url: URL) -> Engine:
+        """An engine for a URL the app was given (not for an engine the user built)."""
+        return sa.create_engine(url, pool_pre_ping=True)
+
+    def configure_engine(self, engine: Engine) -> None:
+        """Adjust an engine the user built and shares with sqlqueue; by default nothing."""
+
+    def begin_write(self, connection: Connection) -> None:
+        """Start a transaction that will write; by default the driver's implicit BEGIN."""
+        connection.begin()
+
+    def now(self) -> sa.ColumnElement[datetime]:
+        """The current time as a SQL expression."""
+        raise NotImplementedError
+
+    def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
+        """``now()`` plus a number of seconds, as a SQL expression."""
+        raise NotImplementedError
+
+    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> Insert:
+        """Insert new jobs; ``scheduled_at`` may be a SQL expression per row."""
+        now = self.now()
+        return jobs.insert().values(
+            [{**row, "created_at": now, "status": JobStatus.PENDING.value} for row in rows]
+        )
+
+    def claim_jobs(
+        self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
+    ) -> ReturningUpdate[Any]:
+        """Take up to ``limit`` ready jobs in priority order and lease them, in one statement.
+
+        Rows locked by another worker's claim are skipped (``FOR UPDATE SKIP LOCKED``) where
+        the database has row locks; see the dialect modules for the others.
+        """
+        ready = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .where(jobs.c.scheduled_at <= self.now())
+            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        if queues:
+            ready = ready.where(jobs.c.queue.in_(queues))
+        ready_cte = ready.cte("ready")
+        return (
+            jobs.update()
+            .where(jobs.c.id == ready_cte.c.id)
+            .values(
+                status=JobStatus.STARTED.value,
+                attempts=jobs.c.attempts + 1,
+                started_at=self.now(),
+                lease_expires_at=self.now_plus(lease),
+                worker_id=worker_id,
+            )
+            .returning(*jobs.c)
+        )
+
+    def extend_leases(self, takes: Sequence[Take], lease: float) -> ReturningUpdate[Any]:
+        """Renew the leases of jobs still held by these takes; returns the renewed ids."""
+        return (
+            self._fenced_update(takes)
+            .values(lease_expires_at=self.now_plus(lease))
+            .returning(jobs.c.id)
+        )
+
+    def finish_job(self, take: Take, status: JobStatus, values: dict[str, Any]) -> Update:
+        """Record a job's outcome, unless its take has been replaced."""
+        return self._fenced_update([take]).values(
+            status=status.value, finished_at=self.now(), lease_expires_at=None, **values
+        )
+
+    def retry_job(self, take: Take, countdown: float, values: dict[str, Any]) -> Update:
+        """Put a job back for another try after ``countdown`` seconds."""
+        return self._fenced_update([take]).values(
+            status=JobStatus.RETRY.value,
+            retries=jobs.c.retries + 1,
+            scheduled_at=self.now_plus(countdown),
+            lease_expires_at=None,
+            worker_id=None,
+            **values,
+        )
+
+    def release_jobs(self, takes: Sequence[Take]) -> Update:
+        """Give back jobs that were taken but never started."""
+        return self._fenced_update(takes).values(
+            status=JobStatus.PENDING.value,
+            started_at=None,
+            lease_expires_at=None,
+            worker_id=None,
+        )
+
+    def rescue_expired_jobs(self, max_lease_expiries: int) -> Update:
+        """Re-queue jobs whose worker stopped renewing their lease, or fail them when they
+        have lost their worker too often (a job that kills its worker must not loop)."""
+        out_of_attempts = jobs.c.expired_leases + 1 >= max_lease_expiries
+        return (
+            jobs.update()
+            .where(jobs.c.status == JobStatus.STARTED.value)
+            .where(jobs.c.lease_expires_at < self.now())
+            .values(
+                expired_leases=jobs.c.expired_leases + 1,
+                status=sa.case(
+                    (out_of_attempts, JobStatus.FAILURE.value), else_=JobStatus.PENDING.value
+                ),
+                finished_at=sa.case((out_of_attempts, self.now()), else_=None),
+                error_type=sa.case((out_of_attempts, "WorkerLost"), else_=jobs.c.error_type),
+                error_message=sa.case(
+                    (
+                        out_of_attempts,
+                        "The worker running this job stopped renewing its lease "
+                        f"{max_lease_expiries} times (killed or frozen); the job was given up.",
+                    ),
+                    else_=jobs.c.error_message,
+                ),
+                lease_expires_at=None,
+                worker_id=None,
+            )
+        )
+
+    def revoke_job(self, job_id: str) -> Update:
+        """Mark a job that has not started as never to run."""
+        return (
+            jobs.update()
+            .where(jobs.c.id == job_id)
+            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .values(status=JobStatus.REVOKED.value, finished_at=self.now())
+        )
+
+    def get_job(self, job_id: str) -> sa.Select[Any]:
+        """Read one job."""
+        return sa.select(jobs).where(jobs.c.id == job_id)
+
+    def _fenced_update(self, takes: Sequence[Take]) -> Update:
+        # The attempt number in the WHERE is the fence: once a job's lease has expired and
+        # another worker has taken it, the old take matches no row and writes nothing.
+        return (
+            jobs.update()
+            .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
+            .where(jobs.c.status == JobStatus.STARTED.value)
+        )
+
+
+def seconds(value: float) -> timedelta:
+    """A number of seconds as the interval type both drivers bind."""
+    return timedelta(seconds=value)

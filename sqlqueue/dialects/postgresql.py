@@ -1,0 +1,33 @@
+"""PostgreSQL: row locks make the claim safe for any number of workers on any machines.
+
+The claim is one statement: a CTE selects the next ready rows ``FOR UPDATE SKIP LOCKED``
+and the UPDATE over it marks them taken, so two workers never lock the same row and
+neither waits for the other. Times come from the database's clock (``now()``, the start of
+the transaction), never from the workers', so machines with skewed clocks agree on when a
+job is due and when a lease has run out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from sqlqueue.dialects.base import Dialect, seconds
+
+
+class PostgreSQLDialect(Dialect):
+    name = "postgresql"
+
+    def create_engine(self, url: URL) -> Engine:
+        # postgresql:// means psycopg 3 here, whatever SQLAlchemy's default driver is.
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return sa.create_engine(url, pool_pre_ping=True)
+
+    def now(self) -> sa.ColumnElement[datetime]:
+        return sa.func.now(type_=sa.DateTime(timezone=True))
+
+    def now_plus(self, seconds_: float) -> sa.ColumnElement[datetime]:
+        return self.now() + seconds(seconds_)

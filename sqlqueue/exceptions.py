@@ -1,0 +1,88 @@
+"""Every error sqlqueue raises on purpose.
+
+Each class's docstring is the sentence a user should read first; the message passed at
+the raise site adds the specifics (which task, which value) and what to do about it.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+
+class SQLQueueError(Exception):
+    """Base class for every error sqlqueue raises on purpose; never raised directly."""
+
+
+class ConfigurationError(SQLQueueError):
+    """The app, engine or an option combination is not usable."""
+
+
+class UnsupportedDatabaseError(ConfigurationError):
+    """The database is not one sqlqueue supports."""
+
+
+class TaskRegistrationError(SQLQueueError):
+    """Two different functions were registered under one task name."""
+
+
+class UnknownTaskError(SQLQueueError, KeyError):
+    """No task is registered under this name."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would wrap the message in quotes.
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidOptionError(SQLQueueError, ValueError):
+    """An argument to a public call is out of range or malformed."""
+
+
+class TaskArgumentsError(SQLQueueError, TypeError):
+    """The arguments do not fit the task's signature."""
+
+
+class SerializationError(SQLQueueError, TypeError):
+    """A value cannot be stored as JSON."""
+
+
+class TimeoutError(SQLQueueError, builtins.TimeoutError):
+    """The job did not finish within the time given to ``AsyncResult.get()``."""
+
+
+class JobNotFoundError(SQLQueueError, LookupError):
+    """No job exists with this id (it may have been pruned)."""
+
+
+class TaskFailedError(SQLQueueError):
+    """The task raised an exception; its type, message and traceback are attached."""
+
+    def __init__(
+        self, task_name: str, exc_type: str, exc_message: str, traceback: str | None
+    ) -> None:
+        super().__init__(f"Task {task_name!r} failed with {exc_type}: {exc_message}")
+        self.task_name = task_name
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.traceback = traceback
+
+
+class TaskRevokedError(SQLQueueError):
+    """The job was revoked before it ran, so it has no result."""
+
+
+class DatabaseError(SQLQueueError):
+    """The database refused or failed a statement; the driver's error is the cause."""
+
+
+class Retry(SQLQueueError):
+    """Raised by ``task.retry()`` to ask the worker to run the job again later."""
+
+    def __init__(self, countdown: float, exc: BaseException | None = None) -> None:
+        reason = f" after {type(exc).__name__}: {exc}" if exc is not None else ""
+        super().__init__(f"Retry in {countdown:g}s{reason}")
+        self.countdown = countdown
+        self.exc = exc
+
+
+class MaxRetriesExceededError(SQLQueueError):
+    """The task asked for another retry but has used all of its ``max_retries``."""

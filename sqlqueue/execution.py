@@ -1,0 +1,79 @@
+"""Run one taken job and decide what it came to; no SQL and no loop here.
+
+Kept apart from the worker so that retries, failures and result checks can be
+exercised (and read) without threads, signals or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlqueue.exceptions import Retry, SerializationError, UnknownTaskError
+from sqlqueue.jobs import Job
+from sqlqueue.serialization import Failure, check_json
+from sqlqueue.tasks import Request, Task, current_request
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    countdown: float
+    failure: Failure | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    failure: Failure
+
+
+Outcome = Succeeded | Retrying | Failed
+
+
+def execute(task: Task[..., Any] | None, job: Job) -> Outcome:
+    """Call the task for this job and classify what happened."""
+    if task is None:
+        return Failed(
+            Failure.from_exception(
+                UnknownTaskError(
+                    f"Task {job.task_name!r} is not registered in this worker; is the module "
+                    "that defines it imported by the app given to `sqlqueue worker -A`?"
+                )
+            )
+        )
+    request = Request(
+        id=job.id,
+        task=job.task_name,
+        args=job.args,
+        kwargs=job.kwargs,
+        retries=job.retries,
+        attempts=job.attempts,
+        queue=job.queue,
+    )
+    return run_task(task, request)
+
+
+def run_task(task: Task[..., Any], request: Request) -> Outcome:
+    """Call ``task`` with the request's arguments, with ``self.request`` set for the call."""
+    token = current_request.set(request)
+    try:
+        result = task(*request.args, **request.kwargs)
+    except Retry as retry:
+        failure = Failure.from_exception(retry.exc) if retry.exc is not None else None
+        return Retrying(retry.countdown, failure)
+    except (Exception, SystemExit) as exc:  # a task's SystemExit must not stop the worker
+        policy = task.retry_policy
+        if isinstance(exc, policy.autoretry_for) and not policy.exhausted(request.retries):
+            return Retrying(policy.delay(request.retries), Failure.from_exception(exc))
+        return Failed(Failure.from_exception(exc))
+    finally:
+        current_request.reset(token)
+    try:
+        check_json(result, f"The return value of task {task.name!r}")
+    except SerializationError as exc:
+        return Failed(Failure.from_exception(exc))
+    return Succeeded(result)

@@ -1,0 +1,87 @@
+"""A job is one requested run of a task: its status and a snapshot of its row."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+class JobStatus(enum.StrEnum):
+    """Celery's state names, stored in the table as these very strings."""
+
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    RETRY = "RETRY"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    REVOKED = "REVOKED"
+
+
+READY_STATUSES = (JobStatus.PENDING, JobStatus.RETRY)
+"""Statuses of jobs waiting to be taken (once their ``scheduled_at`` has come)."""
+
+FINISHED_STATUSES = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.REVOKED})
+"""Statuses a job never leaves."""
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Attach UTC to the naive timestamps SQLite returns; every stored time is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A snapshot of one row of ``sqlqueue_jobs``; it does not change when the row does."""
+
+    id: str
+    task_name: str
+    queue: str
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    status: JobStatus
+    attempts: int
+    """How many times a worker has taken the job; it is also the fencing token of the take."""
+    retries: int
+    expired_leases: int
+    scheduled_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_expires_at: datetime | None
+    worker_id: str | None
+    result: Any
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Job:
+        """Build a snapshot from a result row of the jobs table."""
+        return cls(
+            id=str(row["id"]),
+            task_name=row["task_name"],
+            queue=row["queue"],
+            priority=row["priority"],
+            args=row["args"],
+            kwargs=row["kwargs"],
+            status=JobStatus(row["status"]),
+            attempts=row["attempts"],
+            retries=row["retries"],
+            expired_leases=row["expired_leases"],
+            scheduled_at=as_utc(row["scheduled_at"]),  # type: ignore[arg-type]
+            created_at=as_utc(row["created_at"]),  # type: ignore[arg-type]
+            started_at=as_utc(row["started_at"]),
+            finished_at=as_utc(row["finished_at"]),
+            lease_expires_at=as_utc(row["lease_expires_at"]),
+            worker_id=row["worker_id"],
+            result=row["result"],
+            error_type=row["error_type"],
+            error_message=row["error_message"],
+            traceback=row["traceback"],
+        )

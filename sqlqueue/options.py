@@ -1,0 +1,83 @@
+"""Checks on what callers pass to ``@app.task`` and ``apply_async``: refuse early, write nothing."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlqueue.conf import MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
+from sqlqueue.exceptions import InvalidOptionError
+
+
+def check_name(value: Any, what: str) -> str:
+    """A task or queue name: a non-empty string of printable characters, not too long."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidOptionError(f"The {what} must be a non-empty string, not {value!r}.")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidOptionError(
+            f"The {what} {value[:40]!r}… is {len(value)} characters long; "
+            f"use at most {MAX_NAME_LENGTH}."
+        )
+    if not value.isprintable():
+        raise InvalidOptionError(
+            f"The {what} {value!r} contains control characters; use printable characters only."
+        )
+    return value
+
+
+def check_priority(value: Any) -> int:
+    """A priority: an integer in the accepted range, higher runs first."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidOptionError(f"priority must be an integer, not {value!r}.")
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise InvalidOptionError(
+            f"priority {value} is out of range; use {MIN_PRIORITY} to {MAX_PRIORITY} "
+            "(higher runs first)."
+        )
+    return value
+
+
+def check_countdown(value: Any, what: str = "countdown") -> float:
+    """A delay in seconds: a finite number, zero or more."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidOptionError(f"{what} must be a number of seconds, not {value!r}.")
+    if value < 0:
+        raise InvalidOptionError(f"{what} must be zero or more seconds, not {value!r}.")
+    return float(value)
+
+
+def check_job_id(value: Any) -> str:
+    """A job id as sqlqueue writes it: a UUID in its canonical text form."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise InvalidOptionError(f"{value!r} is not a job id; job ids are UUIDs.") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """When a job becomes ready: now, after a countdown, or at an aware UTC time."""
+
+    countdown: float | None = None
+    eta: datetime | None = None
+
+    @classmethod
+    def from_options(cls, countdown: Any, eta: Any) -> Schedule:
+        """Check ``countdown=`` and ``eta=``; a naive ``eta`` is refused, not guessed at."""
+        if countdown is not None and eta is not None:
+            raise InvalidOptionError("Give countdown= or eta=, not both.")
+        if countdown is not None:
+            return cls(countdown=check_countdown(countdown))
+        if eta is None:
+            return cls()
+        if not isinstance(eta, datetime):
+            raise InvalidOptionError(f"eta must be a datetime, not {eta!r}.")
+        if eta.tzinfo is None or eta.utcoffset() is None:
+            raise InvalidOptionError(
+                f"eta {eta.isoformat()} has no timezone; pass an aware datetime, "
+                "e.g. datetime(..., tzinfo=timezone.utc)."
+            )
+        return cls(eta=eta.astimezone(UTC))

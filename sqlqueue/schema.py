@@ -1,0 +1,77 @@
+"""The sqlqueue_ tables, declared once for every database.
+
+The migrations in ``migrations/`` create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from sqlqueue.jobs import JobStatus
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""JSONB on PostgreSQL (indexable, compact), JSON text elsewhere."""
+
+Timestamp = sa.DateTime(timezone=True)
+"""Every time is stored in UTC; SQLite keeps it as naive text, which ``jobs.as_utc`` fixes on read."""
+
+READY_WHERE = sa.text("status IN ('PENDING', 'RETRY')")
+LEASED_WHERE = sa.text("status = 'STARTED'")
+
+jobs = sa.Table(
+    "sqlqueue_jobs",
+    metadata,
+    sa.Column("id", sa.Uuid(as_uuid=False), primary_key=True),
+    sa.Column("task_name", sa.String(200), nullable=False),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("args", Json, nullable=False),
+    sa.Column("kwargs", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("expired_leases", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("scheduled_at", Timestamp, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("started_at", Timestamp),
+    sa.Column("finished_at", Timestamp),
+    sa.Column("lease_expires_at", Timestamp),
+    sa.Column("worker_id", sa.String(255)),
+    sa.Column("result", Json),
+    sa.Column("error_type", sa.String(255)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("traceback", sa.Text),
+    sa.CheckConstraint(
+        sa.column("status").in_([status.value for status in JobStatus]), name="status"
+    ),
+)
+
+# Serves the claim exactly: ready rows only, in the order they are taken. Finished jobs
+# leave the index, so taking a job costs the same with a million of them in the table.
+sa.Index(
+    "ix_sqlqueue_jobs_ready",
+    jobs.c.priority.desc(),
+    jobs.c.scheduled_at,
+    jobs.c.id,
+    postgresql_where=READY_WHERE,
+    sqlite_where=READY_WHERE,
+)
+
+# Serves the rescue of jobs whose worker stopped renewing their lease.
+sa.Index(
+    "ix_sqlqueue_jobs_leased",
+    jobs.c.lease_expires_at,
+    postgresql_where=LEASED_WHERE,
+    sqlite_where=LEASED_WHERE,
+)

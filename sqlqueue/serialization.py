@@ -1,0 +1,47 @@
+"""Arguments, results and failures as JSON: jobs are data, never pickled objects."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from sqlqueue.exceptions import SerializationError
+
+
+def check_json(value: Any, what: str) -> None:
+    """Refuse a value the JSON columns could not store faithfully, before anything is written."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"{what} must be JSON-serialisable (str, int, float, bool, None, list, dict): {exc}. "
+            "Pass plain data, such as an id instead of an object."
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed run leaves in the job's row: data, not the exception object."""
+
+    error_type: str
+    error_message: str
+    traceback: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Failure:
+        """Describe an exception, with the traceback of where it was raised."""
+        return cls(
+            error_type=type(exc).__qualname__,
+            error_message=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+
+    def as_values(self) -> dict[str, Any]:
+        """The column values of this failure."""
+        return {
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "traceback": self.traceback,
+        }

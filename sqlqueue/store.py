@@ -1,0 +1,187 @@
+"""JobStore: the only place sqlqueue executes SQL.
+
+Everything above it deals in ``Job`` values and takes; everything below it is a statement
+built by the dialect. It owns the transactions, joining the caller's own when a job is
+enqueued with ``connection=``, and turns driver errors into ``sqlqueue.DatabaseError``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Insert
+
+from sqlqueue.dialects.base import Dialect, Take
+from sqlqueue.exceptions import ConfigurationError, DatabaseError
+from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.serialization import Failure
+
+CallerConnection = Connection | Session | Any
+"""What ``connection=`` accepts: a SQLAlchemy Connection or Session, or a DB-API
+connection (``psycopg.Connection``, ``sqlite3.Connection``)."""
+
+
+DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
+"""What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
+
+
+class JobStore:
+    """Verbs on jobs, each one statement in one short transaction."""
+
+    def __init__(self, engine: Engine, dialect: Dialect) -> None:
+        self.engine = engine
+        self.dialect = dialect
+
+    def insert_jobs(
+        self, rows: Sequence[dict[str, Any]], connection: CallerConnection | None = None
+    ) -> None:
+        """Write new jobs: in their own committed transaction, or in the caller's."""
+        statement = self.dialect.insert_jobs(rows)
+        if connection is None:
+            with self._write() as conn:
+                conn.execute(statement)
+        else:
+            self._execute_in_caller_transaction(connection, statement)
+
+    def claim_jobs(
+        self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
+    ) -> list[Job]:
+        """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease."""
+        with self._write() as conn:
+            rows = conn.execute(self.dialect.claim_jobs(limit, queues, worker_id, lease))
+            claimed = [Job.from_row(row) for row in rows.mappings()]
+        claimed.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
+        return claimed
+
+    def extend_leases(self, takes: Sequence[Take], lease: float) -> set[str]:
+        """Renew the leases of these takes; a take missing from the answer has lost its job."""
+        if not takes:
+            return set()
+        with self._write() as conn:
+            return {str(row[0]) for row in conn.execute(self.dialect.extend_leases(takes, lease))}
+
+    def complete_job(self, take: Take, result: Any) -> bool:
+        """Store a job's result; False when the take had already lost the job."""
+        return self._update_one(
+            self.dialect.finish_job(take, JobStatus.SUCCESS, {"result": result})
+        )
+
+    def fail_job(self, take: Take, failure: Failure) -> bool:
+        """Store a job's failure; False when the take had already lost the job."""
+        return self._update_one(
+            self.dialect.finish_job(take, JobStatus.FAILURE, failure.as_values())
+        )
+
+    def retry_job(self, take: Take, countdown: float, failure: Failure | None) -> bool:
+        """Re-queue a job for another try; False when the take had already lost the job."""
+        values = failure.as_values() if failure is not None else {}
+        return self._update_one(self.dialect.retry_job(take, countdown, values))
+
+    def release_jobs(self, takes: Sequence[Take]) -> int:
+        """Give back jobs taken but never started; returns how many went back."""
+        if not takes:
+            return 0
+        with self._write() as conn:
+            return conn.execute(self.dialect.release_jobs(takes)).rowcount
+
+    def rescue_expired_jobs(self, max_lease_expiries: int) -> int:
+        """Re-queue (or fail) every job whose lease ran out; returns how many."""
+        with self._write() as conn:
+            return conn.execute(self.dialect.rescue_expired_jobs(max_lease_expiries)).rowcount
+
+    def revoke_job(self, job_id: str) -> bool:
+        """Revoke a job that has not started; False when it had started or finished."""
+        return self._update_one(self.dialect.revoke_job(job_id))
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job's current row, or None when there is no such job."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
+        return Job.from_row(row) if row is not None else None
+
+    def _update_one(self, statement: Executable) -> bool:
+        with self._write() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._translate_errors(), self.engine.connect() as conn:
+            self.dialect.begin_write(conn)
+            yield conn
+            conn.commit()
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.DBAPIError as exc:
+            raise _database_error(exc.orig or exc) from exc
+        except DRIVER_ERRORS as exc:
+            raise _database_error(exc) from exc
+
+    def _execute_in_caller_transaction(
+        self, connection: CallerConnection, statement: Insert
+    ) -> None:
+        # One statement, several ways to reach the caller's transaction: SQLAlchemy
+        # connections execute it themselves; for a DB-API connection it is compiled with
+        # this engine's dialect and sent through the driver, exactly as SQLAlchemy would.
+        if isinstance(connection, Session):
+            connection = connection.connection()
+        with self._translate_errors():
+            if isinstance(connection, Connection):
+                self._check_same_database(connection.dialect.name)
+                connection.execute(statement)
+            elif _dbapi_database(connection) is not None:
+                self._check_same_database(_dbapi_database(connection))
+                sql, parameters = self._compile_for_driver(statement)
+                connection.cursor().execute(sql, parameters)
+            else:
+                raise ConfigurationError(
+                    f"connection= got a {type(connection).__qualname__}; pass a SQLAlchemy "
+                    "Connection or Session, a psycopg.Connection or a sqlite3.Connection."
+                )
+
+    def _check_same_database(self, name: str | None) -> None:
+        if name != self.dialect.name:
+            raise ConfigurationError(
+                f"connection= is a {name} connection but this app's queue is in {self.dialect.name}; "
+                "pass a connection to the app's own database."
+            )
+
+    def _compile_for_driver(self, statement: Insert) -> tuple[str, Any]:
+        dialect = self.engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        values = {}
+        for name, value in compiled.construct_params().items():
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            values[name] = process(value) if process is not None else value
+        if compiled.positiontup is not None:
+            return compiled.string, tuple(values[name] for name in compiled.positiontup)
+        return compiled.string, values
+
+
+def _dbapi_database(connection: Any) -> str | None:
+    if isinstance(connection, sqlite3.Connection):
+        return "sqlite"
+    if type(connection).__module__.split(".")[0] == "psycopg":
+        return "postgresql"
+    return None
+
+
+def _database_error(exc: BaseException) -> DatabaseError:
+    message = str(exc).strip()
+    missing_table = "does not exist" in message or "no such table" in message
+    if missing_table and "sqlqueue_" in message:
+        return DatabaseError(
+            f"{message}. The queue's tables are missing: run `sqlqueue migrate` "
+            "(or `alembic upgrade head` in the sqlqueue repository) against this database."
+        )
+    return DatabaseError(f"The database refused a sqlqueue statement: {message}")

@@ -1,0 +1,228 @@
+"""Worker: take ready jobs, run them in a thread pool, record what they came to.
+
+The loop takes no more jobs than it has free slots (a job taken is a job started, so
+nothing waits in memory while another worker could have run it), then sleeps until a slot
+frees, the poll interval passes, or a stop is asked for. Every taken job carries a lease;
+a side thread renews the leases of running jobs, and every worker re-queues jobs whose
+lease ran out, which is how jobs of a killed worker come back. Each write about a taken
+job names its take (id and attempt number), so a worker that was presumed dead and comes
+back late changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlqueue.app import SQLQueue
+from sqlqueue.exceptions import DatabaseError, InvalidOptionError
+from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded, execute
+from sqlqueue.jobs import Job
+from sqlqueue.options import check_name
+
+logger = logging.getLogger(__name__)
+
+MAX_DATABASE_BACKOFF = 30.0
+"""Longest pause, in seconds, between attempts to reach a database that is down."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerOptions:
+    """How a worker runs; the CLI, the app and tests share this one definition."""
+
+    queues: Sequence[str] | None = None
+    """Queues to take jobs from; None means every queue."""
+    concurrency: int = os.cpu_count() or 1
+    """Jobs run at once, each in its own thread."""
+    burst: bool = False
+    """Exit once no ready job is left instead of waiting for more."""
+    visibility_timeout: float | None = None
+    """Seconds of each lease; None means the app's ``conf.visibility_timeout``."""
+    poll_interval: float | None = None
+    """Seconds between looks for work when idle; None means the app's ``conf.poll_interval``."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise InvalidOptionError(f"concurrency must be 1 or more, not {self.concurrency}.")
+        for value, what in (
+            (self.visibility_timeout, "visibility timeout"),
+            (self.poll_interval, "poll interval"),
+        ):
+            if value is not None and value <= 0:
+                raise InvalidOptionError(f"The {what} must be more than 0 seconds, not {value}.")
+        for queue in self.queues or ():
+            check_name(queue, "queue name")
+
+
+class Worker:
+    """Runs jobs from an app's queue until stopped (or, in burst mode, until none is ready)."""
+
+    def __init__(self, app: SQLQueue, options: WorkerOptions | None = None) -> None:
+        self.app = app
+        self.options = options or WorkerOptions()
+        self.id = f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = self.options.visibility_timeout or app.conf.visibility_timeout
+        self.poll_interval = self.options.poll_interval or app.conf.poll_interval
+        self._stopping = threading.Event()
+        self._wakeup = threading.Event()
+        self._held: dict[str, Job] = {}
+        """Jobs this worker has taken and not yet recorded, by id."""
+        self._started: set[str] = set()
+        self._held_lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Stop taking jobs; running ones finish, and ``run()`` returns after them."""
+        self._stopping.set()
+        self._wakeup.set()
+
+    def run(self) -> None:
+        """Work until ``stop()`` (or, with ``burst``, until no ready job is left)."""
+        logger.info(
+            "worker started id=%s queues=%s concurrency=%d lease=%gs",
+            self.id,
+            ",".join(self.options.queues or ["*"]),
+            self.options.concurrency,
+            self.lease,
+        )
+        pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sqlqueue-job")
+        finished = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew_leases, args=(finished,), name="sqlqueue-lease", daemon=True
+        )
+        renewer.start()
+        try:
+            self._loop(pool)
+        finally:
+            self._stopping.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            # Jobs whose future was cancelled were taken but never started: give them back.
+            with self._held_lock:
+                unstarted = [
+                    job for job_id, job in self._held.items() if job_id not in self._started
+                ]
+            self._release(unstarted)
+            finished.set()
+            renewer.join()
+        logger.info("worker stopped id=%s", self.id)
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        next_rescue = 0.0
+        backoff = self.poll_interval
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            free = self.options.concurrency - len(self._held)
+            try:
+                if time.monotonic() >= next_rescue:
+                    self._rescue()
+                    next_rescue = time.monotonic() + self.lease / 2
+                jobs = self._claim(free) if free else []
+            except DatabaseError as exc:
+                logger.warning("database unavailable, retrying in %.1fs: %s", backoff, exc)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
+                continue
+            backoff = self.poll_interval
+            for job in jobs:
+                pool.submit(self._run_job, job)
+            if jobs:
+                continue
+            if self.options.burst and free and not self._held:
+                logger.info("burst: no ready job left")
+                return
+            self._wakeup.wait(self.poll_interval)
+
+    def _claim(self, limit: int) -> list[Job]:
+        jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
+        with self._held_lock:
+            self._held.update((job.id, job) for job in jobs)
+        return jobs
+
+    def _rescue(self) -> None:
+        rescued = self.app.store.rescue_expired_jobs(self.app.conf.max_lease_expiries)
+        if rescued:
+            logger.warning("re-queued %d job(s) whose worker stopped renewing their lease", rescued)
+
+    def _run_job(self, job: Job) -> None:
+        started = time.monotonic()
+        with self._held_lock:
+            self._started.add(job.id)
+        try:
+            outcome = execute(self.app.tasks.get(job.task_name), job)
+            self._record(job, outcome, time.monotonic() - started)
+        finally:
+            with self._held_lock:
+                self._held.pop(job.id, None)
+                self._started.discard(job.id)
+            self._wakeup.set()
+
+    def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
+        take = (job.id, job.attempts)
+        deadline = time.monotonic() + self.lease
+        pause = 0.5
+        while True:
+            try:
+                if isinstance(outcome, Succeeded):
+                    kept = self.app.store.complete_job(take, outcome.result)
+                elif isinstance(outcome, Retrying):
+                    kept = self.app.store.retry_job(take, outcome.countdown, outcome.failure)
+                else:
+                    kept = self.app.store.fail_job(take, outcome.failure)
+                break
+            except DatabaseError as exc:
+                # Until the lease runs out the outcome is still ours to write; after that
+                # the job is another worker's, and it will run again.
+                if time.monotonic() + pause >= deadline:
+                    logger.error("could not record job id=%s: %s; it will run again", job.id, exc)
+                    return
+                logger.warning("could not record job id=%s, retrying: %s", job.id, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+        status = {Succeeded: "SUCCESS", Retrying: "RETRY", Failed: "FAILURE"}[type(outcome)]
+        if not kept:
+            logger.warning(
+                "job lost its lease task=%s id=%s outcome=%s discarded: another worker has taken it",
+                job.task_name,
+                job.id,
+                status,
+            )
+        elif isinstance(outcome, Failed):
+            logger.error(
+                "job finished task=%s id=%s outcome=FAILURE duration=%.3fs\n%s",
+                job.task_name,
+                job.id,
+                duration,
+                outcome.failure.traceback,
+            )
+        else:
+            logger.info(
+                "job finished task=%s id=%s outcome=%s duration=%.3fs",
+                job.task_name,
+                job.id,
+                status,
+                duration,
+            )
+
+    def _renew_leases(self, finished: threading.Event) -> None:
+        while not finished.wait(self.lease / 3):
+            with self._held_lock:
+                takes = [(job.id, job.attempts) for job in self._held.values()]
+            try:
+                renewed = self.app.store.extend_leases(takes, self.lease)
+            except DatabaseError as exc:
+                logger.warning("could not renew leases: %s", exc)
+                continue
+            for job_id, _attempt in takes:
+                if job_id not in renewed and job_id in self._held:
+                    logger.warning("job id=%s lost its lease; another worker may run it", job_id)
+
+    def _release(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        released = self.app.store.release_jobs([(job.id, job.attempts) for job in jobs])
+        logger.info("gave back %d job(s) taken but not started", released)

@@ -1,0 +1,123 @@
+"""Real databases for every test: SQLite always, PostgreSQL when reachable.
+
+PostgreSQL comes from $SQLQUEUE_TEST_POSTGRES_URL (default: the local server). When it
+cannot be reached the PostgreSQL tests are skipped with a message saying how to start it;
+under CI=true they fail instead, so CI can never go green without them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from sqlqueue import SQLQueue
+from sqlqueue.migrate import upgrade
+
+TESTS_DIR = Path(__file__).parent
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("SQLQUEUE_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+def _with_database(url: str, name: str) -> str:
+    return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of a reachable PostgreSQL server, or a skip (a failure under CI)."""
+    url = postgres_admin_url()
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        message = (
+            f"PostgreSQL is unreachable at {url}: {exc}. Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+            "or point SQLQUEUE_TEST_POSTGRES_URL at a server."
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A database created and migrated for this test session, dropped at the end."""
+    name = f"sqlqueue_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(postgres_server, name)
+    app = SQLQueue(url)
+    upgrade(app.engine)
+    app.engine.dispose()
+    yield url
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets its own copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "queue.db"
+    app = SQLQueue(f"sqlite:///{path}")
+    upgrade(app.engine)
+    app.engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated queue: a fresh SQLite file, or the session's
+    PostgreSQL database with its jobs table emptied."""
+    if request.param == "sqlite":
+        path = tmp_path / "queue.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE sqlqueue_jobs")
+    return url
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[SQLQueue]:
+    """An app on the test's database, with no task registered."""
+    queue = SQLQueue(db_url)
+    yield queue
+    queue.engine.dispose()
+
+
+def count_jobs(app: SQLQueue, where: str = "1 = 1") -> int:
+    """Rows in the jobs table, read with a connection of its own (what a worker would see)."""
+    with app.engine.connect() as conn:
+        return conn.execute(sa.text(f"SELECT count(*) FROM sqlqueue_jobs WHERE {where}")).scalar_one()  # noqa: S608
+
+
+def sqlqueue_command() -> list[str]:
+    """The installed `sqlqueue` console script of the interpreter running the tests."""
+    return [str(Path(sys.executable).parent / "sqlqueue")]
+
+
+def start_worker(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A real `sqlqueue worker -A tasks` process on the test database, run from tests/."""
+    return subprocess.Popen(
+        [*sqlqueue_command(), "worker", "-A", "tasks", *args],
+        cwd=TESTS_DIR,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": db_url, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -1,0 +1,51 @@
+"""Tasks that the tests' worker processes run (`sqlqueue worker -A tasks`, from tests/).
+
+The app reads $SQLQUEUE_DATABASE_URL, which each test sets for its workers. Tests send
+jobs by name (`app.send_task("tasks.add", ...)`) from their own app on the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlqueue import SQLQueue
+
+app = SQLQueue()
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+@app.task
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(bind=True)
+def record(self: Any, log_path: str) -> str:
+    """Append one line per run (job id, pid) so a test can count how often each job ran."""
+    with open(log_path, "a") as log:
+        log.write(f"{self.request.id} {os.getpid()}\n")
+    return self.request.id
+
+
+@app.task(bind=True)
+def hang_first_time(self: Any, marker_dir: str) -> int:
+    """The first run announces itself and then hangs (for a test to kill its worker); any
+    later run returns at once with the attempt it ran in."""
+    marker = Path(marker_dir) / self.request.id
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        time.sleep(300)
+    return self.request.attempts

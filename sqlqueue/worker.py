@@ -116,7 +116,10 @@ class Worker:
         backoff = self.poll_interval
         while not self._stopping.is_set():
             self._wakeup.clear()
-            free = self.options.concurrency - len(self._held)
+            # Read before claiming: a job that finishes during the claim may have re-queued
+            # itself (a retry), so burst mode may only stop when nothing was running.
+            running = len(self._held)
+            free = self.options.concurrency - running
             try:
                 if time.monotonic() >= next_rescue:
                     self._rescue()
@@ -132,7 +135,7 @@ class Worker:
                 pool.submit(self._run_job, job)
             if jobs:
                 continue
-            if self.options.burst and free and not self._held:
+            if self.options.burst and not running:
                 logger.info("burst: no ready job left")
                 return
             self._wakeup.wait(self.poll_interval)

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from sqlqueue import SQLQueue
+from sqlqueue import SQLQueue, Worker, WorkerOptions
 from sqlqueue.migrate import upgrade
 
 TESTS_DIR = Path(__file__).parent
@@ -103,7 +103,9 @@ def app(db_url: str) -> Iterator[SQLQueue]:
 def count_jobs(app: SQLQueue, where: str = "1 = 1") -> int:
     """Rows in the jobs table, read with a connection of its own (what a worker would see)."""
     with app.engine.connect() as conn:
-        return conn.execute(sa.text(f"SELECT count(*) FROM sqlqueue_jobs WHERE {where}")).scalar_one()  # noqa: S608
+        return conn.execute(
+            sa.text(f"SELECT count(*) FROM sqlqueue_jobs WHERE {where}")
+        ).scalar_one()
 
 
 def sqlqueue_command() -> list[str]:
@@ -111,7 +113,9 @@ def sqlqueue_command() -> list[str]:
     return [str(Path(sys.executable).parent / "sqlqueue")]
 
 
-def start_worker(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_worker(
+    db_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """A real `sqlqueue worker -A tasks` process on the test database, run from tests/."""
     return subprocess.Popen(
         [*sqlqueue_command(), "worker", "-A", "tasks", *args],
@@ -121,3 +125,20 @@ def start_worker(db_url: str, *args: str, env: dict[str, str] | None = None) -> 
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def work_off(app: SQLQueue, *, concurrency: int = 2, queues: list[str] | None = None) -> None:
+    """Run an in-process burst worker until no ready job is left."""
+    options = WorkerOptions(burst=True, concurrency=concurrency, queues=queues, poll_interval=0.05)
+    Worker(app, options).run()
+
+
+@pytest.fixture
+def pg_app(postgres_url: str) -> Iterator[SQLQueue]:
+    """An app on the session's PostgreSQL database, jobs table emptied: for tests that only
+    make sense where there are row locks and query plans."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE sqlqueue_jobs")
+    queue = SQLQueue(postgres_url)
+    yield queue
+    queue.engine.dispose()

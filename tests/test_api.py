@@ -1,0 +1,345 @@
+"""The public API end to end, in process, on every database: send, run, read back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from conftest import count_jobs, work_off
+
+import sqlqueue
+from sqlqueue import SQLQueue, Worker, WorkerOptions
+from sqlqueue.exceptions import (
+    MaxRetriesExceededError,
+    TaskFailedError,
+    TaskRegistrationError,
+    TaskRevokedError,
+)
+
+
+@pytest.fixture
+def tasks(app: SQLQueue) -> SimpleNamespace:
+    """A few tasks registered on the test's app; ``runs`` records every call."""
+    runs: list[tuple[str, Any]] = []
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        runs.append(("add", (x, y)))
+        return x + y
+
+    @app.task(name="t.fail")
+    def fail(message: str) -> None:
+        raise ValueError(message)
+
+    @app.task(name="t.whoami", bind=True)
+    def whoami(self: Any) -> dict[str, Any]:
+        return {"id": self.request.id, "retries": self.request.retries}
+
+    @app.task(name="t.flaky", bind=True, max_retries=2)
+    def flaky(self: Any, succeed_on: int) -> int:
+        if self.request.retries < succeed_on:
+            raise self.retry(countdown=0)
+        return self.request.retries
+
+    @app.task(name="t.auto", autoretry_for=(ConnectionError,), max_retries=1, default_retry_delay=0)
+    def auto() -> None:
+        runs.append(("auto", ()))
+        raise ConnectionError("smtp down")
+
+    @app.task(name="t.bad_result")
+    def bad_result() -> object:
+        return object()
+
+    return SimpleNamespace(
+        add=add, fail=fail, whoami=whoami, flaky=flaky, auto=auto, bad_result=bad_result, runs=runs
+    )
+
+
+def test_delay_then_a_worker_runs_it_and_get_returns_the_result(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    result = tasks.add.delay(5, 7)
+    assert result.status == "PENDING"
+    assert not result.ready()
+
+    work_off(app)
+
+    assert result.get(timeout=5) == 12
+    assert result.status == "SUCCESS"
+    assert result.ready() and result.successful() and not result.failed()
+    assert result.result == 12
+
+
+def test_a_result_is_readable_by_id_from_another_app_on_the_same_database(
+    app: SQLQueue, tasks: SimpleNamespace, db_url: str
+) -> None:
+    job_id = tasks.add.delay(1, 2).id
+    work_off(app)
+
+    other = SQLQueue(db_url)  # as another process would: same database, no tasks imported
+    try:
+        assert other.AsyncResult(job_id).get(timeout=5) == 3
+    finally:
+        other.engine.dispose()
+
+
+def test_a_failed_task_stores_its_error_as_data_and_get_raises_it(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    result = tasks.fail.delay("card declined")
+    work_off(app)
+
+    assert result.status == "FAILURE"
+    assert result.failed()
+    with pytest.raises(TaskFailedError, match=r"t\.fail.*ValueError: card declined") as caught:
+        result.get(timeout=5)
+    assert caught.value.exc_type == "ValueError"
+    assert "raise ValueError(message)" in (result.traceback or "")
+    assert isinstance(result.get(propagate=False), TaskFailedError)
+    assert isinstance(result.result, TaskFailedError)
+
+
+def test_get_times_out_with_a_timeout_error_when_no_worker_runs(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    result = tasks.add.delay(1, 1)
+    with pytest.raises(sqlqueue.TimeoutError, match="still PENDING") as caught:
+        result.get(timeout=0.2)
+    assert isinstance(caught.value, TimeoutError)
+
+
+def test_revoke_before_start_means_it_never_runs(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    result = tasks.add.delay(2, 2)
+    assert result.revoke() is True
+
+    work_off(app)
+
+    assert result.status == "REVOKED"
+    assert tasks.runs == []
+    with pytest.raises(TaskRevokedError):
+        result.get(timeout=1)
+
+
+def test_revoke_after_the_job_finished_changes_nothing(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    result = tasks.add.delay(2, 2)
+    work_off(app)
+    assert result.revoke() is False
+    assert result.status == "SUCCESS"
+
+
+def test_countdown_and_future_eta_keep_a_job_waiting(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    later = tasks.add.apply_async(args=(1, 2), countdown=30)
+    at = tasks.add.apply_async(args=(1, 3), eta=datetime.now(UTC) + timedelta(hours=1))
+    past = tasks.add.apply_async(args=(1, 4), eta=datetime.now(UTC) - timedelta(seconds=1))
+
+    work_off(app)
+
+    assert later.status == "PENDING"
+    assert at.status == "PENDING"
+    assert past.get(timeout=5) == 5
+    assert tasks.runs == [("add", (1, 4))]
+
+
+def test_a_short_countdown_runs_once_it_is_due(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    result = tasks.add.apply_async(args=(3, 4), countdown=0.3)
+    work_off(app)
+    assert result.status == "PENDING"
+    time.sleep(0.4)
+    work_off(app)
+    assert result.get(timeout=5) == 7
+
+
+def test_higher_priority_runs_first(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    tasks.add.apply_async(args=(0, 1), priority=0)
+    tasks.add.apply_async(args=(0, 2), priority=9)
+    tasks.add.apply_async(args=(0, 3), priority=-5)
+    tasks.add.apply_async(args=(0, 4), priority=9)
+
+    work_off(app, concurrency=1)
+
+    assert [args for _, args in tasks.runs] == [(0, 2), (0, 4), (0, 1), (0, 3)]
+
+
+def test_a_worker_with_queues_takes_only_those(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    emails = tasks.add.apply_async(args=(1, 1), queue="emails")
+    bulk = tasks.add.apply_async(args=(2, 2), queue="bulk")
+
+    work_off(app, queues=["emails"])
+
+    assert emails.status == "SUCCESS"
+    assert bulk.status == "PENDING"
+
+
+def test_task_level_queue_and_priority_are_the_defaults(app: SQLQueue) -> None:
+    @app.task(name="t.mail", queue="emails", priority=5)
+    def mail() -> str:
+        return "sent"
+
+    result = mail.delay()
+    job = app.store.get_job(result.id)
+    assert job is not None and (job.queue, job.priority) == ("emails", 5)
+    overridden = app.store.get_job(mail.apply_async(queue="bulk", priority=1).id)
+    assert overridden is not None and (overridden.queue, overridden.priority) == ("bulk", 1)
+
+
+def test_send_task_by_name_runs_the_registered_task(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    result = app.send_task("t.add", args=(1, 2))
+    work_off(app)
+    assert result.get(timeout=5) == 3
+
+
+def test_a_job_for_an_unknown_task_fails_naming_it_and_the_worker_goes_on(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    unknown = app.send_task("t.not_here", args=(1,))
+    known = tasks.add.delay(1, 1)
+
+    work_off(app, concurrency=1)
+
+    assert unknown.status == "FAILURE"
+    with pytest.raises(
+        TaskFailedError, match=r"UnknownTaskError: Task 't\.not_here' is not registered"
+    ):
+        unknown.get(timeout=1)
+    assert known.get(timeout=1) == 2
+
+
+def test_bound_task_sees_its_own_job_id(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    result = tasks.whoami.delay()
+    work_off(app)
+    assert result.get(timeout=5) == {"id": result.id, "retries": 0}
+
+
+def test_retry_requeues_until_the_task_succeeds(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    result = tasks.flaky.delay(2)
+
+    work_off(app)
+
+    assert result.get(timeout=5) == 2
+    job = app.store.get_job(result.id)
+    assert job is not None and (job.retries, job.attempts) == (2, 3)
+
+
+def test_retry_beyond_max_retries_fails_the_job(app: SQLQueue, tasks: SimpleNamespace) -> None:
+    result = tasks.flaky.delay(5)
+
+    work_off(app)
+
+    assert result.status == "FAILURE"
+    with pytest.raises(TaskFailedError, match="MaxRetriesExceededError"):
+        result.get(timeout=1)
+
+
+def test_autoretry_for_retries_then_keeps_the_last_error(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    result = tasks.auto.delay()
+
+    work_off(app)
+
+    assert len(tasks.runs) == 2
+    with pytest.raises(TaskFailedError, match="ConnectionError: smtp down"):
+        result.get(timeout=1)
+
+
+def test_a_result_that_is_not_json_fails_the_job_clearly(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    result = tasks.bad_result.delay()
+    work_off(app)
+    with pytest.raises(
+        TaskFailedError, match=r"SerializationError: The return value of task 't\.bad_result'"
+    ):
+        result.get(timeout=1)
+
+
+def test_a_direct_call_runs_inline_and_writes_nothing(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    assert tasks.add(2, 3) == 5
+    assert tasks.whoami() == {"id": "", "retries": 0}
+    assert count_jobs(app) == 0
+
+
+def test_always_eager_runs_in_delay_and_writes_nothing(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    app.conf.task_always_eager = True
+
+    result = tasks.add.delay(2, 3)
+    failed = tasks.fail.delay("nope")
+    retried = tasks.flaky.delay(1)
+
+    assert result.get() == 5 and result.status == "SUCCESS"
+    assert failed.failed()
+    with pytest.raises(TaskFailedError, match="ValueError: nope"):
+        failed.get()
+    assert retried.get() == 1
+    assert count_jobs(app) == 0
+
+
+def test_always_eager_with_propagation_raises_from_delay(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    with pytest.raises(TaskFailedError, match="ValueError: boom"):
+        tasks.fail.delay("boom")
+
+
+def test_two_functions_under_one_name_is_an_error_at_registration(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    with pytest.raises(TaskRegistrationError, match="already used"):
+
+        @app.task(name="t.add")
+        def other_add(x: int, y: int) -> int:
+            return x - y
+
+
+def test_the_registry_names_tasks_like_celery(app: SQLQueue) -> None:
+    @app.task
+    def multiply(x: int, y: int) -> int:
+        return x * y
+
+    assert (
+        multiply.name == f"{__name__}.test_the_registry_names_tasks_like_celery.<locals>.multiply"
+    )
+    assert app.tasks[multiply.name] is multiply
+
+
+def test_max_retries_exceeded_is_raised_when_retry_is_called_without_exc(app: SQLQueue) -> None:
+    @app.task(name="t.give_up", bind=True, max_retries=0)
+    def give_up(self: Any) -> None:
+        self.retry()
+
+    result = give_up.delay()
+    work_off(app)
+    with pytest.raises(TaskFailedError, match=MaxRetriesExceededError.__name__):
+        result.get(timeout=1)
+
+
+def test_worker_options_refuse_nonsense() -> None:
+    with pytest.raises(sqlqueue.InvalidOptionError, match="concurrency"):
+        WorkerOptions(concurrency=0)
+    with pytest.raises(sqlqueue.InvalidOptionError, match="visibility timeout"):
+        WorkerOptions(visibility_timeout=0)
+
+
+def test_worker_object_can_be_stopped_from_another_thread(
+    app: SQLQueue, tasks: SimpleNamespace
+) -> None:
+    worker = Worker(app, WorkerOptions(poll_interval=0.05))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    result = tasks.add.delay(20, 22)
+    assert result.get(timeout=10) == 42
+    worker.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()

@@ -1,0 +1,171 @@
+"""Bad input is refused with a clear SQLQueueError that says what to do, and nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from conftest import count_jobs
+
+from sqlqueue import SQLQueue
+from sqlqueue.exceptions import (
+    ConfigurationError,
+    InvalidOptionError,
+    SerializationError,
+    SQLQueueError,
+    TaskArgumentsError,
+    UnknownTaskError,
+    UnsupportedDatabaseError,
+)
+
+
+@pytest.fixture
+def add(app: SQLQueue) -> Any:
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    return add
+
+
+CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], str]] = {
+    "object argument": (
+        lambda add, app: add.delay(object(), 1),
+        SerializationError,
+        "JSON-serialisable",
+    ),
+    "NaN argument": (lambda add, app: add.delay(float("nan"), 1), SerializationError, "JSON"),
+    "set keyword argument": (
+        lambda add, app: add.apply_async((1,), {"y": {1}}),
+        SerializationError,
+        "keyword arguments",
+    ),
+    "missing argument": (
+        lambda add, app: add.delay(1),
+        TaskArgumentsError,
+        "missing a required argument",
+    ),
+    "unexpected keyword": (
+        lambda add, app: add.apply_async((1, 2), {"z": 3}),
+        TaskArgumentsError,
+        "cannot take",
+    ),
+    "args as a string": (
+        lambda add, app: add.apply_async("12"),
+        TaskArgumentsError,
+        "list or tuple",
+    ),
+    "negative countdown": (
+        lambda add, app: add.apply_async((1, 2), countdown=-1),
+        InvalidOptionError,
+        "zero or more",
+    ),
+    "countdown not a number": (
+        lambda add, app: add.apply_async((1, 2), countdown="soon"),
+        InvalidOptionError,
+        "number of seconds",
+    ),
+    "countdown and eta": (
+        lambda add, app: add.apply_async((1, 2), countdown=1, eta=datetime.now().astimezone()),
+        InvalidOptionError,
+        "not both",
+    ),
+    "naive eta": (
+        lambda add, app: add.apply_async((1, 2), eta=datetime(2030, 1, 1)),
+        InvalidOptionError,
+        "no timezone",
+    ),
+    "priority too high": (
+        lambda add, app: add.apply_async((1, 2), priority=101),
+        InvalidOptionError,
+        "-100 to 100",
+    ),
+    "priority not an int": (
+        lambda add, app: add.apply_async((1, 2), priority="high"),
+        InvalidOptionError,
+        "integer",
+    ),
+    "empty queue": (
+        lambda add, app: add.apply_async((1, 2), queue=""),
+        InvalidOptionError,
+        "non-empty",
+    ),
+    "queue with control characters": (
+        lambda add, app: add.apply_async((1, 2), queue="a\nb"),
+        InvalidOptionError,
+        "control characters",
+    ),
+    "queue too long": (
+        lambda add, app: add.apply_async((1, 2), queue="q" * 201),
+        InvalidOptionError,
+        "at most 200",
+    ),
+    "empty task name": (lambda add, app: app.send_task(""), InvalidOptionError, "task name"),
+    "task name with a NUL": (
+        lambda add, app: app.send_task("t.\x00add"),
+        InvalidOptionError,
+        "control characters",
+    ),
+    "connection that is not one": (
+        lambda add, app: add.apply_async((1, 2), connection="db"),
+        ConfigurationError,
+        "connection=",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_refused_and_nothing_is_written(case: str, add: Any, app: SQLQueue) -> None:
+    call, error, message = CASES[case]
+    with pytest.raises(error, match=message):
+        call(add, app)
+    assert count_jobs(app) == 0
+
+
+def test_an_unknown_task_name_in_the_registry_says_what_is_registered(
+    add: Any, app: SQLQueue
+) -> None:
+    with pytest.raises(UnknownTaskError, match=r"No task named 'nope'.*t\.add") as caught:
+        app.tasks["nope"]
+    assert isinstance(caught.value, KeyError)
+
+
+def test_send_task_of_an_unknown_name_in_eager_mode_is_refused(app: SQLQueue) -> None:
+    app.conf.task_always_eager = True
+    with pytest.raises(UnknownTaskError, match="task_always_eager"):
+        app.send_task("t.elsewhere")
+    assert count_jobs(app) == 0
+
+
+def test_a_malformed_job_id_is_refused(app: SQLQueue) -> None:
+    with pytest.raises(InvalidOptionError, match="not a job id"):
+        app.AsyncResult("42; DROP TABLE sqlqueue_jobs")
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "message"),
+    [
+        ("mysql://root@127.0.0.1/test", UnsupportedDatabaseError, "does not support the 'mysql'"),
+        ("oracle://scott@db/orcl", UnsupportedDatabaseError, "PostgreSQL .* or SQLite"),
+        ("not a url", ConfigurationError, "is not a database URL"),
+    ],
+)
+def test_an_unsupported_or_malformed_url_is_refused(
+    url: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        SQLQueue(url)
+
+
+def test_a_url_and_an_engine_together_are_refused(app: SQLQueue) -> None:
+    with pytest.raises(ConfigurationError, match="not both"):
+        SQLQueue("sqlite://", engine=app.engine)
+
+
+def test_a_missing_schema_says_to_run_migrate(tmp_path: Any) -> None:
+    app = SQLQueue(f"sqlite:///{tmp_path / 'empty.db'}")
+    app.task(name="t.noop")(lambda: None)
+    with pytest.raises(SQLQueueError, match="sqlqueue migrate"):
+        app.send_task("t.noop")

@@ -1,0 +1,157 @@
+"""JobStore on every database: claims, leases, fencing, rescue, release."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from sqlqueue import JobStatus, SQLQueue
+from sqlqueue.schema import jobs
+from sqlqueue.serialization import Failure
+
+
+def send(app: SQLQueue, count: int, **options: object) -> list[str]:
+    return [app.send_task("t.job", args=[n], **options).id for n in range(count)]  # type: ignore[arg-type]
+
+
+def test_claim_jobs_takes_no_more_than_the_limit_and_marks_them_started(app: SQLQueue) -> None:
+    send(app, 5)
+
+    claimed = app.store.claim_jobs(3, None, "w1", lease=30)
+
+    assert len(claimed) == 3
+    assert {job.status for job in claimed} == {JobStatus.STARTED}
+    assert {job.attempts for job in claimed} == {1}
+    assert all(job.worker_id == "w1" and job.lease_expires_at is not None for job in claimed)
+    assert len(app.store.claim_jobs(10, None, "w2", lease=30)) == 2
+    assert app.store.claim_jobs(10, None, "w3", lease=30) == []
+
+
+def test_a_late_worker_cannot_overwrite_the_retry_that_replaced_it(app: SQLQueue) -> None:
+    # Given a job taken by worker 1 whose lease ran out (worker 1 looked dead) ...
+    (job_id,) = send(app, 1)
+    (first,) = app.store.claim_jobs(1, None, "w1", lease=0.05)
+    time.sleep(0.1)
+    assert app.store.rescue_expired_jobs(max_lease_expiries=3) == 1
+    # ... and taken again by worker 2,
+    (second,) = app.store.claim_jobs(1, None, "w2", lease=30)
+    assert (second.id, second.attempts) == (job_id, 2)
+
+    # when worker 1 comes back and writes, nothing changes;
+    assert app.store.extend_leases([(job_id, first.attempts)], lease=300) == set()
+    assert app.store.complete_job((job_id, first.attempts), "from the late worker") is False
+    assert app.store.fail_job((job_id, first.attempts), Failure("E", "late", "tb")) is False
+    assert app.store.retry_job((job_id, first.attempts), 0, None) is False
+    # only worker 2's outcome is stored.
+    assert app.store.extend_leases([(job_id, second.attempts)], lease=30) == {job_id}
+    assert app.store.complete_job((job_id, second.attempts), "from the retry") is True
+    job = app.store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.result, job.worker_id, job.expired_leases) == (
+        JobStatus.SUCCESS,
+        "from the retry",
+        "w2",
+        1,
+    )
+
+
+def test_a_finished_job_cannot_be_finished_again_by_the_same_take(app: SQLQueue) -> None:
+    (job_id,) = send(app, 1)
+    (job,) = app.store.claim_jobs(1, None, "w1", lease=30)
+    assert app.store.complete_job((job_id, job.attempts), 1) is True
+    assert app.store.fail_job((job_id, job.attempts), Failure("E", "again", "")) is False
+    assert app.AsyncResult(job_id).get(timeout=1) == 1
+
+
+def test_rescue_leaves_live_leases_alone(app: SQLQueue) -> None:
+    send(app, 1)
+    (job,) = app.store.claim_jobs(1, None, "w1", lease=30)
+    assert app.store.rescue_expired_jobs(max_lease_expiries=3) == 0
+    current = app.store.get_job(job.id)
+    assert current is not None and current.status is JobStatus.STARTED
+
+
+def test_rescue_fails_a_job_that_keeps_losing_its_worker(app: SQLQueue) -> None:
+    (job_id,) = send(app, 1)
+    for _ in range(2):
+        app.store.claim_jobs(1, None, "w", lease=0.01)
+        time.sleep(0.05)
+        assert app.store.rescue_expired_jobs(max_lease_expiries=2) == 1
+
+    job = app.store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.error_type, job.expired_leases) == (JobStatus.FAILURE, "WorkerLost", 2)
+    assert "stopped renewing its lease 2 times" in (job.error_message or "")
+    assert app.store.claim_jobs(1, None, "w", lease=30) == []
+
+
+def test_release_jobs_gives_a_taken_job_back_to_the_queue(app: SQLQueue) -> None:
+    (job_id,) = send(app, 1)
+    (job,) = app.store.claim_jobs(1, None, "w1", lease=30)
+
+    assert app.store.release_jobs([(job.id, job.attempts)]) == 1
+
+    released = app.store.get_job(job_id)
+    assert released is not None
+    assert (released.status, released.worker_id, released.started_at) == (
+        JobStatus.PENDING,
+        None,
+        None,
+    )
+    (again,) = app.store.claim_jobs(1, None, "w2", lease=30)
+    assert again.id == job_id
+
+
+def test_claim_filters_by_queue(app: SQLQueue) -> None:
+    send(app, 2, queue="a")
+    send(app, 1, queue="b")
+    claimed = app.store.claim_jobs(10, ["b"], "w", lease=30)
+    assert [job.queue for job in claimed] == ["b"]
+
+
+@pytest.mark.postgresql
+def test_claim_skips_rows_locked_by_another_transaction(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    first, second = send(pg_app, 2)
+    with psycopg.connect(postgres_url) as other:
+        # Another worker's claim, caught mid-transaction, holds the first row.
+        other.execute("SELECT id FROM sqlqueue_jobs WHERE id = %s FOR UPDATE", (first,))
+
+        claimed = pg_app.store.claim_jobs(10, None, "w", lease=30)
+
+        assert [job.id for job in claimed] == [second]
+        other.rollback()
+    assert [job.id for job in pg_app.store.claim_jobs(10, None, "w", lease=30)] == [first]
+
+
+@pytest.mark.postgresql
+def test_the_claim_reads_the_partial_ready_index_and_skips_locked_rows(pg_app: SQLQueue) -> None:
+    statement = pg_app.dialect.claim_jobs(10, None, "w", 30)
+    compiled = statement.compile(
+        dialect=pg_app.engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    with pg_app.engine.connect() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(
+            row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+        )
+        conn.rollback()
+    assert "ix_sqlqueue_jobs_ready" in plan
+    assert "FOR UPDATE SKIP LOCKED" in str(compiled)
+
+
+def test_job_rows_hold_json_text(app: SQLQueue) -> None:
+    job_id = app.send_task("t.job", args=[{"nested": [1, 2.5, None, True]}], kwargs={"k": "v"}).id
+    with app.engine.connect() as conn:
+        args, kwargs = conn.execute(
+            sa.select(sa.cast(jobs.c.args, sa.Text), sa.cast(jobs.c.kwargs, sa.Text)).where(
+                jobs.c.id == job_id
+            )
+        ).one()
+    assert json.loads(args) == [{"nested": [1, 2.5, None, True]}]
+    assert json.loads(kwargs) == {"k": "v"}

@@ -124,6 +124,8 @@ class JobStore:
             yield
         except sa_exc.DBAPIError as exc:
             raise _database_error(exc.orig or exc) from exc
+        except sa_exc.SQLAlchemyError as exc:  # e.g. no pooled connection came free in time
+            raise _database_error(exc) from exc
         except DRIVER_ERRORS as exc:
             raise _database_error(exc) from exc
 

@@ -73,7 +73,6 @@ class Worker:
         self._wakeup = threading.Event()
         self._held: dict[str, Job] = {}
         """Jobs this worker has taken and not yet recorded, by id."""
-        self._started: set[str] = set()
         self._held_lock = threading.Lock()
 
     def stop(self) -> None:
@@ -101,11 +100,10 @@ class Worker:
         finally:
             self._stopping.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            # Jobs whose future was cancelled were taken but never started: give them back.
+            # Every job that ran has been recorded and dropped from _held by now; what is
+            # left was taken but its future was cancelled before it started: give it back.
             with self._held_lock:
-                unstarted = [
-                    job for job_id, job in self._held.items() if job_id not in self._started
-                ]
+                unstarted = list(self._held.values())
             self._release(unstarted)
             finished.set()
             renewer.join()
@@ -153,15 +151,17 @@ class Worker:
 
     def _run_job(self, job: Job) -> None:
         started = time.monotonic()
-        with self._held_lock:
-            self._started.add(job.id)
         try:
             outcome = execute(self.app.tasks.get(job.task_name), job)
             self._record(job, outcome, time.monotonic() - started)
+        except Exception:
+            # Nothing may die silently in a pool thread; the job comes back through its lease.
+            logger.exception(
+                "job crashed the worker's bookkeeping id=%s; it will run again", job.id
+            )
         finally:
             with self._held_lock:
                 self._held.pop(job.id, None)
-                self._started.discard(job.id)
             self._wakeup.set()
 
     def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
@@ -227,5 +227,11 @@ class Worker:
     def _release(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
-        released = self.app.store.release_jobs([(job.id, job.attempts) for job in jobs])
+        try:
+            released = self.app.store.release_jobs([(job.id, job.attempts) for job in jobs])
+        except DatabaseError as exc:
+            logger.warning(
+                "could not give back %d job(s); they run after their lease: %s", len(jobs), exc
+            )
+            return
         logger.info("gave back %d job(s) taken but not started", released)

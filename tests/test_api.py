@@ -343,3 +343,31 @@ def test_worker_object_can_be_stopped_from_another_thread(
     worker.stop()
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_a_running_job_keeps_its_lease_past_the_visibility_timeout(app: SQLQueue) -> None:
+    # Given a worker whose leases last 0.6 s and a job that runs for 1.5 s,
+    @app.task(name="t.slow")
+    def slow() -> str:
+        time.sleep(1.5)
+        return "done"
+
+    result = slow.delay()
+    worker = Worker(app, WorkerOptions(visibility_timeout=0.6, poll_interval=0.05))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        # when another worker looks for expired leases while it runs,
+        deadline = time.monotonic() + 1.4
+        rescued = 0
+        while time.monotonic() < deadline:
+            rescued += app.store.rescue_expired_jobs(max_lease_expiries=3)
+            time.sleep(0.1)
+        # I expect the renewals to have kept the job with its first worker.
+        assert result.get(timeout=10) == "done"
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    job = app.store.get_job(result.id)
+    assert rescued == 0
+    assert job is not None and (job.attempts, job.expired_leases) == (1, 0)

@@ -7,7 +7,7 @@ transaction starts, where "now" comes from, and how an engine is set up.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -167,8 +167,3 @@ class Dialect:
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
-
-
-def seconds(value: float) -> timedelta:
-    """A number of seconds as the interval type both drivers bind."""
-    return timedelta(seconds=value)

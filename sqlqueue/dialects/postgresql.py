@@ -9,12 +9,12 @@ job is due and when a lease has run out.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from sqlqueue.dialects.base import Dialect, seconds
+from sqlqueue.dialects.base import Dialect
 
 
 class PostgreSQLDialect(Dialect):
@@ -29,5 +29,5 @@ class PostgreSQLDialect(Dialect):
     def now(self) -> sa.ColumnElement[datetime]:
         return sa.func.now(type_=sa.DateTime(timezone=True))
 
-    def now_plus(self, seconds_: float) -> sa.ColumnElement[datetime]:
-        return self.now() + seconds(seconds_)
+    def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
+        return self.now() + timedelta(seconds=seconds)

@@ -7,6 +7,7 @@ enqueued with ``connection=``, and turns driver errors into ``sqlqueue.DatabaseE
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -139,24 +140,33 @@ class JobStore:
             connection = connection.connection()
         with self._translate_errors():
             if isinstance(connection, Connection):
-                self._check_same_database(connection.dialect.name)
+                self._check_same_database(connection.dialect.name, connection.engine.url.database)
                 connection.execute(statement)
-            elif _dbapi_database(connection) is not None:
-                self._check_same_database(_dbapi_database(connection))
-                sql, parameters = self._compile_for_driver(statement)
-                connection.cursor().execute(sql, parameters)
+            elif isinstance(connection, sqlite3.Connection):
+                main_file = connection.execute("PRAGMA database_list").fetchone()[2]
+                self._check_same_database("sqlite", main_file)
+                connection.execute(*self._compile_for_driver(statement))
+            elif isinstance(connection, psycopg.Connection):
+                self._check_same_database("postgresql", connection.info.dbname)
+                connection.execute(*self._compile_for_driver(statement))
             else:
                 raise ConfigurationError(
                     f"connection= got a {type(connection).__qualname__}; pass a SQLAlchemy "
                     "Connection or Session, a psycopg.Connection or a sqlite3.Connection."
                 )
 
-    def _check_same_database(self, name: str | None) -> None:
-        if name != self.dialect.name:
-            raise ConfigurationError(
-                f"connection= is a {name} connection but this app's queue is in {self.dialect.name}; "
-                "pass a connection to the app's own database."
-            )
+    def _check_same_database(self, kind: str, database: str | None) -> None:
+        # A job written to another database would never be seen by this app's workers.
+        ours = self.engine.url.database
+        if kind == self.dialect.name and (
+            not database or not ours or _same_database(kind, database, ours)
+        ):
+            return
+        raise ConfigurationError(
+            f"connection= is a connection to the {kind} database {database!r}, but this app's "
+            f"queue is in the {self.dialect.name} database {ours!r}; pass a connection to the "
+            "app's own database."
+        )
 
     def _compile_for_driver(self, statement: Insert) -> tuple[str, Any]:
         dialect = self.engine.dialect
@@ -170,12 +180,10 @@ class JobStore:
         return compiled.string, values
 
 
-def _dbapi_database(connection: Any) -> str | None:
-    if isinstance(connection, sqlite3.Connection):
-        return "sqlite"
-    if type(connection).__module__.split(".")[0] == "psycopg":
-        return "postgresql"
-    return None
+def _same_database(kind: str, a: str, b: str) -> bool:
+    if kind == "sqlite":
+        return os.path.realpath(a) == os.path.realpath(b)
+    return a == b
 
 
 def _database_error(exc: BaseException) -> DatabaseError:

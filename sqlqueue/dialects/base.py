@@ -48,9 +48,9 @@ class Dialect:
     def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> Insert:
         """Insert new jobs; ``scheduled_at`` may be a SQL expression per row."""
         now = self.now()
-        return jobs.insert().values(
-            [{**row, "created_at": now, "status": JobStatus.PENDING.value} for row in rows]
-        )
+        values = [{**row, "created_at": now, "status": JobStatus.PENDING.value} for row in rows]
+        # A single row's statement is one SQLAlchemy can cache compiled; a multi-row VALUES is not.
+        return jobs.insert().values(values[0] if len(values) == 1 else values)
 
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float

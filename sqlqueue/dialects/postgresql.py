@@ -2,9 +2,9 @@
 
 The claim is one statement: a CTE selects the next ready rows ``FOR UPDATE SKIP LOCKED``
 and the UPDATE over it marks them taken, so two workers never lock the same row and
-neither waits for the other. Times come from the database's clock (``now()``, the start of
-the transaction), never from the workers', so machines with skewed clocks agree on when a
-job is due and when a lease has run out.
+neither waits for the other. Times come from the database's clock
+(``statement_timestamp()``), never from the workers', so machines with skewed clocks agree
+on when a job is due and when a lease has run out.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ class PostgreSQLDialect(Dialect):
         return sa.create_engine(url, pool_pre_ping=True)
 
     def now(self) -> sa.ColumnElement[datetime]:
-        return sa.func.now(type_=sa.DateTime(timezone=True))
+        # statement_timestamp(), not now(): a job enqueued late in a caller's long
+        # transaction must count its countdown from the call, not from the BEGIN.
+        return sa.func.statement_timestamp(type_=sa.DateTime(timezone=True))
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         return self.now() + timedelta(seconds=seconds)

@@ -1,0 +1,409 @@
+"""sqlqueue's alembic migrations (API.md §6): they build exactly ``sqlqueue.schema.metadata``,
+keep their own version table beside an application's, undo cleanly, and ship in the wheel.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
+import sqlqueue
+import sqlqueue.migrate
+from sqlqueue import JobStatus
+from sqlqueue.schema import jobs, metadata
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+COMMAND_TIMEOUT = 60.0
+"""Seconds a migration command run as a subprocess may take."""
+
+VERSION_TABLE = "sqlqueue_alembic_version"
+HEAD = "0001"
+"""The newest revision in migrations/versions."""
+
+APP_REVISION = "app_0042"
+"""A revision of the application's own alembic history, which sqlqueue must never touch."""
+
+
+def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+    """The filter of migrations/env.py: only sqlqueue_ tables are sqlqueue's to compare."""
+    return type_ != "table" or (name or "").startswith("sqlqueue_")
+
+
+def schema_differences(engine: Engine) -> list[Any]:
+    """What autogenerate would change to make the database match ``schema.metadata``."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_name": include_name,
+                "version_table": VERSION_TABLE,
+                "compare_type": True,
+                "compare_server_default": True,
+            },
+        )
+        return list(compare_metadata(context, metadata))
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def versions(engine: Engine, table: str = VERSION_TABLE) -> list[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(f"SELECT version_num FROM {table}"))
+        return sorted(row[0] for row in rows)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (psycopg 3 URL), dropped after the test."""
+    name = f"sqlqueue_migrations_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(postgres_server).set(drivername="postgresql+psycopg", database=name)
+    yield url.render_as_string(hide_password=False)
+    with psycopg.connect(postgres_server, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a database with no table at all: a new SQLite file, or a new PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "empty.db")
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+def empty_engine(empty_url: str) -> Iterator[Engine]:
+    """A plain SQLAlchemy engine, as an application builds one, on an empty database."""
+    engine = sa.create_engine(empty_url)
+    yield engine
+    engine.dispose()
+
+
+def test_upgrade_on_an_empty_database_builds_exactly_the_schema_metadata(
+    empty_engine: Engine,
+) -> None:
+    sqlqueue.migrate.upgrade(empty_engine)
+
+    assert schema_differences(empty_engine) == []
+    assert table_names(empty_engine) == {"sqlqueue_jobs", VERSION_TABLE}
+    assert versions(empty_engine) == [HEAD]
+    indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
+    assert indexes == {"ix_sqlqueue_jobs_ready", "ix_sqlqueue_jobs_leased"}
+
+
+def test_the_comparison_notices_a_database_that_differs_from_the_metadata(
+    empty_engine: Engine,
+) -> None:
+    # The drift test above is only worth something if the comparison can fail.
+    sqlqueue.migrate.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("DROP INDEX ix_sqlqueue_jobs_leased"))
+
+    differences = schema_differences(empty_engine)
+
+    assert [difference[0] for difference in differences] == ["add_index"]
+    assert differences[0][1].name == "ix_sqlqueue_jobs_leased"
+
+
+def test_version_table_is_sqlqueues_own(empty_engine: Engine) -> None:
+    sqlqueue.migrate.upgrade(empty_engine)
+
+    assert sqlqueue.migrate.VERSION_TABLE == VERSION_TABLE
+    assert VERSION_TABLE in table_names(empty_engine)
+    assert "alembic_version" not in table_names(empty_engine)
+    assert all(name.startswith("sqlqueue_") for name in table_names(empty_engine))
+
+
+def test_the_applications_own_alembic_version_table_is_left_alone(empty_engine: Engine) -> None:
+    # Given an application with its own alembic history in the same database...
+    with empty_engine.begin() as connection:
+        connection.execute(
+            sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        )
+        connection.execute(sa.text(f"INSERT INTO alembic_version VALUES ('{APP_REVISION}')"))
+
+    # ...sqlqueue's migrations go up and down beside it without touching it.
+    sqlqueue.migrate.upgrade(empty_engine)
+    assert versions(empty_engine, "alembic_version") == [APP_REVISION]
+    assert versions(empty_engine) == [HEAD]
+    assert schema_differences(empty_engine) == []
+
+    sqlqueue.migrate.downgrade(empty_engine, "base")
+    assert versions(empty_engine, "alembic_version") == [APP_REVISION]
+
+
+def test_downgrade_to_base_removes_every_sqlqueue_table_but_the_version_table(
+    empty_engine: Engine,
+) -> None:
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE shop_orders (id INTEGER PRIMARY KEY)"))
+    sqlqueue.migrate.upgrade(empty_engine)
+
+    sqlqueue.migrate.downgrade(empty_engine, "base")
+
+    remaining = table_names(empty_engine)
+    assert {name for name in remaining if name.startswith("sqlqueue_")} == {VERSION_TABLE}
+    assert versions(empty_engine) == []
+    assert "shop_orders" in remaining
+
+
+def test_upgrade_after_downgrade_to_base_builds_the_schema_again(empty_engine: Engine) -> None:
+    sqlqueue.migrate.upgrade(empty_engine)
+    sqlqueue.migrate.downgrade(empty_engine, "base")
+
+    sqlqueue.migrate.upgrade(empty_engine)
+
+    assert schema_differences(empty_engine) == []
+    assert versions(empty_engine) == [HEAD]
+
+
+def test_upgrade_twice_is_a_no_op(empty_engine: Engine) -> None:
+    sqlqueue.migrate.upgrade(empty_engine)
+    app = sqlqueue.SQLQueue(engine=empty_engine)
+    job = app.send_task("tasks.add", args=[1, 2])
+
+    sqlqueue.migrate.upgrade(empty_engine)
+
+    assert versions(empty_engine) == [HEAD]
+    assert schema_differences(empty_engine) == []
+    assert table_names(empty_engine) == {"sqlqueue_jobs", VERSION_TABLE}
+    # The queue's rows survive: the second upgrade changed nothing.
+    assert job.status == "PENDING"
+    with empty_engine.connect() as connection:
+        count = connection.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one()
+    assert count == 1
+
+
+def test_constraints_autogenerate_does_not_compare_are_those_of_the_metadata(
+    empty_engine: Engine,
+) -> None:
+    # compare_metadata() skips CHECK constraints and constraint names; look at them here.
+    sqlqueue.migrate.upgrade(empty_engine)
+    inspector = sa.inspect(empty_engine)
+
+    checks = {check["name"] for check in inspector.get_check_constraints("sqlqueue_jobs")}
+    expected_checks = {
+        constraint.name
+        for constraint in jobs.constraints
+        if isinstance(constraint, sa.CheckConstraint)
+    }
+    assert checks == expected_checks == {"ck_sqlqueue_jobs_status"}
+    assert inspector.get_pk_constraint("sqlqueue_jobs")["name"] == jobs.primary_key.name
+
+    # The CHECK admits every status sqlqueue writes, and nothing else.
+    app = sqlqueue.SQLQueue(engine=empty_engine)
+    job_id = app.send_task("tasks.add", args=[1, 2]).id
+    update = sa.text("UPDATE sqlqueue_jobs SET status = :status WHERE id = :id")
+    if empty_engine.dialect.name == "sqlite":
+        job_id = job_id.replace("-", "")  # Uuid is CHAR(32) hex on SQLite
+    for status in JobStatus:
+        with empty_engine.begin() as connection:
+            assert connection.execute(update, {"status": status.value, "id": job_id}).rowcount == 1
+    with pytest.raises(sa.exc.IntegrityError), empty_engine.begin() as connection:
+        connection.execute(update, {"status": "BOGUS", "id": job_id})
+
+
+def run_command(
+    command: list[str], *, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end (within ``COMMAND_TIMEOUT``); it must exit 0."""
+    completed = subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        f"{' '.join(command)} exited {completed.returncode}:\n"
+        f"{completed.stdout}\n{completed.stderr}"
+    )
+    return completed
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+    ],
+)
+def test_alembic_upgrade_head_from_the_repository_root_creates_the_table(
+    scheme: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if scheme == "sqlite":
+        url = sqlite_url(tmp_path / "from-alembic.db")
+        given = url
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+        # What a user writes; migrations/env.py picks psycopg 3 for it.
+        given = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    run_command(
+        [str(BIN_DIR / "alembic"), "upgrade", "head"],
+        cwd=REPO_ROOT,
+        env={"SQLQUEUE_DATABASE_URL": given},
+    )
+
+    engine = sa.create_engine(url)
+    try:
+        assert table_names(engine) == {"sqlqueue_jobs", VERSION_TABLE}
+        assert versions(engine) == [HEAD]
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_alembic_check_finds_nothing_to_generate_after_upgrade_head(tmp_path: Path) -> None:
+    env = {"SQLQUEUE_DATABASE_URL": sqlite_url(tmp_path / "checked.db")}
+    alembic = str(BIN_DIR / "alembic")
+    run_command([alembic, "upgrade", "head"], cwd=REPO_ROOT, env=env)
+
+    completed = run_command([alembic, "check"], cwd=REPO_ROOT, env=env)
+
+    assert "No new upgrade operations detected" in completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///offline.db", "postgresql://user@db.invalid/app"],
+    ids=["sqlite", "postgresql"],
+)
+def test_alembic_offline_sql_writes_only_sqlqueue_tables(url: str) -> None:
+    # --sql renders the migration without connecting: the URL's host need not exist.
+    completed = run_command(
+        [str(BIN_DIR / "alembic"), "upgrade", "head", "--sql"],
+        cwd=REPO_ROOT,
+        env={"SQLQUEUE_DATABASE_URL": url},
+    )
+
+    created = re.findall(r"CREATE TABLE (\w+)", completed.stdout)
+    assert sorted(created) == ["sqlqueue_alembic_version", "sqlqueue_jobs"]
+    assert re.search(r"\balembic_version\b", completed.stdout) is None
+    assert f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{HEAD}')" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    "scheme", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+def test_sqlqueue_migrate_with_url_creates_the_table_and_says_so(
+    scheme: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if scheme == "sqlite":
+        url = sqlite_url(tmp_path / "from-cli.db")
+        given = url
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+        given = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+
+    completed = run_command([str(BIN_DIR / "sqlqueue"), "migrate", "--url", given], cwd=workdir)
+
+    lines = completed.stdout.splitlines()
+    assert len(lines) == 1, completed.stdout
+    assert "sqlqueue schema is up to date" in lines[0]
+    assert sa.make_url(url).database in lines[0]
+    engine = sa.create_engine(url)
+    try:
+        assert table_names(engine) == {"sqlqueue_jobs", VERSION_TABLE}
+        assert versions(engine) == [HEAD]
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+    # The --url was used, not the default sqlite:///sqlqueue.db of the working directory.
+    assert list(workdir.iterdir()) == []
+
+
+def test_sqlqueue_migrate_without_url_uses_the_environment_variable(tmp_path: Path) -> None:
+    path = tmp_path / "from-env.db"
+
+    completed = run_command(
+        [str(BIN_DIR / "sqlqueue"), "migrate"],
+        cwd=tmp_path,
+        env={"SQLQUEUE_DATABASE_URL": sqlite_url(path)},
+    )
+
+    assert str(path) in completed.stdout
+    assert not (tmp_path / "sqlqueue.db").exists()
+    engine = sa.create_engine(sqlite_url(path))
+    try:
+        assert versions(engine) == [HEAD]
+    finally:
+        engine.dispose()
+
+
+def test_sqlqueue_migrate_twice_is_a_no_op(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "twice.db")
+    command = [str(BIN_DIR / "sqlqueue"), "migrate", "--url", url]
+
+    run_command(command, cwd=tmp_path)
+    completed = run_command(command, cwd=tmp_path)
+
+    assert "up to date" in completed.stdout
+    engine = sa.create_engine(url)
+    try:
+        assert versions(engine) == [HEAD]
+    finally:
+        engine.dispose()
+
+
+# --- the package under test is the built wheel ------------------------------------------------
+
+
+def test_sqlqueue_is_imported_from_the_installed_wheel_not_the_checkout() -> None:
+    installed = Path(sysconfig.get_paths()["purelib"]).resolve()
+    package = Path(sqlqueue.__file__).resolve().parent
+
+    assert package.is_relative_to(installed), f"sqlqueue imported from {package}"
+    assert package != REPO_ROOT / "sqlqueue"
+
+
+def test_the_wheel_ships_the_migrations_of_the_repository() -> None:
+    package = Path(sqlqueue.__file__).resolve().parent
+    shipped = sqlqueue.migrate.migrations_directory().resolve()
+
+    assert shipped == package / "migrations"
+    assert (shipped / "env.py").is_file()
+    # `sqlqueue migrate` must run the very migrations `alembic upgrade head` runs.
+    repository = REPO_ROOT / "migrations"
+    expected = sorted(
+        path.relative_to(repository).as_posix()
+        for path in repository.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    )
+    found = sorted(
+        path.relative_to(shipped).as_posix()
+        for path in shipped.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    )
+    assert found == expected, "the installed wheel is stale: reinstall it (make install)"
+    for name in expected:
+        assert (shipped / name).read_bytes() == (repository / name).read_bytes(), (
+            f"migrations/{name} differs from the installed wheel's: reinstall it (make install)"
+        )

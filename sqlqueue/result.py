@@ -96,8 +96,8 @@ class AsyncResult:
         job = self.app.store.get_job(self.id)
         if job is None:
             raise JobNotFoundError(
-                f"No job with id {self.id} in this app's database; check the id and the "
-                "database URL (finished jobs may have been pruned)."
+                f"No job with id {self.id} in this app's database; check the id and that "
+                "this app uses the database the job was sent to."
             )
         return job
 

@@ -71,9 +71,9 @@ class JobStore:
 
     def complete_job(self, take: Take, result: Any) -> bool:
         """Store a job's result; False when the take had already lost the job."""
-        return self._update_one(
-            self.dialect.finish_job(take, JobStatus.SUCCESS, {"result": result})
-        )
+        # A success clears the error an earlier try left, as Celery's result does.
+        values = {"result": result, "error_type": None, "error_message": None, "traceback": None}
+        return self._update_one(self.dialect.finish_job(take, JobStatus.SUCCESS, values))
 
     def fail_job(self, take: Take, failure: Failure) -> bool:
         """Store a job's failure; False when the take had already lost the job."""

@@ -210,14 +210,21 @@ def argument_lists(
 
 
 def task_name_for(fun: Callable[..., Any]) -> str:
-    """``module.function``, like Celery; a script run as ``__main__`` is named by its file."""
+    """``module.function``, like Celery. Code run as ``__main__`` is named by the module a
+    worker would import: ``python -m pkg.mod`` gives ``pkg.mod``, ``python tasks.py`` gives
+    ``tasks``."""
     module = fun.__module__
     if module == "__main__":
-        main_file = getattr(sys.modules["__main__"], "__file__", None)
-        if main_file is None:
+        main = sys.modules["__main__"]
+        spec = getattr(main, "__spec__", None)
+        main_file = getattr(main, "__file__", None)
+        if spec is not None and spec.name:
+            module = spec.name
+        elif main_file is not None:
+            module = Path(main_file).stem
+        else:
             raise TaskRegistrationError(
                 f"Cannot name task {fun.__qualname__!r} defined interactively; "
                 "pass name= to @app.task."
             )
-        module = Path(main_file).stem
     return f"{module}.{fun.__qualname__}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -371,3 +374,55 @@ def test_a_running_job_keeps_its_lease_past_the_visibility_timeout(app: SQLQueue
     job = app.store.get_job(result.id)
     assert rescued == 0
     assert job is not None and (job.attempts, job.expired_leases) == (1, 0)
+
+
+def test_a_success_after_a_failed_try_keeps_no_stale_traceback(app: SQLQueue) -> None:
+    tries: list[int] = []
+
+    @app.task(name="t.second_time", autoretry_for=(ConnectionError,), default_retry_delay=0)
+    def second_time() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectionError("first try fails")
+        return "ok"
+
+    result = second_time.delay()
+    work_off(app)
+
+    assert result.get(timeout=5) == "ok"
+    assert result.traceback is None
+
+
+def test_tasks_of_a_module_run_with_python_m_are_named_as_a_worker_imports_them(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(
+        "from sqlqueue import SQLQueue\n"
+        "app = SQLQueue('sqlite://')\n"
+        "@app.task\n"
+        "def receipt(order_id):\n"
+        "    return order_id\n"
+        "print(receipt.name)\n"
+    )
+    script = tmp_path / "send.py"
+    script.write_text(
+        "from sqlqueue import SQLQueue\napp = SQLQueue('sqlite://')\n"
+        "@app.task\ndef hello():\n    pass\nprint(hello.name)\n"
+    )
+
+    as_module = subprocess.run(
+        [sys.executable, "-m", "shop.jobs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    as_script = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+    assert as_module.stdout.strip() == "shop.jobs.receipt", as_module.stderr
+    assert as_script.stdout.strip() == "send.hello", as_script.stderr

@@ -653,3 +653,38 @@ def test_a_connection_to_another_database_of_the_same_kind_is_refused(
     finally:
         other.close()
         app.engine.dispose()
+
+
+def test_a_shared_sqlite_engine_in_autocommit_mode_keeps_its_writes(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    # Given an application engine in autocommit mode, shared with sqlqueue,
+    shutil.copy(sqlite_template, tmp_path / "queue.db")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'queue.db'}", isolation_level="AUTOCOMMIT")
+    app = SQLQueue(engine=engine)
+    try:
+        # when the application writes through it without a transaction,
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE TABLE notes (body TEXT)"))
+            conn.execute(sa.text("INSERT INTO notes VALUES ('kept')"))
+            app.send_task("t.anything", connection=conn)
+        # I expect sqlqueue's BEGIN hook to have left its writes committed.
+        with sqlite3.connect(tmp_path / "queue.db") as reader:
+            assert reader.execute("SELECT body FROM notes").fetchall() == [("kept",)]
+        assert count_jobs(app) == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_connection_in_autocommit_mode_keeps_its_writes(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    shutil.copy(sqlite_template, tmp_path / "queue.db")
+    app = SQLQueue(f"sqlite:///{tmp_path / 'queue.db'}")
+    try:
+        with app.engine.connect() as conn:
+            autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+            app.send_task("t.anything", connection=autocommit)
+        assert count_jobs(app) == 1
+    finally:
+        app.engine.dispose()

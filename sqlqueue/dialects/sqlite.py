@@ -29,11 +29,12 @@ class SQLiteDialect(Dialect):
 
     def create_engine(self, url: URL) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
-        event.listen(engine, "connect", _configure_connection)
         self.configure_engine(engine)
         return engine
 
     def configure_engine(self, engine: Engine) -> None:
+        # Connections the engine opens from now on get WAL and the busy timeout.
+        event.listen(engine, "connect", _configure_connection)
         # SQLAlchemy's documented recipe for real SQLite transactions: the driver's implicit
         # (and late) BEGIN is switched off and every transaction emits its own BEGIN.
         event.listen(engine, "begin", _begin)
@@ -51,6 +52,8 @@ class SQLiteDialect(Dialect):
         return sa.literal(datetime.now(UTC) + timedelta(seconds=seconds), Timestamp)
 
 
+AUTOCOMMIT = "AUTOCOMMIT"
+
 IMMEDIATE = "sqlqueue_begin_immediate"
 """Execution option asking the ``begin`` hook for ``BEGIN IMMEDIATE``."""
 
@@ -62,6 +65,12 @@ def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin(connection: Connection) -> None:
+    if AUTOCOMMIT in (
+        connection.get_execution_options().get("isolation_level"),
+        # create_engine(isolation_level=...) is kept here; SQLAlchemy has no public reader.
+        getattr(connection.dialect, "_on_connect_isolation_level", None),
+    ):
+        return  # the user asked for no transaction; a BEGIN would hold their writes back
     dbapi_connection = connection.connection.dbapi_connection
     if dbapi_connection is not None and dbapi_connection.isolation_level is not None:
         dbapi_connection.isolation_level = None

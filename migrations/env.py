@@ -12,10 +12,10 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
 from sqlalchemy.engine import Connection
 
 from sqlqueue.conf import DATABASE_URL_ENV
+from sqlqueue.dialects import create_engine_for_url
 from sqlqueue.migrate import VERSION_TABLE
 from sqlqueue.schema import metadata
 
@@ -32,8 +32,6 @@ def database_url() -> str:
     url = os.environ.get(DATABASE_URL_ENV) or config.get_main_option("sqlalchemy.url")
     if not url:
         raise SystemExit(f"Set {DATABASE_URL_ENV} (or sqlalchemy.url in alembic.ini) to migrate.")
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
 
@@ -68,11 +66,13 @@ def run_migrations_online() -> None:
     if given is not None:
         run_with_connection(given)
         return
-    connectable = engine_from_config(
-        {"sqlalchemy.url": database_url()}, prefix="sqlalchemy.", poolclass=pool.NullPool
-    )
-    with connectable.connect() as connection:
-        run_with_connection(connection)
+    # The engine the app itself would build: the same driver choice and SQLite settings.
+    engine, _dialect = create_engine_for_url(database_url())
+    try:
+        with engine.begin() as connection:
+            run_with_connection(connection)
+    finally:
+        engine.dispose()
 
 
 if context.is_offline_mode():

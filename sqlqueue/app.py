@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, Concatenate, Literal, TypeVar, overload
+from typing import Any, Concatenate, Literal, overload
 
 from sqlalchemy.engine import Engine
 
@@ -32,8 +32,6 @@ from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.serialization import check_json
 from sqlqueue.store import CallerConnection, JobStore
 from sqlqueue.tasks import P, R, Request, RetryPolicy, Task, argument_lists
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TaskRegistry(dict[str, Task[..., Any]]):

@@ -73,6 +73,12 @@ class TaskRevokedError(SQLQueueError):
 class DatabaseError(SQLQueueError):
     """The database refused or failed a statement; the driver's error is the cause."""
 
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+        """True when trying again later may work (connection lost, lock timeout); False when
+        the database refused this very statement (bad data, missing table)."""
+
 
 class Retry(SQLQueueError):
     """Raised by ``task.retry()`` to ask the worker to run the job again later."""

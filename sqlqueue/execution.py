@@ -65,7 +65,9 @@ def run_task(task: Task[..., Any], request: Request) -> Outcome:
     except Retry as retry:
         failure = Failure.from_exception(retry.exc) if retry.exc is not None else None
         return Retrying(retry.countdown, failure)
-    except (Exception, SystemExit) as exc:  # a task's SystemExit must not stop the worker
+    except BaseException as exc:
+        # Whatever a task raises (SystemExit, CancelledError too) is its outcome; none of it
+        # may escape into the worker's threads.
         policy = task.retry_policy
         if isinstance(exc, policy.autoretry_for) and not policy.exhausted(request.retries):
             return Retrying(policy.delay(request.retries), Failure.from_exception(exc))

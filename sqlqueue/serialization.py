@@ -13,12 +13,17 @@ from sqlqueue.exceptions import SerializationError
 def check_json(value: Any, what: str) -> None:
     """Refuse a value the JSON columns could not store faithfully, before anything is written."""
     try:
-        json.dumps(value, allow_nan=False)
+        encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SerializationError(
             f"{what} must be JSON-serialisable (str, int, float, bool, None, list, dict): {exc}. "
             "Pass plain data, such as an id instead of an object."
         ) from exc
+    if "\\u0000" in encoded:
+        # PostgreSQL's JSONB cannot hold a NUL character; refuse it everywhere, before writing.
+        raise SerializationError(
+            f"{what} contains a NUL character (\\x00), which cannot be stored."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +37,11 @@ class Failure:
     @classmethod
     def from_exception(cls, exc: BaseException) -> Failure:
         """Describe an exception, with the traceback of where it was raised."""
+        # Text columns cannot hold NUL characters (PostgreSQL refuses them): spell them out.
         return cls(
             error_type=type(exc).__qualname__,
-            error_message=str(exc),
-            traceback="".join(traceback.format_exception(exc)),
+            error_message=str(exc).replace("\x00", "\\x00"),
+            traceback="".join(traceback.format_exception(exc)).replace("\x00", "\\x00"),
         )
 
     def as_values(self) -> dict[str, Any]:

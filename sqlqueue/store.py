@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
 
@@ -136,9 +136,11 @@ class JobStore:
         # One statement, several ways to reach the caller's transaction: SQLAlchemy
         # connections execute it themselves; for a DB-API connection it is compiled with
         # this engine's dialect and sent through the driver, exactly as SQLAlchemy would.
-        if isinstance(connection, Session):
-            connection = connection.connection()
+        if isinstance(connection, scoped_session):  # Flask-SQLAlchemy's db.session is one
+            connection = connection()
         with self._translate_errors():
+            if isinstance(connection, Session):
+                connection = connection.connection()
             if isinstance(connection, Connection):
                 self._check_same_database(connection.dialect.name, connection.engine.url.database)
                 connection.execute(statement)
@@ -186,12 +188,28 @@ def _same_database(kind: str, a: str, b: str) -> bool:
     return a == b
 
 
+TRANSIENT_ERRORS = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+"""Errors of the connection or the moment, not of the statement: worth trying again."""
+
+
 def _database_error(exc: BaseException) -> DatabaseError:
     message = str(exc).strip()
     missing_table = "does not exist" in message or "no such table" in message
     if missing_table and "sqlqueue_" in message:
         return DatabaseError(
             f"{message}. The queue's tables are missing: run `sqlqueue migrate` "
-            "(or `alembic upgrade head` in the sqlqueue repository) against this database."
+            "(or `alembic upgrade head` in the sqlqueue repository) against this database.",
+            transient=False,
         )
-    return DatabaseError(f"The database refused a sqlqueue statement: {message}")
+    return DatabaseError(
+        f"The database refused a sqlqueue statement: {message}",
+        transient=isinstance(exc, TRANSIENT_ERRORS),
+    )

@@ -25,6 +25,7 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded, execute
 from sqlqueue.jobs import Job
 from sqlqueue.options import check_name
+from sqlqueue.serialization import Failure
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}"
         self.lease = self.options.visibility_timeout or app.conf.visibility_timeout
         self.poll_interval = self.options.poll_interval or app.conf.poll_interval
+        if self.lease <= 0 or self.poll_interval <= 0:
+            raise InvalidOptionError(
+                "app.conf.visibility_timeout and app.conf.poll_interval must be more than 0 seconds."
+            )
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
         self._held: dict[str, Job] = {}
@@ -154,7 +159,7 @@ class Worker:
         try:
             outcome = execute(self.app.tasks.get(job.task_name), job)
             self._record(job, outcome, time.monotonic() - started)
-        except Exception:
+        except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.
             logger.exception(
                 "job crashed the worker's bookkeeping id=%s; it will run again", job.id
@@ -168,19 +173,20 @@ class Worker:
         take = (job.id, job.attempts)
         deadline = time.monotonic() + self.lease
         pause = 0.5
+        refused = False
         while True:
             try:
-                if isinstance(outcome, Succeeded):
-                    kept = self.app.store.complete_job(take, outcome.result)
-                elif isinstance(outcome, Retrying):
-                    kept = self.app.store.retry_job(take, outcome.countdown, outcome.failure)
-                else:
-                    kept = self.app.store.fail_job(take, outcome.failure)
+                kept = self._write_outcome(take, outcome)
                 break
             except DatabaseError as exc:
+                if not exc.transient and not refused:
+                    # The database refuses this outcome itself and always will: store why,
+                    # rather than let the job run again and again until it is given up.
+                    outcome, refused = Failed(Failure.from_exception(exc)), True
+                    continue
                 # Until the lease runs out the outcome is still ours to write; after that
                 # the job is another worker's, and it will run again.
-                if time.monotonic() + pause >= deadline:
+                if not exc.transient or time.monotonic() + pause >= deadline:
                     logger.error("could not record job id=%s: %s; it will run again", job.id, exc)
                     return
                 logger.warning("could not record job id=%s, retrying: %s", job.id, exc)
@@ -211,7 +217,15 @@ class Worker:
                 duration,
             )
 
+    def _write_outcome(self, take: tuple[str, int], outcome: Outcome) -> bool:
+        if isinstance(outcome, Succeeded):
+            return self.app.store.complete_job(take, outcome.result)
+        if isinstance(outcome, Retrying):
+            return self.app.store.retry_job(take, outcome.countdown, outcome.failure)
+        return self.app.store.fail_job(take, outcome.failure)
+
     def _renew_leases(self, finished: threading.Event) -> None:
+        lost: set[tuple[str, int]] = set()
         while not finished.wait(self.lease / 3):
             with self._held_lock:
                 takes = [(job.id, job.attempts) for job in self._held.values()]
@@ -220,9 +234,18 @@ class Worker:
             except DatabaseError as exc:
                 logger.warning("could not renew leases: %s", exc)
                 continue
-            for job_id, _attempt in takes:
-                if job_id not in renewed and job_id in self._held:
-                    logger.warning("job id=%s lost its lease; another worker may run it", job_id)
+            with self._held_lock:
+                # A job recorded meanwhile is not renewed either; only a held one is lost.
+                newly_lost = {
+                    take for take in takes if take[0] not in renewed and take[0] in self._held
+                } - lost
+            for job_id, attempt in newly_lost:
+                logger.warning(
+                    "job id=%s attempt=%d lost its lease; another worker may run it",
+                    job_id,
+                    attempt,
+                )
+            lost |= newly_lost
 
     def _release(self, jobs: Sequence[Job]) -> None:
         if not jobs:

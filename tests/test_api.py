@@ -426,3 +426,39 @@ def test_tasks_of_a_module_run_with_python_m_are_named_as_a_worker_imports_them(
 
     assert as_module.stdout.strip() == "shop.jobs.receipt", as_module.stderr
     assert as_script.stdout.strip() == "send.hello", as_script.stderr
+
+
+def test_outcomes_the_database_could_not_hold_still_end_the_job_clearly(app: SQLQueue) -> None:
+    @app.task(name="t.nul_error")
+    def nul_error() -> None:
+        raise ValueError("bad byte \x00 here")
+
+    @app.task(name="t.nul_result")
+    def nul_result() -> str:
+        return "a\x00b"
+
+    error, result = nul_error.delay(), nul_result.delay()
+    work_off(app)
+
+    with pytest.raises(TaskFailedError, match=r"ValueError: bad byte \\x00 here"):
+        error.get(timeout=5)
+    with pytest.raises(TaskFailedError, match=r"SerializationError: .* NUL character"):
+        result.get(timeout=5)
+
+
+def test_a_task_raising_a_base_exception_fails_and_the_worker_goes_on(app: SQLQueue) -> None:
+    @app.task(name="t.cancelled")
+    def cancelled() -> None:
+        raise KeyboardInterrupt("not the worker's")
+
+    @app.task(name="t.after")
+    def after() -> str:
+        return "still working"
+
+    first, second = cancelled.delay(), after.delay()
+    work_off(app, concurrency=1)
+
+    assert first.status == "FAILURE"
+    with pytest.raises(TaskFailedError, match="KeyboardInterrupt"):
+        first.get(timeout=1)
+    assert second.get(timeout=5) == "still working"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import count_jobs
 
-from sqlqueue import SQLQueue
+from sqlqueue import SQLQueue, Worker
 from sqlqueue.exceptions import (
     ConfigurationError,
     InvalidOptionError,
@@ -42,6 +42,7 @@ CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], s
         SerializationError,
         "keyword arguments",
     ),
+    "NUL character": (lambda add, app: add.delay("a\x00b", 1), SerializationError, "NUL character"),
     "missing argument": (
         lambda add, app: add.delay(1),
         TaskArgumentsError,
@@ -150,6 +151,7 @@ def test_a_malformed_job_id_is_refused(app: SQLQueue) -> None:
         ("mysql://root@127.0.0.1/test", UnsupportedDatabaseError, "does not support the 'mysql'"),
         ("oracle://scott@db/orcl", UnsupportedDatabaseError, "PostgreSQL .* or SQLite"),
         ("not a url", ConfigurationError, "is not a database URL"),
+        ("postgresql+nosuchdriver://db/x", ConfigurationError, "Cannot use"),
     ],
 )
 def test_an_unsupported_or_malformed_url_is_refused(
@@ -169,3 +171,14 @@ def test_a_missing_schema_says_to_run_migrate(tmp_path: Any) -> None:
     app.task(name="t.noop")(lambda: None)
     with pytest.raises(SQLQueueError, match="sqlqueue migrate"):
         app.send_task("t.noop")
+
+
+def test_postgres_scheme_is_understood_as_postgresql() -> None:
+    app = SQLQueue("postgres://app@db.invalid/shop")
+    assert (app.dialect.name, app.engine.url.drivername) == ("postgresql", "postgresql+psycopg")
+
+
+def test_a_worker_refuses_settings_that_would_make_it_spin(app: SQLQueue) -> None:
+    app.conf.poll_interval = 0
+    with pytest.raises(InvalidOptionError, match="poll_interval"):
+        Worker(app)

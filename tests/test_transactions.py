@@ -25,7 +25,14 @@ import pytest
 import sqlalchemy as sa
 from conftest import count_jobs, start_worker
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    scoped_session,
+    sessionmaker,
+)
 
 from sqlqueue import (
     AsyncResult,
@@ -688,3 +695,23 @@ def test_a_sqlite_connection_in_autocommit_mode_keeps_its_writes(
         assert count_jobs(app) == 1
     finally:
         app.engine.dispose()
+
+
+def test_a_scoped_session_joins_its_current_session_transaction(
+    app: SQLQueue, add: Task[..., Any]
+) -> None:
+    # Flask-SQLAlchemy's db.session is a scoped_session: a registry, not a Session.
+    registry = scoped_session(sessionmaker(app.engine))
+    try:
+        registry.begin()
+        rolled_back = add.apply_async((1, 2), connection=registry)
+        registry.rollback()
+        registry.begin()
+        committed = add.apply_async((3, 4), connection=registry)
+        registry.commit()
+    finally:
+        registry.remove()
+    assert count_jobs(app) == 1
+    assert committed.status == "PENDING"
+    with pytest.raises(JobNotFoundError):
+        rolled_back.status  # noqa: B018 - reading it is the check

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sqlqueue.dialects.base import Dialect
 from sqlqueue.dialects.postgresql import PostgreSQLDialect
@@ -12,6 +12,7 @@ from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 
 DIALECTS: dict[str, type[Dialect]] = {
     "postgresql": PostgreSQLDialect,
+    "postgres": PostgreSQLDialect,
     "sqlite": SQLiteDialect,
 }
 
@@ -37,4 +38,9 @@ def create_engine_for_url(url: str) -> tuple[Engine, Dialect]:
             f"{url!r} is not a database URL; give one such as {SUPPORTED}."
         ) from exc
     dialect = get_dialect(parsed.get_backend_name())
-    return dialect.create_engine(parsed), dialect
+    try:
+        return dialect.create_engine(parsed), dialect
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigurationError(
+            f"Cannot use {url!r}: {exc}. Give one such as {SUPPORTED}."
+        ) from exc

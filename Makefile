@@ -33,8 +33,9 @@ demo: install ## Run the demo: the seed's tasks through a worker on the embedded
 		../../$(BIN)/python show_results.py
 
 .PHONY: test
-test: install ## Run the whole test suite (PostgreSQL tests skip when it is unreachable, fail under CI=true)
+test: install ## Run the whole test suite, then lint (PostgreSQL tests skip when it is unreachable, fail under CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) lint
 
 .PHONY: lint
 lint: $(VENV)/.deps ## ruff and mypy --strict

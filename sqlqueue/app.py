@@ -22,6 +22,7 @@ from sqlqueue.conf import (
 from sqlqueue.dialects import create_engine_for_url, get_dialect
 from sqlqueue.exceptions import (
     ConfigurationError,
+    InvalidOptionError,
     TaskFailedError,
     TaskRegistrationError,
     UnknownTaskError,
@@ -185,6 +186,7 @@ class SQLQueue:
         *,
         countdown: float | None = None,
         eta: datetime | None = None,
+        expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
         connection: CallerConnection | None = None,
@@ -195,9 +197,16 @@ class SQLQueue:
             queue if queue is not None else self.conf.task_default_queue, "queue name"
         )
         priority = check_priority(priority if priority is not None else DEFAULT_PRIORITY)
-        schedule = Schedule.from_options(countdown, eta)
-        check_json(args, f"The arguments of task {name!r}")
-        check_json(kwargs, f"The keyword arguments of task {name!r}")
+        schedule = Schedule.from_options(countdown, eta, expires)
+        size = check_json(args, f"The arguments of task {name!r}") + check_json(
+            kwargs, f"The keyword arguments of task {name!r}"
+        )
+        if size > self.conf.max_payload_bytes:
+            raise InvalidOptionError(
+                f"The arguments of task {name!r} take {size} bytes as JSON, more than "
+                f"app.conf.max_payload_bytes ({self.conf.max_payload_bytes}); pass a reference "
+                "(an id, a URL) instead of the data, or raise the limit."
+            )
         job_id = str(uuid.uuid4())
         if self.conf.task_always_eager and task is not None:
             return self._run_eagerly(task, job_id, args, kwargs, queue)
@@ -207,6 +216,9 @@ class SQLQueue:
             scheduled_at = self.dialect.now_plus(schedule.countdown)
         else:
             scheduled_at = self.dialect.now()
+        expires_at: Any = schedule.expires_at
+        if schedule.expires_in is not None:
+            expires_at = self.dialect.now_plus(schedule.expires_in)
         row = {
             "id": job_id,
             "task_name": name,
@@ -215,6 +227,7 @@ class SQLQueue:
             "args": args,
             "kwargs": kwargs,
             "scheduled_at": scheduled_at,
+            "expires_at": expires_at,
         }
         self.store.insert_jobs(
             [row], connection if connection is not None else self._connection.get()

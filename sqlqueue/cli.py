@@ -1,4 +1,4 @@
-"""The ``sqlqueue`` command: ``worker`` and ``migrate``."""
+"""The ``sqlqueue`` command: ``worker``, ``migrate``, ``prune`` and ``retry``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 import click
 
 from sqlqueue.app import SQLQueue
+from sqlqueue.conf import PRUNE_BATCH_SIZE
 from sqlqueue.exceptions import SQLQueueError
 from sqlqueue.migrate import upgrade
+from sqlqueue.options import check_job_id
 from sqlqueue.signals import graceful_stop_signals
 from sqlqueue.worker import Worker, WorkerOptions
 
@@ -148,22 +150,73 @@ def worker(
         runner.run()
 
 
+def database_options(command: F) -> F:
+    """``-A`` or ``--url``: the database a maintenance command works on."""
+    command = click.option("--url", help="The database at this SQLAlchemy URL instead.")(command)
+    return click.option(
+        "-A",
+        "--app",
+        "app_spec",
+        metavar="MODULE[:ATTR]",
+        help="This app's database. Default: $SQLQUEUE_DATABASE_URL, else sqlite:///sqlqueue.db.",
+    )(command)
+
+
+def app_for(app_spec: str | None, url: str | None) -> SQLQueue:
+    if app_spec and url:
+        raise click.UsageError("Give -A or --url, not both.")
+    return load_app(app_spec) if app_spec else SQLQueue(url)
+
+
+def shown(app: SQLQueue) -> str:
+    return app.engine.url.render_as_string(hide_password=True)
+
+
 @main.command()
-@click.option(
-    "-A",
-    "--app",
-    "app_spec",
-    metavar="MODULE[:ATTR]",
-    help="Migrate this app's database. Default: $SQLQUEUE_DATABASE_URL, else sqlite:///sqlqueue.db.",
-)
-@click.option("--url", help="Migrate the database at this SQLAlchemy URL instead.")
+@database_options
 @user_errors
 def migrate(app_spec: str | None, url: str | None) -> None:
     """Create or upgrade sqlqueue's tables (the same migrations as `alembic upgrade head`)."""
-    if app_spec and url:
-        raise click.UsageError("Give -A or --url, not both.")
-    app = load_app(app_spec) if app_spec else SQLQueue(url)
+    app = app_for(app_spec, url)
     upgrade(app.engine)
-    click.echo(
-        f"sqlqueue schema is up to date in {app.engine.url.render_as_string(hide_password=True)}"
+    click.echo(f"sqlqueue schema is up to date in {shown(app)}")
+
+
+@main.command()
+@database_options
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Delete jobs finished longer ago than this. Default: the app's result_expires (1 day).",
+)
+@user_errors
+def prune(app_spec: str | None, url: str | None, older_than: float | None) -> None:
+    """Delete finished jobs (SUCCESS, FAILURE, REVOKED), in small batches; workers also do it."""
+    app = app_for(app_spec, url)
+    age = older_than if older_than is not None else app.conf.result_expires
+    if age is None:
+        raise click.UsageError("app.conf.result_expires is None (keep forever); give --older-than.")
+    deleted = app.store.delete_finished_jobs(age, PRUNE_BATCH_SIZE)
+    click.echo(f"deleted {deleted} finished job(s) older than {age:g}s from {shown(app)}")
+
+
+@main.command()
+@database_options
+@click.argument("job_ids", nargs=-1, metavar="[JOB_ID]...")
+@click.option("--task", "task_name", help="Every failed or revoked job of this task.")
+@click.option("--queue", help="Every failed or revoked job in this queue.")
+@user_errors
+def retry(
+    app_spec: str | None,
+    url: str | None,
+    job_ids: tuple[str, ...],
+    task_name: str | None,
+    queue: str | None,
+) -> None:
+    """Queue failed or revoked jobs again, as new: by id, by task, by queue (together: all)."""
+    app = app_for(app_spec, url)
+    requeued = app.store.requeue_jobs(
+        job_ids=[check_job_id(job_id) for job_id in job_ids], task_name=task_name, queue=queue
     )
+    click.echo(f"queued {requeued} job(s) again in {shown(app)}")

@@ -45,6 +45,18 @@ DEFAULT_RETRY_DELAY = 180.0
 DEFAULT_RETRY_BACKOFF_MAX = 600.0
 """Longest delay, in seconds, exponential retry backoff may reach (Celery's default)."""
 
+DEFAULT_RESULT_EXPIRES = 86400.0
+"""Seconds a finished job is kept before workers prune it (one day, Celery's default)."""
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
+"""Largest JSON encoding of a job's arguments accepted, in bytes."""
+
+PRUNE_INTERVAL = 60.0
+"""Seconds between two prunes of finished jobs by a worker."""
+
+PRUNE_BATCH_SIZE = 1000
+"""Finished jobs deleted per statement, so that a prune never holds long locks."""
+
 SQLITE_BUSY_TIMEOUT = 30.0
 """Seconds a SQLite connection waits for another process's write lock before giving up."""
 
@@ -70,6 +82,12 @@ class Settings:
 
     poll_interval: float = DEFAULT_POLL_INTERVAL
     """See ``DEFAULT_POLL_INTERVAL``."""
+
+    result_expires: float | None = DEFAULT_RESULT_EXPIRES
+    """Seconds finished jobs are kept; None keeps them until ``sqlqueue prune`` removes them."""
+
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    """See ``DEFAULT_MAX_PAYLOAD_BYTES``."""
 
 
 def database_url_from_env() -> str:

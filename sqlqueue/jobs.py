@@ -50,6 +50,7 @@ class Job:
     retries: int
     expired_leases: int
     scheduled_at: datetime
+    expires_at: datetime | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -75,6 +76,7 @@ class Job:
             retries=row["retries"],
             expired_leases=row["expired_leases"],
             scheduled_at=as_utc(row["scheduled_at"]),  # type: ignore[arg-type]
+            expires_at=as_utc(row["expires_at"]),
             created_at=as_utc(row["created_at"]),  # type: ignore[arg-type]
             started_at=as_utc(row["started_at"]),
             finished_at=as_utc(row["finished_at"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlqueue.conf import MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
@@ -57,27 +57,56 @@ def check_job_id(value: Any) -> str:
         raise InvalidOptionError(f"{value!r} is not a job id; job ids are UUIDs.") from None
 
 
+def check_aware(value: Any, what: str) -> datetime:
+    """A datetime with a timezone, in UTC; a naive one is refused, not guessed at."""
+    if not isinstance(value, datetime):
+        raise InvalidOptionError(f"{what} must be a datetime, not {value!r}.")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidOptionError(
+            f"{what} {value.isoformat()} has no timezone; pass an aware datetime, "
+            "e.g. datetime(..., tzinfo=timezone.utc)."
+        )
+    return value.astimezone(UTC)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Schedule:
-    """When a job becomes ready: now, after a countdown, or at an aware UTC time."""
+    """When a job becomes ready (now, after a countdown, or at an eta) and, optionally, when
+    it expires unstarted (after some seconds, or at a time)."""
 
     countdown: float | None = None
     eta: datetime | None = None
+    expires_in: float | None = None
+    expires_at: datetime | None = None
 
     @classmethod
-    def from_options(cls, countdown: Any, eta: Any) -> Schedule:
-        """Check ``countdown=`` and ``eta=``; a naive ``eta`` is refused, not guessed at."""
+    def from_options(cls, countdown: Any, eta: Any, expires: Any = None) -> Schedule:
+        """Check ``countdown=``, ``eta=`` and ``expires=`` (seconds or an aware datetime)."""
         if countdown is not None and eta is not None:
             raise InvalidOptionError("Give countdown= or eta=, not both.")
-        if countdown is not None:
-            return cls(countdown=check_countdown(countdown))
-        if eta is None:
-            return cls()
-        if not isinstance(eta, datetime):
-            raise InvalidOptionError(f"eta must be a datetime, not {eta!r}.")
-        if eta.tzinfo is None or eta.utcoffset() is None:
+        schedule = cls(
+            countdown=check_countdown(countdown) if countdown is not None else None,
+            eta=check_aware(eta, "eta") if eta is not None else None,
+            expires_in=(
+                check_countdown(expires, "expires")
+                if expires is not None and not isinstance(expires, datetime)
+                else None
+            ),
+            expires_at=check_aware(expires, "expires") if isinstance(expires, datetime) else None,
+        )
+        if schedule.expires_before_start():
             raise InvalidOptionError(
-                f"eta {eta.isoformat()} has no timezone; pass an aware datetime, "
-                "e.g. datetime(..., tzinfo=timezone.utc)."
+                "expires= comes before the job may start (countdown=/eta=), so it could never "
+                "run; give a later expiry."
             )
-        return cls(eta=eta.astimezone(UTC))
+        return schedule
+
+    def expires_before_start(self) -> bool:
+        """Whether the expiry falls before (or when) the job becomes ready."""
+        now = datetime.now(UTC)
+        start = self.eta or now + timedelta(seconds=self.countdown or 0)
+        if self.expires_at is not None:
+            return self.expires_at <= start
+        if self.expires_in is not None:
+            return now + timedelta(seconds=self.expires_in) <= start
+        return False

@@ -158,9 +158,10 @@ def _outcome(job: Job, propagate: bool) -> Any:
         if propagate:
             raise error
         return error
-    error_revoked = TaskRevokedError(
-        f"Job {job.id} ({job.task_name}) was revoked; it has no result."
+    reason = f" ({job.error_message})" if job.error_message else ""
+    revoked = TaskRevokedError(
+        f"Job {job.id} ({job.task_name}) was revoked{reason}; it has no result."
     )
     if propagate:
-        raise error_revoked
-    return error_revoked
+        raise revoked
+    return revoked

@@ -27,6 +27,7 @@ Timestamp = sa.DateTime(timezone=True)
 """Every time is stored in UTC; SQLite keeps it as naive text, which ``jobs.as_utc`` fixes on read."""
 
 READY_WHERE = sa.text("status IN ('PENDING', 'RETRY')")
+FINISHED_WHERE = sa.text("status IN ('SUCCESS', 'FAILURE', 'REVOKED')")
 LEASED_WHERE = sa.text("status = 'STARTED'")
 
 jobs = sa.Table(
@@ -43,6 +44,7 @@ jobs = sa.Table(
     sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("expired_leases", sa.Integer, nullable=False, server_default="0"),
     sa.Column("scheduled_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("started_at", Timestamp),
     sa.Column("finished_at", Timestamp),
@@ -74,4 +76,12 @@ sa.Index(
     jobs.c.lease_expires_at,
     postgresql_where=LEASED_WHERE,
     sqlite_where=LEASED_WHERE,
+)
+
+# Serves pruning: finished jobs, oldest first, so deleting them never scans live ones.
+sa.Index(
+    "ix_sqlqueue_jobs_finished",
+    jobs.c.finished_at,
+    postgresql_where=FINISHED_WHERE,
+    sqlite_where=FINISHED_WHERE,
 )

@@ -10,8 +10,9 @@ from typing import Any
 from sqlqueue.exceptions import SerializationError
 
 
-def check_json(value: Any, what: str) -> None:
-    """Refuse a value the JSON columns could not store faithfully, before anything is written."""
+def check_json(value: Any, what: str) -> int:
+    """Refuse a value the JSON columns could not store faithfully, before anything is written;
+    returns the size of its JSON encoding, in bytes."""
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -24,6 +25,7 @@ def check_json(value: Any, what: str) -> None:
         raise SerializationError(
             f"{what} contains a NUL character (\\x00), which cannot be stored."
         )
+    return len(encoded.encode())
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
 
 from sqlqueue.dialects.base import Dialect, Take
-from sqlqueue.exceptions import ConfigurationError, DatabaseError
+from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.serialization import Failure
 
@@ -97,6 +97,38 @@ class JobStore:
         """Re-queue (or fail) every job whose lease ran out; returns how many."""
         with self._write() as conn:
             return conn.execute(self.dialect.rescue_expired_jobs(max_lease_expiries)).rowcount
+
+    def expire_jobs(self) -> int:
+        """Revoke ready jobs that passed their ``expires_at`` unstarted; returns how many."""
+        with self._write() as conn:
+            return conn.execute(self.dialect.expire_jobs()).rowcount
+
+    def delete_finished_jobs(self, older_than: float, batch_size: int) -> int:
+        """Delete jobs finished more than ``older_than`` seconds ago, a batch per short
+        transaction so that no lock is held for long; returns how many."""
+        deleted = 0
+        while True:
+            with self._write() as conn:
+                count = conn.execute(
+                    self.dialect.delete_finished_jobs(older_than, batch_size)
+                ).rowcount
+            deleted += count
+            if count < batch_size:
+                return deleted
+
+    def requeue_jobs(
+        self,
+        *,
+        job_ids: Sequence[str] = (),
+        task_name: str | None = None,
+        queue: str | None = None,
+    ) -> int:
+        """Queue failed or revoked jobs again, chosen by id, task or queue; returns how many."""
+        if not (job_ids or task_name or queue):
+            raise InvalidOptionError("Say which jobs to retry: by id, by task or by queue.")
+        statement = self.dialect.requeue_jobs(job_ids, task_name, queue)
+        with self._write() as conn:
+            return conn.execute(statement).rowcount
 
     def revoke_job(self, job_id: str) -> bool:
         """Revoke a job that has not started; False when it had started or finished."""

@@ -124,6 +124,7 @@ class Task(Generic[P, R]):
         *,
         countdown: float | None = None,
         eta: datetime | None = None,
+        expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
         connection: CallerConnection | None = None,
@@ -135,6 +136,8 @@ class Task(Generic[P, R]):
             kwargs: keyword arguments, JSON-serialisable.
             countdown: seconds from now before the job may run.
             eta: an aware datetime before which the job may not run.
+            expires: seconds from now, or an aware datetime, after which a job not yet
+                started is never run (it ends REVOKED).
             queue: the queue to write to; default: the task's, else ``task_default_queue``.
             priority: higher runs first; default: the task's, else 0.
             connection: a connection whose open transaction the job joins (see the docs).
@@ -152,6 +155,7 @@ class Task(Generic[P, R]):
             kwargs,
             countdown=countdown,
             eta=eta,
+            expires=expires,
             queue=queue if queue is not None else self.queue,
             priority=priority if priority is not None else self.priority,
             connection=connection,

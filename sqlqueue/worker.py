@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlqueue.app import SQLQueue
+from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded, execute
 from sqlqueue.jobs import Job
@@ -115,7 +116,7 @@ class Worker:
         logger.info("worker stopped id=%s", self.id)
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
-        next_rescue = 0.0
+        next_rescue = next_prune = 0.0
         backoff = self.poll_interval
         while not self._stopping.is_set():
             self._wakeup.clear()
@@ -127,6 +128,9 @@ class Worker:
                 if time.monotonic() >= next_rescue:
                     self._rescue()
                     next_rescue = time.monotonic() + self.lease / 2
+                if time.monotonic() >= next_prune:
+                    self._prune()
+                    next_prune = time.monotonic() + PRUNE_INTERVAL
                 jobs = self._claim(free) if free else []
             except DatabaseError as exc:
                 logger.warning("database unavailable, retrying in %.1fs: %s", backoff, exc)
@@ -153,6 +157,19 @@ class Worker:
         rescued = self.app.store.rescue_expired_jobs(self.app.conf.max_lease_expiries)
         if rescued:
             logger.warning("re-queued %d job(s) whose worker stopped renewing their lease", rescued)
+        expired = self.app.store.expire_jobs()
+        if expired:
+            logger.info("revoked %d job(s) that expired before they started", expired)
+
+    def _prune(self) -> None:
+        # Every worker prunes, without a cron: batches skip rows another worker is deleting.
+        if self.app.conf.result_expires is None:
+            return
+        pruned = self.app.store.delete_finished_jobs(self.app.conf.result_expires, PRUNE_BATCH_SIZE)
+        if pruned:
+            logger.info(
+                "pruned %d finished job(s) older than %gs", pruned, self.app.conf.result_expires
+            )
 
     def _run_job(self, job: Job) -> None:
         started = time.monotonic()

@@ -78,6 +78,26 @@ CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], s
         InvalidOptionError,
         "no timezone",
     ),
+    "naive expires": (
+        lambda add, app: add.apply_async((1, 2), expires=datetime(2030, 1, 1)),
+        InvalidOptionError,
+        "no timezone",
+    ),
+    "negative expires": (
+        lambda add, app: add.apply_async((1, 2), expires=-5),
+        InvalidOptionError,
+        "zero or more",
+    ),
+    "expires before countdown": (
+        lambda add, app: add.apply_async((1, 2), countdown=60, expires=30),
+        InvalidOptionError,
+        "could never run",
+    ),
+    "oversized arguments": (
+        lambda add, app: add.delay("x" * 1_000_001, 1),
+        InvalidOptionError,
+        "max_payload_bytes",
+    ),
     "priority too high": (
         lambda add, app: add.apply_async((1, 2), priority=101),
         InvalidOptionError,

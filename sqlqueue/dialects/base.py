@@ -12,9 +12,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
+from sqlalchemy.sql.dml import Delete, Insert, ReturningUpdate, Update
 
-from sqlqueue.jobs import READY_STATUSES, JobStatus
+from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus
 from sqlqueue.schema import jobs
 
 Take = tuple[str, int]
@@ -64,6 +64,7 @@ class Dialect:
             sa.select(jobs.c.id)
             .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
             .where(jobs.c.scheduled_at <= self.now())
+            .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
             .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -144,6 +145,56 @@ class Dialect:
                 lease_expires_at=None,
                 worker_id=None,
             )
+        )
+
+    def expire_jobs(self) -> Update:
+        """Revoke ready jobs whose ``expires_at`` passed before any worker took them."""
+        return (
+            jobs.update()
+            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .where(jobs.c.expires_at <= self.now())
+            .values(
+                status=JobStatus.REVOKED.value,
+                finished_at=self.now(),
+                error_type="Expired",
+                error_message="The job expired before a worker started it.",
+            )
+        )
+
+    def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
+        """Delete up to ``limit`` jobs finished more than ``older_than`` seconds ago."""
+        oldest = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.status.in_([status.value for status in FINISHED_STATUSES]))
+            .where(jobs.c.finished_at < self.now_plus(-older_than))
+            .order_by(jobs.c.finished_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return jobs.delete().where(jobs.c.id.in_(oldest.scalar_subquery()))
+
+    def requeue_jobs(
+        self, job_ids: Sequence[str], task_name: str | None, queue: str | None
+    ) -> Update:
+        """Put failed or revoked jobs back in the queue as new (``sqlqueue retry``): those
+        with these ids, of this task, in this queue (the filters given, together)."""
+        statement = jobs.update().where(
+            jobs.c.status.in_([JobStatus.FAILURE.value, JobStatus.REVOKED.value])
+        )
+        if job_ids:
+            statement = statement.where(jobs.c.id.in_(list(job_ids)))
+        if task_name is not None:
+            statement = statement.where(jobs.c.task_name == task_name)
+        if queue is not None:
+            statement = statement.where(jobs.c.queue == queue)
+        return statement.values(
+            status=JobStatus.PENDING.value,
+            scheduled_at=self.now(),
+            expires_at=None,
+            retries=0,
+            expired_leases=0,
+            started_at=None,
+            finished_at=None,
         )
 
     def revoke_job(self, job_id: str) -> Update:

@@ -1,0 +1,61 @@
+"""A worker needs no DDL: it runs as a PostgreSQL role with only SELECT, INSERT, UPDATE and
+DELETE on the sqlqueue_ tables (the migrations run once, as a more privileged role)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from conftest import sqlqueue_command, start_worker
+
+from sqlqueue import SQLQueue
+
+pytestmark = pytest.mark.postgresql
+
+
+@pytest.fixture
+def dml_only_url(postgres_url: str) -> Iterator[str]:
+    """The session database's URL for a new role that may only read and write job rows."""
+    role = f"sqlqueue_worker_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE sqlqueue_jobs")
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON sqlqueue_jobs TO "{role}"')
+    yield sa.make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'REVOKE ALL ON sqlqueue_jobs FROM "{role}"')
+        conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_the_role_really_cannot_change_the_schema(dml_only_url: str) -> None:
+    with psycopg.connect(dml_only_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("ALTER TABLE sqlqueue_jobs ADD COLUMN x integer")
+
+
+def test_a_worker_with_only_dml_privileges_runs_jobs_prunes_and_retries(dml_only_url: str) -> None:
+    app = SQLQueue(dml_only_url)
+    try:
+        done = app.send_task("tasks.add", args=[2, 3])
+        failed = app.send_task("tasks.fail", args=["as planned"])
+
+        worker = start_worker(dml_only_url, "--burst", "--poll-interval", "0.1")
+        output, _ = worker.communicate(timeout=60)
+        requeue = subprocess.run(
+            [*sqlqueue_command(), "retry", "--url", dml_only_url, failed.id],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert worker.returncode == 0, output
+        assert done.get(timeout=5) == 5
+        assert requeue.returncode == 0, requeue.stderr
+        assert failed.status == "PENDING"
+        assert app.store.delete_finished_jobs(older_than=0, batch_size=100) == 1
+    finally:
+        app.engine.dispose()

@@ -1,0 +1,80 @@
+"""Workers survive a database that goes away: connections cut under them, new ones refused.
+
+The outage is real (a proxy between the workers and PostgreSQL drops the TCP connections),
+but only the workers' connections suffer, so the server other tests use stays up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from conftest import start_worker
+from proxy import CuttableProxy
+
+from sqlqueue import SQLQueue
+from sqlqueue.schema import jobs
+
+pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
+
+JOBS = 400
+
+
+@pytest.fixture
+def proxied(postgres_url: str) -> Iterator[tuple[SQLQueue, str, CuttableProxy]]:
+    """An app on the real server, the same database's URL through a cuttable proxy, and the proxy."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE sqlqueue_jobs")
+    url = sa.make_url(postgres_url)
+    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = SQLQueue(postgres_url)
+    yield app, through_proxy, proxy
+    proxy.close()
+    app.engine.dispose()
+
+
+def test_workers_ride_out_cut_connections_and_an_outage_and_lose_nothing(
+    proxied: tuple[SQLQueue, str, CuttableProxy], tmp_path: Path
+) -> None:
+    app, url, proxy = proxied
+    log = tmp_path / "runs.log"
+    with app.engine.begin() as conn, app.using(conn):
+        ids = [app.send_task("tasks.record", args=[str(log)]).id for _ in range(JOBS)]
+    workers = [
+        start_worker(
+            url, "--burst", "-c", "4", "--visibility-timeout", "3", "--poll-interval", "0.1"
+        )
+        for _ in range(2)
+    ]
+    try:
+        # Given workers draining the queue, when their connections are cut again and again,
+        for _ in range(4):
+            time.sleep(0.4)
+            proxy.cut()
+        # and the database is unreachable for two seconds,
+        proxy.refusing.set()
+        proxy.cut()
+        time.sleep(2)
+        proxy.refusing.clear()
+        outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+
+    # I expect them to have logged the outage, carried on, and finished every job;
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert any("database unavailable" in output for output in outputs), outputs
+    with app.engine.connect() as conn:
+        rows = conn.execute(sa.select(jobs.c.id, jobs.c.status, jobs.c.attempts)).all()
+    assert {status for _, status, _ in rows} == {"SUCCESS"}
+    runs = Counter(line.split()[0] for line in log.read_text().splitlines())
+    assert set(runs) == set(ids)
+    # a job ran twice only if it was taken twice (its first outcome could not be recorded).
+    attempts = {str(job_id): taken for job_id, _, taken in rows}
+    assert all(runs[job_id] <= attempts[job_id] for job_id in ids)

@@ -39,14 +39,14 @@ test: install ## Run the whole test suite, then lint (PostgreSQL tests skip when
 
 .PHONY: lint
 lint: $(VENV)/.deps ## ruff and mypy --strict
-	$(BIN)/ruff check sqlqueue migrations tests examples
-	$(BIN)/ruff format --check sqlqueue migrations tests examples
+	$(BIN)/ruff check sqlqueue migrations tests examples scripts
+	$(BIN)/ruff format --check sqlqueue migrations tests examples scripts
 	$(BIN)/mypy
 
 .PHONY: format
 format: $(VENV)/.deps ## Format the code with ruff
-	$(BIN)/ruff check --fix sqlqueue migrations tests examples
-	$(BIN)/ruff format sqlqueue migrations tests examples
+	$(BIN)/ruff check --fix sqlqueue migrations tests examples scripts
+	$(BIN)/ruff format sqlqueue migrations tests examples scripts
 
 .PHONY: clean
 clean: ## Remove the virtualenv and build leftovers

@@ -133,6 +133,8 @@ class Worker:
                     next_prune = time.monotonic() + PRUNE_INTERVAL
                 jobs = self._claim(free) if free else []
             except DatabaseError as exc:
+                if not exc.transient:
+                    raise  # no table, or a schema older than this code: waiting cannot help
                 logger.warning("database unavailable, retrying in %.1fs: %s", backoff, exc)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)

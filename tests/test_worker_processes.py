@@ -1,0 +1,424 @@
+"""Real `sqlqueue worker` processes against real databases: exactly once under load,
+recovery after kill -9, fencing of a frozen worker, graceful SIGTERM/SIGINT, unknown
+tasks, queue selection and a bad -A.
+
+Every worker is a subprocess of the installed console script, run from tests/ with
+`-A tasks`; each test sends jobs by name from its own app on the same database. Every
+wait has a deadline, and the `workers` fixture kills whatever a test leaves running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import TESTS_DIR, count_jobs, sqlqueue_command, start_worker
+
+from sqlqueue import SQLQueue
+from sqlqueue.exceptions import TaskFailedError
+from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.schema import jobs
+
+LINUX_PROC = pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="watches worker threads through Linux's /proc"
+)
+
+FAST = ("--poll-interval", "0.1")
+"""Workers in these tests look for work ten times a second."""
+
+START_TIMEOUT = 30.0
+"""Seconds a worker process may take to start and take its first job."""
+
+EXIT_TIMEOUT = 30.0
+"""Seconds a worker process may take to exit once it has no more work."""
+
+
+class WorkerProcess:
+    """A running `sqlqueue worker`, with its output drained into memory by a thread.
+
+    Draining matters: a worker logs a line per job, and one that fills the pipe would
+    block in the middle of its work.
+    """
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.id = f"{socket.gethostname()}:{process.pid}"
+        """The worker_id it writes into the rows it takes."""
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self._lines)
+
+    def wait(self, timeout: float = EXIT_TIMEOUT) -> int:
+        """The exit code, or a test failure showing the log when it does not exit in time."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {self.id} still running after {timeout:g}s; log:\n{self.output}")
+        self._reader.join(timeout=5)
+        return code
+
+    def wait_for_output(self, text: str, timeout: float) -> None:
+        wait_until(lambda: text in self.output, timeout, f"{text!r} in the log of {self.id}")
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    def close(self) -> None:
+        """Kill the process if it still runs, and release its pipe."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+StartWorker = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def workers(db_url: str) -> Iterator[StartWorker]:
+    """Start `sqlqueue worker -A tasks <args>` processes on the test's database; any still
+    running at teardown are killed."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str) -> WorkerProcess:
+        worker = WorkerProcess(start_worker(db_url, *args))
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"gave up waiting {timeout:g}s for {what}")
+        time.sleep(0.05)
+
+
+def get_job(app: SQLQueue, job_id: str) -> Job:
+    job = app.store.get_job(job_id)
+    assert job is not None, f"job {job_id} vanished"
+    return job
+
+
+def wait_for_status(app: SQLQueue, job_id: str, status: JobStatus, timeout: float) -> None:
+    wait_until(
+        lambda: get_job(app, job_id).status is status, timeout, f"job {job_id} to be {status}"
+    )
+
+
+def wait_for_lease_to_expire(app: SQLQueue, job_id: str) -> None:
+    """Sleep until the job's lease is over, by the clock the database compares it with."""
+    lease = get_job(app, job_id).lease_expires_at
+    assert lease is not None, "the job should still be leased to its (dead or frozen) worker"
+    remaining = (lease - datetime.now(UTC)).total_seconds()
+    assert remaining < 10, f"lease ends in {remaining:.1f}s, longer than the short lease asked for"
+    time.sleep(max(0.0, remaining) + 0.2)
+
+
+def database_is_idle(app: SQLQueue, db_url: str) -> bool:
+    """Whether no other connection is inside a transaction (holding a lock) right now."""
+    if app.dialect.name == "sqlite":
+        path = sa.make_url(db_url).database
+        assert path is not None
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+    with app.engine.connect() as conn:
+        busy: int = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+            )
+        ).scalar_one()
+    return busy == 0
+
+
+def thread_states(worker: WorkerProcess, field: str) -> list[str]:
+    """One /proc field (``stat`` or ``wchan``) of each thread of the worker (Linux only)."""
+    values: list[str] = []
+    for thread in Path(f"/proc/{worker.process.pid}/task").iterdir():
+        try:
+            values.append((thread / field).read_text())
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return values
+
+
+def is_stopped(worker: WorkerProcess) -> bool:
+    """Whether every thread of the worker has taken its SIGSTOP (state T)."""
+    return all(stat.rsplit(")", 1)[1].split()[0] == "T" for stat in thread_states(worker, "stat"))
+
+
+def is_running_a_sleep_job(worker: WorkerProcess) -> bool:
+    """Whether a thread of the worker is inside ``time.sleep``: the ``tasks.sleep`` job has
+    begun. (STARTED in the row only says it was claimed; the worker's own threads wait on
+    events, which is a futex, never a nanosleep.)"""
+    return any("nanosleep" in wchan for wchan in thread_states(worker, "wchan"))
+
+
+def freeze(worker: WorkerProcess, app: SQLQueue, db_url: str) -> None:
+    """SIGSTOP the worker at a moment it holds no transaction, so that the freeze blocks
+    nobody else: a frozen worker inside a write would stall every other one."""
+    for _ in range(100):
+        worker.send_signal(signal.SIGSTOP)
+        wait_until(lambda: is_stopped(worker), 5, f"worker {worker.id} to stop")
+        if database_is_idle(app, db_url):
+            return
+        worker.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    pytest.fail(f"worker {worker.id} was inside a transaction at every try to freeze it")
+
+
+@pytest.mark.slow
+def test_worker_processes_run_each_of_2000_jobs_exactly_once(
+    app: SQLQueue, workers: StartWorker, tmp_path: Path
+) -> None:
+    # Given 2,000 jobs, committed together, that each append "job_id pid" to one log
+    total = 2000
+    log = tmp_path / "runs.log"
+    with app.engine.begin() as conn, app.using(conn):
+        sent = {app.send_task("tasks.record", args=[str(log)]).id for _ in range(total)}
+    assert len(sent) == total
+
+    # When several burst workers, each running jobs in several threads, drain the queue
+    # (SQLite: its single writer makes two processes enough to contend)
+    processes = 4 if app.dialect.name == "postgresql" else 2
+    started = [workers("--burst", "--concurrency", "4", *FAST) for _ in range(processes)]
+    codes = [worker.wait(timeout=180) for worker in started]
+
+    # I expect every worker to exit 0, and every job to have run exactly once
+    assert codes == [0] * processes, "\n".join(worker.output for worker in started)
+    assert count_jobs(app) == total
+    assert count_jobs(app, "status = 'SUCCESS'") == total
+    assert count_jobs(app, "attempts = 1") == total
+    assert count_jobs(app, "expired_leases = 0") == total
+
+    runs = [line.split() for line in log.read_text().splitlines()]
+    assert len(runs) == total, "some job ran twice or not at all"
+    assert {job_id for job_id, _pid in runs} == sent
+
+    # ... by the worker its row names, and more than one worker took part
+    with app.engine.connect() as conn:
+        rows = conn.execute(sa.select(jobs.c.id, jobs.c.worker_id, jobs.c.result)).all()
+    takers = {job_id: worker_id for job_id, worker_id, _result in rows}
+    assert all(result == job_id for job_id, _worker_id, result in rows)
+    host = socket.gethostname()
+    assert all(takers[job_id] == f"{host}:{pid}" for job_id, pid in runs)
+    worker_ids = {worker.id for worker in started}
+    assert set(takers.values()) <= worker_ids
+    assert len(set(takers.values())) > 1, "a single worker process ran every job"
+
+
+@pytest.mark.slow
+def test_job_of_a_killed_worker_runs_again_on_another_worker(
+    app: SQLQueue, workers: StartWorker, tmp_path: Path
+) -> None:
+    # Given a worker with a 2 s lease running a job that hangs on its first run
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    job_id = app.send_task("tasks.hang_first_time", args=[str(markers)]).id
+    first = workers("--concurrency", "1", "--visibility-timeout", "2", *FAST)
+    marker = markers / job_id
+    wait_until(marker.exists, START_TIMEOUT, "the job's first run to start")
+    assert marker.read_text() == str(first.process.pid)
+    held = get_job(app, job_id)
+    assert (held.status, held.attempts, held.worker_id) == (JobStatus.STARTED, 1, first.id)
+
+    # When that worker is killed outright, and a burst worker starts once the lease is over
+    first.send_signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    wait_for_lease_to_expire(app, job_id)
+    second = workers("--burst", "--visibility-timeout", "2", "--poll-interval", "0.2")
+
+    # I expect the second worker to re-queue the job, run it (attempt 2) and exit 0
+    assert second.wait() == 0, second.output
+    job = get_job(app, job_id)
+    assert job.status is JobStatus.SUCCESS
+    assert job.result == 2
+    assert app.AsyncResult(job_id).get(timeout=1) == 2
+    assert (job.attempts, job.expired_leases, job.retries) == (2, 1, 0)
+    assert job.worker_id == second.id
+    assert count_jobs(app) == 1
+    assert "re-queued 1 job(s)" in second.output
+
+
+@pytest.mark.slow
+@LINUX_PROC
+def test_frozen_worker_that_wakes_up_after_losing_its_job_writes_nothing(
+    app: SQLQueue, db_url: str, workers: StartWorker
+) -> None:
+    # Given a worker with a 1 s lease, frozen (SIGSTOP) while it runs a 3 s job
+    job_id = app.send_task("tasks.sleep", args=[3]).id
+    frozen = workers("--concurrency", "1", "--visibility-timeout", "1", *FAST)
+    wait_for_status(app, job_id, JobStatus.STARTED, START_TIMEOUT)
+    wait_until(lambda: is_running_a_sleep_job(frozen), START_TIMEOUT, "the job to be running")
+    freeze(frozen, app, db_url)
+    try:
+        # When its lease runs out and a second worker takes the job (attempt 2)
+        wait_for_lease_to_expire(app, job_id)
+        # (with a long lease of its own: under load a short one could lapse too, and the
+        # woken worker would rightly take the job back)
+        second = workers("--burst", "--visibility-timeout", "10", *FAST)
+
+        def second_holds_it() -> bool:
+            job = get_job(app, job_id)
+            return job.status is JobStatus.STARTED and job.worker_id == second.id
+
+        wait_until(second_holds_it, START_TIMEOUT, "the second worker to take the job")
+    finally:
+        # ... and the first wakes up, its 3 s over, while the second is still running it
+        frozen.send_signal(signal.SIGCONT)
+
+    # I expect the first worker's outcome to be fenced off (its take is attempt 1), the
+    # row to stay the second worker's, and the second worker's outcome to be the one kept
+    frozen.wait_for_output("outcome=SUCCESS discarded", timeout=10)
+    held = get_job(app, job_id)
+    assert (held.status, held.attempts, held.worker_id) == (JobStatus.STARTED, 2, second.id), (
+        f"{held}\n{frozen.output}\n{second.output}"
+    )
+    assert held.finished_at is None
+    assert second.wait() == 0, second.output
+    assert "discarded" not in second.output
+    done = get_job(app, job_id)
+    assert (done.status, done.attempts, done.worker_id) == (JobStatus.SUCCESS, 2, second.id)
+    assert (done.result, done.expired_leases) == (3, 1)
+    frozen.send_signal(signal.SIGTERM)
+    assert frozen.wait() == 0, frozen.output
+    assert get_job(app, job_id) == done
+
+
+@pytest.mark.slow
+@LINUX_PROC
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_signal_finishes_the_running_job_and_takes_no_other(
+    app: SQLQueue, workers: StartWorker, stop_signal: signal.Signals
+) -> None:
+    # Given a one-slot worker running a 2 s job, with another job ready behind it
+    running = app.send_task("tasks.sleep", args=[2], priority=10).id
+    queued = app.send_task("tasks.add", args=[1, 2]).id
+    worker = workers("--concurrency", "1", *FAST)
+    wait_for_status(app, running, JobStatus.STARTED, START_TIMEOUT)
+    # (STARTED means taken; a job taken but not begun would rightly be given back)
+    wait_until(lambda: is_running_a_sleep_job(worker), START_TIMEOUT, "the job to be running")
+
+    # When it is asked to stop while the job runs
+    worker.send_signal(stop_signal)
+
+    # I expect it to finish that job, leave the other untouched, and exit 0
+    assert worker.wait() == 0, worker.output
+    assert f"{stop_signal.name} received" in worker.output
+    finished = get_job(app, running)
+    assert (finished.status, finished.result, finished.attempts) == (JobStatus.SUCCESS, 2, 1)
+    untouched = get_job(app, queued)
+    assert untouched.status is JobStatus.PENDING
+    assert untouched.worker_id is None
+    assert untouched.attempts == 0
+    assert untouched.started_at is None
+
+
+@pytest.mark.slow
+def test_job_of_an_unknown_task_fails_and_the_worker_keeps_going(
+    app: SQLQueue, workers: StartWorker
+) -> None:
+    # Given a job for a task no worker knows, then an ordinary job
+    unknown = app.send_task("tasks.nope", priority=10)
+    known = app.send_task("tasks.add", args=[2, 3])
+
+    # When one burst worker, one job at a time, drains the queue
+    worker = workers("--burst", "--concurrency", "1", *FAST)
+
+    # I expect the unknown task's job to fail naming it, and the next job to succeed
+    assert worker.wait() == 0, worker.output
+    failed = get_job(app, unknown.id)
+    assert failed.status is JobStatus.FAILURE
+    assert failed.error_type == "UnknownTaskError"
+    assert failed.error_message is not None and "tasks.nope" in failed.error_message
+    error = unknown.get(timeout=1, propagate=False)
+    assert isinstance(error, TaskFailedError)
+    assert "tasks.nope" in str(error)
+    with pytest.raises(TaskFailedError, match=r"tasks\.nope"):
+        unknown.get(timeout=1)
+    assert known.get(timeout=1) == 5
+    succeeded = get_job(app, known.id)
+    assert failed.worker_id == succeeded.worker_id == worker.id
+    assert failed.finished_at is not None and succeeded.started_at is not None
+    assert succeeded.started_at >= failed.finished_at
+    assert "tasks.nope" in worker.output
+
+
+@pytest.mark.slow
+def test_worker_takes_only_jobs_of_its_queues(app: SQLQueue, workers: StartWorker) -> None:
+    # Given one job in queue "a" and one in queue "b"
+    in_a = app.send_task("tasks.add", args=[1, 1], queue="a")
+    in_b = app.send_task("tasks.add", args=[2, 2], queue="b")
+
+    # When a burst worker for queue "a" only runs
+    worker = workers("--burst", "--queues", "a", *FAST)
+
+    # I expect it to run the job of "a" and leave the job of "b" untouched
+    assert worker.wait() == 0, worker.output
+    assert in_a.get(timeout=1) == 2
+    assert get_job(app, in_a.id).worker_id == worker.id
+    left = get_job(app, in_b.id)
+    assert (left.status, left.attempts, left.worker_id) == (JobStatus.PENDING, 0, None)
+
+
+def test_worker_with_an_unimportable_app_module_exits_2_naming_it(tmp_path: Path) -> None:
+    # The module is imported before the database is touched, so no database is needed.
+    completed = subprocess.run(
+        [*sqlqueue_command(), "worker", "-A", "nonexistent_module"],
+        cwd=tmp_path,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'queue.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "Cannot import 'nonexistent_module'" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "queue.db").exists()
+
+
+def test_worker_on_a_database_without_the_schema_exits_1_saying_to_migrate(tmp_path: Path) -> None:
+    worker = subprocess.run(
+        [*sqlqueue_command(), "worker", "-A", "tasks", "--poll-interval", "0.1"],
+        cwd=TESTS_DIR,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert worker.returncode == 1
+    assert "sqlqueue migrate" in worker.stderr

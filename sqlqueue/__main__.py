@@ -2,4 +2,6 @@ from __future__ import annotations
 
 from sqlqueue.cli import main
 
-main()
+# Guarded: process-pool children (multiprocessing's spawn) import the parent's __main__.
+if __name__ == "__main__":
+    main()

@@ -99,6 +99,8 @@ class SQLQueue:
         retry_backoff: bool | float = ...,
         retry_backoff_max: float = ...,
         autoretry_for: tuple[type[BaseException], ...] = ...,
+        time_limit: float | None = ...,
+        soft_time_limit: float | None = ...,
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
     @overload
     def task(
@@ -113,6 +115,8 @@ class SQLQueue:
         retry_backoff: bool | float = ...,
         retry_backoff_max: float = ...,
         autoretry_for: tuple[type[BaseException], ...] = ...,
+        time_limit: float | None = ...,
+        soft_time_limit: float | None = ...,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -128,12 +132,15 @@ class SQLQueue:
         retry_backoff: bool | float = False,
         retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
         autoretry_for: tuple[type[BaseException], ...] = (),
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(name=..., ...)``.
 
         Options: ``name`` (default ``module.function``), ``queue``, ``priority``, ``bind``
-        (pass the task as ``self``), and the retry policy: ``max_retries``,
-        ``default_retry_delay``, ``retry_backoff``, ``retry_backoff_max``, ``autoretry_for``.
+        (pass the task as ``self``), the retry policy (``max_retries``,
+        ``default_retry_delay``, ``retry_backoff``, ``retry_backoff_max``, ``autoretry_for``)
+        and the time limits in seconds (``time_limit``, ``soft_time_limit``).
         """
         policy = RetryPolicy(
             max_retries=max_retries,
@@ -147,7 +154,15 @@ class SQLQueue:
             if not callable(fun):
                 raise TaskRegistrationError(f"@app.task decorates a function, not {fun!r}.")
             task: Task[..., Any] = Task(
-                self, fun, name=name, queue=queue, priority=priority, bind=bind, retry_policy=policy
+                self,
+                fun,
+                name=name,
+                queue=queue,
+                priority=priority,
+                bind=bind,
+                retry_policy=policy,
+                time_limit=time_limit,
+                soft_time_limit=soft_time_limit,
             )
             self.tasks.register(task)
             return task

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
+from sqlqueue import loading
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE
 from sqlqueue.exceptions import SQLQueueError
@@ -24,29 +23,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def load_app(spec: str) -> SQLQueue:
-    """Import ``module[:attribute]`` from the current directory, like ``celery -A``."""
-    module_name, _, attribute = spec.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """The app named by ``-A``; a wrong name is a usage error (exit 2)."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.UsageError(
-            f"Cannot import {module_name!r} for -A: {exc}. Run the command from the directory "
-            "that holds the module, or give its dotted path."
-        ) from exc
-    if attribute:
-        app = getattr(module, attribute, None)
-    else:
-        app = getattr(module, "app", None)
-        if not isinstance(app, SQLQueue):
-            apps = [value for value in vars(module).values() if isinstance(value, SQLQueue)]
-            app = apps[0] if len(apps) == 1 else None
-    if not isinstance(app, SQLQueue):
-        raise click.UsageError(
-            f"No SQLQueue app found in {spec!r}; name it with -A {module_name}:<attribute>."
-        )
-    return app
+        return loading.load_app(spec)
+    except loading.AppNotFoundError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 def user_errors(command: F) -> F:
@@ -105,6 +86,14 @@ def main() -> None:
 )
 @click.option("--burst", is_flag=True, help="Exit 0 once no ready job is left.")
 @click.option(
+    "--pool",
+    type=click.Choice(["thread", "process"]),
+    default="thread",
+    show_default=True,
+    help="Run jobs in threads, or each thread's jobs in a child process (CPU-bound tasks, "
+    "hard time limits).",
+)
+@click.option(
     "--visibility-timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
@@ -129,6 +118,7 @@ def worker(
     queues: list[str] | None,
     concurrency: int,
     burst: bool,
+    pool: Literal["thread", "process"],
     visibility_timeout: float | None,
     poll_interval: float | None,
     loglevel: str,
@@ -144,6 +134,8 @@ def worker(
         burst=burst,
         visibility_timeout=visibility_timeout,
         poll_interval=poll_interval,
+        pool=pool,
+        app_spec=app_spec,
     )
     runner = Worker(app, options)
     with graceful_stop_signals(runner.stop):

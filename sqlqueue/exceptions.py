@@ -80,6 +80,24 @@ class DatabaseError(SQLQueueError):
         the database refused this very statement (bad data, missing table)."""
 
 
+class _LimitError(SQLQueueError):
+    # Raised into a running thread as a bare class, so the docstring is the message.
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(args or (self.__doc__,)))
+
+
+class SoftTimeLimitExceeded(_LimitError):
+    """The task ran past its soft_time_limit; it may catch this to clean up."""
+
+
+class TimeLimitExceeded(_LimitError):
+    """The task ran past its time_limit and was stopped."""
+
+
+class WorkerLostError(SQLQueueError):
+    """The process running the job died (a crash, ``os._exit()``, the OOM killer)."""
+
+
 class Retry(SQLQueueError):
     """Raised by ``task.retry()`` to ask the worker to run the job again later."""
 

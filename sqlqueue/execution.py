@@ -6,6 +6,8 @@ exercised (and read) without threads, signals or a database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,7 @@ from sqlqueue.exceptions import Retry, SerializationError, UnknownTaskError
 from sqlqueue.jobs import Job
 from sqlqueue.serialization import Failure, check_json
 from sqlqueue.tasks import Request, Task, current_request
+from sqlqueue.timelimits import thread_time_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +37,19 @@ class Failed:
 Outcome = Succeeded | Retrying | Failed
 
 
-def execute(task: Task[..., Any] | None, job: Job) -> Outcome:
+def nullcontext_limits(_task: Task[..., Any]) -> AbstractContextManager[None]:
+    """No time limits: eager runs, which happen inline in the caller."""
+    return nullcontext()
+
+
+Limits = Callable[[Task[..., Any]], AbstractContextManager[None]]
+"""How a pool enforces a task's time limits around its call (see ``timelimits``)."""
+
+
+def execute(task: Task[..., Any] | None, job: Job, limits: Limits = thread_time_limits) -> Outcome:
     """Call the task for this job and classify what happened."""
     if task is None:
-        return Failed(
-            Failure.from_exception(
-                UnknownTaskError(
-                    f"Task {job.task_name!r} is not registered in this worker; is the module "
-                    "that defines it imported by the app given to `sqlqueue worker -A`?"
-                )
-            )
-        )
+        return unknown_task(job.task_name)
     request = Request(
         id=job.id,
         task=job.task_name,
@@ -54,14 +59,29 @@ def execute(task: Task[..., Any] | None, job: Job) -> Outcome:
         attempts=job.attempts,
         queue=job.queue,
     )
-    return run_task(task, request)
+    return run_task(task, request, limits)
 
 
-def run_task(task: Task[..., Any], request: Request) -> Outcome:
+def unknown_task(name: str) -> Failed:
+    """The outcome of a job whose task this worker does not have."""
+    return Failed(
+        Failure.from_exception(
+            UnknownTaskError(
+                f"Task {name!r} is not registered in this worker; is the module that defines "
+                "it imported by the app given to `sqlqueue worker -A`?"
+            )
+        )
+    )
+
+
+def run_task(
+    task: Task[..., Any], request: Request, limits: Limits = nullcontext_limits
+) -> Outcome:
     """Call ``task`` with the request's arguments, with ``self.request`` set for the call."""
     token = current_request.set(request)
     try:
-        result = task(*request.args, **request.kwargs)
+        with limits(task):
+            result = task(*request.args, **request.kwargs)
     except Retry as retry:
         failure = Failure.from_exception(retry.exc) if retry.exc is not None else None
         return Retrying(retry.countdown, failure)

@@ -49,6 +49,16 @@ def check_countdown(value: Any, what: str = "countdown") -> float:
     return float(value)
 
 
+def check_limit(value: Any, what: str) -> float | None:
+    """A time limit: None, or a number of seconds above zero."""
+    if value is None:
+        return None
+    seconds = check_countdown(value, what)
+    if seconds == 0:
+        raise InvalidOptionError(f"{what} must be more than 0 seconds (or None for no limit).")
+    return seconds
+
+
 def check_job_id(value: Any) -> str:
     """A job id as sqlqueue writes it: a UUID in its canonical text form."""
     try:

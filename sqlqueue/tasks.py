@@ -18,7 +18,7 @@ from sqlqueue.exceptions import (
     TaskArgumentsError,
     TaskRegistrationError,
 )
-from sqlqueue.options import check_countdown, check_name, check_priority
+from sqlqueue.options import check_countdown, check_limit, check_name, check_priority
 from sqlqueue.retry import backoff_delay
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         bind: bool = False,
         retry_policy: RetryPolicy | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> None:
         self.app = app
         self.fun = fun
@@ -94,6 +96,10 @@ class Task(Generic[P, R]):
         self.priority = check_priority(priority) if priority is not None else None
         self.bind = bind
         self.retry_policy = retry_policy or RetryPolicy()
+        self.time_limit = check_limit(time_limit, "time_limit")
+        """Seconds after which a run is stopped and fails with ``TimeLimitExceeded``."""
+        self.soft_time_limit = check_limit(soft_time_limit, "soft_time_limit")
+        """Seconds after which the run gets ``SoftTimeLimitExceeded`` and may clean up."""
         self.__doc__ = fun.__doc__
         self.__wrapped__ = fun
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
@@ -26,6 +27,7 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded, execute
 from sqlqueue.jobs import Job
 from sqlqueue.options import check_name
+from sqlqueue.processes import ProcessPool
 from sqlqueue.serialization import Failure
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,11 @@ class WorkerOptions:
     """Seconds of each lease; None means the app's ``conf.visibility_timeout``."""
     poll_interval: float | None = None
     """Seconds between looks for work when idle; None means the app's ``conf.poll_interval``."""
+    pool: Literal["thread", "process"] = "thread"
+    """Run each job in the worker's thread (default), or in a child process per thread, for
+    CPU-bound tasks and hard time limits."""
+    app_spec: str | None = None
+    """``module[:attribute]`` of the app, which process-pool children import."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -60,6 +67,12 @@ class WorkerOptions:
                 raise InvalidOptionError(f"The {what} must be more than 0 seconds, not {value}.")
         for queue in self.queues or ():
             check_name(queue, "queue name")
+        if self.pool not in ("thread", "process"):
+            raise InvalidOptionError(f"pool must be 'thread' or 'process', not {self.pool!r}.")
+        if self.pool == "process" and not self.app_spec:
+            raise InvalidOptionError(
+                "A process pool needs app_spec, the module[:attribute] its children import."
+            )
 
 
 class Worker:
@@ -80,6 +93,11 @@ class Worker:
         self._held: dict[str, Job] = {}
         """Jobs this worker has taken and not yet recorded, by id."""
         self._held_lock = threading.Lock()
+        self._processes = (
+            ProcessPool(self.options.app_spec)
+            if self.options.pool == "process" and self.options.app_spec
+            else None
+        )
 
     def stop(self) -> None:
         """Stop taking jobs; running ones finish, and ``run()`` returns after them."""
@@ -89,10 +107,11 @@ class Worker:
     def run(self) -> None:
         """Work until ``stop()`` (or, with ``burst``, until no ready job is left)."""
         logger.info(
-            "worker started id=%s queues=%s concurrency=%d lease=%gs",
+            "worker started id=%s queues=%s concurrency=%d pool=%s lease=%gs",
             self.id,
             ",".join(self.options.queues or ["*"]),
             self.options.concurrency,
+            self.options.pool,
             self.lease,
         )
         pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sqlqueue-job")
@@ -106,6 +125,8 @@ class Worker:
         finally:
             self._stopping.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            if self._processes is not None:
+                self._processes.close()
             # Every job that ran has been recorded and dropped from _held by now; what is
             # left was taken but its future was cancelled before it started: give it back.
             with self._held_lock:
@@ -176,7 +197,11 @@ class Worker:
     def _run_job(self, job: Job) -> None:
         started = time.monotonic()
         try:
-            outcome = execute(self.app.tasks.get(job.task_name), job)
+            task = self.app.tasks.get(job.task_name)
+            if self._processes is not None:
+                outcome = self._processes.run(task, job)
+            else:
+                outcome = execute(task, job)
             self._record(job, outcome, time.monotonic() - started)
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.

@@ -6,12 +6,13 @@ jobs by name (`app.send_task("tasks.add", ...)`) from their own app on the same 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlqueue import SQLQueue
+from sqlqueue import SoftTimeLimitExceeded, SQLQueue
 
 app = SQLQueue()
 
@@ -49,3 +50,31 @@ def hang_first_time(self: Any, marker_dir: str) -> int:
         marker.write_text(str(os.getpid()))
         time.sleep(300)
     return self.request.attempts
+
+
+@app.task
+def crash(how: str) -> None:
+    """Die the way a task can take its process down with it."""
+    if how == "exit":
+        os._exit(3)
+    ctypes.string_at(0)  # a segmentation fault
+
+
+@app.task(time_limit=1)
+def never_returns() -> None:
+    while True:
+        time.sleep(0.05)
+
+
+@app.task(soft_time_limit=0.5)
+def cleans_up() -> str:
+    try:
+        time.sleep(30)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "slept"
+
+
+@app.task
+def whose_pid() -> int:
+    return os.getpid()

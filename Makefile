@@ -24,6 +24,14 @@ $(VENV)/.deps: pyproject.toml | $(BIN)/python
 install: $(VENV)/.deps ## Build a wheel of this checkout and install it into .venv
 	$(BIN)/pip install --quiet --no-deps --force-reinstall .
 
+.PHONY: demo-django
+demo-django: install ## Run the Django shop: an order, its receipt sent by the worker after the commit
+	cd examples/django_shop && rm -f shop.sqlite3 && \
+		../../$(BIN)/python manage.py migrate -v 0 && \
+		../../$(BIN)/python manage.py place_order ann@example.com 12.50 && \
+		../../$(BIN)/python manage.py sqlqueue_worker --burst --concurrency 2 && \
+		../../$(BIN)/python manage.py shell -c "from orders.models import Order; [print(o, '- receipt sent at', o.receipt_sent_at) for o in Order.objects.all()]"
+
 .PHONY: demo
 demo: install ## Run the demo: the seed's tasks through a worker on the embedded SQLite default
 	cd examples/demo && rm -f sqlqueue.db sqlqueue.db-wal sqlqueue.db-shm && \
@@ -32,9 +40,13 @@ demo: install ## Run the demo: the seed's tasks through a worker on the embedded
 		../../$(BIN)/sqlqueue worker -A tasks --burst --concurrency 4 && \
 		../../$(BIN)/python show_results.py
 
+DJANGO_TESTS := DJANGO_SETTINGS_MODULE=django_shop.settings $(BIN)/pytest -o pythonpath=examples/django_shop tests/django
+
 .PHONY: test
 test: install ## Run the whole test suite, then lint (PostgreSQL tests skip when it is unreachable, fail under CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	SHOP_DATABASE=sqlite $(DJANGO_TESTS) $(PYTEST_ARGS)
+	SHOP_DATABASE=postgresql $(DJANGO_TESTS) $(PYTEST_ARGS)
 	$(MAKE) lint
 
 .PHONY: lint

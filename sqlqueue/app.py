@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Concatenate, Literal, overload
@@ -19,7 +19,8 @@ from sqlqueue.conf import (
     Settings,
     database_url_from_env,
 )
-from sqlqueue.dialects import create_engine_for_url, get_dialect
+from sqlqueue.dialects import create_engine_for_url
+from sqlqueue.dialects.base import Dialect
 from sqlqueue.exceptions import (
     ConfigurationError,
     InvalidOptionError,
@@ -68,13 +69,13 @@ class SQLQueue:
         if url is not None and engine is not None:
             raise ConfigurationError("Give SQLQueue a url or an engine, not both.")
         if engine is not None:
-            dialect = get_dialect(engine.dialect.name)
-            dialect.configure_engine(engine)
+            self._store = JobStore.for_engine(engine)
         else:
-            engine, dialect = create_engine_for_url(url or database_url_from_env())
-        self.engine = engine
-        self.dialect = dialect
-        self.store = JobStore(engine, dialect)
+            self._store = JobStore(*create_engine_for_url(url or database_url_from_env()))
+        self._start()
+
+    def _start(self) -> None:
+        # Everything but the database; a subclass that finds its database later starts here.
         self.conf = Settings()
         self.tasks = TaskRegistry()
         self._connection: ContextVar[CallerConnection | None] = ContextVar(
@@ -83,6 +84,28 @@ class SQLQueue:
 
     def __repr__(self) -> str:
         return f"<SQLQueue {self.engine.url.render_as_string(hide_password=True)}>"
+
+    @property
+    def store(self) -> JobStore:
+        """Where the app's jobs are read and written."""
+        return self._store
+
+    @property
+    def engine(self) -> Engine:
+        return self.store.engine
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.store.dialect
+
+    def default_connection(self) -> CallerConnection | None:
+        """The connection a job joins when ``apply_async`` is given none: the one of an
+        enclosing ``app.using(...)`` block, else None (the job commits on its own)."""
+        return self._connection.get()
+
+    def around_job(self) -> AbstractContextManager[None]:
+        """Entered around every run of a task, in the thread or process that runs it."""
+        return nullcontext()
 
     @overload
     def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
@@ -245,7 +268,7 @@ class SQLQueue:
             "expires_at": expires_at,
         }
         self.store.insert_jobs(
-            [row], connection if connection is not None else self._connection.get()
+            [row], connection if connection is not None else self.default_connection()
         )
         return AsyncResult(job_id, self)
 

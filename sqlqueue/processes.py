@@ -138,11 +138,11 @@ def child_main(app_spec: str, connection: Connection) -> None:
             queue=message["queue"],
         )
         task = app.tasks.get(request.task)
-        outcome = (
-            unknown_task(request.task)
-            if task is None
-            else run_task(task, request, alarm_soft_limit)
-        )
+        if task is None:
+            outcome: Outcome = unknown_task(request.task)
+        else:
+            with app.around_job():
+                outcome = run_task(task, request, alarm_soft_limit)
         connection.send_bytes(json.dumps(outcome_message(outcome)).encode())
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
 
+from sqlqueue.dialects import get_dialect
 from sqlqueue.dialects.base import Dialect, Take
 from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
 from sqlqueue.jobs import Job, JobStatus
@@ -40,6 +41,13 @@ class JobStore:
     def __init__(self, engine: Engine, dialect: Dialect) -> None:
         self.engine = engine
         self.dialect = dialect
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> JobStore:
+        """A store on an engine the user built (and shares with sqlqueue)."""
+        dialect = get_dialect(engine.dialect.name)
+        dialect.configure_engine(engine)
+        return cls(engine, dialect)
 
     def insert_jobs(
         self, rows: Sequence[dict[str, Any]], connection: CallerConnection | None = None

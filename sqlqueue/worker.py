@@ -201,7 +201,8 @@ class Worker:
             if self._processes is not None:
                 outcome = self._processes.run(task, job)
             else:
-                outcome = execute(task, job)
+                with self.app.around_job():
+                    outcome = execute(task, job)
             self._record(job, outcome, time.monotonic() - started)
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.

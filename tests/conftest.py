@@ -142,3 +142,8 @@ def pg_app(postgres_url: str) -> Iterator[SQLQueue]:
     queue = SQLQueue(postgres_url)
     yield queue
     queue.engine.dispose()
+
+
+# The Django tests run in their own pytest session, with DJANGO_SETTINGS_MODULE set (see the
+# Makefile's test target); the rest of the suite does not load Django.
+collect_ignore = [] if os.environ.get("DJANGO_SETTINGS_MODULE") else ["django"]

@@ -1,0 +1,71 @@
+"""A small shop: an order sends its receipt through sqlqueue once the order is committed.
+
+The database comes from the environment so the same project runs on SQLite (the default, a
+file next to this one) and on PostgreSQL:
+
+    SHOP_DATABASE=postgresql SHOP_DATABASE_NAME=shop python manage.py migrate
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "django-shop-example-not-secret"  # noqa: S105 - an example project
+DEBUG = True
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "sqlqueue.contrib.django",
+    "orders",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "django_shop.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+if os.environ.get("SHOP_DATABASE") == "postgresql":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("SHOP_DATABASE_NAME", "shop"),
+            "USER": os.environ.get("SHOP_DATABASE_USER", "postgres"),
+            "HOST": os.environ.get("SHOP_DATABASE_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("SHOP_DATABASE_PORT", "5432"),
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("SHOP_DATABASE_NAME", str(BASE_DIR / "shop.sqlite3")),
+            # Workers are other processes: tests need a file too, not Django's in-memory default.
+            "TEST": {"NAME": str(BASE_DIR / "test_shop.sqlite3")},
+        }
+    }
+
+SQLQUEUE = {"DATABASE": "default"}
+LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -1,0 +1,56 @@
+"""``manage.py sqlqueue_worker``: ``sqlqueue worker`` for this Django project."""
+
+from __future__ import annotations
+
+import logging
+import os
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from sqlqueue.exceptions import SQLQueueError
+from sqlqueue.signals import graceful_stop_signals
+from sqlqueue.worker import Worker, WorkerOptions
+
+APP_SPEC = "sqlqueue.contrib.django.worker_app:app"
+
+
+class Command(BaseCommand):
+    help = "Run sqlqueue jobs (tasks.py of every installed app) until stopped."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("-Q", "--queues", help="Comma-separated queues. Default: every queue.")
+        parser.add_argument("-c", "--concurrency", type=int, default=os.cpu_count() or 1)
+        parser.add_argument("--burst", action="store_true", help="Exit once no job is ready.")
+        parser.add_argument("--pool", choices=["thread", "process"], default="thread")
+        parser.add_argument("--visibility-timeout", type=float, metavar="SECONDS")
+        parser.add_argument("--poll-interval", type=float, metavar="SECONDS")
+        parser.add_argument(
+            "-l", "--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.basicConfig(
+            level=options["loglevel"], format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        from sqlqueue.contrib.django.worker_app import app
+
+        queues = [q.strip() for q in options["queues"].split(",")] if options["queues"] else None
+        try:
+            worker = Worker(
+                app,
+                WorkerOptions(
+                    queues=queues,
+                    concurrency=options["concurrency"],
+                    burst=options["burst"],
+                    pool=options["pool"],
+                    app_spec=APP_SPEC,
+                    visibility_timeout=options["visibility_timeout"],
+                    poll_interval=options["poll_interval"],
+                ),
+            )
+            with graceful_stop_signals(worker.stop):
+                worker.run()
+        except SQLQueueError as exc:
+            raise CommandError(str(exc)) from exc

@@ -1,0 +1,112 @@
+"""DjangoSQLQueue: an app whose database is a Django database alias."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from sqlqueue.app import SQLQueue
+from sqlqueue.dialects import create_engine_for_url
+from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
+from sqlqueue.store import CallerConnection, JobStore
+
+DRIVERS = {
+    "django.db.backends.postgresql": "postgresql+psycopg",
+    "django.db.backends.sqlite3": "sqlite",
+}
+
+
+def settings_for_queue() -> dict[str, Any]:
+    """The ``SQLQUEUE`` setting, with its defaults."""
+    from django.conf import settings
+
+    return {"DATABASE": "default", **getattr(settings, "SQLQUEUE", {})}
+
+
+def url_for_database(database: dict[str, Any]) -> URL:
+    """The SQLAlchemy URL of a Django ``DATABASES`` entry."""
+    engine = database.get("ENGINE", "")
+    driver = DRIVERS.get(engine)
+    if driver is None:
+        raise UnsupportedDatabaseError(
+            f"sqlqueue does not support the Django database backend {engine!r} yet; use "
+            "django.db.backends.postgresql or django.db.backends.sqlite3."
+        )
+    name = str(database.get("NAME") or "")
+    if driver == "sqlite":
+        if not name or name == ":memory:" or "mode=memory" in name:
+            raise ConfigurationError(
+                "sqlqueue needs SQLite in a file that workers can open, not an in-memory "
+                "database; in tests, set DATABASES[...]['TEST']['NAME'] to a file path."
+            )
+        return URL.create("sqlite", database=name)
+    return URL.create(
+        driver,
+        username=database.get("USER") or None,
+        password=database.get("PASSWORD") or None,
+        host=database.get("HOST") or None,
+        port=int(database["PORT"]) if database.get("PORT") else None,
+        database=name,
+    )
+
+
+class DjangoSQLQueue(SQLQueue):
+    """An app on the Django database named by ``SQLQUEUE["DATABASE"]``.
+
+    Nothing is read from Django's settings until the queue is first used, and the engine
+    follows the database's settings when they change (as the test runner does when it
+    switches to the test database).
+    """
+
+    def __init__(self) -> None:
+        self._bound_to: URL | None = None
+        self._django_store: JobStore | None = None
+        self._start()
+
+    @property
+    def alias(self) -> str:
+        return str(settings_for_queue()["DATABASE"])
+
+    @property
+    def store(self) -> JobStore:
+        from django.db import connections
+
+        url = url_for_database(connections[self.alias].settings_dict)
+        if self._django_store is None or url != self._bound_to:
+            if self._django_store is not None:
+                self._django_store.engine.dispose()
+            self._django_store = JobStore(*create_engine_for_url(url.render_as_string(False)))
+            self._bound_to = url
+        return self._django_store
+
+    def default_connection(self) -> CallerConnection | None:
+        """Inside ``app.using(...)`` that connection; else Django's own connection, so that a
+        job joins an enclosing ``transaction.atomic()`` and otherwise commits at once, as
+        Django's autocommit does."""
+        given = super().default_connection()
+        if given is not None:
+            return given
+        from django.db import connections
+
+        connection = connections[self.alias]
+        connection.ensure_connection()
+        return connection.connection
+
+    def around_job(self) -> AbstractContextManager[None]:
+        return _fresh_django_connections()
+
+
+@contextmanager
+def _fresh_django_connections() -> Iterator[None]:
+    # What Django does around each request: drop connections that are broken or past
+    # CONN_MAX_AGE, so a long-running worker never works on a stale one.
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        yield
+    finally:
+        close_old_connections()

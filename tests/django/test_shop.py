@@ -1,0 +1,127 @@
+"""sqlqueue inside a Django project (the example shop), with pytest-django."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from conftest import run_manage
+from django.db import connection, transaction
+from django.test import Client
+from orders.models import Order
+from orders.tasks import send_receipt
+
+from sqlqueue import JobStatus, Worker, WorkerOptions
+from sqlqueue.contrib.django import app
+from sqlqueue.contrib.django.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def empty_queue() -> None:
+    # Django's flush between tests empties only the tables of managed models.
+    with app.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM sqlqueue_jobs"))
+
+
+def committed_jobs() -> int:
+    """Jobs a worker could see now: read through sqlqueue's own engine, not Django's connection."""
+    with app.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one())
+
+
+def test_manage_py_migrate_created_the_queue_through_the_alembic_migrations() -> None:
+    tables = set(sa.inspect(app.engine).get_table_names())
+    assert {"sqlqueue_jobs", "sqlqueue_alembic_version"} <= tables
+
+
+def test_delay_inside_atomic_is_invisible_until_commit_and_gone_on_rollback() -> None:
+    with transaction.atomic():
+        order = Order.objects.create(email="a@example.com", total=Decimal("5.00"))
+        send_receipt.delay(order.pk)
+        assert committed_jobs() == 0
+        transaction.set_rollback(True)
+
+    assert committed_jobs() == 0
+    assert not Order.objects.exists()
+
+
+def test_delay_inside_atomic_commits_with_the_order() -> None:
+    with transaction.atomic():
+        order = Order.objects.create(email="b@example.com", total=Decimal("7.00"))
+        result = send_receipt.delay(order.pk)
+
+    assert committed_jobs() == 1
+    assert result.status == "PENDING"
+
+
+def test_delay_outside_atomic_commits_at_once_like_django_autocommit() -> None:
+    send_receipt.delay(42)
+    assert committed_jobs() == 1
+
+
+def test_the_checkout_view_writes_the_order_and_its_job_or_neither(client: Client) -> None:
+    placed = client.post("/orders/", {"email": "c@example.com", "total": "9.99"})
+    declined = client.post(
+        "/orders/", {"email": "d@example.com", "total": "1.00", "card": "declined"}
+    )
+
+    assert placed.status_code == 201
+    assert declined.status_code == 402
+    assert list(Order.objects.values_list("email", flat=True)) == ["c@example.com"]
+    assert committed_jobs() == 1
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_the_worker_command_finds_tasks_py_and_sends_the_receipt(pool: str) -> None:
+    with transaction.atomic():
+        order = Order.objects.create(email="e@example.com", total=Decimal("3.00"))
+        result = send_receipt.delay(order.pk)
+
+    worker = run_manage(
+        "sqlqueue_worker",
+        "--burst",
+        "--pool",
+        pool,
+        "-c",
+        "2",
+        database_name=connection.settings_dict["NAME"],
+    )
+
+    assert worker.returncode == 0, worker.stderr
+    assert result.get(timeout=5) == f"receipt for order {order.pk} sent to e@example.com"
+    order.refresh_from_db()
+    assert order.receipt_sent_at is not None
+
+
+def test_the_admin_filters_searches_retries_and_revokes(admin_client: Client) -> None:
+    failed = app.send_task("orders.tasks.not_a_task", queue="elsewhere")
+    queued = send_receipt.delay(1)
+    Worker(app, WorkerOptions(burst=True, queues=["elsewhere"], poll_interval=0.05)).run()
+    assert failed.status == JobStatus.FAILURE
+
+    listing = admin_client.get("/admin/sqlqueue/job/", {"status__exact": "FAILURE"})
+    found = admin_client.get("/admin/sqlqueue/job/", {"q": failed.id})
+    nothing = admin_client.get("/admin/sqlqueue/job/", {"q": "not-an-id"})
+    retried = admin_client.post(
+        "/admin/sqlqueue/job/", {"action": "retry_jobs", "_selected_action": [failed.id]}
+    )
+    revoked = admin_client.post(
+        "/admin/sqlqueue/job/", {"action": "revoke_jobs", "_selected_action": [queued.id]}
+    )
+
+    assert listing.status_code == 200 and failed.id in listing.content.decode()
+    assert queued.id not in listing.content.decode()
+    assert failed.id in found.content.decode()
+    assert failed.id not in nothing.content.decode()
+    assert retried.status_code == 302 and failed.status == JobStatus.PENDING
+    assert revoked.status_code == 302 and queued.status == JobStatus.REVOKED
+    assert Job.objects.count() == 2
+
+
+def test_the_job_model_matches_the_table() -> None:
+    job_id = send_receipt.delay(7).id
+    job = Job.objects.get(pk=job_id)
+    assert (job.task_name, job.args, job.status) == ("orders.tasks.send_receipt", [7], "PENDING")

@@ -42,11 +42,30 @@ demo: install ## Run the demo: the seed's tasks through a worker on the embedded
 
 DJANGO_TESTS := DJANGO_SETTINGS_MODULE=django_shop.settings $(BIN)/pytest -o pythonpath=examples/django_shop tests/django
 
+# Django 6 needs Python >= 3.12; the package itself stays on 3.11.
+PYTHON_DJANGO6 ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.1[23]*/bin/python; do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { command -v "$$p"; break; }; done)
+VENV_DJANGO6 ?= .venv-django6
+DJANGO6_TESTS := DJANGO_SETTINGS_MODULE=django_shop.settings $(VENV_DJANGO6)/bin/pytest -o pythonpath=examples/django_shop tests/django
+
+.PHONY: test-django6
+test-django6: ## The Django tests again on Django 6 (django.tasks), with Python >= 3.12
+	@if [ -z "$(PYTHON_DJANGO6)" ]; then \
+		echo "No Python >= 3.12 found for the Django 6 tests: set PYTHON_DJANGO6."; \
+		if [ -n "$$CI" ]; then exit 1; else echo "Skipping them (they run under CI=true)."; exit 0; fi; \
+	fi; \
+	[ -x $(VENV_DJANGO6)/bin/python ] || $(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6); \
+	$(VENV_DJANGO6)/bin/pip install --quiet ".[test]" "django>=6" && \
+	$(VENV_DJANGO6)/bin/pip install --quiet --no-deps --force-reinstall . && \
+	SHOP_DATABASE=sqlite $(DJANGO6_TESTS) $(PYTEST_ARGS) && \
+	SHOP_DATABASE=postgresql $(DJANGO6_TESTS) $(PYTEST_ARGS)
+
 .PHONY: test
 test: install ## Run the whole test suite, then lint (PostgreSQL tests skip when it is unreachable, fail under CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	SHOP_DATABASE=sqlite $(DJANGO_TESTS) $(PYTEST_ARGS)
 	SHOP_DATABASE=postgresql $(DJANGO_TESTS) $(PYTEST_ARGS)
+	$(MAKE) test-django6
 	$(MAKE) lint
 
 .PHONY: lint
@@ -62,4 +81,4 @@ format: $(VENV)/.deps ## Format the code with ruff
 
 .PHONY: clean
 clean: ## Remove the virtualenv and build leftovers
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_DJANGO6) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

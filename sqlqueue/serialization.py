@@ -41,7 +41,7 @@ class Failure:
         """Describe an exception, with the traceback of where it was raised."""
         # Text columns cannot hold NUL characters (PostgreSQL refuses them): spell them out.
         return cls(
-            error_type=type(exc).__qualname__,
+            error_type=exception_path(type(exc)),
             error_message=str(exc).replace("\x00", "\\x00"),
             traceback="".join(traceback.format_exception(exc)).replace("\x00", "\\x00"),
         )
@@ -53,3 +53,11 @@ class Failure:
             "error_message": self.error_message,
             "traceback": self.traceback,
         }
+
+
+def exception_path(exc_type: type[BaseException]) -> str:
+    """``ValueError`` for a builtin, ``package.module.Error`` for any other: importable, so a
+    reader (Django's ``TaskError.exception_class``, say) can find the class again."""
+    if exc_type.__module__ == "builtins":
+        return exc_type.__qualname__
+    return f"{exc_type.__module__}.{exc_type.__qualname__}"

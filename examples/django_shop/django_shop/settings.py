@@ -68,4 +68,12 @@ else:
     }
 
 SQLQUEUE = {"DATABASE": "default"}
+
+# Django's task framework (django.tasks in Django 6; the django-tasks backport on 5.2),
+# with sqlqueue as its backend.
+TASKS = {"default": {"BACKEND": "sqlqueue.contrib.django.backend.SQLQueueBackend"}}
+try:
+    import django.tasks  # noqa: F401
+except ImportError:
+    INSTALLED_APPS.append("django_tasks")
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -362,7 +362,7 @@ def test_job_of_an_unknown_task_fails_and_the_worker_keeps_going(
     assert worker.wait() == 0, worker.output
     failed = get_job(app, unknown.id)
     assert failed.status is JobStatus.FAILURE
-    assert failed.error_type == "UnknownTaskError"
+    assert failed.error_type == "sqlqueue.exceptions.UnknownTaskError"
     assert failed.error_message is not None and "tasks.nope" in failed.error_message
     error = unknown.get(timeout=1, propagate=False)
     assert isinstance(error, TaskFailedError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -32,7 +33,7 @@ from sqlqueue.execution import Retrying, Succeeded, run_task
 from sqlqueue.options import Schedule, check_countdown, check_job_id, check_name, check_priority
 from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.serialization import check_json
-from sqlqueue.store import CallerConnection, JobStore
+from sqlqueue.store import AsyncCallerConnection, CallerConnection, JobStore
 from sqlqueue.tasks import P, R, Request, RetryPolicy, Task, argument_lists
 
 
@@ -222,14 +223,49 @@ class SQLQueue:
         args: list[Any],
         kwargs: dict[str, Any],
         *,
+        connection: CallerConnection | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Check everything, then write the job (or run it inline when eager)."""
+        row = self._job_row(name, args, kwargs, **options)
+        if self.conf.task_always_eager and task is not None:
+            return self._run_eagerly(task, row)
+        self.store.insert_jobs(
+            [row], connection if connection is not None else self.default_connection()
+        )
+        return AsyncResult(row["id"], self)
+
+    async def asend_job(
+        self,
+        task: Task[..., Any] | None,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        connection: AsyncCallerConnection | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """``send_job`` for async code: the same checks, written with an async driver."""
+        row = self._job_row(name, args, kwargs, **options)
+        if self.conf.task_always_eager and task is not None:
+            # In a thread, where an async def task can have an event loop of its own.
+            return await asyncio.to_thread(self._run_eagerly, task, row)
+        await self.store.ainsert_jobs([row], connection)
+        return AsyncResult(row["id"], self)
+
+    def _job_row(
+        self,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
         countdown: float | None = None,
         eta: datetime | None = None,
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
-        connection: CallerConnection | None = None,
-    ) -> AsyncResult:
-        """Check everything, then write the job (or run it inline when eager)."""
+    ) -> dict[str, Any]:
+        """The row of a new job, once every argument has been checked."""
         check_name(name, "task name")
         queue = check_name(
             queue if queue is not None else self.conf.task_default_queue, "queue name"
@@ -245,9 +281,6 @@ class SQLQueue:
                 f"app.conf.max_payload_bytes ({self.conf.max_payload_bytes}); pass a reference "
                 "(an id, a URL) instead of the data, or raise the limit."
             )
-        job_id = str(uuid.uuid4())
-        if self.conf.task_always_eager and task is not None:
-            return self._run_eagerly(task, job_id, args, kwargs, queue)
         if schedule.eta is not None:
             scheduled_at: Any = schedule.eta
         elif schedule.countdown:
@@ -257,8 +290,8 @@ class SQLQueue:
         expires_at: Any = schedule.expires_at
         if schedule.expires_in is not None:
             expires_at = self.dialect.now_plus(schedule.expires_in)
-        row = {
-            "id": job_id,
+        return {
+            "id": str(uuid.uuid4()),
             "task_name": name,
             "queue": queue,
             "priority": priority,
@@ -267,10 +300,6 @@ class SQLQueue:
             "scheduled_at": scheduled_at,
             "expires_at": expires_at,
         }
-        self.store.insert_jobs(
-            [row], connection if connection is not None else self.default_connection()
-        )
-        return AsyncResult(job_id, self)
 
     def AsyncResult(self, job_id: str) -> AsyncResult:
         """The receipt of an existing job, from its id alone."""
@@ -285,9 +314,8 @@ class SQLQueue:
         finally:
             self._connection.reset(token)
 
-    def _run_eagerly(
-        self, task: Task[..., Any], job_id: str, args: list[Any], kwargs: dict[str, Any], queue: str
-    ) -> EagerResult:
+    def _run_eagerly(self, task: Task[..., Any], row: dict[str, Any]) -> EagerResult:
+        job_id, args, kwargs, queue = row["id"], row["args"], row["kwargs"], row["queue"]
         retries = 0
         while True:
             request = Request(

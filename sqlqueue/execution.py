@@ -6,7 +6,9 @@ exercised (and read) without threads, signals or a database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import inspect
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +47,17 @@ def nullcontext_limits(_task: Task[..., Any]) -> AbstractContextManager[None]:
 Limits = Callable[[Task[..., Any]], AbstractContextManager[None]]
 """How a pool enforces a task's time limits around its call (see ``timelimits``)."""
 
+RunCoroutine = Callable[[Coroutine[Any, Any, Any]], Any]
+"""How an ``async def`` task's coroutine is run to its result: on the worker's event loop,
+or with ``asyncio.run`` where there is none (eager runs, process-pool children)."""
 
-def execute(task: Task[..., Any] | None, job: Job, limits: Limits = thread_time_limits) -> Outcome:
+
+def execute(
+    task: Task[..., Any] | None,
+    job: Job,
+    limits: Limits = thread_time_limits,
+    run_coroutine: RunCoroutine = asyncio.run,
+) -> Outcome:
     """Call the task for this job and classify what happened."""
     if task is None:
         return unknown_task(job.task_name)
@@ -59,7 +70,7 @@ def execute(task: Task[..., Any] | None, job: Job, limits: Limits = thread_time_
         attempts=job.attempts,
         queue=job.queue,
     )
-    return run_task(task, request, limits)
+    return run_task(task, request, limits, run_coroutine)
 
 
 def unknown_task(name: str) -> Failed:
@@ -75,13 +86,18 @@ def unknown_task(name: str) -> Failed:
 
 
 def run_task(
-    task: Task[..., Any], request: Request, limits: Limits = nullcontext_limits
+    task: Task[..., Any],
+    request: Request,
+    limits: Limits = nullcontext_limits,
+    run_coroutine: RunCoroutine = asyncio.run,
 ) -> Outcome:
     """Call ``task`` with the request's arguments, with ``self.request`` set for the call."""
     token = current_request.set(request)
     try:
         with limits(task):
             result = task(*request.args, **request.kwargs)
+            if inspect.iscoroutine(result):
+                result = run_coroutine(result)
     except Retry as retry:
         failure = Failure.from_exception(retry.exc) if retry.exc is not None else None
         return Retrying(retry.countdown, failure)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -77,23 +78,39 @@ class AsyncResult:
         job = self._job()
         while job.status not in FINISHED_STATUSES:
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"Job {self.id} ({job.task_name}) is still {job.status} after {timeout:g}s; "
-                    "is a worker running for its queue "
-                    f"{job.queue!r}? Start one with `sqlqueue worker -A <module>`."
-                )
+                raise _still_waiting(job, timeout)
             wait = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
             time.sleep(wait)
             pause = min(pause * 1.5, POLL_MAX)
             job = self._job()
         return _outcome(job, propagate)
 
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        """``get`` for async code: waits with ``asyncio.sleep`` and reads with the async driver."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = POLL_START
+        job = await self._ajob()
+        while job.status not in FINISHED_STATUSES:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _still_waiting(job, timeout)
+            await asyncio.sleep(
+                pause if deadline is None else min(pause, deadline - time.monotonic())
+            )
+            pause = min(pause * 1.5, POLL_MAX)
+            job = await self._ajob()
+        return _outcome(job, propagate)
+
     def revoke(self) -> bool:
         """Make sure a job that has not started never runs; False if it already started."""
         return self.app.store.revoke_job(self.id)
 
+    async def _ajob(self) -> Job:
+        return self._found(await self.app.store.aget_job(self.id))
+
     def _job(self) -> Job:
-        job = self.app.store.get_job(self.id)
+        return self._found(self.app.store.get_job(self.id))
+
+    def _found(self, job: Job | None) -> Job:
         if job is None:
             raise JobNotFoundError(
                 f"No job with id {self.id} in this app's database; check the id and that "
@@ -140,8 +157,18 @@ class EagerResult(AsyncResult):
             raise self._error
         return self.result
 
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        return self.get(timeout, propagate)
+
     def revoke(self) -> bool:
         return False
+
+
+def _still_waiting(job: Job, timeout: float | None) -> TimeoutError:
+    return TimeoutError(
+        f"Job {job.id} ({job.task_name}) is still {job.status} after {timeout:g}s; is a worker "
+        f"running for its queue {job.queue!r}? Start one with `sqlqueue worker -A <module>`."
+    )
 
 
 def _failure(job: Job) -> TaskFailedError:

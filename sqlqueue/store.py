@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
@@ -30,6 +31,10 @@ CallerConnection = Connection | Session | Any
 """What ``connection=`` accepts: a SQLAlchemy Connection or Session, or a DB-API
 connection (``psycopg.Connection``, ``sqlite3.Connection``)."""
 
+AsyncCallerConnection = AsyncConnection | AsyncSession | Any
+"""What ``connection=`` accepts in async sends: a SQLAlchemy AsyncConnection or AsyncSession,
+a ``psycopg.AsyncConnection`` or an ``aiosqlite.Connection``."""
+
 
 DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
 """What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
@@ -41,6 +46,7 @@ class JobStore:
     def __init__(self, engine: Engine, dialect: Dialect) -> None:
         self.engine = engine
         self.dialect = dialect
+        self._async_engine: AsyncEngine | None = None
 
     @classmethod
     def for_engine(cls, engine: Engine) -> JobStore:
@@ -59,6 +65,50 @@ class JobStore:
                 conn.execute(statement)
         else:
             self._execute_in_caller_transaction(connection, statement)
+
+    async def ainsert_jobs(
+        self, rows: Sequence[dict[str, Any]], connection: AsyncCallerConnection | None = None
+    ) -> None:
+        """``insert_jobs`` with an async driver: the same statement, awaited."""
+        statement = self.dialect.insert_jobs(rows)
+        with self._translate_errors():
+            if connection is None:
+                async with self.async_engine.begin() as conn:
+                    await conn.execute(statement)
+                return
+            if isinstance(connection, AsyncSession):
+                connection = await connection.connection()
+            if isinstance(connection, AsyncConnection):
+                self._check_same_database(connection.dialect.name, connection.engine.url.database)
+                await connection.execute(statement)
+            elif isinstance(connection, psycopg.AsyncConnection):
+                self._check_same_database("postgresql", connection.info.dbname)
+                await connection.execute(*self._compile_for_driver(statement))
+            elif type(connection).__module__.split(".")[0] == "aiosqlite":
+                async with connection.execute("PRAGMA database_list") as cursor:
+                    main_file = (await cursor.fetchone())[2]
+                self._check_same_database("sqlite", main_file)
+                await connection.execute(*self._compile_for_driver(statement))
+            else:
+                raise ConfigurationError(
+                    f"connection= got a {type(connection).__qualname__} in an async send; pass "
+                    "a SQLAlchemy AsyncConnection or AsyncSession, a psycopg.AsyncConnection or "
+                    "an aiosqlite.Connection."
+                )
+
+    async def aget_job(self, job_id: str) -> Job | None:
+        """``get_job`` with an async driver."""
+        with self._translate_errors():
+            async with self.async_engine.connect() as conn:
+                row = (await conn.execute(self.dialect.get_job(job_id))).mappings().first()
+        return Job.from_row(row) if row is not None else None
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The async twin of ``engine``, made on first use."""
+        if self._async_engine is None:
+            self._async_engine = self.dialect.create_async_engine(self.engine.url)
+        return self._async_engine
 
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float

@@ -24,7 +24,7 @@ from sqlqueue.retry import backoff_delay
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
     from sqlqueue.result import AsyncResult
-    from sqlqueue.store import CallerConnection
+    from sqlqueue.store import AsyncCallerConnection, CallerConnection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -155,6 +155,39 @@ class Task(Generic[P, R]):
         """
         args, kwargs = self.check_arguments(args, kwargs)
         return self.app.send_job(
+            self,
+            self.name,
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue if queue is not None else self.queue,
+            priority=priority if priority is not None else self.priority,
+            connection=connection,
+        )
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
+        """``delay`` for async code: the job is written with the database's async driver."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        connection: AsyncCallerConnection | None = None,
+    ) -> AsyncResult:
+        """``apply_async`` for async code. ``connection=`` takes an ``AsyncConnection`` or
+        ``AsyncSession`` (SQLAlchemy), a ``psycopg.AsyncConnection`` or an
+        ``aiosqlite.Connection``, whose open transaction the job joins."""
+        args, kwargs = self.check_arguments(args, kwargs)
+        return await self.app.asend_job(
             self,
             self.name,
             args,

@@ -11,15 +11,16 @@ back late changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
@@ -31,6 +32,9 @@ from sqlqueue.processes import ProcessPool
 from sqlqueue.serialization import Failure
 
 logger = logging.getLogger(__name__)
+
+COROUTINE_WAIT = 0.05
+"""Seconds a job's thread waits for its coroutine before checking for a time limit."""
 
 MAX_DATABASE_BACKOFF = 30.0
 """Longest pause, in seconds, between attempts to reach a database that is down."""
@@ -120,6 +124,10 @@ class Worker:
             target=self._renew_leases, args=(finished,), name="sqlqueue-lease", daemon=True
         )
         renewer.start()
+        loop = asyncio.new_event_loop()
+        loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
+        loop_thread.start()
+        self._event_loop = loop
         try:
             self._loop(pool)
         finally:
@@ -134,6 +142,9 @@ class Worker:
             self._release(unstarted)
             finished.set()
             renewer.join()
+            loop.call_soon_threadsafe(loop.stop)
+            loop_thread.join()
+            loop.close()
         logger.info("worker stopped id=%s", self.id)
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
@@ -202,7 +213,7 @@ class Worker:
                 outcome = self._processes.run(task, job)
             else:
                 with self.app.around_job():
-                    outcome = execute(task, job)
+                    outcome = execute(task, job, run_coroutine=self._run_coroutine)
             self._record(job, outcome, time.monotonic() - started)
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.
@@ -261,6 +272,22 @@ class Worker:
                 status,
                 duration,
             )
+
+    def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        # async def tasks share one event loop, so up to --concurrency of them run at once
+        # there; the job's thread waits for its own, and cancels it if it is interrupted
+        # (by a time limit).
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._event_loop)
+        try:
+            while True:
+                try:
+                    # Short waits: a time limit, raised into this thread, lands between them.
+                    return future.result(timeout=COROUTINE_WAIT)
+                except TimeoutError:
+                    continue
+        except BaseException:
+            future.cancel()
+            raise
 
     def _write_outcome(self, take: tuple[str, int], outcome: Outcome) -> bool:
         if isinstance(outcome, Succeeded):

@@ -12,6 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Delete, Insert, ReturningUpdate, Update
 
 from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus
@@ -29,6 +31,15 @@ class Dialect:
     def create_engine(self, url: URL) -> Engine:
         """An engine for a URL the app was given (not for an engine the user built)."""
         return sa.create_engine(url, pool_pre_ping=True)
+
+    def create_async_engine(self, url: URL) -> AsyncEngine:
+        """An engine with the database's async driver, for ``adelay()`` and ``aget()``.
+
+        Unpooled: a pooled async connection belongs to the event loop that opened it, and
+        code that calls ``asyncio.run()`` more than once would leave it behind, broken. An
+        application that wants pooling passes its own ``AsyncConnection`` or ``AsyncSession``.
+        """
+        return unpooled_async_engine(url)
 
     def configure_engine(self, engine: Engine) -> None:
         """Adjust an engine the user built and shares with sqlqueue; by default nothing."""
@@ -218,3 +229,8 @@ class Dialect:
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
+
+
+def unpooled_async_engine(url: URL, **options: Any) -> AsyncEngine:
+    """An async engine that opens a connection per use (see ``Dialect.create_async_engine``)."""
+    return create_async_engine(url, poolclass=NullPool, **options)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sqlqueue.dialects.base import Dialect
 
@@ -25,6 +26,10 @@ class PostgreSQLDialect(Dialect):
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         return sa.create_engine(url, pool_pre_ping=True)
+
+    def create_async_engine(self, url: URL) -> AsyncEngine:
+        # psycopg 3 is sync and async in one driver.
+        return super().create_async_engine(url.set(drivername="postgresql+psycopg"))
 
     def now(self) -> sa.ColumnElement[datetime]:
         # statement_timestamp(), not now(): a job enqueued late in a caller's long

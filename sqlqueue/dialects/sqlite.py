@@ -18,9 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
-from sqlqueue.dialects.base import Dialect
+from sqlqueue.dialects.base import Dialect, unpooled_async_engine
+from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.schema import Timestamp
 
 
@@ -30,6 +32,19 @@ class SQLiteDialect(Dialect):
     def create_engine(self, url: URL) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
         self.configure_engine(engine)
+        return engine
+
+    def create_async_engine(self, url: URL) -> AsyncEngine:
+        try:
+            import aiosqlite  # noqa: F401
+        except ImportError:
+            raise ConfigurationError(
+                "Async sends on SQLite need the aiosqlite driver: pip install 'sqlqueue[async]'."
+            ) from None
+        engine = unpooled_async_engine(
+            url.set(drivername="sqlite+aiosqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT}
+        )
+        self.configure_engine(engine.sync_engine)
         return engine
 
     def configure_engine(self, engine: Engine) -> None:
@@ -59,9 +74,11 @@ IMMEDIATE = "sqlqueue_begin_immediate"
 
 
 def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA journal_mode=WAL")
-    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-    dbapi_connection.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+    cursor = dbapi_connection.cursor()  # a cursor: aiosqlite's adapted connection has no execute()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+    cursor.close()
 
 
 def _begin(connection: Connection) -> None:

@@ -125,3 +125,9 @@ def test_the_job_model_matches_the_table() -> None:
     job_id = send_receipt.delay(7).id
     job = Job.objects.get(pk=job_id)
     assert (job.task_name, job.args, job.status) == ("orders.tasks.send_receipt", [7], "PENDING")
+
+
+def test_the_sqlqueue_setting_configures_the_app() -> None:
+    # The shop's settings say SQLQUEUE = {"DATABASE": "default", "VISIBILITY_TIMEOUT": 30}.
+    assert app.conf.visibility_timeout == 30
+    assert app.alias == "default"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
 class SQLQueueConfig(AppConfig):
@@ -10,3 +13,19 @@ class SQLQueueConfig(AppConfig):
     label = "sqlqueue"
     verbose_name = "Task queue"
     default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        """Apply the ``SQLQUEUE`` setting: ``DATABASE`` names the alias, every other key is
+        an ``app.conf`` setting in upper case (``"VISIBILITY_TIMEOUT": 120``)."""
+        from sqlqueue.contrib.django import app
+        from sqlqueue.contrib.django.queue import settings_for_queue
+
+        known = {field.name.upper(): field.name for field in fields(app.conf)}
+        for key, value in settings_for_queue().items():
+            if key == "DATABASE":
+                continue
+            if key not in known:
+                raise ImproperlyConfigured(
+                    f"SQLQUEUE has an unknown key {key!r}; use DATABASE or one of {sorted(known)}."
+                )
+            setattr(app.conf, known[key], value)

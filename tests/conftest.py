@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -98,6 +99,17 @@ def app(db_url: str) -> Iterator[SQLQueue]:
     queue = SQLQueue(db_url)
     yield queue
     queue.engine.dispose()
+
+
+@pytest.fixture
+def add(app: SQLQueue) -> Any:
+    """The task ``t.add``, registered on the test's app."""
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    return add
 
 
 def count_jobs(app: SQLQueue, where: str = "1 = 1") -> int:

@@ -19,15 +19,6 @@ from sqlqueue import SQLQueue
 from sqlqueue.exceptions import ConfigurationError, TaskFailedError
 
 
-@pytest.fixture
-def add(app: SQLQueue) -> Any:
-    @app.task(name="t.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    return add
-
-
 def async_url(db_url: str) -> str:
     url = sa.make_url(db_url)
     driver = "sqlite+aiosqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"

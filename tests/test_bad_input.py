@@ -20,16 +20,6 @@ from sqlqueue.exceptions import (
     UnsupportedDatabaseError,
 )
 
-
-@pytest.fixture
-def add(app: SQLQueue) -> Any:
-    @app.task(name="t.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    return add
-
-
 CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], str]] = {
     "object argument": (
         lambda add, app: add.delay(object(), 1),

@@ -16,15 +16,6 @@ from sqlqueue.exceptions import InvalidOptionError, JobNotFoundError, TaskRevoke
 from sqlqueue.schema import jobs
 
 
-@pytest.fixture
-def add(app: SQLQueue) -> Any:
-    @app.task(name="t.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    return add
-
-
 def age_finished_jobs(app: SQLQueue, seconds: float) -> None:
     """Pretend every finished job finished ``seconds`` ago."""
     with app.engine.begin() as conn:

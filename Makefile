@@ -68,16 +68,20 @@ test: install ## Run the whole test suite, then lint (PostgreSQL tests skip when
 	$(MAKE) test-django6
 	$(MAKE) lint
 
+.PHONY: bench
+bench: install ## Run the benchmark on the local PostgreSQL (BENCH_ARGS="--url sqlite:////tmp/b.db" for SQLite)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
 .PHONY: lint
 lint: $(VENV)/.deps ## ruff and mypy --strict
-	$(BIN)/ruff check sqlqueue migrations tests examples scripts
-	$(BIN)/ruff format --check sqlqueue migrations tests examples scripts
+	$(BIN)/ruff check sqlqueue migrations tests examples scripts benchmarks
+	$(BIN)/ruff format --check sqlqueue migrations tests examples scripts benchmarks
 	$(BIN)/mypy
 
 .PHONY: format
 format: $(VENV)/.deps ## Format the code with ruff
-	$(BIN)/ruff check --fix sqlqueue migrations tests examples scripts
-	$(BIN)/ruff format sqlqueue migrations tests examples scripts
+	$(BIN)/ruff check --fix sqlqueue migrations tests examples scripts benchmarks
+	$(BIN)/ruff format sqlqueue migrations tests examples scripts benchmarks
 
 .PHONY: clean
 clean: ## Remove the virtualenv and build leftovers

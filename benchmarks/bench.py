@@ -1,0 +1,295 @@
+"""sqlqueue's benchmark: enqueue, drain, latency, idle cost and a large table, on one database.
+
+    python benchmarks/bench.py                                  # local PostgreSQL
+    python benchmarks/bench.py --url sqlite:////tmp/bench.db    # SQLite
+    python benchmarks/bench.py --json results.json --jobs 5000 --processes 4
+
+Each figure runs on a fresh database (PostgreSQL: a new database on the server of --url,
+dropped afterwards; SQLite: a new file), with no-op tasks. It prints a table with the machine
+and writes JSON. Machines are noisy: compare figures from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from sqlqueue import SQLQueue
+from sqlqueue.migrate import upgrade
+from sqlqueue.schema import jobs
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def fresh_app(url: str) -> Iterator[SQLQueue]:
+    """An app on a new, migrated database, removed afterwards."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="sqlqueue-bench-"))
+        database = f"sqlite:///{folder / 'queue.db'}"
+    else:
+        name = f"sqlqueue_bench_{uuid.uuid4().hex[:8]}"
+        admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        database = parsed.set(database=name).render_as_string(hide_password=False)
+    app = SQLQueue(database)
+    upgrade(app.engine)
+    try:
+        yield app
+    finally:
+        app.engine.dispose()
+        if parsed.get_backend_name() == "sqlite":
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def url_of(app: SQLQueue) -> str:
+    return app.engine.url.render_as_string(hide_password=False)
+
+
+def enqueue_single(app: SQLQueue, count: int) -> float:
+    """Jobs per second, each delay() in its own transaction."""
+    started = time.perf_counter()
+    for n in range(count):
+        app.send_task("bench_tasks.noop", args=[n])
+    return count / (time.perf_counter() - started)
+
+
+def enqueue_in_one_transaction(app: SQLQueue, count: int) -> float:
+    """Jobs per second, all sent inside one caller transaction (there is no bulk API yet)."""
+    started = time.perf_counter()
+    with app.engine.begin() as conn, app.using(conn):
+        for n in range(count):
+            app.send_task("bench_tasks.noop", args=[n])
+    return count / (time.perf_counter() - started)
+
+
+def start_worker(app: SQLQueue, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sqlqueue", "worker", "-A", "bench_tasks", "-l", "WARNING", *args],
+        cwd=HERE,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": url_of(app)},
+    )
+
+
+def drain(app: SQLQueue, count: int, processes: int, concurrency: int) -> float:
+    """Jobs per second for burst workers to run a backlog of ``count`` jobs."""
+    enqueue_in_one_transaction(app, count)
+    started = time.perf_counter()
+    workers = [
+        start_worker(app, "--burst", "-c", str(concurrency), "--poll-interval", "0.05")
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.wait()
+    return count / (time.perf_counter() - started)
+
+
+def latency(app: SQLQueue, samples: int) -> tuple[float, float]:
+    """Enqueue-to-start latency of an idle worker, p50 and p99 in ms (database clock)."""
+    worker = start_worker(app, "-c", "1", "--poll-interval", "1")
+    try:
+        time.sleep(2)  # let it start and go idle
+        ids = []
+        for n in range(samples):
+            ids.append(app.send_task("bench_tasks.noop", args=[n]).id)
+            app.AsyncResult(ids[-1]).get(timeout=30)
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait()
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(jobs.c.created_at, jobs.c.started_at).where(jobs.c.id.in_(ids))
+        ).all()
+    waits = sorted((started - created).total_seconds() * 1000 for created, started in rows)
+    return statistics.median(waits), waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+
+
+def idle_statements_per_second(app: SQLQueue, seconds: float) -> float | None:
+    """Transactions per second one idle worker costs (PostgreSQL's pg_stat_database)."""
+    if app.dialect.name != "postgresql":
+        return None
+    database = app.engine.url.database
+
+    def commits() -> int:
+        with psycopg.connect(url_of(app).replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                (database,),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    worker = start_worker(app, "-c", "4")
+    try:
+        time.sleep(3)
+        before = commits()
+        time.sleep(seconds)
+        after = commits() - 1  # the reading connection's own transaction
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait()
+    return (after - before) / seconds
+
+
+def claim_cost_with_finished_jobs(app: SQLQueue, finished: int) -> tuple[float, float]:
+    """Milliseconds per claim of 10 jobs, on an empty table and with ``finished`` done jobs."""
+
+    def claim_time() -> float:
+        timings = []
+        for _ in range(20):
+            enqueue_in_one_transaction(app, 10)
+            started = time.perf_counter()
+            app.store.claim_jobs(10, None, "bench", 30)
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings) * 1000
+
+    empty = claim_time()
+    with app.engine.begin() as conn:
+        if app.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,"
+                " scheduled_at, created_at, finished_at) SELECT gen_random_uuid(), 'old',"
+                " 'default', 0, '[]', '{}', 'SUCCESS', now(), now(), now()"
+                f" FROM generate_series(1, {int(finished)})"
+            )
+        else:
+            conn.exec_driver_sql(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                f" WHERE i < {int(finished)}) INSERT INTO sqlqueue_jobs (id, task_name, queue,"
+                " priority, args, kwargs, status, scheduled_at, created_at, finished_at)"
+                " SELECT lower(hex(randomblob(16))), 'old', 'default', 0, '[]', '{}',"
+                " 'SUCCESS', '2000-01-01 00:00:00.000000', '2000-01-01 00:00:00.000000',"
+                " '2000-01-01 00:00:00.000000' FROM n"
+            )
+    with app.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    return empty, claim_time()
+
+
+def machine(app: SQLQueue) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "database": app.dialect.name,
+    }
+    with app.engine.connect() as conn:
+        if app.dialect.name == "postgresql":
+            info["server"] = conn.exec_driver_sql("SHOW server_version").scalar()
+            for setting in ("fsync", "synchronous_commit", "shared_buffers"):
+                info[setting] = conn.exec_driver_sql(f"SHOW {setting}").scalar()
+        else:
+            info["server"] = "SQLite " + str(
+                conn.exec_driver_sql("SELECT sqlite_version()").scalar()
+            )
+    return info
+
+
+def measure(name: str, run: Callable[[SQLQueue], Any], url: str) -> Any:
+    print(f"  measuring {name} …", file=sys.stderr, flush=True)
+    with fresh_app(url) as app:
+        return run(app)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default=os.environ.get("SQLQUEUE_TEST_POSTGRES_URL", DEFAULT_URL))
+    parser.add_argument("--jobs", type=int, default=4000, help="backlog size for the drains")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--finished", type=int, default=1_000_000, help="rows for the large-table check"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    with fresh_app(args.url) as app:
+        info = machine(app)
+    results: dict[str, Any] = {"machine": info}
+    results["enqueue_single_per_s"] = measure(
+        "enqueue, single", lambda a: enqueue_single(a, 1000), args.url
+    )
+    results["enqueue_one_transaction_per_s"] = measure(
+        "enqueue, one transaction", lambda a: enqueue_in_one_transaction(a, 10_000), args.url
+    )
+    results["drain_1_process_per_s"] = measure(
+        "drain, 1 process", lambda a: drain(a, args.jobs, 1, args.concurrency), args.url
+    )
+    results[f"drain_{args.processes}_processes_per_s"] = measure(
+        f"drain, {args.processes} processes",
+        lambda a: drain(a, args.jobs, args.processes, args.concurrency),
+        args.url,
+    )
+    p50, p99 = measure("latency", lambda a: latency(a, 100), args.url)
+    results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
+    results["idle_statements_per_s"] = measure(
+        "idle cost", lambda a: idle_statements_per_second(a, 10), args.url
+    )
+    empty, full = measure(
+        "large table", lambda a: claim_cost_with_finished_jobs(a, args.finished), args.url
+    )
+    results["claim_ms_empty"], results["claim_ms_with_finished"] = empty, full
+
+    print(f"\nsqlqueue benchmark — {info}")
+    rows = [
+        ("enqueue, each in its own transaction", f"{results['enqueue_single_per_s']:,.0f} jobs/s"),
+        (
+            "enqueue, 10,000 in one transaction",
+            f"{results['enqueue_one_transaction_per_s']:,.0f} jobs/s",
+        ),
+        (
+            f"drain {args.jobs:,} jobs, 1 process x {args.concurrency} threads",
+            f"{results['drain_1_process_per_s']:,.0f} jobs/s",
+        ),
+        (
+            f"drain {args.jobs:,} jobs, {args.processes} processes x {args.concurrency} threads",
+            f"{results[f'drain_{args.processes}_processes_per_s']:,.0f} jobs/s",
+        ),
+        ("enqueue -> start latency, idle worker, p50 / p99", f"{p50:.1f} / {p99:.1f} ms"),
+        (
+            "idle worker, statements per second",
+            "n/a (SQLite)"
+            if results["idle_statements_per_s"] is None
+            else f"{results['idle_statements_per_s']:.2f}",
+        ),
+        (
+            f"claim 10 jobs: empty table / {args.finished:,} finished",
+            f"{empty:.2f} / {full:.2f} ms ({full / empty:.2f}x)",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,15 +11,15 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, scoped_session
-from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from sqlqueue.dialects import get_dialect
 from sqlqueue.dialects.base import Dialect, Take
@@ -221,7 +221,7 @@ class JobStore:
             raise _database_error(exc) from exc
 
     def _execute_in_caller_transaction(
-        self, connection: CallerConnection, statement: Insert
+        self, connection: CallerConnection, statement: Executable
     ) -> None:
         # One statement, several ways to reach the caller's transaction: SQLAlchemy
         # connections execute it themselves; for a DB-API connection it is compiled with
@@ -260,9 +260,9 @@ class JobStore:
             "app's own database."
         )
 
-    def _compile_for_driver(self, statement: Insert) -> tuple[str, Any]:
+    def _compile_for_driver(self, statement: Executable) -> tuple[str, Any]:
         dialect = self.engine.dialect
-        compiled = statement.compile(dialect=dialect)
+        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
         values = {}
         for name, value in compiled.construct_params().items():
             process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)

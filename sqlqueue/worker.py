@@ -124,6 +124,13 @@ class Worker:
             target=self._renew_leases, args=(finished,), name="sqlqueue-lease", daemon=True
         )
         renewer.start()
+        if self.app.dialect.supports_listen_notify:
+            threading.Thread(
+                target=self.app.dialect.listen,
+                args=(self.app.engine, self._wakeup.set, finished),
+                name="sqlqueue-listen",
+                daemon=True,
+            ).start()
         loop = asyncio.new_event_loop()
         loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
         loop_thread.start()

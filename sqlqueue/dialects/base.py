@@ -6,7 +6,8 @@ transaction starts, where "now" comes from, and how an engine is set up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Insert, ReturningUpdate, Update
 
 from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus
@@ -27,6 +29,9 @@ class Dialect:
     """The portable statements; each method returns a statement to execute."""
 
     name: str
+
+    supports_listen_notify = False
+    """Whether workers can be woken by the database when jobs arrive (``listen``)."""
 
     def create_engine(self, url: URL) -> Engine:
         """An engine for a URL the app was given (not for an engine the user built)."""
@@ -44,6 +49,10 @@ class Dialect:
     def configure_engine(self, engine: Engine) -> None:
         """Adjust an engine the user built and shares with sqlqueue; by default nothing."""
 
+    def listen(self, engine: Engine, wake: Callable[[], None], stop: threading.Event) -> None:
+        """Call ``wake`` whenever new jobs are committed, until ``stop`` is set."""
+        raise NotImplementedError
+
     def begin_write(self, connection: Connection) -> None:
         """Start a transaction that will write; by default the driver's implicit BEGIN."""
         connection.begin()
@@ -56,8 +65,12 @@ class Dialect:
         """``now()`` plus a number of seconds, as a SQL expression."""
         raise NotImplementedError
 
-    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> Insert:
+    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> Executable:
         """Insert new jobs; ``scheduled_at`` may be a SQL expression per row."""
+        return self.plain_insert(rows)
+
+    def plain_insert(self, rows: Sequence[dict[str, Any]]) -> Insert:
+        """The INSERT of new jobs, on its own."""
         now = self.now()
         values = [{**row, "created_at": now, "status": JobStatus.PENDING.value} for row in rows]
         # A single row's statement is one SQLAlchemy can cache compiled; a multi-row VALUES is not.

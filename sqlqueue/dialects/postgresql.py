@@ -55,8 +55,7 @@ class PostgreSQLDialect(Dialect):
         # listeners hear it at the commit (never for a rollback), and PostgreSQL folds equal
         # notifications of one transaction into one, so a thousand jobs wake workers once.
         inserted = self.plain_insert(rows).returning(jobs.c.queue).cte("inserted")
-        queues = sa.select(inserted.c.queue).distinct().subquery()
-        return sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, queues.c.queue)).select_from(queues)
+        return sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, inserted.c.queue))
 
     def listen(self, engine: Engine, wake: Callable[[], None], stop: threading.Event) -> None:
         # One connection per worker process, in autocommit, doing nothing but LISTEN: an idle

@@ -10,7 +10,7 @@ print("Let's send some tasks!")
 sent = {
     "add(5, 7)": add.delay(5, 7).id,
     "send_welcome_email(123)": send_welcome_email.delay(123).id,
-    "add(10, 20), countdown=2": add.apply_async(args=(10, 20), countdown=2).id,
+    "add(10, 20), countdown=1": add.apply_async(args=(10, 20), countdown=1).id,
 }
 for call, job_id in sent.items():
     print(f"Sent {call}. Task ID: {job_id}")

@@ -15,14 +15,11 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,37 +29,25 @@ import psycopg
 import sqlalchemy as sa
 
 from sqlqueue import SQLQueue
-from sqlqueue.migrate import upgrade
 from sqlqueue.schema import jobs
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "scripts"))
+from scratch_databases import drop_database, fresh_database  # noqa: E402 - shared with the chaos run
+
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @contextmanager
 def fresh_app(url: str) -> Iterator[SQLQueue]:
     """An app on a new, migrated database, removed afterwards."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix="sqlqueue-bench-"))
-        database = f"sqlite:///{folder / 'queue.db'}"
-    else:
-        name = f"sqlqueue_bench_{uuid.uuid4().hex[:8]}"
-        admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        database = parsed.set(database=name).render_as_string(hide_password=False)
+    database = fresh_database(url, "bench")
     app = SQLQueue(database)
-    upgrade(app.engine)
     try:
         yield app
     finally:
         app.engine.dispose()
-        if parsed.get_backend_name() == "sqlite":
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        drop_database(url, database)
 
 
 def url_of(app: SQLQueue) -> str:

@@ -22,21 +22,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import sqlalchemy as sa
 
 from sqlqueue import SQLQueue
-from sqlqueue.migrate import upgrade
 from sqlqueue.schema import jobs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from proxy import CuttableProxy  # noqa: E402 - a test helper, shared with the outage tests
+from scratch_databases import drop_database, fresh_database  # noqa: E402 - beside this file
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -74,35 +72,6 @@ class Report:
         reasons = Counter(self.reruns.values())
         for reason, count in reasons.most_common():
             print(f"  {count:>5} x {reason}")
-
-
-def fresh_database(url: str) -> str:
-    """A new, migrated database: a file for SQLite, a new database on the server otherwise."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = Path(tempfile.mkdtemp(prefix="sqlqueue-chaos-")) / "queue.db"
-        fresh = f"sqlite:///{path}"
-    else:
-        name = f"sqlqueue_chaos_{uuid.uuid4().hex[:8]}"
-        admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        fresh = parsed.set(database=name).render_as_string(hide_password=False)
-    app = SQLQueue(fresh)
-    upgrade(app.engine)
-    app.engine.dispose()
-    return fresh
-
-
-def drop_database(server_url: str, database_url: str) -> None:
-    """Remove what ``fresh_database`` made."""
-    parsed = sa.make_url(database_url)
-    if parsed.get_backend_name() == "sqlite":
-        shutil.rmtree(Path(parsed.database or "").parent, ignore_errors=True)
-        return
-    admin = sa.make_url(server_url).set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
 
 
 def restart_local_postgresql() -> None:
@@ -156,7 +125,7 @@ def run(
 ) -> Report:
     """Drain ``jobs_count`` jobs with ``workers`` processes under chaos and audit the result."""
     rng = random.Random(seed)
-    database = fresh_database(url)
+    database = fresh_database(url, "chaos")
     app = SQLQueue(database)
     log = Path(tempfile.mkdtemp(prefix="sqlqueue-chaos-log-")) / "runs.log"
     proxy = None

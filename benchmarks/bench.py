@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from sqlqueue import SQLQueue
+from sqlqueue import SQLQueue, Task
 from sqlqueue.schema import jobs
 
 HERE = Path(__file__).resolve().parent
@@ -36,6 +36,9 @@ sys.path.insert(0, str(HERE.parent / "scripts"))
 from scratch_databases import drop_database, fresh_database  # noqa: E402 - shared with the chaos run
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+BULK_JOBS = 50_000
+"""Jobs in the bulk enqueue's single call."""
 
 
 @contextmanager
@@ -54,20 +57,39 @@ def url_of(app: SQLQueue) -> str:
     return app.engine.url.render_as_string(hide_password=False)
 
 
+def noop_task(app: SQLQueue) -> Task[[int], int]:
+    """The workers' task (bench_tasks.noop), registered on this app so sends check it."""
+    return app.task(name="bench_tasks.noop")(_noop)
+
+
+def _noop(n: int) -> int:
+    return n
+
+
 def enqueue_single(app: SQLQueue, count: int) -> float:
     """Jobs per second, each delay() in its own transaction."""
+    noop = noop_task(app)
     started = time.perf_counter()
     for n in range(count):
-        app.send_task("bench_tasks.noop", args=[n])
+        noop.delay(n)
     return count / (time.perf_counter() - started)
 
 
 def enqueue_in_one_transaction(app: SQLQueue, count: int) -> float:
-    """Jobs per second, all sent inside one caller transaction (there is no bulk API yet)."""
+    """Jobs per second, ``count`` delay() calls inside one caller transaction."""
+    noop = noop_task(app)
     started = time.perf_counter()
     with app.engine.begin() as conn, app.using(conn):
         for n in range(count):
-            app.send_task("bench_tasks.noop", args=[n])
+            noop.delay(n)
+    return count / (time.perf_counter() - started)
+
+
+def enqueue_bulk(app: SQLQueue, count: int) -> float:
+    """Jobs per second, all ``count`` in one delay_many() call (checks included)."""
+    noop = noop_task(app)
+    started = time.perf_counter()
+    noop.delay_many([(n,) for n in range(count)])
     return count / (time.perf_counter() - started)
 
 
@@ -81,7 +103,7 @@ def start_worker(app: SQLQueue, *args: str) -> subprocess.Popen[bytes]:
 
 def drain(app: SQLQueue, count: int, processes: int, concurrency: int) -> float:
     """Jobs per second for burst workers to run a backlog of ``count`` jobs."""
-    enqueue_in_one_transaction(app, count)
+    noop_task(app).delay_many([(n,) for n in range(count)])
     started = time.perf_counter()
     workers = [
         start_worker(app, "--burst", "-c", str(concurrency), "--poll-interval", "0.05")
@@ -94,12 +116,13 @@ def drain(app: SQLQueue, count: int, processes: int, concurrency: int) -> float:
 
 def latency(app: SQLQueue, samples: int) -> tuple[float, float]:
     """Enqueue-to-start latency of an idle worker, p50 and p99 in ms (database clock)."""
+    noop = noop_task(app)
     worker = start_worker(app, "-c", "1", "--poll-interval", "1")
     try:
         time.sleep(2)  # let it start and go idle
         ids = []
         for n in range(samples):
-            ids.append(app.send_task("bench_tasks.noop", args=[n]).id)
+            ids.append(noop.delay(n).id)
             app.AsyncResult(ids[-1]).get(timeout=30)
             time.sleep(0.05)
     finally:
@@ -143,10 +166,12 @@ def idle_statements_per_second(app: SQLQueue, seconds: float) -> float | None:
 def claim_cost_with_finished_jobs(app: SQLQueue, finished: int) -> tuple[float, float]:
     """Milliseconds per claim of 10 jobs, on an empty table and with ``finished`` done jobs."""
 
+    noop = noop_task(app)
+
     def claim_time() -> float:
         timings = []
         for _ in range(20):
-            enqueue_in_one_transaction(app, 10)
+            noop.delay_many([(n,) for n in range(10)])
             started = time.perf_counter()
             app.store.claim_jobs(10, None, "bench", 30)
             timings.append(time.perf_counter() - started)
@@ -174,6 +199,44 @@ def claim_cost_with_finished_jobs(app: SQLQueue, finished: int) -> tuple[float, 
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
     return empty, claim_time()
+
+
+def claim_cost_with_dead_rows(app: SQLQueue, churned: int) -> tuple[float, float, float] | None:
+    """Milliseconds per claim of 10 jobs: on a fresh table; after ``churned`` jobs ran while
+    another transaction held a snapshot open (so vacuum could remove none of their dead
+    versions); and after that transaction ended and the table was vacuumed. PostgreSQL only."""
+    if app.dialect.name != "postgresql":
+        return None
+    noop = noop_task(app)
+
+    def claim_time() -> float:
+        timings = []
+        for _ in range(20):
+            noop.delay_many([(n,) for n in range(10)])
+            started = time.perf_counter()
+            app.store.claim_jobs(10, None, "bench", 30)
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings) * 1000
+
+    fresh = claim_time()
+    with psycopg.connect(url_of(app).replace("+psycopg", "")) as long_transaction:
+        long_transaction.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        long_transaction.execute("SELECT count(*) FROM sqlqueue_jobs")  # takes the snapshot
+        for _ in range(churned // 1000):
+            # What workers do to each job: take it (a new row version), then finish it (another).
+            noop.delay_many([(n,) for n in range(1000)])
+            while app.store.claim_jobs(100, None, "bench", 30):
+                pass
+            with app.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "UPDATE sqlqueue_jobs SET status = 'SUCCESS', finished_at = now(),"
+                    " lease_expires_at = NULL WHERE status = 'STARTED'"
+                )
+        blocked = claim_time()
+        long_transaction.rollback()
+    with app.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM sqlqueue_jobs")
+    return fresh, blocked, claim_time()
 
 
 def machine(app: SQLQueue) -> dict[str, Any]:
@@ -223,6 +286,9 @@ def main() -> int:
     results["enqueue_one_transaction_per_s"] = measure(
         "enqueue, one transaction", lambda a: enqueue_in_one_transaction(a, 10_000), args.url
     )
+    results["enqueue_bulk_per_s"] = measure(
+        "enqueue, bulk", lambda a: enqueue_bulk(a, BULK_JOBS), args.url
+    )
     results["drain_1_process_per_s"] = measure(
         "drain, 1 process", lambda a: drain(a, args.jobs, 1, args.concurrency), args.url
     )
@@ -245,8 +311,12 @@ def main() -> int:
     rows = [
         ("enqueue, each in its own transaction", f"{results['enqueue_single_per_s']:,.0f} jobs/s"),
         (
-            "enqueue, 10,000 in one transaction",
+            "enqueue, 10,000 delay() in one transaction",
             f"{results['enqueue_one_transaction_per_s']:,.0f} jobs/s",
+        ),
+        (
+            f"enqueue, bulk: one delay_many() of {BULK_JOBS:,}",
+            f"{results['enqueue_bulk_per_s']:,.0f} jobs/s",
         ),
         (
             f"drain {args.jobs:,} jobs, 1 process x {args.concurrency} threads",

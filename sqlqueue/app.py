@@ -30,9 +30,10 @@ from sqlqueue.exceptions import (
     UnknownTaskError,
 )
 from sqlqueue.execution import Retrying, Succeeded, run_task
+from sqlqueue.jobs import NewJobs
 from sqlqueue.options import Schedule, check_countdown, check_job_id, check_name, check_priority
 from sqlqueue.result import AsyncResult, EagerResult
-from sqlqueue.serialization import check_json
+from sqlqueue.serialization import encode_json
 from sqlqueue.store import AsyncCallerConnection, CallerConnection, JobStore
 from sqlqueue.tasks import P, R, Request, RetryPolicy, Task, argument_lists
 
@@ -227,79 +228,110 @@ class SQLQueue:
         **options: Any,
     ) -> AsyncResult:
         """Check everything, then write the job (or run it inline when eager)."""
-        row = self._job_row(name, args, kwargs, **options)
-        if self.conf.task_always_eager and task is not None:
-            return self._run_eagerly(task, row)
-        self.store.insert_jobs(
-            [row], connection if connection is not None else self.default_connection()
-        )
-        return AsyncResult(row["id"], self)
+        return self.send_jobs(task, name, [(args, kwargs)], connection=connection, **options)[0]
 
-    async def asend_job(
+    def send_jobs(
         self,
         task: Task[..., Any] | None,
         name: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
+        calls: Sequence[tuple[list[Any], dict[str, Any]]],
+        *,
+        connection: CallerConnection | None = None,
+        **options: Any,
+    ) -> list[AsyncResult]:
+        """``send_job`` for many calls of one task: every one is checked, then all are
+        written in one statement (or run inline, in order, when eager)."""
+        new_jobs = self._new_jobs(name, calls, **options)
+        if self.conf.task_always_eager and task is not None:
+            return self._run_all_eagerly(task, new_jobs, calls)
+        if new_jobs.ids:
+            self.store.insert_jobs(
+                new_jobs, connection if connection is not None else self.default_connection()
+            )
+        return [AsyncResult(job_id, self) for job_id in new_jobs.ids]
+
+    async def asend_jobs(
+        self,
+        task: Task[..., Any] | None,
+        name: str,
+        calls: Sequence[tuple[list[Any], dict[str, Any]]],
         *,
         connection: AsyncCallerConnection | None = None,
         **options: Any,
-    ) -> AsyncResult:
-        """``send_job`` for async code: the same checks, written with an async driver."""
-        row = self._job_row(name, args, kwargs, **options)
+    ) -> list[AsyncResult]:
+        """``send_jobs`` for async code: the same checks, written with an async driver."""
+        new_jobs = self._new_jobs(name, calls, **options)
         if self.conf.task_always_eager and task is not None:
             # In a thread, where an async def task can have an event loop of its own.
-            return await asyncio.to_thread(self._run_eagerly, task, row)
-        await self.store.ainsert_jobs([row], connection)
-        return AsyncResult(row["id"], self)
+            return await asyncio.to_thread(self._run_all_eagerly, task, new_jobs, calls)
+        if new_jobs.ids:
+            await self.store.ainsert_jobs(new_jobs, connection)
+        return [AsyncResult(job_id, self) for job_id in new_jobs.ids]
 
-    def _job_row(
+    def _run_all_eagerly(
+        self,
+        task: Task[..., Any],
+        new_jobs: NewJobs,
+        calls: Sequence[tuple[list[Any], dict[str, Any]]],
+    ) -> list[AsyncResult]:
+        return [
+            self._run_eagerly(task, job_id, args, kwargs, new_jobs.queue)
+            for job_id, (args, kwargs) in zip(new_jobs.ids, calls, strict=True)
+        ]
+
+    def _new_jobs(
         self,
         name: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
+        calls: Sequence[tuple[list[Any], dict[str, Any]]],
         *,
         countdown: float | None = None,
         eta: datetime | None = None,
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
-    ) -> dict[str, Any]:
-        """The row of a new job, once every argument has been checked."""
+    ) -> NewJobs:
+        """The jobs to write, once every argument has been checked; the options are the
+        same for every call, so they are checked once."""
         check_name(name, "task name")
         queue = check_name(
             queue if queue is not None else self.conf.task_default_queue, "queue name"
         )
         priority = check_priority(priority if priority is not None else DEFAULT_PRIORITY)
         schedule = Schedule.from_options(countdown, eta, expires)
-        size = check_json(args, f"The arguments of task {name!r}") + check_json(
-            kwargs, f"The keyword arguments of task {name!r}"
+        encoded_args, encoded_kwargs = [], []
+        args_are, kwargs_are = (
+            f"The arguments of task {name!r}",
+            f"The keyword arguments of task {name!r}",
         )
+        for args, kwargs in calls:
+            args_json, kwargs_json = encode_json(args, args_are), encode_json(kwargs, kwargs_are)
+            if (len(args_json) + len(kwargs_json)) * 4 > self.conf.max_payload_bytes:
+                self._check_payload_size(name, args_json, kwargs_json)
+            encoded_args.append(args_json)
+            encoded_kwargs.append(kwargs_json)
+        return NewJobs(
+            task_name=name,
+            queue=queue,
+            priority=priority,
+            eta=schedule.eta,
+            countdown=schedule.countdown or 0.0,
+            expires_at=schedule.expires_at,
+            expires_in=schedule.expires_in,
+            ids=[str(uuid.uuid4()) for _ in calls],
+            args=encoded_args,
+            kwargs=encoded_kwargs,
+        )
+
+    def _check_payload_size(self, name: str, args_json: str, kwargs_json: str) -> None:
+        # Called only when the text could be too long at four bytes per character: counting
+        # the bytes of every send would cost an encoding each.
+        size = len(args_json.encode()) + len(kwargs_json.encode())
         if size > self.conf.max_payload_bytes:
             raise InvalidOptionError(
                 f"The arguments of task {name!r} take {size} bytes as JSON, more than "
                 f"app.conf.max_payload_bytes ({self.conf.max_payload_bytes}); pass a reference "
                 "(an id, a URL) instead of the data, or raise the limit."
             )
-        if schedule.eta is not None:
-            scheduled_at: Any = schedule.eta
-        elif schedule.countdown:
-            scheduled_at = self.dialect.now_plus(schedule.countdown)
-        else:
-            scheduled_at = self.dialect.now()
-        expires_at: Any = schedule.expires_at
-        if schedule.expires_in is not None:
-            expires_at = self.dialect.now_plus(schedule.expires_in)
-        return {
-            "id": str(uuid.uuid4()),
-            "task_name": name,
-            "queue": queue,
-            "priority": priority,
-            "args": args,
-            "kwargs": kwargs,
-            "scheduled_at": scheduled_at,
-            "expires_at": expires_at,
-        }
 
     def AsyncResult(self, job_id: str) -> AsyncResult:
         """The receipt of an existing job, from its id alone."""
@@ -314,8 +346,14 @@ class SQLQueue:
         finally:
             self._connection.reset(token)
 
-    def _run_eagerly(self, task: Task[..., Any], row: dict[str, Any]) -> EagerResult:
-        job_id, args, kwargs, queue = row["id"], row["args"], row["kwargs"], row["queue"]
+    def _run_eagerly(
+        self,
+        task: Task[..., Any],
+        job_id: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        queue: str,
+    ) -> EagerResult:
         retries = 0
         while True:
             request = Request(

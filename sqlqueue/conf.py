@@ -60,6 +60,10 @@ PRUNE_BATCH_SIZE = 1000
 SQLITE_BUSY_TIMEOUT = 30.0
 """Seconds a SQLite connection waits for another process's write lock before giving up."""
 
+PING_AFTER_IDLE = 10.0
+"""Seconds a pooled PostgreSQL connection may sit unused before it is checked with a ping
+on its next checkout; one in steady use is not pinged (see ``dialects.base.ping_when_idle``)."""
+
 
 @dataclass(kw_only=True)
 class Settings:

@@ -87,3 +87,27 @@ class Job:
             error_message=row["error_message"],
             traceback=row["traceback"],
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJobs:
+    """Jobs of one task sent in one call with the same options, checked and ready to write.
+
+    A send is one task and one set of options for any number of calls, so only the ids and
+    the arguments vary from job to job; the arguments are already JSON text, so the
+    encoding that checked them is the one stored.
+    """
+
+    task_name: str
+    queue: str
+    priority: int
+    eta: datetime | None
+    """When the jobs become ready; None means ``countdown`` seconds after the insert."""
+    countdown: float
+    expires_at: datetime | None
+    """When jobs not yet started expire; None means ``expires_in`` seconds after the
+    insert, or never when that is None too."""
+    expires_in: float | None
+    ids: list[str]
+    args: list[str]
+    kwargs: list[str]

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, scoped_session
-from sqlalchemy.sql import ClauseElement, Executable
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql import Executable
 
 from sqlqueue.dialects import get_dialect
-from sqlqueue.dialects.base import Dialect, Take
+from sqlqueue.dialects.base import Dialect, DriverStatement, Take
 from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
-from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.jobs import Job, JobStatus, NewJobs
 from sqlqueue.serialization import Failure
 
 CallerConnection = Connection | Session | Any
@@ -55,40 +54,40 @@ class JobStore:
         dialect.configure_engine(engine)
         return cls(engine, dialect)
 
-    def insert_jobs(
-        self, rows: Sequence[dict[str, Any]], connection: CallerConnection | None = None
-    ) -> None:
+    def insert_jobs(self, new_jobs: NewJobs, connection: CallerConnection | None = None) -> None:
         """Write new jobs: in their own committed transaction, or in the caller's."""
-        statement = self.dialect.insert_jobs(rows)
+        statement = self.dialect.insert_jobs(new_jobs)
         if connection is None:
-            with self._write() as conn:
-                conn.execute(statement)
+            with self._write(self.dialect.begin_insert) as conn:
+                conn.exec_driver_sql(statement.sql, statement.params)
         else:
             self._execute_in_caller_transaction(connection, statement)
 
     async def ainsert_jobs(
-        self, rows: Sequence[dict[str, Any]], connection: AsyncCallerConnection | None = None
+        self, new_jobs: NewJobs, connection: AsyncCallerConnection | None = None
     ) -> None:
         """``insert_jobs`` with an async driver: the same statement, awaited."""
-        statement = self.dialect.insert_jobs(rows)
+        statement = self.dialect.insert_jobs(new_jobs)
+        sql, params = statement.sql, statement.params
         with self._translate_errors():
             if connection is None:
                 async with self.async_engine.begin() as conn:
-                    await conn.execute(statement)
+                    await conn.exec_driver_sql(sql, params)
                 return
             if isinstance(connection, AsyncSession):
                 connection = await connection.connection()
             if isinstance(connection, AsyncConnection):
                 self._check_same_database(connection.dialect.name, connection.engine.url.database)
-                await connection.execute(statement)
+                await connection.exec_driver_sql(sql, params)
             elif isinstance(connection, psycopg.AsyncConnection):
                 self._check_same_database("postgresql", connection.info.dbname)
-                await connection.execute(*self._compile_for_driver(statement))
+                async with connection.cursor() as cursor:
+                    await cursor.execute(sql, params)
             elif type(connection).__module__.split(".")[0] == "aiosqlite":
                 async with connection.execute("PRAGMA database_list") as cursor:
                     main_file = (await cursor.fetchone())[2]
                 self._check_same_database("sqlite", main_file)
-                await connection.execute(*self._compile_for_driver(statement))
+                await connection.executemany(sql, params)
             else:
                 raise ConfigurationError(
                     f"connection= got a {type(connection).__qualname__} in an async send; pass "
@@ -203,9 +202,9 @@ class JobStore:
             return conn.execute(statement).rowcount == 1
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, begin: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
         with self._translate_errors(), self.engine.connect() as conn:
-            self.dialect.begin_write(conn)
+            (begin or self.dialect.begin_write)(conn)
             yield conn
             conn.commit()
 
@@ -221,26 +220,27 @@ class JobStore:
             raise _database_error(exc) from exc
 
     def _execute_in_caller_transaction(
-        self, connection: CallerConnection, statement: Executable
+        self, connection: CallerConnection, statement: DriverStatement
     ) -> None:
-        # One statement, several ways to reach the caller's transaction: SQLAlchemy
-        # connections execute it themselves; for a DB-API connection it is compiled with
-        # this engine's dialect and sent through the driver, exactly as SQLAlchemy would.
+        # One statement, several ways to reach the caller's transaction; it is in the
+        # driver's own parameter style, so every kind of connection sends it as it is.
         if isinstance(connection, scoped_session):  # Flask-SQLAlchemy's db.session is one
             connection = connection()
+        sql, params = statement.sql, statement.params
         with self._translate_errors():
             if isinstance(connection, Session):
                 connection = connection.connection()
             if isinstance(connection, Connection):
                 self._check_same_database(connection.dialect.name, connection.engine.url.database)
-                connection.execute(statement)
+                connection.exec_driver_sql(sql, params)
             elif isinstance(connection, sqlite3.Connection):
                 main_file = connection.execute("PRAGMA database_list").fetchone()[2]
                 self._check_same_database("sqlite", main_file)
-                connection.execute(*self._compile_for_driver(statement))
+                connection.executemany(sql, params)
             elif isinstance(connection, psycopg.Connection):
                 self._check_same_database("postgresql", connection.info.dbname)
-                connection.execute(*self._compile_for_driver(statement))
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
             else:
                 raise ConfigurationError(
                     f"connection= got a {type(connection).__qualname__}; pass a SQLAlchemy "
@@ -259,17 +259,6 @@ class JobStore:
             f"queue is in the {self.dialect.name} database {ours!r}; pass a connection to the "
             "app's own database."
         )
-
-    def _compile_for_driver(self, statement: Executable) -> tuple[str, Any]:
-        dialect = self.engine.dialect
-        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
-        values = {}
-        for name, value in compiled.construct_params().items():
-            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            values[name] = process(value) if process is not None else value
-        if compiled.positiontup is not None:
-            return compiled.string, tuple(values[name] for name in compiled.positiontup)
-        return compiled.string, values
 
 
 def _same_database(kind: str, a: str, b: str) -> bool:

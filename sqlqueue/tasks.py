@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,6 +102,11 @@ class Task(Generic[P, R]):
         """Seconds after which the run gets ``SoftTimeLimitExceeded`` and may clean up."""
         self.__doc__ = fun.__doc__
         self.__wrapped__ = fun
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(fun)
+        except ValueError:  # some builtins have none; calls to them go unchecked
+            self._signature = None
+        self._positional_range = _positional_range(self._signature)
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
@@ -187,11 +192,42 @@ class Task(Generic[P, R]):
         ``AsyncSession`` (SQLAlchemy), a ``psycopg.AsyncConnection`` or an
         ``aiosqlite.Connection``, whose open transaction the job joins."""
         args, kwargs = self.check_arguments(args, kwargs)
-        return await self.app.asend_job(
+        results = await self.app.asend_jobs(
             self,
             self.name,
-            args,
-            kwargs,
+            [(args, kwargs)],
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue if queue is not None else self.queue,
+            priority=priority if priority is not None else self.priority,
+            connection=connection,
+        )
+        return results[0]
+
+    def delay_many(
+        self,
+        calls: Iterable[Sequence[Any] | Mapping[str, Any]],
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        connection: CallerConnection | None = None,
+    ) -> list[AsyncResult]:
+        """Write one job per call, all in one statement, and return their receipts in order.
+
+        Each call is a tuple of positional arguments (``add.delay_many([(1, 2), (3, 4)])``)
+        or a dict of keyword arguments (``welcome.delay_many([{"user_id": 7}])``). Every
+        call is checked as ``delay`` checks it before anything is written, and the options
+        (those of ``apply_async``) apply to all. With ``connection=`` (or inside
+        ``app.using``) the jobs join that transaction: all of them commit, or none.
+        """
+        return self.app.send_jobs(
+            self,
+            self.name,
+            self._checked_calls(calls),
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -200,14 +236,69 @@ class Task(Generic[P, R]):
             connection=connection,
         )
 
+    async def adelay_many(
+        self,
+        calls: Iterable[Sequence[Any] | Mapping[str, Any]],
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        connection: AsyncCallerConnection | None = None,
+    ) -> list[AsyncResult]:
+        """``delay_many`` for async code; ``connection=`` as in ``aapply_async``."""
+        return await self.app.asend_jobs(
+            self,
+            self.name,
+            self._checked_calls(calls),
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue if queue is not None else self.queue,
+            priority=priority if priority is not None else self.priority,
+            connection=connection,
+        )
+
+    def _checked_calls(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[tuple[list[Any], dict[str, Any]]]:
+        if isinstance(calls, str | bytes | Mapping) or not isinstance(calls, Iterable):
+            raise TaskArgumentsError(
+                f"delay_many takes a list of calls, not {type(calls).__name__}: "
+                "e.g. [(1, 2), (3, 4)] or [{'user_id': 7}]."
+            )
+        checked = []
+        for call in calls:
+            if isinstance(call, tuple | list):  # the usual shape, and the cheapest test
+                checked.append(self._fit(list(call), {}))
+            elif isinstance(call, Mapping):
+                checked.append(self._fit([], dict(call)))
+            elif isinstance(call, Sequence) and not isinstance(call, str | bytes):
+                checked.append(self._fit(list(call), {}))
+            else:
+                raise TaskArgumentsError(
+                    f"Each call in delay_many is a tuple of positional arguments or a dict of "
+                    f"keyword arguments, not {call!r}; for a one-argument task write "
+                    f"[({call!r},), ...]."
+                )
+        return checked
+
     def check_arguments(
         self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
     ) -> tuple[list[Any], dict[str, Any]]:
         """Refuse arguments the function could not be called with, as Celery does at send time."""
-        args, kwargs = argument_lists(args, kwargs)
+        return self._fit(*argument_lists(args, kwargs))
+
+    def _fit(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        if not kwargs and self._positional_range is not None:
+            fewest, most = self._positional_range
+            if fewest <= len(args) + self.bind <= most:
+                return args, kwargs  # what bind() would accept, at a fraction of its cost
         bound_args = [self, *args] if self.bind else args
         try:
-            inspect.signature(self.fun).bind(*bound_args, **kwargs)
+            if self._signature is not None:
+                self._signature.bind(*bound_args, **kwargs)
         except TypeError as exc:
             raise TaskArgumentsError(
                 f"Task {self.name!r} cannot take these arguments: {exc}."
@@ -250,6 +341,19 @@ def argument_lists(
     if kwargs is not None and not isinstance(kwargs, Mapping):
         raise TaskArgumentsError(f"kwargs must be a dict, not {type(kwargs).__name__}.")
     return list(args or ()), dict(kwargs or {})
+
+
+def _positional_range(signature: inspect.Signature | None) -> tuple[int, int] | None:
+    """How many positional arguments a function with only plain parameters takes (fewest,
+    most); None for any other signature, whose calls ``Signature.bind`` checks."""
+    if signature is None:
+        return None
+    parameters = signature.parameters.values()
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(parameter.kind not in plain for parameter in parameters):
+        return None
+    required = sum(parameter.default is inspect.Parameter.empty for parameter in parameters)
+    return required, len(parameters)
 
 
 def task_name_for(fun: Callable[..., Any]) -> str:

@@ -130,6 +130,23 @@ def test_the_comparison_notices_a_database_that_differs_from_the_metadata(
     assert differences[0][1].name == "ix_sqlqueue_jobs_leased"
 
 
+@pytest.mark.postgresql
+def test_the_jobs_table_is_vacuumed_early_on_postgresql(fresh_postgres_url: str) -> None:
+    engine = sa.create_engine(fresh_postgres_url)
+
+    def options() -> list[str] | None:
+        with engine.connect() as connection:
+            return connection.execute(
+                sa.text("SELECT reloptions FROM pg_class WHERE relname = 'sqlqueue_jobs'")
+            ).scalar_one()
+
+    sqlqueue.migrate.upgrade(engine)
+    assert "autovacuum_vacuum_scale_factor=0.01" in (options() or [])
+    sqlqueue.migrate.downgrade(engine, "0002")
+    assert options() is None
+    engine.dispose()
+
+
 def test_version_table_is_sqlqueues_own(empty_engine: Engine) -> None:
     sqlqueue.migrate.upgrade(empty_engine)
 

@@ -18,6 +18,8 @@ from conftest import start_worker
 from proxy import CuttableProxy
 
 from sqlqueue import SQLQueue
+from sqlqueue.dialects import base
+from sqlqueue.exceptions import DatabaseError
 from sqlqueue.schema import jobs
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
@@ -78,3 +80,42 @@ def test_workers_ride_out_cut_connections_and_an_outage_and_lose_nothing(
     # a job ran twice only if it was taken twice (its first outcome could not be recorded).
     attempts = {str(job_id): taken for job_id, _, taken in rows}
     assert all(runs[job_id] <= attempts[job_id] for job_id in ids)
+
+
+def test_a_connection_that_sat_idle_is_pinged_and_replaced_when_dead(
+    proxied: tuple[SQLQueue, str, CuttableProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, through_proxy, proxy = proxied
+    app = SQLQueue(through_proxy)
+    app.send_task("t.job")  # leaves one connection in the pool
+    assert proxy.cut() > 0
+    monkeypatch.setattr(base, "PING_AFTER_IDLE", 0.0)  # it has now sat idle long enough
+
+    app.send_task("t.job")  # the ping finds it dead; the pool opens another; no error
+
+    assert job_count(app) == 2
+    app.engine.dispose()
+
+
+def test_a_connection_in_steady_use_is_not_pinged_so_a_cut_fails_one_send(
+    proxied: tuple[SQLQueue, str, CuttableProxy],
+) -> None:
+    # The price of pinging only idle connections: a send on a connection cut since its last
+    # use fails, as a transient error, and the next send reconnects.
+    _, through_proxy, proxy = proxied
+    app = SQLQueue(through_proxy)
+    app.send_task("t.job")
+    assert proxy.cut() > 0
+
+    with pytest.raises(DatabaseError) as raised:
+        app.send_task("t.job")
+    assert raised.value.transient
+    app.send_task("t.job")
+
+    assert job_count(app) == 2
+    app.engine.dispose()
+
+
+def job_count(app: SQLQueue) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()

@@ -7,22 +7,40 @@ transaction starts, where "now" comes from, and how an engine is set up.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import Delete, Insert, ReturningUpdate, Update
+from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
-from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus
+from sqlqueue.conf import PING_AFTER_IDLE
+from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus, NewJobs
 from sqlqueue.schema import jobs
 
 Take = tuple[str, int]
 """A job id and the attempt number of the take that holds it: the fence on every write."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """SQL in the driver's own parameter style, sent as it is.
+
+    Sends are the hottest path a queue has, and SQLAlchemy's statement construction cost
+    more than the database's work there; fixed text skips it, and it is the same text for
+    every kind of connection a caller may pass (SQLAlchemy, psycopg, sqlite3, async).
+    """
+
+    sql: str
+    params: dict[str, Any] | list[dict[str, Any]]
+    """One set of parameters, or a list of them to run the statement once each."""
 
 
 class Dialect:
@@ -35,7 +53,9 @@ class Dialect:
 
     def create_engine(self, url: URL) -> Engine:
         """An engine for a URL the app was given (not for an engine the user built)."""
-        return sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(url)
+        ping_when_idle(engine)
+        return engine
 
     def create_async_engine(self, url: URL) -> AsyncEngine:
         """An engine with the database's async driver, for ``adelay()`` and ``aget()``.
@@ -57,6 +77,10 @@ class Dialect:
         """Start a transaction that will write; by default the driver's implicit BEGIN."""
         connection.begin()
 
+    def begin_insert(self, connection: Connection) -> None:
+        """Start the transaction of a send made outside any transaction of the caller."""
+        self.begin_write(connection)
+
     def now(self) -> sa.ColumnElement[datetime]:
         """The current time as a SQL expression."""
         raise NotImplementedError
@@ -65,16 +89,10 @@ class Dialect:
         """``now()`` plus a number of seconds, as a SQL expression."""
         raise NotImplementedError
 
-    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> Executable:
-        """Insert new jobs; ``scheduled_at`` may be a SQL expression per row."""
-        return self.plain_insert(rows)
-
-    def plain_insert(self, rows: Sequence[dict[str, Any]]) -> Insert:
-        """The INSERT of new jobs, on its own."""
-        now = self.now()
-        values = [{**row, "created_at": now, "status": JobStatus.PENDING.value} for row in rows]
-        # A single row's statement is one SQLAlchemy can cache compiled; a multi-row VALUES is not.
-        return jobs.insert().values(values[0] if len(values) == 1 else values)
+    def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
+        """Insert the jobs of one send, one or many, in one statement where the database
+        allows it."""
+        raise NotImplementedError
 
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
@@ -242,6 +260,38 @@ class Dialect:
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use, but only one that has sat idle for a while.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip, and a transaction on the
+    server, for every send and every poll. A connection used moments ago is almost surely
+    alive, and if it is not, the statement fails with a disconnect, SQLAlchemy drops the
+    pool's connections and the next attempt reconnects. A connection that sat idle may
+    have been closed by the server, a restart or a firewall: that one is pinged, and
+    replaced when the ping fails.
+    """
+
+    def mark_idle(_dbapi_connection: Any, record: Any) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver raises, the connection is unusable
+            # The pool's documented signal: drop this connection and check out another.
+            raise sa_exc.DisconnectionError(str(exc)) from exc
+
+    event.listen(engine.pool, "checkin", mark_idle)
+    event.listen(engine.pool, "checkout", ping_if_idle)
+
+
+IDLE_SINCE = "sqlqueue_idle_since"
+"""Key in a pooled connection's ``info``: when it was last returned to the pool."""
 
 
 def unpooled_async_engine(url: URL, **options: Any) -> AsyncEngine:

@@ -12,18 +12,21 @@ process's clock, which all processes on one machine share.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
-from sqlqueue.dialects.base import Dialect, unpooled_async_engine
+from sqlqueue.dialects.base import Dialect, DriverStatement, unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError
-from sqlqueue.schema import Timestamp
+from sqlqueue.jobs import NewJobs
+from sqlqueue.schema import Timestamp, jobs
 
 
 class SQLiteDialect(Dialect):
@@ -54,6 +57,32 @@ class SQLiteDialect(Dialect):
         # (and late) BEGIN is switched off and every transaction emits its own BEGIN.
         event.listen(engine, "begin", _begin)
 
+    def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
+        # No arrays in SQLite; the driver's executemany runs the insert once per job in C,
+        # inside one transaction, with no network between.
+        now = datetime.now(UTC)
+        scheduled_at = new_jobs.eta or now + timedelta(seconds=new_jobs.countdown)
+        expires_at = new_jobs.expires_at
+        if expires_at is None and new_jobs.expires_in is not None:
+            expires_at = now + timedelta(seconds=new_jobs.expires_in)
+        shared = {
+            "task_name": new_jobs.task_name,
+            "queue": new_jobs.queue,
+            "priority": new_jobs.priority,
+            "scheduled_at": _stored_time(scheduled_at),
+            "expires_at": _stored_time(expires_at) if expires_at is not None else None,
+            "created_at": _stored_time(now),
+        }
+        return DriverStatement(
+            INSERT_JOBS,
+            [
+                {**shared, "id": _stored_id(job_id), "args": args, "kwargs": kwargs}
+                for job_id, args, kwargs in zip(
+                    new_jobs.ids, new_jobs.args, new_jobs.kwargs, strict=True
+                )
+            ],
+        )
+
     def begin_write(self, connection: Connection) -> None:
         # Taking the write lock up front is what makes the claim safe; a deferred BEGIN
         # would let two workers read the same ready row before either writes.
@@ -65,6 +94,23 @@ class SQLiteDialect(Dialect):
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         return sa.literal(datetime.now(UTC) + timedelta(seconds=seconds), Timestamp)
+
+
+INSERT_JOBS = f"""
+INSERT INTO {jobs.name} (id, task_name, queue, priority, args, kwargs, status,
+                         scheduled_at, expires_at, created_at)
+VALUES (:id, :task_name, :queue, :priority, :args, :kwargs, 'PENDING',
+        :scheduled_at, :expires_at, :created_at)
+"""  # noqa: S608 (constants, no input)
+
+_sqlite = sqlite_dialect.dialect()
+_stored_id = cast(
+    Callable[[str], str], jobs.c.id.type.dialect_impl(_sqlite).bind_processor(_sqlite)
+)
+_stored_time = cast(
+    Callable[[datetime], str], Timestamp.dialect_impl(_sqlite).bind_processor(_sqlite)
+)
+"""SQLAlchemy's own conversions, so that rows written here read back like any other."""
 
 
 AUTOCOMMIT = "AUTOCOMMIT"

@@ -22,9 +22,9 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from sqlqueue.dialects import get_dialect
-from sqlqueue.dialects.base import Dialect, Take
+from sqlqueue.dialects.base import Dialect, JobOutcome, Take
 from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
-from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.jobs import Job, as_utc
 from sqlqueue.serialization import Failure
 
 CallerConnection = Connection | Session | Any
@@ -129,20 +129,35 @@ class JobStore:
 
     def complete_job(self, take: Take, result: Any) -> bool:
         """Store a job's result; False when the take had already lost the job."""
-        # A success clears the error an earlier try left, as Celery's result does.
-        values = {"result": result, "error_type": None, "error_message": None, "traceback": None}
-        return self._update_one(self.dialect.finish_job(take, JobStatus.SUCCESS, values))
+        return self._record_one(JobOutcome.success(take, result))
 
     def fail_job(self, take: Take, failure: Failure) -> bool:
         """Store a job's failure; False when the take had already lost the job."""
-        return self._update_one(
-            self.dialect.finish_job(take, JobStatus.FAILURE, failure.as_values())
-        )
+        return self._record_one(JobOutcome.failure(take, failure))
 
     def retry_job(self, take: Take, countdown: float, failure: Failure | None) -> bool:
         """Re-queue a job for another try; False when the take had already lost the job."""
-        values = failure.as_values() if failure is not None else {}
-        return self._update_one(self.dialect.retry_job(take, countdown, values))
+        return self._record_one(JobOutcome.retry(take, countdown, failure))
+
+    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> set[str]:
+        """Write many jobs' outcomes in one transaction; returns the ids whose take still
+        held the job. The others were taken again meanwhile, and nothing about them changed."""
+        if not outcomes:
+            return set()
+        kept: set[str] = set()
+        with self._write() as conn:
+            for statement in self.dialect.record_outcomes(outcomes):
+                kept.update(str(row[0]) for row in conn.execute(statement))
+        return kept
+
+    def next_due_in(self, queues: Sequence[str] | None) -> float | None:
+        """Seconds until the next ready job of these queues (None: all) that waits for its
+        time (a countdown, an eta, a retry's delay) becomes due; None when there is none."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            due, now = conn.execute(self.dialect.next_due_time(queues)).one()
+        if due is None:
+            return None
+        return max(0.0, (as_utc(due) - as_utc(now)).total_seconds())  # type: ignore[operator]
 
     def release_jobs(self, takes: Sequence[Take]) -> int:
         """Give back jobs taken but never started; returns how many went back."""
@@ -197,6 +212,10 @@ class JobStore:
         with self._translate_errors(), self.engine.connect() as conn:
             row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
         return Job.from_row(row) if row is not None else None
+
+    def _record_one(self, outcome: JobOutcome) -> bool:
+        with self._write() as conn:
+            return conn.execute(self.dialect.record_outcome(outcome)).first() is not None
 
     def _update_one(self, statement: Executable) -> bool:
         with self._write() as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +21,38 @@ from sqlalchemy.sql.dml import Delete, Insert, ReturningUpdate, Update
 
 from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus
 from sqlqueue.schema import jobs
+from sqlqueue.serialization import Failure
 
 Take = tuple[str, int]
 """A job id and the attempt number of the take that holds it: the fence on every write."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What one take of a job came to, as the columns its write sets."""
+
+    take: Take
+    status: JobStatus
+    """SUCCESS or FAILURE (the job is finished), or RETRY (it goes back to the queue)."""
+    values: dict[str, Any]
+    """The result, or the failure's columns."""
+    countdown: float = 0.0
+    """For a retry: seconds before the job is ready again."""
+
+    @classmethod
+    def success(cls, take: Take, result: Any) -> JobOutcome:
+        # A success clears the error an earlier try left, as Celery's result does.
+        values = {"result": result, "error_type": None, "error_message": None, "traceback": None}
+        return cls(take, JobStatus.SUCCESS, values)
+
+    @classmethod
+    def failure(cls, take: Take, failure: Failure) -> JobOutcome:
+        return cls(take, JobStatus.FAILURE, failure.as_values())
+
+    @classmethod
+    def retry(cls, take: Take, countdown: float, failure: Failure | None) -> JobOutcome:
+        values = failure.as_values() if failure is not None else {}
+        return cls(take, JobStatus.RETRY, values, countdown)
 
 
 class Dialect:
@@ -133,6 +163,32 @@ class Dialect:
             worker_id=None,
             **values,
         )
+
+    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Executable]:
+        """Statements that write these outcomes, to run in one transaction; each returns the
+        ids it changed, so a take that was fenced off is the one missing. Here one fenced
+        UPDATE per job (SQLite runs them under its single write lock, with no round trips)."""
+        return [self.record_outcome(outcome) for outcome in outcomes]
+
+    def record_outcome(self, outcome: JobOutcome) -> ReturningUpdate[Any]:
+        """The fenced UPDATE of one outcome, returning the id when the take still held it."""
+        if outcome.status is JobStatus.RETRY:
+            statement = self.retry_job(outcome.take, outcome.countdown, outcome.values)
+        else:
+            statement = self.finish_job(outcome.take, outcome.status, outcome.values)
+        return statement.returning(jobs.c.id)
+
+    def next_due_time(self, queues: Sequence[str] | None) -> Executable:
+        """When the next job that is ready but not yet due becomes due, with the database's
+        "now" beside it: one row, (None, now) when no job waits for its time."""
+        due = (
+            sa.select(sa.func.min(jobs.c.scheduled_at).label("due"), self.now().label("now"))
+            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .where(jobs.c.scheduled_at > self.now())
+        )
+        if queues:
+            due = due.where(jobs.c.queue.in_(queues))
+        return due
 
     def release_jobs(self, takes: Sequence[Take]) -> Update:
         """Give back jobs that were taken but never started."""

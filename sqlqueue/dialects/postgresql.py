@@ -9,6 +9,7 @@ on when a job is due and when a lease has run out.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -21,7 +22,8 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
-from sqlqueue.dialects.base import Dialect
+from sqlqueue.dialects.base import Dialect, JobOutcome
+from sqlqueue.jobs import JobStatus
 from sqlqueue.schema import jobs
 
 NOTIFY_CHANNEL = "sqlqueue"
@@ -34,6 +36,29 @@ MAX_LISTEN_BACKOFF = 30.0
 """Longest pause, in seconds, between attempts to reopen a lost LISTEN connection."""
 
 logger = logging.getLogger(__name__)
+
+FINISH_JOBS = sa.text(
+    """
+    UPDATE sqlqueue_jobs AS job
+    SET status = done.status,
+        finished_at = statement_timestamp(),
+        lease_expires_at = NULL,
+        result = CASE WHEN done.status = 'SUCCESS' THEN done.result ELSE job.result END,
+        error_type = done.error_type,
+        error_message = done.error_message,
+        traceback = done.traceback
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:attempts AS integer[]), CAST(:statuses AS text[]),
+        CAST(:results AS jsonb[]), CAST(:error_types AS text[]),
+        CAST(:error_messages AS text[]), CAST(:tracebacks AS text[])
+    ) AS done (id, attempt, status, result, error_type, error_message, traceback)
+    WHERE job.id = done.id AND job.attempts = done.attempt AND job.status = 'STARTED'
+    RETURNING job.id
+    """
+)
+"""Finish many jobs in one statement: the same fence as ``finish_job`` (id, attempt and
+STARTED), one row of arrays per job. Its text never changes with the batch's size, so the
+server parses it once per connection."""
 
 
 class PostgreSQLDialect(Dialect):
@@ -56,6 +81,32 @@ class PostgreSQLDialect(Dialect):
         # notifications of one transaction into one, so a thousand jobs wake workers once.
         inserted = self.plain_insert(rows).returning(jobs.c.queue).cte("inserted")
         return sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, inserted.c.queue))
+
+    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Executable]:
+        # Successes and failures, nearly every outcome of a busy worker, go in one statement;
+        # retries (rarer, and each with its own delay) keep their per-job UPDATE.
+        finished = [outcome for outcome in outcomes if outcome.status is not JobStatus.RETRY]
+        statements: list[Executable] = [
+            self.record_outcome(o) for o in outcomes if o.status is JobStatus.RETRY
+        ]
+        if finished:
+            statements.append(
+                FINISH_JOBS.bindparams(
+                    ids=[outcome.take[0] for outcome in finished],
+                    attempts=[outcome.take[1] for outcome in finished],
+                    statuses=[outcome.status.value for outcome in finished],
+                    results=[
+                        json.dumps(outcome.values["result"])
+                        if outcome.status is JobStatus.SUCCESS
+                        else None
+                        for outcome in finished
+                    ],
+                    error_types=[outcome.values.get("error_type") for outcome in finished],
+                    error_messages=[outcome.values.get("error_message") for outcome in finished],
+                    tracebacks=[outcome.values.get("traceback") for outcome in finished],
+                )
+            )
+        return statements
 
     def listen(self, engine: Engine, wake: Callable[[], None], stop: threading.Event) -> None:
         # One connection per worker process, in autocommit, doing nothing but LISTEN: an idle

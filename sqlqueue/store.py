@@ -166,6 +166,12 @@ class JobStore:
         with self._write() as conn:
             return conn.execute(self.dialect.release_jobs(takes)).rowcount
 
+    def release_unknown_takes(self, worker_id: str, known: Sequence[str]) -> int:
+        """Give back the jobs leased to ``worker_id`` other than ``known`` (the ids it holds),
+        after a claim whose outcome it could not learn; returns how many went back."""
+        with self._write() as conn:
+            return conn.execute(self.dialect.release_unknown_takes(worker_id, known)).rowcount
+
     def rescue_expired_jobs(self, max_lease_expiries: int) -> int:
         """Re-queue (or fail) every job whose lease ran out; returns how many."""
         with self._write() as conn:

@@ -79,8 +79,15 @@ class Dialect:
     def configure_engine(self, engine: Engine) -> None:
         """Adjust an engine the user built and shares with sqlqueue; by default nothing."""
 
-    def listen(self, engine: Engine, wake: Callable[[], None], stop: threading.Event) -> None:
-        """Call ``wake`` whenever new jobs are committed, until ``stop`` is set."""
+    def listen(
+        self,
+        engine: Engine,
+        wake: Callable[[], None],
+        stop: threading.Event,
+        listening: threading.Event,
+    ) -> None:
+        """Call ``wake`` whenever new jobs are committed, until ``stop`` is set; keep
+        ``listening`` set while a send is sure to call it (and call it when that changes)."""
         raise NotImplementedError
 
     def begin_write(self, connection: Connection) -> None:
@@ -193,6 +200,23 @@ class Dialect:
     def release_jobs(self, takes: Sequence[Take]) -> Update:
         """Give back jobs that were taken but never started."""
         return self._fenced_update(takes).values(
+            status=JobStatus.PENDING.value,
+            started_at=None,
+            lease_expires_at=None,
+            worker_id=None,
+        )
+
+    def release_unknown_takes(self, worker_id: str, known: Sequence[str]) -> Update:
+        """Give back the jobs leased to this worker id that it does not know it holds: taken
+        by a claim whose commit reached the database while its answer did not."""
+        statement = (
+            jobs.update()
+            .where(jobs.c.worker_id == worker_id)
+            .where(jobs.c.status == JobStatus.STARTED.value)
+        )
+        if known:
+            statement = statement.where(jobs.c.id.not_in(list(known)))
+        return statement.values(
             status=JobStatus.PENDING.value,
             started_at=None,
             lease_expires_at=None,

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
@@ -34,6 +35,14 @@ LISTEN_TIMEOUT = 1.0
 
 MAX_LISTEN_BACKOFF = 30.0
 """Longest pause, in seconds, between attempts to reopen a lost LISTEN connection."""
+
+LISTEN_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+"""libpq's TCP keepalive settings for the LISTEN connection, which is otherwise silent."""
 
 logger = logging.getLogger(__name__)
 
@@ -108,23 +117,40 @@ class PostgreSQLDialect(Dialect):
             )
         return statements
 
-    def listen(self, engine: Engine, wake: Callable[[], None], stop: threading.Event) -> None:
+    def listen(
+        self,
+        engine: Engine,
+        wake: Callable[[], None],
+        stop: threading.Event,
+        listening: threading.Event,
+    ) -> None:
         # One connection per worker process, in autocommit, doing nothing but LISTEN: an idle
-        # worker is woken within milliseconds of a commit instead of at its next poll.
-        conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # worker is woken within milliseconds of a commit instead of at its next poll, and
+        # needs no poll of its own while this connection is up. TCP keepalives make a
+        # connection that died silently (a lost peer, no reset) fail here within a minute or
+        # two, so that the worker goes back to polling.
+        conninfo = make_conninfo(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            **LISTEN_KEEPALIVES,
+        )
         backoff = LISTEN_TIMEOUT
         while not stop.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = LISTEN_TIMEOUT
+                    listening.set()
+                    wake()  # sends committed while nobody listened announced nothing to us
                     while not stop.is_set():
                         for _notification in conn.notifies(timeout=LISTEN_TIMEOUT):
                             wake()
             except psycopg.Error as exc:
+                listening.clear()
+                wake()  # back to polling, from now rather than after the fallback wait
                 logger.warning("LISTEN connection lost, polling until it is back: %s", exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_LISTEN_BACKOFF)
+        listening.clear()
 
     def now(self) -> sa.ColumnElement[datetime]:
         # statement_timestamp(), not now(): a job enqueued late in a caller's long

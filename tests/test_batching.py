@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import count_jobs
+from conftest import count_jobs, start_worker
 
 from sqlqueue import JobStatus, SQLQueue, Worker, WorkerOptions
 from sqlqueue.dialects.base import JobOutcome
@@ -370,3 +370,28 @@ def test_jobs_taken_by_a_claim_whose_answer_was_lost_can_be_given_back(app: SQLQ
     assert get(app, known).status is JobStatus.STARTED
     assert count_jobs(app, "status = 'STARTED'") == 2
     assert {job.id for job in app.store.claim_jobs(5, None, "w3", lease=30)} == set(unknown)
+
+
+@pytest.mark.postgresql
+@pytest.mark.slow
+def test_a_listening_worker_runs_a_scheduled_job_when_due_without_a_notification(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    # Given an idle worker on PostgreSQL that would not poll again for a minute
+    worker = start_worker(postgres_url, "--poll-interval", "60")
+    try:
+        time.sleep(3)  # started, looked once, found nothing: listening
+        # When a job is sent with a countdown: its notification comes now, when it is not
+        # due, and nothing announces the moment it becomes due
+        result = pg_app.send_task("tasks.add", args=[20, 22], countdown=1.5)
+
+        # I expect it to run soon after it is due (long before the fallback poll), and not
+        # before
+        assert result.get(timeout=10) == 42
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+    job = get(pg_app, result.id)
+    assert job.started_at is not None
+    assert job.started_at >= job.scheduled_at, output
+    assert job.attempts == 1

@@ -37,6 +37,13 @@ from scratch_databases import drop_database, fresh_database  # noqa: E402 - shar
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+IDLE_SETTLE = 12.0
+"""Seconds an idle worker runs before its cost is counted (see idle_statements_per_second)."""
+
+IDLE_WINDOW = 30.0
+"""Seconds over which an idle worker's cost is counted: one whole fallback poll and rescue
+cycle of a worker that listens (PostgreSQL)."""
+
 DRAIN_CONCURRENCY = 32
 """Threads per worker for the drains: what someone after throughput with short, I/O-bound
 tasks would give it (a claim takes at most the free threads, so more threads mean larger
@@ -135,7 +142,9 @@ def idle_statements_per_second(app: SQLQueue, seconds: float) -> float | None:
 
     worker = start_worker(app, "-c", "4")
     try:
-        time.sleep(3)
+        # An idle backend reports its counts up to 10 s late (PostgreSQL's stats flush), so
+        # the worker's start-up would land in the window without this wait.
+        time.sleep(IDLE_SETTLE)
         before = commits()
         time.sleep(seconds)
         after = commits() - 1  # the reading connection's own transaction
@@ -244,7 +253,7 @@ def main() -> int:
     p50, p99 = measure("latency", lambda a: latency(a, 100), args.url)
     results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
     results["idle_statements_per_s"] = measure(
-        "idle cost", lambda a: idle_statements_per_second(a, 10), args.url
+        "idle cost", lambda a: idle_statements_per_second(a, IDLE_WINDOW), args.url
     )
     empty, full = measure(
         "large table", lambda a: claim_cost_with_finished_jobs(a, args.finished), args.url

@@ -40,6 +40,18 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BULK_JOBS = 50_000
 """Jobs in the bulk enqueue's single call."""
 
+IDLE_SETTLE = 12.0
+"""Seconds an idle worker runs before its cost is counted (see idle_statements_per_second)."""
+
+IDLE_WINDOW = 30.0
+"""Seconds over which an idle worker's cost is counted: one whole fallback poll and rescue
+cycle of a worker that listens (PostgreSQL)."""
+
+DRAIN_CONCURRENCY = 32
+"""Threads per worker for the drains: what someone after throughput with short, I/O-bound
+tasks would give it (a claim takes at most the free threads, so more threads mean larger
+claims); the command's own default is the CPU count."""
+
 
 @contextmanager
 def fresh_app(url: str) -> Iterator[SQLQueue]:
@@ -153,7 +165,9 @@ def idle_statements_per_second(app: SQLQueue, seconds: float) -> float | None:
 
     worker = start_worker(app, "-c", "4")
     try:
-        time.sleep(3)
+        # An idle backend reports its counts up to 10 s late (PostgreSQL's stats flush), so
+        # the worker's start-up would land in the window without this wait.
+        time.sleep(IDLE_SETTLE)
         before = commits()
         time.sleep(seconds)
         after = commits() - 1  # the reading connection's own transaction
@@ -270,7 +284,12 @@ def main() -> int:
     parser.add_argument("--url", default=os.environ.get("SQLQUEUE_TEST_POSTGRES_URL", DEFAULT_URL))
     parser.add_argument("--jobs", type=int, default=4000, help="backlog size for the drains")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DRAIN_CONCURRENCY,
+        help="threads per worker process for the drains",
+    )
     parser.add_argument(
         "--finished", type=int, default=1_000_000, help="rows for the large-table check"
     )
@@ -300,7 +319,7 @@ def main() -> int:
     p50, p99 = measure("latency", lambda a: latency(a, 100), args.url)
     results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
     results["idle_statements_per_s"] = measure(
-        "idle cost", lambda a: idle_statements_per_second(a, 10), args.url
+        "idle cost", lambda a: idle_statements_per_second(a, IDLE_WINDOW), args.url
     )
     empty, full = measure(
         "large table", lambda a: claim_cost_with_finished_jobs(a, args.finished), args.url
@@ -341,6 +360,10 @@ def main() -> int:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+    print(
+        f"(drains run `sqlqueue worker --burst -c {args.concurrency}`, a setting for throughput "
+        "with short tasks; the worker's default -c is the CPU count)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0

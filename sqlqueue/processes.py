@@ -27,6 +27,11 @@ from sqlqueue.timelimits import alarm_soft_limit
 STOP_TIMEOUT = 10.0
 """Seconds a child gets to exit after its pipe is closed, before it is killed."""
 
+_REAPING = threading.Lock()
+"""Held while a child is started or waited for. Starting a process reaps every finished
+child (``multiprocessing``'s cleanup), and two threads reaping one child at once leave one
+of them without its exit code: a crash would be reported as "exited with code None"."""
+
 
 class ProcessPool:
     """One child process per worker thread, started when that thread first needs it."""
@@ -77,7 +82,8 @@ class Child:
         self.process = context.Process(
             target=child_main, args=(app_spec, child_end), name="sqlqueue-child", daemon=True
         )
-        self.process.start()
+        with _REAPING:
+            self.process.start()
         child_end.close()
 
     def alive(self) -> bool:
@@ -98,7 +104,8 @@ class Child:
         try:
             return outcome_from_message(json.loads(self.connection.recv_bytes()))
         except EOFError:
-            self.process.join()
+            with _REAPING:
+                self.process.join()
             return Failed(
                 Failure.from_exception(
                     WorkerLostError(

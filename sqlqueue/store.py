@@ -15,15 +15,15 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Executable
 
 from sqlqueue.dialects import get_dialect
-from sqlqueue.dialects.base import Dialect, DriverStatement, Take
+from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement, Take
 from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
-from sqlqueue.jobs import Job, JobStatus, NewJobs
+from sqlqueue.jobs import Job, NewJobs, as_utc
 from sqlqueue.serialization import Failure
 
 CallerConnection = Connection | Session | Any
@@ -58,7 +58,7 @@ class JobStore:
         """Write new jobs: in their own committed transaction, or in the caller's."""
         statement = self.dialect.insert_jobs(new_jobs)
         if connection is None:
-            with self._write(self.dialect.begin_insert) as conn:
+            with self._write(self.dialect.begin_statement) as conn:
                 conn.exec_driver_sql(statement.sql, statement.params)
         else:
             self._execute_in_caller_transaction(connection, statement)
@@ -113,9 +113,9 @@ class JobStore:
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> list[Job]:
         """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease."""
-        with self._write() as conn:
-            rows = conn.execute(self.dialect.claim_jobs(limit, queues, worker_id, lease))
-            claimed = [Job.from_row(row) for row in rows.mappings()]
+        statement = self.dialect.claim_jobs(limit, queues, worker_id, lease)
+        with self._write(self.dialect.begin_statement) as conn:
+            claimed = [Job.from_row(row) for row in _execute(conn, statement).mappings()]
         claimed.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
         return claimed
 
@@ -128,20 +128,37 @@ class JobStore:
 
     def complete_job(self, take: Take, result: Any) -> bool:
         """Store a job's result; False when the take had already lost the job."""
-        # A success clears the error an earlier try left, as Celery's result does.
-        values = {"result": result, "error_type": None, "error_message": None, "traceback": None}
-        return self._update_one(self.dialect.finish_job(take, JobStatus.SUCCESS, values))
+        return self._record_one(JobOutcome.success(take, result))
 
     def fail_job(self, take: Take, failure: Failure) -> bool:
         """Store a job's failure; False when the take had already lost the job."""
-        return self._update_one(
-            self.dialect.finish_job(take, JobStatus.FAILURE, failure.as_values())
-        )
+        return self._record_one(JobOutcome.failure(take, failure))
 
     def retry_job(self, take: Take, countdown: float, failure: Failure | None) -> bool:
         """Re-queue a job for another try; False when the take had already lost the job."""
-        values = failure.as_values() if failure is not None else {}
-        return self._update_one(self.dialect.retry_job(take, countdown, values))
+        return self._record_one(JobOutcome.retry(take, countdown, failure))
+
+    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> set[str]:
+        """Write many jobs' outcomes in one transaction; returns the ids whose take still
+        held the job. The others were taken again meanwhile, and nothing about them changed."""
+        if not outcomes:
+            return set()
+        kept: set[str] = set()
+        statements = self.dialect.record_outcomes(outcomes)
+        begin = self.dialect.begin_statement if len(statements) == 1 else None
+        with self._write(begin) as conn:
+            for statement in statements:
+                kept.update(str(row[0]) for row in _execute(conn, statement))
+        return kept
+
+    def next_due_in(self, queues: Sequence[str] | None) -> float | None:
+        """Seconds until the next ready job of these queues (None: all) that waits for its
+        time (a countdown, an eta, a retry's delay) becomes due; None when there is none."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            due, now = conn.execute(self.dialect.next_due_time(queues)).one()
+        if due is None:
+            return None
+        return max(0.0, (as_utc(due) - as_utc(now)).total_seconds())  # type: ignore[operator]
 
     def release_jobs(self, takes: Sequence[Take]) -> int:
         """Give back jobs taken but never started; returns how many went back."""
@@ -149,6 +166,12 @@ class JobStore:
             return 0
         with self._write() as conn:
             return conn.execute(self.dialect.release_jobs(takes)).rowcount
+
+    def release_unknown_takes(self, worker_id: str, known: Sequence[str]) -> int:
+        """Give back the jobs leased to ``worker_id`` other than ``known`` (the ids it holds),
+        after a claim whose outcome it could not learn; returns how many went back."""
+        with self._write() as conn:
+            return conn.execute(self.dialect.release_unknown_takes(worker_id, known)).rowcount
 
     def rescue_expired_jobs(self, max_lease_expiries: int) -> int:
         """Re-queue (or fail) every job whose lease ran out; returns how many."""
@@ -196,6 +219,10 @@ class JobStore:
         with self._translate_errors(), self.engine.connect() as conn:
             row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
         return Job.from_row(row) if row is not None else None
+
+    def _record_one(self, outcome: JobOutcome) -> bool:
+        with self._write() as conn:
+            return conn.execute(self.dialect.record_outcome(outcome)).first() is not None
 
     def _update_one(self, statement: Executable) -> bool:
         with self._write() as conn:
@@ -259,6 +286,12 @@ class JobStore:
             f"queue is in the {self.dialect.name} database {ours!r}; pass a connection to the "
             "app's own database."
         )
+
+
+def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:
+    if isinstance(statement, DriverStatement):
+        return connection.exec_driver_sql(statement.sql, statement.params)
+    return connection.execute(statement)
 
 
 def _same_database(kind: str, a: str, b: str) -> bool:

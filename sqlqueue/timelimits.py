@@ -31,10 +31,17 @@ class Limited(Protocol):
     time_limit: float | None
 
 
-@contextmanager
-def thread_time_limits(task: Limited) -> Iterator[None]:
+def thread_time_limits(task: Limited) -> AbstractContextManager[None]:
     """Raise ``SoftTimeLimitExceeded``, then ``TimeLimitExceeded``, in this thread when the
     task's limits pass; nothing is raised once the block has been left."""
+    if not task.soft_time_limit and not task.time_limit:
+        # Most tasks have no limit: no lock, no timer and no ctypes call for them.
+        return nullcontext()
+    return _thread_time_limits(task)
+
+
+@contextmanager
+def _thread_time_limits(task: Limited) -> Iterator[None]:
     thread_id = threading.get_ident()
     lock = threading.Lock()
     finished = False

@@ -1,12 +1,21 @@
 """Worker: take ready jobs, run them in a thread pool, record what they came to.
 
 The loop takes no more jobs than it has free slots (a job taken is a job started, so
-nothing waits in memory while another worker could have run it), then sleeps until a slot
-frees, the poll interval passes, or a stop is asked for. Every taken job carries a lease;
-a side thread renews the leases of running jobs, and every worker re-queues jobs whose
-lease ran out, which is how jobs of a killed worker come back. Each write about a taken
-job names its take (id and attempt number), so a worker that was presumed dead and comes
-back late changes nothing.
+nothing waits in memory while another worker could have run it); a slot frees as soon as
+its task returns. The job's thread then hands the outcome to the recorder, one thread that
+writes every outcome waiting at that moment in one transaction: under load, outcomes pile
+up while the previous batch commits, so the batches grow with the load and a busy worker
+pays one commit for many jobs, while a lone job is written at once. A job stays held, its
+lease renewed by a side thread, until its outcome is written.
+
+Every worker re-queues jobs whose lease ran out, which is how jobs of a killed worker come
+back. Each write about a taken job names its take (id and attempt number), so a worker that
+was presumed dead and comes back late changes nothing.
+
+An idle worker sleeps until a slot frees, a job it knows of becomes due, its next rescue or
+prune, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
+looks for work on its own only every ``IDLE_FALLBACK_POLL`` seconds; otherwise it polls
+every poll interval.
 """
 
 from __future__ import annotations
@@ -20,10 +29,12 @@ import time
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
+from sqlqueue.dialects.base import JobOutcome
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded, execute
 from sqlqueue.jobs import Job
@@ -38,6 +49,25 @@ COROUTINE_WAIT = 0.05
 
 MAX_DATABASE_BACKOFF = 30.0
 """Longest pause, in seconds, between attempts to reach a database that is down."""
+
+IDLE_FALLBACK_POLL = 30.0
+"""Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
+looking for work anyway: a safety net, since a send wakes it at once."""
+
+MAX_OUTCOME_BATCH = 1000
+"""Most outcomes the recorder writes in one transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A job whose task has returned, waiting for its outcome to be written."""
+
+    job: Job
+    outcome: Outcome
+    duration: float
+    """Seconds the task ran."""
+    at: float
+    """When it returned (``time.monotonic()``); the lease runs from about then."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +126,13 @@ class Worker:
         self._wakeup = threading.Event()
         self._held: dict[str, Job] = {}
         """Jobs this worker has taken and not yet recorded, by id."""
+        self._busy = 0
+        """Slots in use: jobs taken whose task has not returned yet."""
         self._held_lock = threading.Lock()
+        self._finished: SimpleQueue[Finished | None] = SimpleQueue()
+        """Outcomes for the recorder to write; None tells it to stop."""
+        self._listening = threading.Event()
+        """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
             ProcessPool(self.options.app_spec)
             if self.options.pool == "process" and self.options.app_spec
@@ -124,10 +160,12 @@ class Worker:
             target=self._renew_leases, args=(finished,), name="sqlqueue-lease", daemon=True
         )
         renewer.start()
+        recorder = threading.Thread(target=self._record_outcomes, name="sqlqueue-recorder")
+        recorder.start()
         if self.app.dialect.supports_listen_notify:
             threading.Thread(
                 target=self.app.dialect.listen,
-                args=(self.app.engine, self._wakeup.set, finished),
+                args=(self.app.engine, self._wakeup.set, finished, self._listening),
                 name="sqlqueue-listen",
                 daemon=True,
             ).start()
@@ -140,6 +178,10 @@ class Worker:
         finally:
             self._stopping.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            # Every task that started has returned and handed its outcome over; the
+            # recorder writes them all before it stops.
+            self._finished.put(None)
+            recorder.join()
             if self._processes is not None:
                 self._processes.close()
             # Every job that ran has been recorded and dropped from _held by now; what is
@@ -157,13 +199,19 @@ class Worker:
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         next_rescue = next_prune = 0.0
         backoff = self.poll_interval
+        unsure = False
         while not self._stopping.is_set():
             self._wakeup.clear()
-            # Read before claiming: a job that finishes during the claim may have re-queued
-            # itself (a retry), so burst mode may only stop when nothing was running.
-            running = len(self._held)
-            free = self.options.concurrency - running
+            # Read before claiming: a job whose outcome is written during the claim may have
+            # re-queued itself (a retry), so burst mode may only stop when nothing was held.
+            with self._held_lock:
+                held = len(self._held)
+                free = self.options.concurrency - self._busy
+            due_in = None
             try:
+                if unsure:
+                    self._release_unknown_takes()
+                    unsure = False
                 if time.monotonic() >= next_rescue:
                     self._rescue()
                     next_rescue = time.monotonic() + self.lease / 2
@@ -171,10 +219,15 @@ class Worker:
                     self._prune()
                     next_prune = time.monotonic() + PRUNE_INTERVAL
                 jobs = self._claim(free) if free else []
+                if free and not jobs and not (self.options.burst and not held):
+                    # Nothing announces that a countdown or a retry's delay has run out.
+                    due_in = self.app.store.next_due_in(self.options.queues)
             except DatabaseError as exc:
                 if not exc.transient:
                     raise  # no table, or a schema older than this code: waiting cannot help
                 logger.warning("database unavailable, retrying in %.1fs: %s", backoff, exc)
+                # A claim cut off at its commit may have taken jobs we never heard of.
+                unsure = True
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
@@ -183,16 +236,36 @@ class Worker:
                 pool.submit(self._run_job, job)
             if jobs:
                 continue
-            if self.options.burst and not running:
+            if self.options.burst and not held:
                 logger.info("burst: no ready job left")
                 return
-            self._wakeup.wait(self.poll_interval)
+            self._wakeup.wait(self._idle_wait(due_in, min(next_rescue, next_prune)))
+
+    def _idle_wait(self, due_in: float | None, next_chore: float) -> float:
+        # Listening, a poll is only a safety net; without it (SQLite, or the connection
+        # lost) polling is how new jobs are found. Either way a due job or a chore comes first.
+        wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
+        if due_in is not None:
+            wait = min(wait, due_in)
+        return max(0.0, min(wait, next_chore - time.monotonic()))
 
     def _claim(self, limit: int) -> list[Job]:
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
         with self._held_lock:
             self._held.update((job.id, job) for job in jobs)
+            self._busy += len(jobs)
         return jobs
+
+    def _release_unknown_takes(self) -> None:
+        # Only this loop claims, so every job leased to this worker's id is held by now,
+        # unless a claim committed but its answer was lost with the connection. Those would
+        # otherwise wait for their lease to run out (forever, if every worker is a burst
+        # worker that has exited).
+        with self._held_lock:
+            known = list(self._held)
+        released = self.app.store.release_unknown_takes(self.id, known)
+        if released:
+            logger.warning("gave back %d job(s) taken by a claim whose answer was lost", released)
 
     def _rescue(self) -> None:
         rescued = self.app.store.rescue_expired_jobs(self.app.conf.max_lease_expiries)
@@ -221,40 +294,108 @@ class Worker:
             else:
                 with self.app.around_job():
                     outcome = execute(task, job, run_coroutine=self._run_coroutine)
-            self._record(job, outcome, time.monotonic() - started)
+            now = time.monotonic()
+            self._finished.put(Finished(job, outcome, now - started, now))
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.
             logger.exception(
                 "job crashed the worker's bookkeeping id=%s; it will run again", job.id
             )
-        finally:
             with self._held_lock:
                 self._held.pop(job.id, None)
+        finally:
+            # The slot is free now; the job stays held until the recorder has written it.
+            with self._held_lock:
+                self._busy -= 1
             self._wakeup.set()
 
-    def _record(self, job: Job, outcome: Outcome, duration: float) -> None:
-        take = (job.id, job.attempts)
-        deadline = time.monotonic() + self.lease
+    def _record_outcomes(self) -> None:
+        # The recorder: writes what is waiting, in one go, until told to stop (None, sent
+        # once every task has returned).
+        while True:
+            first = self._finished.get()
+            batch = [] if first is None else [first]
+            stop = first is None
+            while not stop and len(batch) < MAX_OUTCOME_BATCH:
+                try:
+                    item = self._finished.get_nowait()
+                except Empty:
+                    break
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+            if batch:
+                self._record(batch)
+            if stop:
+                return
+
+    def _record(self, batch: Sequence[Finished]) -> None:
+        try:
+            written = self._write(batch)
+            for finished, outcome, kept in written:
+                if kept is not None:
+                    self._log_outcome(finished, outcome, kept)
+        except BaseException:
+            logger.exception(
+                "recording %d job(s) crashed the worker's bookkeeping; they will run again",
+                len(batch),
+            )
+        finally:
+            retried = False
+            with self._held_lock:
+                for finished in batch:
+                    self._held.pop(finished.job.id, None)
+                    retried = retried or isinstance(finished.outcome, Retrying)
+            if retried or self.options.burst:
+                self._wakeup.set()  # a retry may be due at once; burst mode counts held jobs
+
+    def _write(self, batch: Sequence[Finished]) -> list[tuple[Finished, Outcome, bool | None]]:
+        """Write a batch of outcomes; for each, whether its take still held the job (None:
+        not written, it will run again)."""
+        outcomes = [finished.outcome for finished in batch]
+        # Until the lease runs out the outcome is still ours to write; after that the job is
+        # another worker's, and it will run again.
+        deadline = min(finished.at for finished in batch) + self.lease
         pause = 0.5
         refused = False
         while True:
             try:
-                kept = self._write_outcome(take, outcome)
-                break
+                kept = self.app.store.record_outcomes(
+                    [
+                        job_outcome(finished.job, outcome)
+                        for finished, outcome in zip(batch, outcomes, strict=True)
+                    ]
+                )
+                return [
+                    (finished, outcome, finished.job.id in kept)
+                    for finished, outcome in zip(batch, outcomes, strict=True)
+                ]
             except DatabaseError as exc:
+                if not exc.transient and len(batch) > 1:
+                    # One outcome the database refuses fails the whole transaction: write
+                    # each on its own to find it, and keep the others.
+                    return [written for finished in batch for written in self._write([finished])]
                 if not exc.transient and not refused:
                     # The database refuses this outcome itself and always will: store why,
                     # rather than let the job run again and again until it is given up.
-                    outcome, refused = Failed(Failure.from_exception(exc)), True
+                    outcomes, refused = [Failed(Failure.from_exception(exc))], True
                     continue
-                # Until the lease runs out the outcome is still ours to write; after that
-                # the job is another worker's, and it will run again.
                 if not exc.transient or time.monotonic() + pause >= deadline:
-                    logger.error("could not record job id=%s: %s; it will run again", job.id, exc)
-                    return
-                logger.warning("could not record job id=%s, retrying: %s", job.id, exc)
+                    for finished in batch:
+                        logger.error(
+                            "could not record job id=%s: %s; it will run again",
+                            finished.job.id,
+                            exc,
+                        )
+                    return [(finished, finished.outcome, None) for finished in batch]
+                for finished in batch:
+                    logger.warning("could not record job id=%s, retrying: %s", finished.job.id, exc)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
+
+    def _log_outcome(self, finished: Finished, outcome: Outcome, kept: bool) -> None:
+        job = finished.job
         status = {Succeeded: "SUCCESS", Retrying: "RETRY", Failed: "FAILURE"}[type(outcome)]
         if not kept:
             logger.warning(
@@ -268,7 +409,7 @@ class Worker:
                 "job finished task=%s id=%s outcome=FAILURE duration=%.3fs\n%s",
                 job.task_name,
                 job.id,
-                duration,
+                finished.duration,
                 outcome.failure.traceback,
             )
         else:
@@ -277,7 +418,7 @@ class Worker:
                 job.task_name,
                 job.id,
                 status,
-                duration,
+                finished.duration,
             )
 
     def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -295,13 +436,6 @@ class Worker:
         except BaseException:
             future.cancel()
             raise
-
-    def _write_outcome(self, take: tuple[str, int], outcome: Outcome) -> bool:
-        if isinstance(outcome, Succeeded):
-            return self.app.store.complete_job(take, outcome.result)
-        if isinstance(outcome, Retrying):
-            return self.app.store.retry_job(take, outcome.countdown, outcome.failure)
-        return self.app.store.fail_job(take, outcome.failure)
 
     def _renew_leases(self, finished: threading.Event) -> None:
         lost: set[tuple[str, int]] = set()
@@ -337,3 +471,13 @@ class Worker:
             )
             return
         logger.info("gave back %d job(s) taken but not started", released)
+
+
+def job_outcome(job: Job, outcome: Outcome) -> JobOutcome:
+    """The write that records an outcome of this take of the job."""
+    take = (job.id, job.attempts)
+    if isinstance(outcome, Succeeded):
+        return JobOutcome.success(take, outcome.result)
+    if isinstance(outcome, Retrying):
+        return JobOutcome.retry(take, outcome.countdown, outcome.failure)
+    return JobOutcome.failure(take, outcome.failure)

@@ -8,6 +8,7 @@ under CI=true they fail instead, so CI can never go green without them.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,3 +160,32 @@ def pg_app(postgres_url: str) -> Iterator[SQLQueue]:
 # The Django tests run in their own pytest session, with DJANGO_SETTINGS_MODULE set (see the
 # Makefile's test target); the rest of the suite does not load Django.
 collect_ignore = [] if os.environ.get("DJANGO_SETTINGS_MODULE") else ["django"]
+
+
+def explain_claim(url: str, limit: int = 10) -> str:
+    """The plan the claim function really ran, with buffers: EXPLAIN of the call shows only a
+    function scan, so auto_explain (a superuser's LOAD) reports the statement inside it. The
+    claim is rolled back."""
+    messages: list[str] = []
+    with psycopg.connect(url) as conn:
+        conn.add_notice_handler(lambda notice: messages.append(notice.message_primary or ""))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_analyze = on",
+            "SET auto_explain.log_buffers = on",
+            "SET client_min_messages = log",
+        ):
+            conn.execute(setting)
+        conn.execute("SELECT * FROM sqlqueue_claim(%s, 30, 'w', NULL)", (limit,))
+        conn.rollback()
+    return next(message for message in messages if "CTE ready" in message)
+
+
+def claim_buffers(plan: str) -> int:
+    """Shared buffers the claim's ``ready`` CTE touched to find and lock its jobs."""
+    lines = plan.splitlines()
+    cte = next(n for n, line in enumerate(lines) if "CTE ready" in line)
+    buffers = next(line for line in lines[cte:] if "Buffers:" in line)
+    return sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", buffers))

@@ -34,8 +34,10 @@ def sleep(seconds: float) -> float:
 
 
 @app.task(bind=True)
-def record(self: Any, log_path: str) -> str:
-    """Append one line per run (job id, pid) so a test can count how often each job ran."""
+def record(self: Any, log_path: str, seconds: float = 0.0) -> str:
+    """Append one line per run (job id, pid) so a test can count how often each job ran;
+    after ``seconds`` of sleep, for a test that needs its workers busy for a while."""
+    time.sleep(seconds)
     with open(log_path, "a") as log:
         log.write(f"{self.request.id} {os.getpid()}\n")
     return self.request.id

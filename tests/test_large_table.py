@@ -3,10 +3,9 @@ and pruning gets through them in batches. Measured in buffers read, not in secon
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 import pytest
+from conftest import claim_buffers, explain_claim
 
 from sqlqueue import SQLQueue
 
@@ -16,25 +15,11 @@ FINISHED = 1_000_000
 
 
 def buffers_to_find_ready_jobs(app: SQLQueue) -> tuple[int, str]:
-    """Shared buffers the claim touches to find and lock the next jobs (its ``ready`` CTE),
-    from EXPLAIN (ANALYZE, BUFFERS); and the plan, for the assertion message."""
-    statement = app.dialect.claim_jobs(10, None, "w", 30)
-    compiled = statement.compile(
-        dialect=app.engine.dialect, compile_kwargs={"render_postcompile": True}
+    """Shared buffers the claim touches to find and lock the next jobs, and its plan."""
+    plan = explain_claim(
+        app.engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
     )
-    with app.engine.connect() as conn:
-        # Both tables are read the way a large one is: through the partial index.
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        plan = [
-            row[0]
-            for row in conn.exec_driver_sql(
-                f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", compiled.params
-            )
-        ]
-        conn.rollback()  # EXPLAIN ANALYZE really claimed the jobs: undo it
-    cte = next(n for n, line in enumerate(plan) if "CTE ready" in line)
-    buffers = next(line for line in plan[cte:] if "Buffers:" in line)
-    return sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", buffers)), "\n".join(plan)
+    return claim_buffers(plan), plan
 
 
 def test_a_million_finished_jobs_do_not_make_the_claim_read_more(

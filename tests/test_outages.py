@@ -47,7 +47,8 @@ def test_workers_ride_out_cut_connections_and_an_outage_and_lose_nothing(
     app, url, proxy = proxied
     log = tmp_path / "runs.log"
     with app.engine.begin() as conn, app.using(conn):
-        ids = [app.send_task("tasks.record", args=[str(log)]).id for _ in range(JOBS)]
+        # (each taking a moment, so that the workers are still busy when the outage comes)
+        ids = [app.send_task("tasks.record", args=[str(log), 0.1]).id for _ in range(JOBS)]
     workers = [
         start_worker(
             url, "--burst", "-c", "4", "--visibility-timeout", "3", "--poll-interval", "0.1"

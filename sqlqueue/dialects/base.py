@@ -19,11 +19,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
 from sqlqueue.conf import PING_AFTER_IDLE
 from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus, NewJobs
 from sqlqueue.schema import jobs
+from sqlqueue.serialization import Failure
 
 Take = tuple[str, int]
 """A job id and the attempt number of the take that holds it: the fence on every write."""
@@ -41,6 +43,38 @@ class DriverStatement:
     sql: str
     params: dict[str, Any] | list[dict[str, Any]]
     """One set of parameters, or a list of them to run the statement once each."""
+
+
+Statement = Executable | DriverStatement
+"""What a dialect hands the store to run: SQLAlchemy Core, or fixed driver SQL on hot paths."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What one take of a job came to, as the columns its write sets."""
+
+    take: Take
+    status: JobStatus
+    """SUCCESS or FAILURE (the job is finished), or RETRY (it goes back to the queue)."""
+    values: dict[str, Any]
+    """The result, or the failure's columns."""
+    countdown: float = 0.0
+    """For a retry: seconds before the job is ready again."""
+
+    @classmethod
+    def success(cls, take: Take, result: Any) -> JobOutcome:
+        # A success clears the error an earlier try left, as Celery's result does.
+        values = {"result": result, "error_type": None, "error_message": None, "traceback": None}
+        return cls(take, JobStatus.SUCCESS, values)
+
+    @classmethod
+    def failure(cls, take: Take, failure: Failure) -> JobOutcome:
+        return cls(take, JobStatus.FAILURE, failure.as_values())
+
+    @classmethod
+    def retry(cls, take: Take, countdown: float, failure: Failure | None) -> JobOutcome:
+        values = failure.as_values() if failure is not None else {}
+        return cls(take, JobStatus.RETRY, values, countdown)
 
 
 class Dialect:
@@ -69,16 +103,24 @@ class Dialect:
     def configure_engine(self, engine: Engine) -> None:
         """Adjust an engine the user built and shares with sqlqueue; by default nothing."""
 
-    def listen(self, engine: Engine, wake: Callable[[], None], stop: threading.Event) -> None:
-        """Call ``wake`` whenever new jobs are committed, until ``stop`` is set."""
+    def listen(
+        self,
+        engine: Engine,
+        wake: Callable[[], None],
+        stop: threading.Event,
+        listening: threading.Event,
+    ) -> None:
+        """Call ``wake`` whenever new jobs are committed, until ``stop`` is set; keep
+        ``listening`` set while a send is sure to call it (and call it when that changes)."""
         raise NotImplementedError
 
     def begin_write(self, connection: Connection) -> None:
         """Start a transaction that will write; by default the driver's implicit BEGIN."""
         connection.begin()
 
-    def begin_insert(self, connection: Connection) -> None:
-        """Start the transaction of a send made outside any transaction of the caller."""
+    def begin_statement(self, connection: Connection) -> None:
+        """Start the transaction of a single statement that is atomic on its own: a send
+        outside any transaction of the caller, a claim, a batch of outcomes."""
         self.begin_write(connection)
 
     def now(self) -> sa.ColumnElement[datetime]:
@@ -96,7 +138,7 @@ class Dialect:
 
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
-    ) -> ReturningUpdate[Any]:
+    ) -> Statement:
         """Take up to ``limit`` ready jobs in priority order and lease them, in one statement.
 
         Rows locked by another worker's claim are skipped (``FOR UPDATE SKIP LOCKED``) where
@@ -152,9 +194,52 @@ class Dialect:
             **values,
         )
 
+    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
+        """Statements that write these outcomes, to run in one transaction; each returns the
+        ids it changed, so a take that was fenced off is the one missing. Here one fenced
+        UPDATE per job (SQLite runs them under its single write lock, with no round trips)."""
+        return [self.record_outcome(outcome) for outcome in outcomes]
+
+    def record_outcome(self, outcome: JobOutcome) -> ReturningUpdate[Any]:
+        """The fenced UPDATE of one outcome, returning the id when the take still held it."""
+        if outcome.status is JobStatus.RETRY:
+            statement = self.retry_job(outcome.take, outcome.countdown, outcome.values)
+        else:
+            statement = self.finish_job(outcome.take, outcome.status, outcome.values)
+        return statement.returning(jobs.c.id)
+
+    def next_due_time(self, queues: Sequence[str] | None) -> Executable:
+        """When the next job that is ready but not yet due becomes due, with the database's
+        "now" beside it: one row, (None, now) when no job waits for its time."""
+        due = (
+            sa.select(sa.func.min(jobs.c.scheduled_at).label("due"), self.now().label("now"))
+            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .where(jobs.c.scheduled_at > self.now())
+        )
+        if queues:
+            due = due.where(jobs.c.queue.in_(queues))
+        return due
+
     def release_jobs(self, takes: Sequence[Take]) -> Update:
         """Give back jobs that were taken but never started."""
         return self._fenced_update(takes).values(
+            status=JobStatus.PENDING.value,
+            started_at=None,
+            lease_expires_at=None,
+            worker_id=None,
+        )
+
+    def release_unknown_takes(self, worker_id: str, known: Sequence[str]) -> Update:
+        """Give back the jobs leased to this worker id that it does not know it holds: taken
+        by a claim whose commit reached the database while its answer did not."""
+        statement = (
+            jobs.update()
+            .where(jobs.c.worker_id == worker_id)
+            .where(jobs.c.status == JobStatus.STARTED.value)
+        )
+        if known:
+            statement = statement.where(jobs.c.id.not_in(list(known)))
+        return statement.values(
             status=JobStatus.PENDING.value,
             started_at=None,
             lease_expires_at=None,

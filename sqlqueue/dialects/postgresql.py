@@ -9,19 +9,21 @@ on when a job is due and when a lease has run out.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sqlqueue.dialects.base import Dialect, DriverStatement
-from sqlqueue.jobs import NewJobs
+from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement
+from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.schema import jobs
 
 NOTIFY_CHANNEL = "sqlqueue"
@@ -69,8 +71,41 @@ WITH inserted AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 """  # noqa: S608 (constants, no input)
+LISTEN_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+"""libpq's TCP keepalive settings for the LISTEN connection, which is otherwise silent."""
 
 logger = logging.getLogger(__name__)
+
+FINISH_JOBS = """
+UPDATE sqlqueue_jobs AS job
+SET status = done.status,
+    finished_at = statement_timestamp(),
+    lease_expires_at = NULL,
+    result = CASE WHEN done.status = 'SUCCESS' THEN done.result ELSE job.result END,
+    error_type = done.error_type,
+    error_message = done.error_message,
+    traceback = done.traceback
+FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[], %(statuses)s::text[],
+            %(results)s::jsonb[], %(error_types)s::text[], %(error_messages)s::text[],
+            %(tracebacks)s::text[])
+     AS done (id, attempt, status, result, error_type, error_message, traceback)
+WHERE job.id = done.id AND job.attempts = done.attempt AND job.status = 'STARTED'
+RETURNING job.id
+"""
+"""Finish many jobs in one statement: the same fence as ``finish_job`` (id, attempt and
+STARTED), one row of arrays per job. Its text never changes with the batch's size, so
+psycopg prepares it once per connection."""
+
+CLAIM_JOBS = """
+SELECT * FROM sqlqueue_claim(%(limit)s, %(lease)s, %(worker_id)s, %(queues)s::text[])
+"""
+"""The claim (see the module's docstring), a function made by migration 0004 so that the
+planner always walks the ready index in order; the migration says why."""
 
 
 class PostgreSQLDialect(Dialect):
@@ -110,28 +145,88 @@ class PostgreSQLDialect(Dialect):
         )
         return DriverStatement(INSERT_JOBS, params)
 
-    def begin_insert(self, connection: Connection) -> None:
-        # The insert is one statement, atomic on its own: sent in autocommit it is one round
-        # trip, where BEGIN, the insert and COMMIT would be three.
+    def begin_statement(self, connection: Connection) -> None:
+        # A statement atomic on its own, sent in autocommit, is one round trip, where BEGIN,
+        # the statement and COMMIT would be three; under load each round trip also waits for
+        # the GIL, so this is what a claim and a batch of outcomes cost.
         connection.execution_options(isolation_level="AUTOCOMMIT")
 
-    def listen(self, engine: Engine, wake: Callable[[], None], stop: threading.Event) -> None:
+    def claim_jobs(
+        self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
+    ) -> DriverStatement:
+        return DriverStatement(
+            CLAIM_JOBS,
+            {
+                "limit": limit,
+                "lease": lease,
+                "worker_id": worker_id,
+                "queues": list(queues) if queues else None,
+            },
+        )
+
+    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
+        # Successes and failures, nearly every outcome of a busy worker, go in one statement;
+        # retries (rarer, and each with its own delay) keep their per-job UPDATE.
+        finished = [outcome for outcome in outcomes if outcome.status is not JobStatus.RETRY]
+        statements: list[Statement] = [
+            self.record_outcome(o) for o in outcomes if o.status is JobStatus.RETRY
+        ]
+        if finished:
+            statements.append(
+                DriverStatement(
+                    FINISH_JOBS,
+                    {
+                        "ids": [outcome.take[0] for outcome in finished],
+                        "attempts": [outcome.take[1] for outcome in finished],
+                        "statuses": [outcome.status.value for outcome in finished],
+                        "results": [
+                            json.dumps(outcome.values["result"])
+                            if outcome.status is JobStatus.SUCCESS
+                            else None
+                            for outcome in finished
+                        ],
+                        "error_types": [o.values.get("error_type") for o in finished],
+                        "error_messages": [o.values.get("error_message") for o in finished],
+                        "tracebacks": [o.values.get("traceback") for o in finished],
+                    },
+                )
+            )
+        return statements
+
+    def listen(
+        self,
+        engine: Engine,
+        wake: Callable[[], None],
+        stop: threading.Event,
+        listening: threading.Event,
+    ) -> None:
         # One connection per worker process, in autocommit, doing nothing but LISTEN: an idle
-        # worker is woken within milliseconds of a commit instead of at its next poll.
-        conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # worker is woken within milliseconds of a commit instead of at its next poll, and
+        # needs no poll of its own while this connection is up. TCP keepalives make a
+        # connection that died silently (a lost peer, no reset) fail here within a minute or
+        # two, so that the worker goes back to polling.
+        conninfo = make_conninfo(
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            **LISTEN_KEEPALIVES,
+        )
         backoff = LISTEN_TIMEOUT
         while not stop.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = LISTEN_TIMEOUT
+                    listening.set()
+                    wake()  # sends committed while nobody listened announced nothing to us
                     while not stop.is_set():
                         for _notification in conn.notifies(timeout=LISTEN_TIMEOUT):
                             wake()
             except psycopg.Error as exc:
+                listening.clear()
+                wake()  # back to polling, from now rather than after the fallback wait
                 logger.warning("LISTEN connection lost, polling until it is back: %s", exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_LISTEN_BACKOFF)
+        listening.clear()
 
     def now(self) -> sa.ColumnElement[datetime]:
         # statement_timestamp(), not now(): a job enqueued late in a caller's long

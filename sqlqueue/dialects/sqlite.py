@@ -12,7 +12,8 @@ process's clock, which all processes on one machine share.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -23,9 +24,15 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
-from sqlqueue.dialects.base import Dialect, DriverStatement, unpooled_async_engine
+from sqlqueue.dialects.base import (
+    Dialect,
+    DriverStatement,
+    JobOutcome,
+    Statement,
+    unpooled_async_engine,
+)
 from sqlqueue.exceptions import ConfigurationError
-from sqlqueue.jobs import NewJobs
+from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.schema import Timestamp, jobs
 
 
@@ -83,6 +90,33 @@ class SQLiteDialect(Dialect):
             ],
         )
 
+    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
+        # One fenced UPDATE per job, all under one write lock; successes and failures as
+        # fixed text (SQLAlchemy's statement building cost more than SQLite's work), each
+        # answering with the job's id when its take still held the job.
+        finished_at = _stored_time(datetime.now(UTC))
+        return [
+            self.record_outcome(outcome)
+            if outcome.status is JobStatus.RETRY
+            else DriverStatement(
+                FINISH_JOB,
+                {
+                    "job_id": outcome.take[0],
+                    "id": _stored_id(outcome.take[0]),
+                    "attempt": outcome.take[1],
+                    "status": outcome.status.value,
+                    "finished_at": finished_at,
+                    "result": json.dumps(outcome.values["result"])
+                    if outcome.status is JobStatus.SUCCESS
+                    else None,
+                    "error_type": outcome.values.get("error_type"),
+                    "error_message": outcome.values.get("error_message"),
+                    "traceback": outcome.values.get("traceback"),
+                },
+            )
+            for outcome in outcomes
+        ]
+
     def begin_write(self, connection: Connection) -> None:
         # Taking the write lock up front is what makes the claim safe; a deferred BEGIN
         # would let two workers read the same ready row before either writes.
@@ -102,6 +136,17 @@ INSERT INTO {jobs.name} (id, task_name, queue, priority, args, kwargs, status,
 VALUES (:id, :task_name, :queue, :priority, :args, :kwargs, 'PENDING',
         :scheduled_at, :expires_at, :created_at)
 """  # noqa: S608 (constants, no input)
+
+FINISH_JOB = f"""
+UPDATE {jobs.name}
+SET status = :status, finished_at = :finished_at, lease_expires_at = NULL,
+    result = CASE WHEN :status = 'SUCCESS' THEN :result ELSE result END,
+    error_type = :error_type, error_message = :error_message, traceback = :traceback
+WHERE id = :id AND attempts = :attempt AND status = 'STARTED'
+RETURNING :job_id
+"""  # noqa: S608 (constants, no input)
+"""Record one job's success or failure, fenced by its take; answers with the job's id (as
+sqlqueue spells it, not as SQLite stores it) when the take still held the job."""
 
 _sqlite = sqlite_dialect.dialect()
 _stored_id = cast(

@@ -26,6 +26,9 @@ Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
 """Every time is stored in UTC; SQLite keeps it as naive text, which ``jobs.as_utc`` fixes on read."""
 
+# The partial indexes' predicates. Queries that want an index say the same words: SQLite
+# uses a partial index only for a query whose WHERE repeats the index's (a bound parameter
+# in their place would not do), and PostgreSQL can then prove it without the values.
 READY_WHERE = sa.text("status IN ('PENDING', 'RETRY')")
 FINISHED_WHERE = sa.text("status IN ('SUCCESS', 'FAILURE', 'REVOKED')")
 LEASED_WHERE = sa.text("status = 'STARTED'")

@@ -23,8 +23,8 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
 from sqlqueue.conf import PING_AFTER_IDLE
-from sqlqueue.jobs import FINISHED_STATUSES, READY_STATUSES, JobStatus, NewJobs
-from sqlqueue.schema import jobs
+from sqlqueue.jobs import READY_STATUSES, JobStatus, NewJobs
+from sqlqueue.schema import FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
 from sqlqueue.serialization import Failure
 
 Take = tuple[str, int]
@@ -146,7 +146,7 @@ class Dialect:
         """
         ready = (
             sa.select(jobs.c.id)
-            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .where(READY_WHERE)
             .where(jobs.c.scheduled_at <= self.now())
             .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
             .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
@@ -213,7 +213,7 @@ class Dialect:
         "now" beside it: one row, (None, now) when no job waits for its time."""
         due = (
             sa.select(sa.func.min(jobs.c.scheduled_at).label("due"), self.now().label("now"))
-            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .where(READY_WHERE)
             .where(jobs.c.scheduled_at > self.now())
         )
         if queues:
@@ -252,7 +252,7 @@ class Dialect:
         out_of_attempts = jobs.c.expired_leases + 1 >= max_lease_expiries
         return (
             jobs.update()
-            .where(jobs.c.status == JobStatus.STARTED.value)
+            .where(LEASED_WHERE)
             .where(jobs.c.lease_expires_at < self.now())
             .values(
                 expired_leases=jobs.c.expired_leases + 1,
@@ -278,7 +278,7 @@ class Dialect:
         """Revoke ready jobs whose ``expires_at`` passed before any worker took them."""
         return (
             jobs.update()
-            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
+            .where(READY_WHERE)
             .where(jobs.c.expires_at <= self.now())
             .values(
                 status=JobStatus.REVOKED.value,
@@ -292,7 +292,7 @@ class Dialect:
         """Delete up to ``limit`` jobs finished more than ``older_than`` seconds ago."""
         oldest = (
             sa.select(jobs.c.id)
-            .where(jobs.c.status.in_([status.value for status in FINISHED_STATUSES]))
+            .where(FINISHED_WHERE)
             .where(jobs.c.finished_at < self.now_plus(-older_than))
             .order_by(jobs.c.finished_at)
             .limit(limit)

@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Executable
 
-from sqlqueue.dialects import get_dialect
+from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement, Take
 from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
-from sqlqueue.jobs import Job, NewJobs, as_utc
+from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
 from sqlqueue.serialization import Failure
 
 CallerConnection = Connection | Session | Any
@@ -51,6 +51,7 @@ class JobStore:
     def for_engine(cls, engine: Engine) -> JobStore:
         """A store on an engine the user built (and shares with sqlqueue)."""
         dialect = get_dialect(engine.dialect.name)
+        check_driver(engine.dialect)
         dialect.configure_engine(engine)
         return cls(engine, dialect)
 
@@ -77,6 +78,7 @@ class JobStore:
             if isinstance(connection, AsyncSession):
                 connection = await connection.connection()
             if isinstance(connection, AsyncConnection):
+                check_driver(connection.dialect)
                 self._check_same_database(connection.dialect.name, connection.engine.url.database)
                 await connection.exec_driver_sql(sql, params)
             elif isinstance(connection, psycopg.AsyncConnection):
@@ -87,7 +89,7 @@ class JobStore:
                 async with connection.execute("PRAGMA database_list") as cursor:
                     main_file = (await cursor.fetchone())[2]
                 self._check_same_database("sqlite", main_file)
-                await connection.executemany(sql, params)
+                await connection.execute(sql, params)
             else:
                 raise ConfigurationError(
                     f"connection= got a {type(connection).__qualname__} in an async send; pass "
@@ -146,9 +148,12 @@ class JobStore:
         kept: set[str] = set()
         statements = self.dialect.record_outcomes(outcomes)
         begin = self.dialect.begin_statement if len(statements) == 1 else None
+        retried = any(outcome.status is JobStatus.RETRY for outcome in outcomes)
         with self._write(begin) as conn:
             for statement in statements:
                 kept.update(str(row[0]) for row in _execute(conn, statement))
+            if retried:
+                self._wake_workers(conn)
         return kept
 
     def next_due_in(self, queues: Sequence[str] | None) -> float | None:
@@ -164,19 +169,16 @@ class JobStore:
         """Give back jobs taken but never started; returns how many went back."""
         if not takes:
             return 0
-        with self._write() as conn:
-            return conn.execute(self.dialect.release_jobs(takes)).rowcount
+        return self._make_ready(self.dialect.release_jobs(takes))
 
     def release_unknown_takes(self, worker_id: str, known: Sequence[str]) -> int:
         """Give back the jobs leased to ``worker_id`` other than ``known`` (the ids it holds),
         after a claim whose outcome it could not learn; returns how many went back."""
-        with self._write() as conn:
-            return conn.execute(self.dialect.release_unknown_takes(worker_id, known)).rowcount
+        return self._make_ready(self.dialect.release_unknown_takes(worker_id, known))
 
     def rescue_expired_jobs(self, max_lease_expiries: int) -> int:
         """Re-queue (or fail) every job whose lease ran out; returns how many."""
-        with self._write() as conn:
-            return conn.execute(self.dialect.rescue_expired_jobs(max_lease_expiries)).rowcount
+        return self._make_ready(self.dialect.rescue_expired_jobs(max_lease_expiries))
 
     def expire_jobs(self) -> int:
         """Revoke ready jobs that passed their ``expires_at`` unstarted; returns how many."""
@@ -206,9 +208,7 @@ class JobStore:
         """Queue failed or revoked jobs again, chosen by id, task or queue; returns how many."""
         if not (job_ids or task_name or queue):
             raise InvalidOptionError("Say which jobs to retry: by id, by task or by queue.")
-        statement = self.dialect.requeue_jobs(job_ids, task_name, queue)
-        with self._write() as conn:
-            return conn.execute(statement).rowcount
+        return self._make_ready(self.dialect.requeue_jobs(job_ids, task_name, queue))
 
     def revoke_job(self, job_id: str) -> bool:
         """Revoke a job that has not started; False when it had started or finished."""
@@ -223,6 +223,20 @@ class JobStore:
     def _record_one(self, outcome: JobOutcome) -> bool:
         with self._write() as conn:
             return conn.execute(self.dialect.record_outcome(outcome)).first() is not None
+
+    def _make_ready(self, statement: Executable) -> int:
+        # Jobs put back in the queue by anything but a send: workers that listen must hear
+        # of them too, or they would wait for their fallback poll.
+        with self._write() as conn:
+            count = conn.execute(statement).rowcount
+            if count:
+                self._wake_workers(conn)
+        return count
+
+    def _wake_workers(self, conn: Connection) -> None:
+        statement = self.dialect.wake_workers()
+        if statement is not None:
+            _execute(conn, statement)
 
     def _update_one(self, statement: Executable) -> bool:
         with self._write() as conn:
@@ -258,12 +272,13 @@ class JobStore:
             if isinstance(connection, Session):
                 connection = connection.connection()
             if isinstance(connection, Connection):
+                check_driver(connection.dialect)
                 self._check_same_database(connection.dialect.name, connection.engine.url.database)
                 connection.exec_driver_sql(sql, params)
             elif isinstance(connection, sqlite3.Connection):
                 main_file = connection.execute("PRAGMA database_list").fetchone()[2]
                 self._check_same_database("sqlite", main_file)
-                connection.executemany(sql, params)
+                connection.execute(sql, params)
             elif isinstance(connection, psycopg.Connection):
                 self._check_same_database("postgresql", connection.info.dbname)
                 with connection.cursor() as cursor:
@@ -314,13 +329,19 @@ TRANSIENT_ERRORS = (
 
 def _database_error(exc: BaseException) -> DatabaseError:
     message = str(exc).strip()
-    missing_table = "does not exist" in message or "no such table" in message
-    if missing_table and "sqlqueue_" in message:
-        return DatabaseError(
-            f"{message}. The queue's tables are missing: run `sqlqueue migrate` "
-            "(or `alembic upgrade head` in the sqlqueue repository) against this database.",
-            transient=False,
-        )
+    if "does not exist" in message or "no such table" in message:
+        if "sqlqueue_claim" in message:
+            return DatabaseError(
+                f"{message.rstrip('.')}. This database's sqlqueue schema is older than this "
+                "code (it lacks migration 0004): run `sqlqueue migrate` against it.",
+                transient=False,
+            )
+        if "sqlqueue_" in message:
+            return DatabaseError(
+                f"{message.rstrip('.')}. The queue's tables are missing: run `sqlqueue migrate` "
+                "(or `alembic upgrade head` in the sqlqueue repository) against this database.",
+                transient=False,
+            )
     return DatabaseError(
         f"The database refused a sqlqueue statement: {message}",
         transient=isinstance(exc, TRANSIENT_ERRORS),

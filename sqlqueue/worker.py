@@ -26,6 +26,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -115,7 +116,11 @@ class Worker:
     def __init__(self, app: SQLQueue, options: WorkerOptions | None = None) -> None:
         self.app = app
         self.options = options or WorkerOptions()
-        self.id = f"{socket.gethostname()}:{os.getpid()}"
+        # The random part keeps ids apart where host names and pids repeat (containers that
+        # all run the worker as pid 1, two workers in one process): a worker gives back
+        # jobs leased to its id that it does not hold, so two with one id would undo each
+        # other's claims.
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = self.options.visibility_timeout or app.conf.visibility_timeout
         self.poll_interval = self.options.poll_interval or app.conf.poll_interval
         if self.lease <= 0 or self.poll_interval <= 0:

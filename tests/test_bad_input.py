@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from conftest import count_jobs
+from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
 
 from sqlqueue import SQLQueue, Worker
+from sqlqueue.dialects import check_driver
 from sqlqueue.exceptions import (
     ConfigurationError,
     InvalidOptionError,
@@ -192,3 +194,10 @@ def test_a_worker_refuses_settings_that_would_make_it_spin(app: SQLQueue) -> Non
     app.conf.poll_interval = 0
     with pytest.raises(InvalidOptionError, match="poll_interval"):
         Worker(app)
+
+
+def test_an_engine_on_a_driver_sqlqueue_does_not_speak_is_refused() -> None:
+    # sqlqueue's own SQL is written for psycopg's and sqlite3's parameter styles; an engine
+    # on pg8000 or asyncpg would fail on the first send, so it is refused up front.
+    with pytest.raises(ConfigurationError, match=r"postgresql\+psycopg://"):
+        check_driver(PGDialect_pg8000())

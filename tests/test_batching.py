@@ -395,3 +395,11 @@ def test_a_listening_worker_runs_a_scheduled_job_when_due_without_a_notification
     assert job.started_at is not None
     assert job.started_at >= job.scheduled_at, output
     assert job.attempts == 1
+
+
+def test_workers_of_one_process_have_ids_of_their_own(app: SQLQueue) -> None:
+    # A worker gives back jobs leased to its id that it does not hold; two workers sharing an
+    # id (one process, or containers that all run as pid 1) would undo each other's claims.
+    first, second = Worker(app), Worker(app)
+    assert first.id != second.id
+    assert first.id.rsplit(":", 1)[0] == second.id.rsplit(":", 1)[0]

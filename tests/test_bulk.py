@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -161,3 +164,25 @@ def test_one_notification_for_the_whole_send(pg_app: SQLQueue, postgres_url: str
         job.delay_many([(n,) for n in range(1000)], queue="mail")
         heard = [(n.channel, n.payload) for n in listener.notifies(timeout=1)]
     assert heard == [("sqlqueue", "mail")]
+
+
+def test_all_or_none_even_on_a_connection_in_autocommit(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    # Django's SQLite connection outside atomic() is a sqlite3 connection in autocommit: a
+    # send of many jobs must still be one statement, not one commit per job.
+    path = tmp_path / "queue.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    app = SQLQueue(f"sqlite:///{path}")
+    add = app.task(name="t.add")(lambda x, y: x + y)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute(
+            "CREATE TRIGGER fourth_fails BEFORE INSERT ON sqlqueue_jobs"
+            " WHEN (SELECT count(*) FROM sqlqueue_jobs) >= 3"
+            " BEGIN SELECT RAISE(ABORT, 'the fourth job fails'); END"
+        )
+        with pytest.raises(DatabaseError, match="the fourth job fails"):
+            add.delay_many([(n, n) for n in range(5)], connection=conn)
+        assert not conn.in_transaction
+    assert count_jobs(app) == 0
+    app.engine.dispose()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 import sqlqueue
 import sqlqueue.migrate
-from sqlqueue import JobStatus
+from sqlqueue import DatabaseError, JobStatus, SQLQueue
 from sqlqueue.schema import jobs, metadata
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +145,18 @@ def test_the_jobs_table_is_vacuumed_early_on_postgresql(fresh_postgres_url: str)
     sqlqueue.migrate.downgrade(engine, "0002")
     assert options() is None
     engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_a_schema_without_the_claim_function_says_to_migrate(fresh_postgres_url: str) -> None:
+    engine = sa.create_engine(fresh_postgres_url)
+    sqlqueue.migrate.upgrade(engine, "0003")
+    engine.dispose()
+    app = SQLQueue(fresh_postgres_url)
+
+    with pytest.raises(DatabaseError, match=r"older than this code .*run `sqlqueue migrate`"):
+        app.store.claim_jobs(1, None, "w", 30)
+    app.engine.dispose()
 
 
 def test_version_table_is_sqlqueues_own(empty_engine: Engine) -> None:

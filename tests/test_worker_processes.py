@@ -10,6 +10,7 @@ wait has a deadline, and the `workers` fixture kills whatever a test leaves runn
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -52,8 +53,7 @@ class WorkerProcess:
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
-        self.id = f"{socket.gethostname()}:{process.pid}"
-        """The worker_id it writes into the rows it takes."""
+        self.name = f"pid {process.pid}"
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -67,17 +67,25 @@ class WorkerProcess:
     def output(self) -> str:
         return "".join(self._lines)
 
+    @property
+    def id(self) -> str:
+        """The worker_id it writes into the rows it takes, from its start-up line."""
+        self.wait_for_output("worker started id=", EXIT_TIMEOUT)
+        found = re.search(r"worker started id=(\S+)", self.output)
+        assert found is not None
+        return found.group(1)
+
     def wait(self, timeout: float = EXIT_TIMEOUT) -> int:
         """The exit code, or a test failure showing the log when it does not exit in time."""
         try:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"worker {self.id} still running after {timeout:g}s; log:\n{self.output}")
+            pytest.fail(f"worker {self.name} still running after {timeout:g}s; log:\n{self.output}")
         self._reader.join(timeout=5)
         return code
 
     def wait_for_output(self, text: str, timeout: float) -> None:
-        wait_until(lambda: text in self.output, timeout, f"{text!r} in the log of {self.id}")
+        wait_until(lambda: text in self.output, timeout, f"{text!r} in the log of {self.name}")
 
     def send_signal(self, sig: signal.Signals) -> None:
         self.process.send_signal(sig)
@@ -192,12 +200,12 @@ def freeze(worker: WorkerProcess, app: SQLQueue, db_url: str) -> None:
     nobody else: a frozen worker inside a write would stall every other one."""
     for _ in range(100):
         worker.send_signal(signal.SIGSTOP)
-        wait_until(lambda: is_stopped(worker), 5, f"worker {worker.id} to stop")
+        wait_until(lambda: is_stopped(worker), 5, f"worker {worker.name} to stop")
         if database_is_idle(app, db_url):
             return
         worker.send_signal(signal.SIGCONT)
         time.sleep(0.05)
-    pytest.fail(f"worker {worker.id} was inside a transaction at every try to freeze it")
+    pytest.fail(f"worker {worker.name} was inside a transaction at every try to freeze it")
 
 
 @pytest.mark.slow
@@ -234,7 +242,7 @@ def test_worker_processes_run_each_of_2000_jobs_exactly_once(
     takers = {job_id: worker_id for job_id, worker_id, _result in rows}
     assert all(result == job_id for job_id, _worker_id, result in rows)
     host = socket.gethostname()
-    assert all(takers[job_id] == f"{host}:{pid}" for job_id, pid in runs)
+    assert all(takers[job_id].startswith(f"{host}:{pid}:") for job_id, pid in runs)
     worker_ids = {worker.id for worker in started}
     assert set(takers.values()) <= worker_ids
     assert len(set(takers.values())) > 1, "a single worker process ran every job"

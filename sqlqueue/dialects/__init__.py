@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -16,6 +17,12 @@ DIALECTS: dict[str, type[Dialect]] = {
     "sqlite": SQLiteDialect,
 }
 
+DRIVERS: dict[str, tuple[str, ...]] = {
+    "postgresql": ("psycopg",),
+    "sqlite": ("pysqlite", "aiosqlite"),
+}
+"""The drivers sqlqueue's own SQL is written for (its parameter style, its type adaptation)."""
+
 SUPPORTED = "PostgreSQL (postgresql://…) or SQLite (sqlite:///path.db)"
 
 
@@ -27,6 +34,16 @@ def get_dialect(name: str) -> Dialect:
         raise UnsupportedDatabaseError(
             f"sqlqueue does not support the {name!r} database yet; use {SUPPORTED}."
         ) from None
+
+
+def check_driver(dialect: SADialect) -> None:
+    """Refuse an engine or connection whose driver sqlqueue's SQL is not written for."""
+    if dialect.driver not in DRIVERS.get(dialect.name, (dialect.driver,)):
+        raise ConfigurationError(
+            f"sqlqueue speaks to {dialect.name} through {' or '.join(DRIVERS[dialect.name])}, "
+            f"but this engine uses {dialect.driver}; build it from a "
+            f"{dialect.name}+{DRIVERS[dialect.name][0]}:// URL."
+        )
 
 
 def create_engine_for_url(url: str) -> tuple[Engine, Dialect]:

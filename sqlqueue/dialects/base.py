@@ -41,8 +41,7 @@ class DriverStatement:
     """
 
     sql: str
-    params: dict[str, Any] | list[dict[str, Any]]
-    """One set of parameters, or a list of them to run the statement once each."""
+    params: dict[str, Any]
 
 
 Statement = Executable | DriverStatement
@@ -113,6 +112,12 @@ class Dialect:
         """Call ``wake`` whenever new jobs are committed, until ``stop`` is set; keep
         ``listening`` set while a send is sure to call it (and call it when that changes)."""
         raise NotImplementedError
+
+    def wake_workers(self) -> Statement | None:
+        """A statement that wakes listening workers when the transaction commits, for jobs
+        made ready by anything but a send (a send's insert wakes them itself); None where
+        workers poll."""
+        return None
 
     def begin_write(self, connection: Connection) -> None:
         """Start a transaction that will write; by default the driver's implicit BEGIN."""

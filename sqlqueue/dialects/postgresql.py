@@ -193,6 +193,10 @@ class PostgreSQLDialect(Dialect):
             )
         return statements
 
+    def wake_workers(self) -> DriverStatement:
+        # Any notification wakes a listener; the payload names no queue, so all of them look.
+        return DriverStatement(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')", {})
+
     def listen(
         self,
         engine: Engine,

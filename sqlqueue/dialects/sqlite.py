@@ -65,29 +65,26 @@ class SQLiteDialect(Dialect):
         event.listen(engine, "begin", _begin)
 
     def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
-        # No arrays in SQLite; the driver's executemany runs the insert once per job in C,
-        # inside one transaction, with no network between.
+        # One statement for one job or many, as on PostgreSQL, so that a send is atomic
+        # even on a caller's connection in autocommit (Django's, outside atomic()): the ids
+        # and arguments travel as one JSON array, unpacked by json_each.
         now = datetime.now(UTC)
         scheduled_at = new_jobs.eta or now + timedelta(seconds=new_jobs.countdown)
         expires_at = new_jobs.expires_at
         if expires_at is None and new_jobs.expires_in is not None:
             expires_at = now + timedelta(seconds=new_jobs.expires_in)
-        shared = {
-            "task_name": new_jobs.task_name,
-            "queue": new_jobs.queue,
-            "priority": new_jobs.priority,
-            "scheduled_at": _stored_time(scheduled_at),
-            "expires_at": _stored_time(expires_at) if expires_at is not None else None,
-            "created_at": _stored_time(now),
-        }
+        rows = zip(map(_stored_id, new_jobs.ids), new_jobs.args, new_jobs.kwargs, strict=True)
         return DriverStatement(
             INSERT_JOBS,
-            [
-                {**shared, "id": _stored_id(job_id), "args": args, "kwargs": kwargs}
-                for job_id, args, kwargs in zip(
-                    new_jobs.ids, new_jobs.args, new_jobs.kwargs, strict=True
-                )
-            ],
+            {
+                "jobs": json.dumps(list(rows)),
+                "task_name": new_jobs.task_name,
+                "queue": new_jobs.queue,
+                "priority": new_jobs.priority,
+                "scheduled_at": _stored_time(scheduled_at),
+                "expires_at": _stored_time(expires_at) if expires_at is not None else None,
+                "created_at": _stored_time(now),
+            },
         )
 
     def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
@@ -131,11 +128,14 @@ class SQLiteDialect(Dialect):
 
 
 INSERT_JOBS = f"""
-INSERT INTO {jobs.name} (id, task_name, queue, priority, args, kwargs, status,
+INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
                          scheduled_at, expires_at, created_at)
-VALUES (:id, :task_name, :queue, :priority, :args, :kwargs, 'PENDING',
-        :scheduled_at, :expires_at, :created_at)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       :task_name, :queue, :priority, 'PENDING', :scheduled_at, :expires_at, :created_at
+FROM json_each(:jobs)
 """  # noqa: S608 (constants, no input)
+"""Each element of ``:jobs`` is [stored id, arguments' JSON text, keyword arguments' JSON
+text]; the texts are JSON strings there, so json_extract gives back the text to store."""
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}

@@ -40,6 +40,9 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BULK_JOBS = 50_000
 """Jobs in the bulk enqueue's single call."""
 
+DRAIN_RUNS = 3
+"""Drains measured for each drain figure, which is their median."""
+
 CHURNED = 50_000
 """Jobs run while a snapshot is held open, for the dead-rows figure."""
 
@@ -189,21 +192,22 @@ def idle_statements_per_second(app: SQLQueue, seconds: float) -> float | None:
     return (after - before) / seconds
 
 
+def median_claim_ms(app: SQLQueue) -> float:
+    """Milliseconds a claim of 10 jobs takes, the median of 20 (10 ready jobs sent before each)."""
+    noop = noop_task(app)
+    timings = []
+    for _ in range(20):
+        noop.delay_many([(n,) for n in range(10)])
+        started = time.perf_counter()
+        app.store.claim_jobs(10, None, "bench", 30)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
 def claim_cost_with_finished_jobs(app: SQLQueue, finished: int) -> tuple[float, float]:
     """Milliseconds per claim of 10 jobs, on an empty table and with ``finished`` done jobs."""
 
-    noop = noop_task(app)
-
-    def claim_time() -> float:
-        timings = []
-        for _ in range(20):
-            noop.delay_many([(n,) for n in range(10)])
-            started = time.perf_counter()
-            app.store.claim_jobs(10, None, "bench", 30)
-            timings.append(time.perf_counter() - started)
-        return statistics.median(timings) * 1000
-
-    empty = claim_time()
+    empty = median_claim_ms(app)
     with app.engine.begin() as conn:
         if app.dialect.name == "postgresql":
             conn.exec_driver_sql(
@@ -224,7 +228,7 @@ def claim_cost_with_finished_jobs(app: SQLQueue, finished: int) -> tuple[float, 
     with app.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
-    return empty, claim_time()
+    return empty, median_claim_ms(app)
 
 
 def claim_cost_with_dead_rows(app: SQLQueue, churned: int) -> tuple[float, float, float] | None:
@@ -233,18 +237,8 @@ def claim_cost_with_dead_rows(app: SQLQueue, churned: int) -> tuple[float, float
     versions); and after that transaction ended and the table was vacuumed. PostgreSQL only."""
     if app.dialect.name != "postgresql":
         return None
+    fresh = median_claim_ms(app)
     noop = noop_task(app)
-
-    def claim_time() -> float:
-        timings = []
-        for _ in range(20):
-            noop.delay_many([(n,) for n in range(10)])
-            started = time.perf_counter()
-            app.store.claim_jobs(10, None, "bench", 30)
-            timings.append(time.perf_counter() - started)
-        return statistics.median(timings) * 1000
-
-    fresh = claim_time()
     with psycopg.connect(url_of(app).replace("+psycopg", "")) as long_transaction:
         long_transaction.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         long_transaction.execute("SELECT count(*) FROM sqlqueue_jobs")  # takes the snapshot
@@ -258,11 +252,11 @@ def claim_cost_with_dead_rows(app: SQLQueue, churned: int) -> tuple[float, float
                     "UPDATE sqlqueue_jobs SET status = 'SUCCESS', finished_at = now(),"
                     " lease_expires_at = NULL WHERE status = 'STARTED'"
                 )
-        blocked = claim_time()
+        blocked = median_claim_ms(app)
         long_transaction.rollback()
     with app.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM sqlqueue_jobs")
-    return fresh, blocked, claim_time()
+    return fresh, blocked, median_claim_ms(app)
 
 
 def machine(app: SQLQueue) -> dict[str, Any]:
@@ -287,6 +281,12 @@ def measure(name: str, run: Callable[[SQLQueue], Any], url: str) -> Any:
     print(f"  measuring {name} …", file=sys.stderr, flush=True)
     with fresh_app(url) as app:
         return run(app)
+
+
+def median_of(name: str, runs: int, run: Callable[[SQLQueue], float], url: str) -> float:
+    """The median of ``runs`` measurements, each on a fresh database: a drain lasts about
+    a second, and one second of a 2-core machine is noisy."""
+    return statistics.median(measure(f"{name} ({n + 1}/{runs})", run, url) for n in range(runs))
 
 
 def main() -> int:
@@ -322,16 +322,18 @@ def main() -> int:
     results["enqueue_bulk_per_s"] = measure(
         "enqueue, bulk", lambda a: enqueue_bulk(a, BULK_JOBS), args.url
     )
-    results["drain_1_process_per_s"] = measure(
-        "drain, 1 process", lambda a: drain(a, args.jobs, 1, args.concurrency), args.url
+    results["drain_1_process_per_s"] = median_of(
+        "drain, 1 process", DRAIN_RUNS, lambda a: drain(a, args.jobs, 1, args.concurrency), args.url
     )
-    results["drain_n_processes_per_s"] = measure(
+    results["drain_n_processes_per_s"] = median_of(
         f"drain, {args.processes} processes",
+        DRAIN_RUNS,
         lambda a: drain(a, args.jobs, args.processes, args.concurrency),
         args.url,
     )
-    results["drain_process_pool_per_s"] = measure(
+    results["drain_process_pool_per_s"] = median_of(
         "drain, process pool",
+        DRAIN_RUNS,
         lambda a: drain(a, args.jobs // 4, 1, cores, "--pool", "process"),
         args.url,
     )
@@ -411,8 +413,10 @@ def main() -> int:
     for name, value, goal in rows:
         print(f"{name:<{width}}  {value:<{value_width}}  {goal}")
     print(
-        f"(drains run `sqlqueue worker --burst -c {args.concurrency}`, a setting for throughput "
-        "with short tasks; the worker's default -c is the CPU count. Results are stored.)"
+        f"(drains: the median of {DRAIN_RUNS} runs of `sqlqueue worker --burst -c "
+        f"{args.concurrency}`, a setting for throughput with short tasks (the worker's default "
+        "-c is the CPU count), timed from the first job's start to the last one's finish; "
+        "results are stored)"
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

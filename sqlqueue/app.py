@@ -305,8 +305,14 @@ class SQLQueue:
         )
         for args, kwargs in calls:
             args_json, kwargs_json = encode_json(args, args_are), encode_json(kwargs, kwargs_are)
-            if (len(args_json) + len(kwargs_json)) * 4 > self.conf.max_payload_bytes:
-                self._check_payload_size(name, args_json, kwargs_json)
+            # The encoder escapes everything outside ASCII, so characters are bytes.
+            size = len(args_json) + len(kwargs_json)
+            if size > self.conf.max_payload_bytes:
+                raise InvalidOptionError(
+                    f"The arguments of task {name!r} take {size} bytes as JSON, more than "
+                    f"app.conf.max_payload_bytes ({self.conf.max_payload_bytes}); pass a "
+                    "reference (an id, a URL) instead of the data, or raise the limit."
+                )
             encoded_args.append(args_json)
             encoded_kwargs.append(kwargs_json)
         return NewJobs(
@@ -321,17 +327,6 @@ class SQLQueue:
             args=encoded_args,
             kwargs=encoded_kwargs,
         )
-
-    def _check_payload_size(self, name: str, args_json: str, kwargs_json: str) -> None:
-        # Called only when the text could be too long at four bytes per character: counting
-        # the bytes of every send would cost an encoding each.
-        size = len(args_json.encode()) + len(kwargs_json.encode())
-        if size > self.conf.max_payload_bytes:
-            raise InvalidOptionError(
-                f"The arguments of task {name!r} take {size} bytes as JSON, more than "
-                f"app.conf.max_payload_bytes ({self.conf.max_payload_bytes}); pass a reference "
-                "(an id, a URL) instead of the data, or raise the limit."
-            )
 
     def AsyncResult(self, job_id: str) -> AsyncResult:
         """The receipt of an existing job, from its id alone."""

@@ -13,8 +13,7 @@ from sqlqueue.exceptions import SerializationError
 def check_json(value: Any, what: str) -> int:
     """Refuse a value the JSON columns could not store faithfully, before anything is written;
     returns the size of its JSON encoding, in bytes."""
-    encoded = encode_json(value, what)
-    return len(encoded) if encoded.isascii() else len(encoded.encode())
+    return len(encode_json(value, what))  # ASCII: the encoder escapes everything else
 
 
 def encode_json(value: Any, what: str) -> str:

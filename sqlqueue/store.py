@@ -24,7 +24,6 @@ from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement, Take
 from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
-from sqlqueue.serialization import Failure
 
 CallerConnection = Connection | Session | Any
 """What ``connection=`` accepts: a SQLAlchemy Connection or Session, or a DB-API
@@ -128,18 +127,6 @@ class JobStore:
         with self._write() as conn:
             return {str(row[0]) for row in conn.execute(self.dialect.extend_leases(takes, lease))}
 
-    def complete_job(self, take: Take, result: Any) -> bool:
-        """Store a job's result; False when the take had already lost the job."""
-        return self._record_one(JobOutcome.success(take, result))
-
-    def fail_job(self, take: Take, failure: Failure) -> bool:
-        """Store a job's failure; False when the take had already lost the job."""
-        return self._record_one(JobOutcome.failure(take, failure))
-
-    def retry_job(self, take: Take, countdown: float, failure: Failure | None) -> bool:
-        """Re-queue a job for another try; False when the take had already lost the job."""
-        return self._record_one(JobOutcome.retry(take, countdown, failure))
-
     def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> set[str]:
         """Write many jobs' outcomes in one transaction; returns the ids whose take still
         held the job. The others were taken again meanwhile, and nothing about them changed."""
@@ -219,10 +206,6 @@ class JobStore:
         with self._translate_errors(), self.engine.connect() as conn:
             row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
         return Job.from_row(row) if row is not None else None
-
-    def _record_one(self, outcome: JobOutcome) -> bool:
-        with self._write() as conn:
-            return conn.execute(self.dialect.record_outcome(outcome)).first() is not None
 
     def _make_ready(self, statement: Executable) -> int:
         # Jobs put back in the queue by anything but a send: workers that listen must hear

@@ -2,11 +2,9 @@
 
 The loop takes no more jobs than it has free slots (a job taken is a job started, so
 nothing waits in memory while another worker could have run it); a slot frees as soon as
-its task returns. The job's thread then hands the outcome to the recorder, one thread that
-writes every outcome waiting at that moment in one transaction: under load, outcomes pile
-up while the previous batch commits, so the batches grow with the load and a busy worker
-pays one commit for many jobs, while a lone job is written at once. A job stays held, its
-lease renewed by a side thread, until its outcome is written.
+its task returns. The job's thread then hands the outcome to the recorder (``recorder``),
+which writes outcomes in batches. A job stays held, its lease renewed by a side thread,
+until its outcome is written.
 
 Every worker re-queues jobs whose lease ran out, which is how jobs of a killed worker come
 back. Each write about a taken job names its take (id and attempt number), so a worker that
@@ -30,18 +28,16 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from queue import Empty, SimpleQueue
 from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
-from sqlqueue.dialects.base import JobOutcome
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
-from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded, execute
+from sqlqueue.execution import Retrying, execute
 from sqlqueue.jobs import Job
 from sqlqueue.options import check_name
 from sqlqueue.processes import ProcessPool
-from sqlqueue.serialization import Failure
+from sqlqueue.recorder import Finished, Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +50,6 @@ MAX_DATABASE_BACKOFF = 30.0
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
-
-MAX_OUTCOME_BATCH = 1000
-"""Most outcomes the recorder writes in one transaction."""
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A job whose task has returned, waiting for its outcome to be written."""
-
-    job: Job
-    outcome: Outcome
-    duration: float
-    """Seconds the task ran."""
-    at: float
-    """When it returned (``time.monotonic()``); the lease runs from about then."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,8 +115,7 @@ class Worker:
         self._busy = 0
         """Slots in use: jobs taken whose task has not returned yet."""
         self._held_lock = threading.Lock()
-        self._finished: SimpleQueue[Finished | None] = SimpleQueue()
-        """Outcomes for the recorder to write; None tells it to stop."""
+        self._recorder = Recorder(app.store, self.lease, self._recorded)
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
@@ -165,8 +145,7 @@ class Worker:
             target=self._renew_leases, args=(finished,), name="sqlqueue-lease", daemon=True
         )
         renewer.start()
-        recorder = threading.Thread(target=self._record_outcomes, name="sqlqueue-recorder")
-        recorder.start()
+        self._recorder.start()
         if self.app.dialect.supports_listen_notify:
             threading.Thread(
                 target=self.app.dialect.listen,
@@ -185,8 +164,7 @@ class Worker:
             pool.shutdown(wait=True, cancel_futures=True)
             # Every task that started has returned and handed its outcome over; the
             # recorder writes them all before it stops.
-            self._finished.put(None)
-            recorder.join()
+            self._recorder.stop()
             if self._processes is not None:
                 self._processes.close()
             # Every job that ran has been recorded and dropped from _held by now; what is
@@ -300,7 +278,7 @@ class Worker:
                 with self.app.around_job():
                     outcome = execute(task, job, run_coroutine=self._run_coroutine)
             now = time.monotonic()
-            self._finished.put(Finished(job, outcome, now - started, now))
+            self._recorder.put(Finished(job, outcome, now - started, now))
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.
             logger.exception(
@@ -314,117 +292,16 @@ class Worker:
                 self._busy -= 1
             self._wakeup.set()
 
-    def _record_outcomes(self) -> None:
-        # The recorder: writes what is waiting, in one go, until told to stop (None, sent
-        # once every task has returned).
-        while True:
-            first = self._finished.get()
-            batch = [] if first is None else [first]
-            stop = first is None
-            while not stop and len(batch) < MAX_OUTCOME_BATCH:
-                try:
-                    item = self._finished.get_nowait()
-                except Empty:
-                    break
-                if item is None:
-                    stop = True
-                else:
-                    batch.append(item)
-            if batch:
-                self._record(batch)
-            if stop:
-                return
-
-    def _record(self, batch: Sequence[Finished]) -> None:
-        try:
-            written = self._write(batch)
-            for finished, outcome, kept in written:
-                if kept is not None:
-                    self._log_outcome(finished, outcome, kept)
-        except BaseException:
-            logger.exception(
-                "recording %d job(s) crashed the worker's bookkeeping; they will run again",
-                len(batch),
-            )
-        finally:
-            retried = False
-            with self._held_lock:
-                for finished in batch:
-                    self._held.pop(finished.job.id, None)
-                    retried = retried or isinstance(finished.outcome, Retrying)
-            if retried or self.options.burst:
-                self._wakeup.set()  # a retry may be due at once; burst mode counts held jobs
-
-    def _write(self, batch: Sequence[Finished]) -> list[tuple[Finished, Outcome, bool | None]]:
-        """Write a batch of outcomes; for each, whether its take still held the job (None:
-        not written, it will run again)."""
-        outcomes = [finished.outcome for finished in batch]
-        # Until the lease runs out the outcome is still ours to write; after that the job is
-        # another worker's, and it will run again.
-        deadline = min(finished.at for finished in batch) + self.lease
-        pause = 0.5
-        refused = False
-        while True:
-            try:
-                kept = self.app.store.record_outcomes(
-                    [
-                        job_outcome(finished.job, outcome)
-                        for finished, outcome in zip(batch, outcomes, strict=True)
-                    ]
-                )
-                return [
-                    (finished, outcome, finished.job.id in kept)
-                    for finished, outcome in zip(batch, outcomes, strict=True)
-                ]
-            except DatabaseError as exc:
-                if not exc.transient and len(batch) > 1:
-                    # One outcome the database refuses fails the whole transaction: write
-                    # each on its own to find it, and keep the others.
-                    return [written for finished in batch for written in self._write([finished])]
-                if not exc.transient and not refused:
-                    # The database refuses this outcome itself and always will: store why,
-                    # rather than let the job run again and again until it is given up.
-                    outcomes, refused = [Failed(Failure.from_exception(exc))], True
-                    continue
-                if not exc.transient or time.monotonic() + pause >= deadline:
-                    for finished in batch:
-                        logger.error(
-                            "could not record job id=%s: %s; it will run again",
-                            finished.job.id,
-                            exc,
-                        )
-                    return [(finished, finished.outcome, None) for finished in batch]
-                for finished in batch:
-                    logger.warning("could not record job id=%s, retrying: %s", finished.job.id, exc)
-                time.sleep(pause)
-                pause = min(pause * 2, 5.0)
-
-    def _log_outcome(self, finished: Finished, outcome: Outcome, kept: bool) -> None:
-        job = finished.job
-        status = {Succeeded: "SUCCESS", Retrying: "RETRY", Failed: "FAILURE"}[type(outcome)]
-        if not kept:
-            logger.warning(
-                "job lost its lease task=%s id=%s outcome=%s discarded: another worker has taken it",
-                job.task_name,
-                job.id,
-                status,
-            )
-        elif isinstance(outcome, Failed):
-            logger.error(
-                "job finished task=%s id=%s outcome=FAILURE duration=%.3fs\n%s",
-                job.task_name,
-                job.id,
-                finished.duration,
-                outcome.failure.traceback,
-            )
-        else:
-            logger.info(
-                "job finished task=%s id=%s outcome=%s duration=%.3fs",
-                job.task_name,
-                job.id,
-                status,
-                finished.duration,
-            )
+    def _recorded(self, batch: Sequence[Finished]) -> None:
+        # Called by the recorder once a batch is written (or given up): the jobs are no
+        # longer this worker's to renew or give back.
+        retried = False
+        with self._held_lock:
+            for finished in batch:
+                self._held.pop(finished.job.id, None)
+                retried = retried or isinstance(finished.outcome, Retrying)
+        if retried or self.options.burst:
+            self._wakeup.set()  # a retry may be due at once; burst mode counts held jobs
 
     def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         # async def tasks share one event loop, so up to --concurrency of them run at once
@@ -476,13 +353,3 @@ class Worker:
             )
             return
         logger.info("gave back %d job(s) taken but not started", released)
-
-
-def job_outcome(job: Job, outcome: Outcome) -> JobOutcome:
-    """The write that records an outcome of this take of the job."""
-    take = (job.id, job.attempts)
-    if isinstance(outcome, Succeeded):
-        return JobOutcome.success(take, outcome.result)
-    if isinstance(outcome, Retrying):
-        return JobOutcome.retry(take, outcome.countdown, outcome.failure)
-    return JobOutcome.failure(take, outcome.failure)

@@ -6,6 +6,7 @@ transaction starts, where "now" comes from, and how an engine is set up.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -74,6 +75,17 @@ class JobOutcome:
     def retry(cls, take: Take, countdown: float, failure: Failure | None) -> JobOutcome:
         values = failure.as_values() if failure is not None else {}
         return cls(take, JobStatus.RETRY, values, countdown)
+
+    def finish_values(self) -> dict[str, Any]:
+        """The columns a success or a failure writes, as the drivers take them: the result
+        as JSON text (a failure stores none), and the error (a success clears it)."""
+        succeeded = self.status is JobStatus.SUCCESS
+        return {
+            "result": json.dumps(self.values["result"]) if succeeded else None,
+            "error_type": self.values.get("error_type"),
+            "error_message": self.values.get("error_message"),
+            "traceback": self.values.get("traceback"),
+        }
 
 
 class Dialect:
@@ -182,36 +194,28 @@ class Dialect:
             .returning(jobs.c.id)
         )
 
-    def finish_job(self, take: Take, status: JobStatus, values: dict[str, Any]) -> Update:
-        """Record a job's outcome, unless its take has been replaced."""
-        return self._fenced_update([take]).values(
-            status=status.value, finished_at=self.now(), lease_expires_at=None, **values
-        )
-
-    def retry_job(self, take: Take, countdown: float, values: dict[str, Any]) -> Update:
-        """Put a job back for another try after ``countdown`` seconds."""
-        return self._fenced_update([take]).values(
-            status=JobStatus.RETRY.value,
-            retries=jobs.c.retries + 1,
-            scheduled_at=self.now_plus(countdown),
-            lease_expires_at=None,
-            worker_id=None,
-            **values,
+    def retry_job(
+        self, take: Take, countdown: float, values: dict[str, Any]
+    ) -> ReturningUpdate[Any]:
+        """Put a job back for another try after ``countdown`` seconds, unless its take has
+        been replaced; returns the job's id when it was written."""
+        return (
+            self._fenced_update([take])
+            .values(
+                status=JobStatus.RETRY.value,
+                retries=jobs.c.retries + 1,
+                scheduled_at=self.now_plus(countdown),
+                lease_expires_at=None,
+                worker_id=None,
+                **values,
+            )
+            .returning(jobs.c.id)
         )
 
     def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
         """Statements that write these outcomes, to run in one transaction; each returns the
-        ids it changed, so a take that was fenced off is the one missing. Here one fenced
-        UPDATE per job (SQLite runs them under its single write lock, with no round trips)."""
-        return [self.record_outcome(outcome) for outcome in outcomes]
-
-    def record_outcome(self, outcome: JobOutcome) -> ReturningUpdate[Any]:
-        """The fenced UPDATE of one outcome, returning the id when the take still held it."""
-        if outcome.status is JobStatus.RETRY:
-            statement = self.retry_job(outcome.take, outcome.countdown, outcome.values)
-        else:
-            statement = self.finish_job(outcome.take, outcome.status, outcome.values)
-        return statement.returning(jobs.c.id)
+        ids it changed, so a take that was fenced off is the one missing."""
+        raise NotImplementedError
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's

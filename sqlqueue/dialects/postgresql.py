@@ -9,7 +9,6 @@ on when a job is due and when a lease has run out.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -81,8 +80,8 @@ LISTEN_KEEPALIVES = {
 
 logger = logging.getLogger(__name__)
 
-FINISH_JOBS = """
-UPDATE sqlqueue_jobs AS job
+FINISH_JOBS = f"""
+UPDATE {jobs.name} AS job
 SET status = done.status,
     finished_at = statement_timestamp(),
     lease_expires_at = NULL,
@@ -96,9 +95,9 @@ FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[], %(statuses)s::text[],
      AS done (id, attempt, status, result, error_type, error_message, traceback)
 WHERE job.id = done.id AND job.attempts = done.attempt AND job.status = 'STARTED'
 RETURNING job.id
-"""
-"""Finish many jobs in one statement: the same fence as ``finish_job`` (id, attempt and
-STARTED), one row of arrays per job. Its text never changes with the batch's size, so
+"""  # noqa: S608 (constants, no input)
+"""Finish many jobs in one statement, each fenced by its take (id, attempt and STARTED),
+one row of arrays per job. Its text never changes with the batch's size, so
 psycopg prepares it once per connection."""
 
 CLAIM_JOBS = """
@@ -167,27 +166,25 @@ class PostgreSQLDialect(Dialect):
     def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
         # Successes and failures, nearly every outcome of a busy worker, go in one statement;
         # retries (rarer, and each with its own delay) keep their per-job UPDATE.
-        finished = [outcome for outcome in outcomes if outcome.status is not JobStatus.RETRY]
         statements: list[Statement] = [
-            self.record_outcome(o) for o in outcomes if o.status is JobStatus.RETRY
+            self.retry_job(o.take, o.countdown, o.values)
+            for o in outcomes
+            if o.status is JobStatus.RETRY
         ]
+        finished = [o for o in outcomes if o.status is not JobStatus.RETRY]
         if finished:
+            columns = [o.finish_values() for o in finished]
             statements.append(
                 DriverStatement(
                     FINISH_JOBS,
                     {
-                        "ids": [outcome.take[0] for outcome in finished],
-                        "attempts": [outcome.take[1] for outcome in finished],
-                        "statuses": [outcome.status.value for outcome in finished],
-                        "results": [
-                            json.dumps(outcome.values["result"])
-                            if outcome.status is JobStatus.SUCCESS
-                            else None
-                            for outcome in finished
-                        ],
-                        "error_types": [o.values.get("error_type") for o in finished],
-                        "error_messages": [o.values.get("error_message") for o in finished],
-                        "tracebacks": [o.values.get("traceback") for o in finished],
+                        "ids": [o.take[0] for o in finished],
+                        "attempts": [o.take[1] for o in finished],
+                        "statuses": [o.status.value for o in finished],
+                        **{
+                            f"{name}s": [values[name] for values in columns]
+                            for name in ("result", "error_type", "error_message", "traceback")
+                        },
                     },
                 )
             )

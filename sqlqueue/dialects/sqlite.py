@@ -93,7 +93,7 @@ class SQLiteDialect(Dialect):
         # answering with the job's id when its take still held the job.
         finished_at = _stored_time(datetime.now(UTC))
         return [
-            self.record_outcome(outcome)
+            self.retry_job(outcome.take, outcome.countdown, outcome.values)
             if outcome.status is JobStatus.RETRY
             else DriverStatement(
                 FINISH_JOB,
@@ -103,12 +103,7 @@ class SQLiteDialect(Dialect):
                     "attempt": outcome.take[1],
                     "status": outcome.status.value,
                     "finished_at": finished_at,
-                    "result": json.dumps(outcome.values["result"])
-                    if outcome.status is JobStatus.SUCCESS
-                    else None,
-                    "error_type": outcome.values.get("error_type"),
-                    "error_message": outcome.values.get("error_message"),
-                    "traceback": outcome.values.get("traceback"),
+                    **outcome.finish_values(),
                 },
             )
             for outcome in outcomes

@@ -1,4 +1,5 @@
-"""Brings a database migrated by an earlier sqlqueue up to its latest alembic revision.
+"""Brings a database migrated by an earlier sqlqueue up to its latest alembic revision, for
+0003's autovacuum settings.
 
 Each alembic revision sqlqueue adds comes with a Django migration like this one, so that
 ``manage.py migrate`` applies it where ``0001_initial`` already ran. See ``0001_initial``.

@@ -1,4 +1,5 @@
-"""Brings the database to sqlqueue's alembic revision 0004 (see ``0002_autovacuum``)."""
+"""Brings the database to sqlqueue's latest alembic revision, for 0004's claim function (see
+``0002_autovacuum``)."""
 
 from __future__ import annotations
 

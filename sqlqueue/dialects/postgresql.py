@@ -109,6 +109,7 @@ planner always walks the ready index in order; the migration says why."""
 
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
+    sends_in_autocommit = True
     supports_listen_notify = True
 
     def create_engine(self, url: URL) -> Engine:

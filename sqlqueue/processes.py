@@ -28,9 +28,10 @@ STOP_TIMEOUT = 10.0
 """Seconds a child gets to exit after its pipe is closed, before it is killed."""
 
 _REAPING = threading.Lock()
-"""Held while a child is started or waited for. Starting a process reaps every finished
-child (``multiprocessing``'s cleanup), and two threads reaping one child at once leave one
-of them without its exit code: a crash would be reported as "exited with code None"."""
+"""Held while a child is started, checked or waited for. Each of these reaps finished
+children (starting one reaps every finished child: ``multiprocessing``'s cleanup), and two
+threads reaping one child at once leave one of them without its exit code: a crash would be
+reported as "exited with code None"."""
 
 
 class ProcessPool:
@@ -87,7 +88,9 @@ class Child:
         child_end.close()
 
     def alive(self) -> bool:
-        return bool(self.process.is_alive())
+        # is_alive() reaps the child when it has exited, like start() and join() do.
+        with _REAPING:
+            return bool(self.process.is_alive())
 
     def run(self, job: Job, time_limit: float | None) -> Outcome:
         self.connection.send_bytes(json.dumps(job_message(job)).encode())

@@ -241,7 +241,7 @@ class SQLQueue:
     ) -> list[AsyncResult]:
         """``send_job`` for many calls of one task: every one is checked, then all are
         written in one statement (or run inline, in order, when eager)."""
-        new_jobs = self._new_jobs(name, calls, **options)
+        new_jobs = self._new_jobs(task, name, calls, **options)
         if self.conf.task_always_eager and task is not None:
             return self._run_all_eagerly(task, new_jobs, calls)
         if new_jobs.ids:
@@ -260,7 +260,7 @@ class SQLQueue:
         **options: Any,
     ) -> list[AsyncResult]:
         """``send_jobs`` for async code: the same checks, written with an async driver."""
-        new_jobs = self._new_jobs(name, calls, **options)
+        new_jobs = self._new_jobs(task, name, calls, **options)
         if self.conf.task_always_eager and task is not None:
             # In a thread, where an async def task can have an event loop of its own.
             return await asyncio.to_thread(self._run_all_eagerly, task, new_jobs, calls)
@@ -281,6 +281,7 @@ class SQLQueue:
 
     def _new_jobs(
         self,
+        task: Task[..., Any] | None,
         name: str,
         calls: Sequence[tuple[list[Any], dict[str, Any]]],
         *,
@@ -291,8 +292,12 @@ class SQLQueue:
         priority: int | None = None,
     ) -> NewJobs:
         """The jobs to write, once every argument has been checked; the options are the
-        same for every call, so they are checked once."""
+        same for every call, so they are checked once. An option not given falls back to
+        the task's own, then to the app's default."""
         check_name(name, "task name")
+        if task is not None:
+            queue = queue if queue is not None else task.queue
+            priority = priority if priority is not None else task.priority
         queue = check_name(
             queue if queue is not None else self.conf.task_default_queue, "queue name"
         )

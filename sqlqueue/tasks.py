@@ -167,8 +167,8 @@ class Task(Generic[P, R]):
             countdown=countdown,
             eta=eta,
             expires=expires,
-            queue=queue if queue is not None else self.queue,
-            priority=priority if priority is not None else self.priority,
+            queue=queue,
+            priority=priority,
             connection=connection,
         )
 
@@ -199,8 +199,8 @@ class Task(Generic[P, R]):
             countdown=countdown,
             eta=eta,
             expires=expires,
-            queue=queue if queue is not None else self.queue,
-            priority=priority if priority is not None else self.priority,
+            queue=queue,
+            priority=priority,
             connection=connection,
         )
         return results[0]
@@ -231,8 +231,8 @@ class Task(Generic[P, R]):
             countdown=countdown,
             eta=eta,
             expires=expires,
-            queue=queue if queue is not None else self.queue,
-            priority=priority if priority is not None else self.priority,
+            queue=queue,
+            priority=priority,
             connection=connection,
         )
 
@@ -255,8 +255,8 @@ class Task(Generic[P, R]):
             countdown=countdown,
             eta=eta,
             expires=expires,
-            queue=queue if queue is not None else self.queue,
-            priority=priority if priority is not None else self.priority,
+            queue=queue,
+            priority=priority,
             connection=connection,
         )
 

@@ -189,6 +189,9 @@ def test_task_level_queue_and_priority_are_the_defaults(app: SQLQueue) -> None:
     assert job is not None and (job.queue, job.priority) == ("emails", 5)
     overridden = app.store.get_job(mail.apply_async(queue="bulk", priority=1).id)
     assert overridden is not None and (overridden.queue, overridden.priority) == ("bulk", 1)
+    (many,) = mail.delay_many([()])
+    bulk = app.store.get_job(many.id)
+    assert bulk is not None and (bulk.queue, bulk.priority) == ("emails", 5)
 
 
 def test_send_task_by_name_runs_the_registered_task(app: SQLQueue, tasks: SimpleNamespace) -> None:

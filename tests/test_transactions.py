@@ -151,48 +151,46 @@ class SessionCaller:
         self.session.close()
 
 
-class PsycopgCaller:
+class DBAPICaller:
+    """A raw DB-API connection, passed as it is; subclasses open it and say how to insert."""
+
+    connection: Any
+    insert_order = ""
+
+    def __init__(self) -> None:
+        self.handle: Any = self.connection
+
+    def add_order(self, order_id: int) -> None:
+        self.connection.execute(self.insert_order, (order_id, "book"))
+
+    def commit(self) -> None:
+        self.connection.commit()
+
+    def rollback(self) -> None:
+        self.connection.rollback()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PsycopgCaller(DBAPICaller):
     """A raw ``psycopg.connect()``: a transaction starts with the first statement."""
+
+    insert_order = "INSERT INTO shop_orders (id, item) VALUES (%s, %s)"
 
     def __init__(self, db_url: str) -> None:
         self.connection = psycopg.connect(db_url, connect_timeout=int(WAIT))
-        self.handle: Any = self.connection
-
-    def add_order(self, order_id: int) -> None:
-        self.connection.execute(
-            "INSERT INTO shop_orders (id, item) VALUES (%s, %s)", (order_id, "book")
-        )
-
-    def commit(self) -> None:
-        self.connection.commit()
-
-    def rollback(self) -> None:
-        self.connection.rollback()
-
-    def close(self) -> None:
-        self.connection.close()
+        super().__init__()
 
 
-class SQLite3Caller:
+class SQLite3Caller(DBAPICaller):
     """A raw ``sqlite3.connect()``: the module opens a transaction before the first write."""
+
+    insert_order = "INSERT INTO shop_orders (id, item) VALUES (?, ?)"
 
     def __init__(self, db_url: str) -> None:
         self.connection = sqlite3.connect(sqlite_path(db_url), timeout=WAIT)
-        self.handle: Any = self.connection
-
-    def add_order(self, order_id: int) -> None:
-        self.connection.execute(
-            "INSERT INTO shop_orders (id, item) VALUES (?, ?)", (order_id, "book")
-        )
-
-    def commit(self) -> None:
-        self.connection.commit()
-
-    def rollback(self) -> None:
-        self.connection.rollback()
-
-    def close(self) -> None:
-        self.connection.close()
+        super().__init__()
 
 
 @pytest.fixture

@@ -148,6 +148,28 @@ def test_the_jobs_table_is_vacuumed_early_on_postgresql(fresh_postgres_url: str)
 
 
 @pytest.mark.postgresql
+def test_the_claim_function_is_held_to_its_plan_on_postgresql(fresh_postgres_url: str) -> None:
+    engine = sa.create_engine(fresh_postgres_url)
+
+    def settings() -> list[str] | None:
+        with engine.connect() as connection:
+            return connection.execute(
+                sa.text("SELECT proconfig FROM pg_proc WHERE proname = 'sqlqueue_claim'")
+            ).scalar_one()
+
+    sqlqueue.migrate.upgrade(engine)
+    assert settings() == [
+        "enable_bitmapscan=off",
+        "enable_sort=off",
+        "enable_hashjoin=off",
+        "enable_mergejoin=off",
+    ]
+    sqlqueue.migrate.downgrade(engine, "0004")
+    assert settings() == ["enable_bitmapscan=off", "enable_sort=off"]
+    engine.dispose()
+
+
+@pytest.mark.postgresql
 def test_a_schema_without_the_claim_function_says_to_migrate(fresh_postgres_url: str) -> None:
     engine = sa.create_engine(fresh_postgres_url)
     sqlqueue.migrate.upgrade(engine, "0003")

@@ -157,6 +157,24 @@ def test_the_claim_walks_the_ready_index_whatever_the_statistics_say(
     assert claim_buffers(plan) <= small + 20, f"{small} buffers with one job ready:\n{plan}"
 
 
+@pytest.mark.postgresql
+def test_the_claim_updates_its_jobs_by_primary_key_with_a_backlog(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    # With thousands of jobs ready the planner guesses that a claim takes a tenth of them,
+    # and without migration 0005 it hashes the whole table to update 10 rows.
+    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(2_000)])
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("ANALYZE sqlqueue_jobs")
+    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(20_000)])
+
+    plan = explain_claim(postgres_url)
+
+    assert "Index Scan using pk_sqlqueue_jobs" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert "Hash" not in plan, plan
+
+
 def test_job_rows_hold_json_text(app: SQLQueue) -> None:
     job_id = app.send_task("t.job", args=[{"nested": [1, 2.5, None, True]}], kwargs={"k": "v"}).id
     with app.engine.connect() as conn:

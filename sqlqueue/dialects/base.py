@@ -93,9 +93,10 @@ class Dialect:
 
     name: str
 
-    sends_in_autocommit = False
-    """Whether a send outside any transaction goes straight to the driver in autocommit:
-    where its insert is one statement and the driver is psycopg (see ``JobStore``)."""
+    driver_autocommit = False
+    """Whether a statement atomic on its own (a send outside any transaction of the caller,
+    a claim, a batch of outcomes) goes straight to the driver in autocommit: where such
+    statements are ``DriverStatement``s and the driver is psycopg (see ``JobStore``)."""
 
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
@@ -138,11 +139,6 @@ class Dialect:
     def begin_write(self, connection: Connection) -> None:
         """Start a transaction that will write; by default the driver's implicit BEGIN."""
         connection.begin()
-
-    def begin_statement(self, connection: Connection) -> None:
-        """Start the transaction of a single statement that is atomic on its own: a send
-        outside any transaction of the caller, a claim, a batch of outcomes."""
-        self.begin_write(connection)
 
     def now(self) -> sa.ColumnElement[datetime]:
         """The current time as a SQL expression."""

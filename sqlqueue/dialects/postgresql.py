@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import make_conninfo
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement
@@ -109,7 +109,7 @@ planner always walks the ready index in order; the migration says why."""
 
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
-    sends_in_autocommit = True
+    driver_autocommit = True
     supports_listen_notify = True
 
     def create_engine(self, url: URL) -> Engine:
@@ -144,12 +144,6 @@ class PostgreSQLDialect(Dialect):
             kwargs=f"[{','.join(new_jobs.kwargs)}]",
         )
         return DriverStatement(INSERT_JOBS, params)
-
-    def begin_statement(self, connection: Connection) -> None:
-        # A statement atomic on its own, sent in autocommit, is one round trip, where BEGIN,
-        # the statement and COMMIT would be three; under load each round trip also waits for
-        # the GIL, so this is what a claim and a batch of outcomes cost.
-        connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float

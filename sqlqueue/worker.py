@@ -115,7 +115,7 @@ class Worker:
         self._busy = 0
         """Slots in use: jobs taken whose task has not returned yet."""
         self._held_lock = threading.Lock()
-        self._started: SimpleQueue[Job | None] = SimpleQueue()
+        self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run; None tells one thread to stop."""
         self._recorder = Recorder(app.store, self.lease, self._recorded)
         self._listening = threading.Event()
@@ -225,7 +225,7 @@ class Worker:
                 continue
             backoff = self.poll_interval
             for job in jobs:
-                self._started.put(job)
+                self._to_run.put(job)
             if jobs:
                 continue
             if self.options.burst and not held:
@@ -278,7 +278,7 @@ class Worker:
             )
 
     def _run_jobs(self) -> None:
-        while (job := self._started.get()) is not None:
+        while (job := self._to_run.get()) is not None:
             self._run_job(job)
 
     def _stop_job_threads(self, threads: Sequence[threading.Thread]) -> None:
@@ -286,11 +286,11 @@ class Worker:
         # running ones finish, and hand their outcomes to the recorder.
         while True:
             try:
-                self._started.get_nowait()
+                self._to_run.get_nowait()
             except Empty:
                 break
         for _ in threads:
-            self._started.put(None)
+            self._to_run.put(None)
         for thread in threads:
             thread.join()
 

@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,20 @@ command's own default is the CPU count."""
 
 FEWER_THREADS = 32
 """Threads of the one extra drain that shows what smaller claims cost."""
+
+PLAIN_INSERT = """
+INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status, scheduled_at,
+                           created_at)
+VALUES (%s, 'bench_tasks.noop', 'default', 0, %s::jsonb, '{}', 'PENDING', now(), now())
+"""
+PLAIN_CLAIM = "SELECT id, attempts FROM sqlqueue_claim(%s, 60, 'plain', NULL)"
+PLAIN_FINISH = """
+UPDATE sqlqueue_jobs AS job
+SET status = 'SUCCESS', result = '0', finished_at = statement_timestamp(), lease_expires_at = NULL
+FROM unnest(%s::uuid[], %s::integer[]) AS done (id, attempt)
+WHERE job.id = done.id AND job.attempts = done.attempt
+"""
+"""The plain SQL loops' statements: what sqlqueue's own statements do, minus the framework."""
 
 
 @contextmanager
@@ -134,6 +149,37 @@ def drain(app: SQLQueue, count: int, processes: int, concurrency: int, *options:
     ]
     for worker in workers:
         worker.wait()
+    return drained_per_second(app, count)
+
+
+def plain_inserts(app: SQLQueue, count: int) -> float | None:
+    """What this machine's commits allow a send, with no framework: one psycopg connection
+    in autocommit, a plain INSERT of the same row per job (PostgreSQL only)."""
+    if app.dialect.name != "postgresql":
+        return None
+    with psycopg.connect(url_of(app).replace("+psycopg", ""), autocommit=True) as conn:
+        started = time.perf_counter()
+        for n in range(count):
+            conn.execute(PLAIN_INSERT, (uuid.uuid4(), f"[{n}]"))
+        return count / (time.perf_counter() - started)
+
+
+def plain_drain(app: SQLQueue, count: int, claim_size: int) -> float | None:
+    """What this machine allows a drain, with no framework: one psycopg connection claims
+    ``claim_size`` jobs with the workers' claim, finishes them with one UPDATE, and again
+    until none is left; no tasks, no threads (PostgreSQL only)."""
+    if app.dialect.name != "postgresql":
+        return None
+    noop_task(app).delay_many([(n,) for n in range(count)])
+    with psycopg.connect(url_of(app).replace("+psycopg", ""), autocommit=True) as conn:
+        while taken := conn.execute(PLAIN_CLAIM, (claim_size,)).fetchall():
+            ids, attempts = zip(*taken, strict=True)
+            conn.execute(PLAIN_FINISH, (list(ids), list(attempts)))
+    return drained_per_second(app, count)
+
+
+def drained_per_second(app: SQLQueue, count: int) -> float:
+    """``count`` finished jobs over the time from the first start to the last finish."""
     with app.engine.connect() as conn:
         first, last, done = conn.execute(
             sa.select(
@@ -320,6 +366,11 @@ def main() -> int:
     results["enqueue_single_per_s"] = measure(
         "enqueue, single", lambda a: enqueue_single(a, 2000), args.url
     )
+    results["plain_inserts_per_s"] = (
+        measure("plain SQL, inserts", lambda a: plain_inserts(a, 2000), args.url)
+        if postgresql
+        else None
+    )
     results["enqueue_one_transaction_per_s"] = measure(
         "enqueue, one transaction", lambda a: enqueue_in_one_transaction(a, 10_000), args.url
     )
@@ -328,6 +379,26 @@ def main() -> int:
     )
     results["drain_1_process_per_s"] = median_of(
         "drain, 1 process", DRAIN_RUNS, lambda a: drain(a, args.jobs, 1, args.concurrency), args.url
+    )
+    results["plain_drain_per_s"] = (
+        median_of(
+            f"plain SQL, drain in claims of {args.concurrency}",
+            DRAIN_RUNS,
+            lambda a: plain_drain(a, args.jobs, args.concurrency) or 0.0,
+            args.url,
+        )
+        if postgresql
+        else None
+    )
+    results["plain_drain_fewer_per_s"] = (
+        median_of(
+            f"plain SQL, drain in claims of {FEWER_THREADS}",
+            DRAIN_RUNS,
+            lambda a: plain_drain(a, args.jobs, FEWER_THREADS) or 0.0,
+            args.url,
+        )
+        if postgresql
+        else None
     )
     results["drain_fewer_threads_per_s"] = median_of(
         f"drain, 1 process x {FEWER_THREADS} threads",
@@ -364,21 +435,25 @@ def main() -> int:
         (
             "enqueue, each delay() in its own transaction",
             f"{results['enqueue_single_per_s']:,.0f} jobs/s",
+            jobs_per_s(results["plain_inserts_per_s"]),
             target(postgresql, results["enqueue_single_per_s"] >= 2_500, ">= 2,500"),
         ),
         (
             "enqueue, 10,000 delay() in one transaction",
             f"{results['enqueue_one_transaction_per_s']:,.0f} jobs/s",
             "",
+            "",
         ),
         (
             f"enqueue, bulk: one delay_many() of {BULK_JOBS:,}",
             f"{results['enqueue_bulk_per_s']:,.0f} jobs/s",
+            "",
             target(postgresql, results["enqueue_bulk_per_s"] >= 60_000, ">= 60,000"),
         ),
         (
             f"drain {args.jobs:,} jobs, 1 process x {args.concurrency} threads",
             f"{results['drain_1_process_per_s']:,.0f} jobs/s",
+            jobs_per_s(results["plain_drain_per_s"]),
             target(
                 True,
                 results["drain_1_process_per_s"] >= (10_000 if postgresql else 2_000),
@@ -388,45 +463,52 @@ def main() -> int:
         (
             f"drain {args.jobs:,} jobs, 1 process x {FEWER_THREADS} threads",
             f"{results['drain_fewer_threads_per_s']:,.0f} jobs/s",
+            jobs_per_s(results["plain_drain_fewer_per_s"]),
             "",
         ),
         (
             f"drain {args.jobs:,} jobs, {args.processes} processes x {args.concurrency} threads",
             f"{results['drain_n_processes_per_s']:,.0f} jobs/s",
             "",
+            "",
         ),
         (
             f"drain {args.jobs // 4:,} jobs, 1 process, --pool process x {cores} children",
             f"{results['drain_process_pool_per_s']:,.0f} jobs/s",
             "",
+            "",
         ),
         (
             "enqueue -> start latency, idle worker, p50 / p99",
             f"{p50:.1f} / {p99:.1f} ms",
+            "",
             target(postgresql, p50 <= 3 and p99 <= 6, "<= 3 / <= 6"),
         ),
         (
             "idle worker, statements (transactions) per second",
             "n/a (SQLite)" if idle is None else f"{idle:.2f}",
+            "",
             target(postgresql, idle is not None and idle <= 0.5, "<= 0.5"),
         ),
         (
             f"claim 10 jobs: empty table / {args.finished:,} finished",
             f"{empty:.2f} / {full:.2f} ms ({full / empty:.2f}x)",
+            "",
             target(True, full <= 1.2 * empty, "<= 1.2x"),
         ),
         (
             f"claim 10 jobs: fresh / after {CHURNED:,} jobs ran under an open snapshot / vacuumed",
             "n/a (SQLite)" if dead is None else " / ".join(f"{ms:.2f}" for ms in dead) + " ms",
             "",
+            "",
         ),
     ]
     print(f"\nsqlqueue benchmark — {info}")
-    width = max(len(name) for name, _, _ in rows)
-    value_width = max(len(value) for _, value, _ in rows)
-    print(f"{'figure':<{width}}  {'measured':<{value_width}}  target (issue 5)")
-    for name, value, goal in rows:
-        print(f"{name:<{width}}  {value:<{value_width}}  {goal}")
+    headings = ("figure", "measured", "plain SQL, same machine", "target (issue 5)")
+    widths = [max(len(row[n]) for row in [headings, *rows]) for n in range(3)]
+    for row in [headings, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        print("  ".join([*cells, row[3]]))
     print(
         f"(drains: the median of {DRAIN_RUNS} runs of `sqlqueue worker --burst -c "
         f"{args.concurrency}` (or the -c the row names), a setting for throughput with short "
@@ -436,6 +518,10 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def jobs_per_s(figure: float | None) -> str:
+    return "" if figure is None else f"{figure:,.0f} jobs/s"
 
 
 def target(applies: bool, met: bool, goal: str) -> str:

@@ -152,11 +152,9 @@ def drain(app: SQLQueue, count: int, processes: int, concurrency: int, *options:
     return drained_per_second(app, count)
 
 
-def plain_inserts(app: SQLQueue, count: int) -> float | None:
+def plain_inserts(app: SQLQueue, count: int) -> float:
     """What this machine's commits allow a send, with no framework: one psycopg connection
-    in autocommit, a plain INSERT of the same row per job (PostgreSQL only)."""
-    if app.dialect.name != "postgresql":
-        return None
+    in autocommit, a plain INSERT of the same row per job (PostgreSQL)."""
     with psycopg.connect(url_of(app).replace("+psycopg", ""), autocommit=True) as conn:
         started = time.perf_counter()
         for n in range(count):
@@ -164,12 +162,10 @@ def plain_inserts(app: SQLQueue, count: int) -> float | None:
         return count / (time.perf_counter() - started)
 
 
-def plain_drain(app: SQLQueue, count: int, claim_size: int) -> float | None:
+def plain_drain(app: SQLQueue, count: int, claim_size: int) -> float:
     """What this machine allows a drain, with no framework: one psycopg connection claims
     ``claim_size`` jobs with the workers' claim, finishes them with one UPDATE, and again
-    until none is left; no tasks, no threads (PostgreSQL only)."""
-    if app.dialect.name != "postgresql":
-        return None
+    until none is left; no tasks, no threads (PostgreSQL)."""
     noop_task(app).delay_many([(n,) for n in range(count)])
     with psycopg.connect(url_of(app).replace("+psycopg", ""), autocommit=True) as conn:
         while taken := conn.execute(PLAIN_CLAIM, (claim_size,)).fetchall():
@@ -384,7 +380,7 @@ def main() -> int:
         median_of(
             f"plain SQL, drain in claims of {args.concurrency}",
             DRAIN_RUNS,
-            lambda a: plain_drain(a, args.jobs, args.concurrency) or 0.0,
+            lambda a: plain_drain(a, args.jobs, args.concurrency),
             args.url,
         )
         if postgresql
@@ -394,7 +390,7 @@ def main() -> int:
         median_of(
             f"plain SQL, drain in claims of {FEWER_THREADS}",
             DRAIN_RUNS,
-            lambda a: plain_drain(a, args.jobs, FEWER_THREADS) or 0.0,
+            lambda a: plain_drain(a, args.jobs, FEWER_THREADS),
             args.url,
         )
         if postgresql

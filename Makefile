@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,10 +63,26 @@ test-django6: ## The Django tests again on Django 6 (django.tasks), with Python 
 .PHONY: test
 test: install ## Run the whole test suite, then lint (PostgreSQL tests skip when it is unreachable, fail under CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) test-install
 	SHOP_DATABASE=sqlite $(DJANGO_TESTS) $(PYTEST_ARGS)
 	SHOP_DATABASE=postgresql $(DJANGO_TESTS) $(PYTEST_ARGS)
 	$(MAKE) test-django6
 	$(MAKE) lint
+
+INSTALL_CHECK := build/install-check
+INSTALL_EXTRAS := bare async django
+
+.PHONY: test-install
+test-install: $(BIN)/python ## Install the wheel bare and with each extra into new virtualenvs, and use each
+	rm -rf $(INSTALL_CHECK)
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(INSTALL_CHECK)/wheel .
+	set -e; wheel=$$(ls $(INSTALL_CHECK)/wheel/sqlqueue-*.whl); \
+	for extra in $(INSTALL_EXTRAS); do \
+		echo "== pip install sqlqueue$$([ $$extra = bare ] || echo "[$$extra]") into a new virtualenv"; \
+		$(PYTHON) -m venv $(INSTALL_CHECK)/$$extra; \
+		$(INSTALL_CHECK)/$$extra/bin/pip install --quiet "$$wheel$$([ $$extra = bare ] || echo "[$$extra]")"; \
+		$(INSTALL_CHECK)/$$extra/bin/python scripts/check_install.py $$extra; \
+	done
 
 .PHONY: bench
 bench: install ## Run the benchmark on the local PostgreSQL (BENCH_ARGS="--url sqlite:////tmp/b.db" for SQLite)

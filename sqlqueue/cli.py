@@ -9,11 +9,13 @@ from functools import wraps
 from typing import Any, Literal, TypeVar
 
 import click
+from alembic.util import CommandError
+from sqlalchemy import exc as sa_exc
 
 from sqlqueue import loading
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE
-from sqlqueue.exceptions import SQLQueueError
+from sqlqueue.exceptions import InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
 from sqlqueue.signals import graceful_stop_signals
@@ -38,9 +40,23 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except SQLQueueError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(one_line(str(exc))) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(message: str) -> str:
+    """A message on one line: drivers break theirs (libpq's "Is the server running…")."""
+    return " ".join(message.split())
+
+
+def check_job_ids(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> list[str]:
+    try:
+        return [check_job_id(value) for value in values]
+    except InvalidOptionError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def split_queues(
@@ -170,8 +186,30 @@ def shown(app: SQLQueue) -> str:
 def migrate(app_spec: str | None, url: str | None) -> None:
     """Create or upgrade sqlqueue's tables (the same migrations as `alembic upgrade head`)."""
     app = app_for(app_spec, url)
-    upgrade(app.engine)
+    try:
+        upgrade(app.engine)
+    except (sa_exc.SQLAlchemyError, CommandError) as exc:
+        raise click.ClickException(migration_failed(shown(app), exc)) from exc
     click.echo(f"sqlqueue schema is up to date in {shown(app)}")
+
+
+def migration_failed(database: str, exc: Exception) -> str:
+    """What went wrong with ``migrate``, and what to check: the URL, the server, the rights;
+    or, when the database's revision is unknown here, the version of sqlqueue."""
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
+    reason = one_line(str(cause))
+    if isinstance(exc, CommandError):
+        advice = (
+            "If a newer sqlqueue migrated this database, upgrade sqlqueue here to that version."
+        )
+    else:
+        advice = (
+            "Check the URL (--url, -A's app or $SQLQUEUE_DATABASE_URL), that the database is "
+            "running, and that its user may create tables."
+        )
+    return (
+        f"Cannot migrate {database}: {reason}{'' if reason.endswith(('.', '?')) else '.'} {advice}"
+    )
 
 
 @main.command()
@@ -195,20 +233,20 @@ def prune(app_spec: str | None, url: str | None, older_than: float | None) -> No
 
 @main.command()
 @database_options
-@click.argument("job_ids", nargs=-1, metavar="[JOB_ID]...")
+@click.argument("job_ids", nargs=-1, metavar="[JOB_ID]...", callback=check_job_ids)
 @click.option("--task", "task_name", help="Every failed or revoked job of this task.")
 @click.option("--queue", help="Every failed or revoked job in this queue.")
 @user_errors
 def retry(
     app_spec: str | None,
     url: str | None,
-    job_ids: tuple[str, ...],
+    job_ids: list[str],
     task_name: str | None,
     queue: str | None,
 ) -> None:
     """Queue failed or revoked jobs again, as new: by id, by task, by queue (together: all)."""
+    if not (job_ids or task_name or queue):
+        raise click.UsageError("Say which jobs to retry: give job ids, --task or --queue.")
     app = app_for(app_spec, url)
-    requeued = app.store.requeue_jobs(
-        job_ids=[check_job_id(job_id) for job_id in job_ids], task_name=task_name, queue=queue
-    )
+    requeued = app.store.requeue_jobs(job_ids=job_ids, task_name=task_name, queue=queue)
     click.echo(f"queued {requeued} job(s) again in {shown(app)}")

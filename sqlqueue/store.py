@@ -11,27 +11,36 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard, cast
 
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, CursorResult, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Executable
 
 from sqlqueue.dialects import check_driver, get_dialect
-from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement, Take
+from sqlqueue.dialects.base import (
+    Dialect,
+    DriverStatement,
+    JobOutcome,
+    Statement,
+    Take,
+    require_async_extra,
+)
 from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
+
+if TYPE_CHECKING:  # the async extra's, imported where async is used (see require_async_extra)
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 CallerConnection = Connection | Session | Any
 """What ``connection=`` accepts: a SQLAlchemy Connection or Session, or a DB-API
 connection (``psycopg.Connection``, ``sqlite3.Connection``)."""
 
-AsyncCallerConnection = AsyncConnection | AsyncSession | Any
+AsyncCallerConnection: TypeAlias = "AsyncConnection | AsyncSession | Any"
 """What ``connection=`` accepts in async sends: a SQLAlchemy AsyncConnection or AsyncSession,
 a ``psycopg.AsyncConnection`` or an ``aiosqlite.Connection``."""
 
@@ -79,6 +88,9 @@ class JobStore:
                 async with self.async_engine.begin() as conn:
                     await conn.exec_driver_sql(sql, params)
                 return
+            require_async_extra()
+            from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
             if isinstance(connection, AsyncSession):
                 connection = await connection.connection()
             if isinstance(connection, AsyncConnection):

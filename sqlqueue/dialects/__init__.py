@@ -38,11 +38,15 @@ def get_dialect(name: str) -> Dialect:
 
 def check_driver(dialect: SADialect) -> None:
     """Refuse an engine or connection whose driver sqlqueue's SQL is not written for."""
-    if dialect.driver not in DRIVERS.get(dialect.name, (dialect.driver,)):
+    _check_driver_name(dialect.name, dialect.driver)
+
+
+def _check_driver_name(name: str, driver: str) -> None:
+    if driver not in DRIVERS.get(name, (driver,)):
         raise ConfigurationError(
-            f"sqlqueue speaks to {dialect.name} through {' or '.join(DRIVERS[dialect.name])}, "
-            f"but this engine uses {dialect.driver}; build it from a "
-            f"{dialect.name}+{DRIVERS[dialect.name][0]}:// URL."
+            f"sqlqueue speaks to {name} through {' or '.join(DRIVERS[name])}, "
+            f"but this engine uses {driver}; build it from a "
+            f"{name}+{DRIVERS[name][0]}:// URL."
         )
 
 
@@ -55,9 +59,16 @@ def create_engine_for_url(url: str) -> tuple[Engine, Dialect]:
             f"{url!r} is not a database URL; give one such as {SUPPORTED}."
         ) from exc
     dialect = get_dialect(parsed.get_backend_name())
+    if "+" in parsed.drivername:  # a driver named outright is checked before it is imported
+        _check_driver_name(dialect.name, parsed.get_driver_name())
+        if parsed.get_dialect().is_async:
+            raise ConfigurationError(
+                f"{url!r} names an async driver; give the plain URL ({SUPPORTED}): sqlqueue "
+                "opens its async connections for adelay() and aget() from it."
+            )
     try:
         return dialect.create_engine(parsed), dialect
-    except (ArgumentError, NoSuchModuleError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigurationError(
             f"Cannot use {url!r}: {exc}. Give one such as {SUPPORTED}."
         ) from exc

@@ -12,21 +12,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
 from sqlqueue.conf import PING_AFTER_IDLE
+from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import READY_STATUSES, JobStatus, NewJobs
 from sqlqueue.schema import FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
 from sqlqueue.serialization import Failure
+
+if TYPE_CHECKING:
+    # Only for hints: SQLAlchemy's asyncio module needs greenlet, which only the async extra
+    # installs, so it is imported where async is used (see ``require_async_extra``).
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 Take = tuple[str, int]
 """A job id and the attempt number of the take that holds it: the fence on every write."""
@@ -388,6 +393,24 @@ IDLE_SINCE = "sqlqueue_idle_since"
 """Key in a pooled connection's ``info``: when it was last returned to the pool."""
 
 
+ASYNC_EXTRA_MISSING = (
+    "adelay(), aapply_async() and aget() need SQLAlchemy's asyncio support and the async "
+    'drivers, which this install lacks: pip install "sqlqueue[async]".'
+)
+
+
+def require_async_extra() -> None:
+    """Refuse async use with the fix in the message where SQLAlchemy's asyncio module cannot
+    load: it needs greenlet, which a bare ``pip install sqlqueue`` does not bring."""
+    try:
+        import sqlalchemy.ext.asyncio  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(ASYNC_EXTRA_MISSING) from exc
+
+
 def unpooled_async_engine(url: URL, **options: Any) -> AsyncEngine:
     """An async engine that opens a connection per use (see ``Dialect.create_async_engine``)."""
+    require_async_extra()
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     return create_async_engine(url, poolclass=NullPool, **options)

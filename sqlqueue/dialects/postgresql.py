@@ -13,17 +13,19 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.schema import jobs
+
+if TYPE_CHECKING:  # the async extra's; see base.unpooled_async_engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 NOTIFY_CHANNEL = "sqlqueue"
 """The channel new jobs are announced on; the payload is the job's queue."""

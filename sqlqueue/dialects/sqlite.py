@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
 from sqlqueue.dialects.base import (
@@ -34,6 +33,9 @@ from sqlqueue.dialects.base import (
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.schema import Timestamp, jobs
+
+if TYPE_CHECKING:  # the async extra's; see base.unpooled_async_engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class SQLiteDialect(Dialect):

@@ -1,0 +1,176 @@
+"""Use an installed sqlqueue as a new user would, from a virtualenv holding one install only.
+
+``make test-install`` builds the wheel, installs it into a fresh virtualenv per extra (none,
+``async``, ``django``) and runs this script with that virtualenv's Python: the console script,
+``sqlqueue migrate`` on a new SQLite file, a job sent and run by a burst worker, and what the
+extra adds (or, without it, the error that names it). It exits 1 at the first check that
+fails, saying which.
+
+    python scripts/check_install.py bare|async|django
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+"""The virtualenv's scripts: ``sqlqueue`` and ``django-admin`` as the install made them."""
+
+TASKS_MODULE = """
+from sqlqueue import SQLQueue
+
+app = SQLQueue({url!r})
+
+
+@app.task
+def add(x, y):
+    return x + y
+"""
+
+DJANGO_SETTINGS = """
+SECRET_KEY = "install-check"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "sqlqueue.contrib.django",
+    "checkapp",
+]
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {path!r}}}}}
+"""
+
+DJANGO_TASKS = """
+from sqlqueue.contrib.django import app
+
+
+@app.task
+def add(x, y):
+    return x + y
+"""
+
+
+class CheckFailed(Exception):
+    """One check did not give what a user would expect."""
+
+
+def run(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run a command of the virtualenv; its output, or CheckFailed with it."""
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    if done.returncode != 0 or "Traceback" in output:
+        raise CheckFailed(f"`{' '.join(args)}` exited {done.returncode}:\n{output}")
+    print(f"ok: {shlex.join([Path(args[0]).name, *args[1:]])}")
+    return output
+
+
+def expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise CheckFailed(what)
+    print(f"ok: {what}")
+
+
+def check_core(work: Path) -> Any:
+    """The console script, the migration, and one job through a burst worker; the tasks
+    module, for the extra's own checks."""
+    sqlqueue = str(BIN / "sqlqueue")
+    expect("worker" in run([sqlqueue, "--help"], work), "sqlqueue --help lists the worker")
+    url = f"sqlite:///{work / 'queue.db'}"
+    run([sqlqueue, "migrate", "--url", url], work)
+    (work / "checktasks.py").write_text(TASKS_MODULE.format(url=url))
+    sys.path.insert(0, str(work))
+    import checktasks  # type: ignore[import-not-found]  # written just above
+
+    result = checktasks.add.delay(2, 3)
+    run([sqlqueue, "worker", "-A", "checktasks", "--burst", "--concurrency", "1"], work)
+    expect(result.get(timeout=10) == 5, "a burst worker ran the job sent with delay()")
+    return checktasks
+
+
+def check_bare(work: Path) -> None:
+    """Without the async extra, async calls say which extra to install."""
+    from sqlqueue.exceptions import ConfigurationError
+
+    tasks = check_core(work)
+    result = tasks.add.delay(1, 1)
+    for name, call in [
+        ("adelay()", lambda: tasks.add.adelay(1, 2)),
+        ("aget()", lambda: result.aget(timeout=1)),
+    ]:
+        try:
+            asyncio.run(call())
+        except ConfigurationError as exc:
+            expect("sqlqueue[async]" in str(exc), f"{name} names the async extra")
+        else:
+            raise CheckFailed(f"{name} worked without the async extra")
+
+
+def check_async(work: Path) -> None:
+    """adelay() and aget() on SQLite, through the async extra's drivers."""
+    tasks = check_core(work)
+    result = asyncio.run(tasks.add.adelay(4, 5))
+    run([str(BIN / "sqlqueue"), "worker", "-A", "checktasks", "--burst"], work)
+    expect(asyncio.run(result.aget(timeout=10)) == 9, "adelay() and aget() round trip")
+
+
+def check_django(work: Path) -> None:
+    """A minimal Django project: check, migrate, a job sent and run by the management
+    command, and the django.tasks backend where Django's task framework is installed."""
+    check_core(work)
+    (work / "checksettings.py").write_text(DJANGO_SETTINGS.format(path=str(work / "dj.sqlite3")))
+    (work / "checkapp").mkdir()
+    (work / "checkapp" / "__init__.py").write_text("")
+    (work / "checkapp" / "tasks.py").write_text(DJANGO_TASKS)
+    admin = str(BIN / "django-admin")
+    env = {"DJANGO_SETTINGS_MODULE": "checksettings", "PYTHONPATH": str(work)}
+    run([admin, "check"], work, env)
+    run([admin, "migrate", "-v", "0"], work, env)
+    send = "from checkapp.tasks import add; print(add.delay(20, 22).id)"
+    job_id = run([admin, "shell", "-c", send], work, env).split()[-1]  # after shell's notes
+    run([admin, "sqlqueue_worker", "--burst"], work, env)
+    read = f"from sqlqueue.contrib.django import app; print(app.AsyncResult({job_id!r}).get())"
+    expect(
+        run([admin, "shell", "-c", read], work, env).split()[-1] == "42", "sqlqueue_worker ran it"
+    )
+    if importlib.util.find_spec("django.tasks") or importlib.util.find_spec("django_tasks"):
+        backend = "import sqlqueue.contrib.django.backend as b; print(b.SQLQueueBackend.__name__)"
+        run([admin, "shell", "-c", backend], work, env)
+    else:
+        print("skipped: the django.tasks backend (Django 5.2 needs the django-tasks package)")
+
+
+CHECKS = {"bare": check_bare, "async": check_async, "django": check_django}
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) != 1 or argv[0] not in CHECKS:
+        print(f"usage: check_install.py {'|'.join(CHECKS)}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="sqlqueue-install-check-") as work:
+        try:
+            CHECKS[argv[0]](Path(work))
+        except CheckFailed as exc:
+            print(f"FAILED ({argv[0]}): {exc}", file=sys.stderr)
+            return 1
+    print(f"install check passed: {argv[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,116 @@
+"""The `sqlqueue` command as a user meets it: a mistake gets one line saying what failed and
+what to do, and click's exit codes (2: the command line is wrong, 1: what it asked failed)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import sqlqueue_command
+
+from sqlqueue.migrate import VERSION_TABLE
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*sqlqueue_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def assert_clean_error(completed: subprocess.CompletedProcess[str], code: int) -> str:
+    """The command exited with ``code`` and one error line, no traceback; that line."""
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == code, output
+    assert "Traceback" not in output
+    *_, last = output.strip().splitlines()
+    assert last.startswith("Error: "), output  # the message is the last line, whole
+    assert output.count("Error: ") == 1, output
+    return last
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_migrate_against_an_unreachable_server_says_what_to_check() -> None:
+    url = f"postgresql://someone:secret@127.0.0.1:{unused_port()}/app"
+
+    error = assert_clean_error(run_cli("migrate", "--url", url), 1)
+
+    assert "Cannot migrate postgresql+psycopg://someone:***@127.0.0.1" in error
+    assert "Connection refused" in error
+    assert "Check the URL" in error
+    assert "secret" not in error
+
+
+def test_migrate_where_no_database_file_can_be_made_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-folder' / 'queue.db'}"
+
+    error = assert_clean_error(run_cli("migrate", "--url", url), 1)
+
+    assert "unable to open database file" in error
+
+
+def test_migrate_a_database_of_a_newer_sqlqueue_says_to_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    assert run_cli("migrate", "--url", url).returncode == 0
+    with sa.create_engine(url).begin() as conn:
+        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+
+    error = assert_clean_error(run_cli("migrate", "--url", url), 1)
+
+    assert "'9999'" in error
+    assert "newer sqlqueue" in error
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+asyncpg://db/app", "asyncpg"),
+        ("postgresql+psycopg2://db/app", "psycopg2"),
+        ("sqlite+aiosqlite:///queue.db", "sqlite:///"),
+    ],
+)
+def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: str) -> None:
+    error = assert_clean_error(run_cli("migrate", "--url", url), 1)
+
+    assert says in error
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["retry"], "Say which jobs to retry"),
+        (["retry", "not-a-job-id"], "'not-a-job-id' is not a job id"),
+        (["migrate", "-A", "tasks", "--url", "sqlite:///x.db"], "not both"),
+    ],
+)
+def test_a_wrong_command_line_is_a_usage_error(
+    db_url: str, args: list[str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SQLQUEUE_DATABASE_URL", db_url)
+
+    completed = run_cli(*args)
+
+    assert says in assert_clean_error(completed, 2)
+    assert "Usage: sqlqueue" in completed.stderr
+
+
+@pytest.mark.parametrize("command", ["prune", "retry --task t.add"])
+def test_maintenance_against_an_unreachable_server_is_one_line(command: str) -> None:
+    url = f"postgresql://someone@127.0.0.1:{unused_port()}/app"
+
+    error = assert_clean_error(run_cli(*command.split(), "--url", url), 1)
+
+    assert "Connection refused" in error

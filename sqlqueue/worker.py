@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
+from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import Retrying, execute
 from sqlqueue.jobs import Job
@@ -110,8 +111,10 @@ class Worker:
             )
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
-        self._held: dict[str, Job] = {}
-        """Jobs this worker has taken and not yet recorded, by id."""
+        self._held: dict[Take, Job] = {}
+        """Jobs this worker has taken and not yet recorded, by take: after an outage longer
+        than the lease, the job of a task still running may be re-queued and taken again by
+        this same worker, which then holds two takes of it, each renewed and recorded alone."""
         self._busy = 0
         """Slots in use: jobs taken whose task has not returned yet."""
         self._held_lock = threading.Lock()
@@ -244,13 +247,14 @@ class Worker:
     def _claim(self, limit: int) -> list[Job]:
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
         with self._held_lock:
-            self._held.update((job.id, job) for job in jobs)
+            self._held.update((take_of(job), job) for job in jobs)
             self._busy += len(jobs)
         return jobs
 
     def _release_unknown_takes(self) -> None:
-        # Only this loop claims, so every job leased to this worker's id is held by now,
-        # unless a claim committed but its answer was lost with the connection. Those would
+        # Only this loop claims, so every take leased to this worker's id is held by now,
+        # unless a claim committed but its answer was lost with the connection (it may be a
+        # second take of a job whose first this worker still holds). Those would
         # otherwise wait for their lease to run out (forever, if every worker is a burst
         # worker that has exited).
         with self._held_lock:
@@ -311,7 +315,7 @@ class Worker:
                 "job crashed the worker's bookkeeping id=%s; it will run again", job.id
             )
             with self._held_lock:
-                self._held.pop(job.id, None)
+                self._held.pop(take_of(job), None)
         finally:
             # The slot is free now; the job stays held until the recorder has written it.
             with self._held_lock:
@@ -324,7 +328,7 @@ class Worker:
         retried = False
         with self._held_lock:
             for finished in batch:
-                self._held.pop(finished.job.id, None)
+                self._held.pop(take_of(finished.job), None)
                 retried = retried or isinstance(finished.outcome, Retrying)
         if retried or self.options.burst:
             self._wakeup.set()  # a retry may be due at once; burst mode counts held jobs
@@ -346,10 +350,10 @@ class Worker:
             raise
 
     def _renew_leases(self, finished: threading.Event) -> None:
-        lost: set[tuple[str, int]] = set()
+        lost: set[Take] = set()
         while not finished.wait(self.lease / 3):
             with self._held_lock:
-                takes = [(job.id, job.attempts) for job in self._held.values()]
+                takes = list(self._held)
             try:
                 renewed = self.app.store.extend_leases(takes, self.lease)
             except DatabaseError as exc:
@@ -358,7 +362,7 @@ class Worker:
             with self._held_lock:
                 # A job recorded meanwhile is not renewed either; only a held one is lost.
                 newly_lost = {
-                    take for take in takes if take[0] not in renewed and take[0] in self._held
+                    take for take in takes if take not in renewed and take in self._held
                 } - lost
             for job_id, attempt in newly_lost:
                 logger.warning(
@@ -372,10 +376,15 @@ class Worker:
         if not jobs:
             return
         try:
-            released = self.app.store.release_jobs([(job.id, job.attempts) for job in jobs])
+            released = self.app.store.release_jobs([take_of(job) for job in jobs])
         except DatabaseError as exc:
             logger.warning(
                 "could not give back %d job(s); they run after their lease: %s", len(jobs), exc
             )
             return
         logger.info("gave back %d job(s) taken but not started", released)
+
+
+def take_of(job: Job) -> Take:
+    """The take by which this worker holds a job, and which fences every write about it."""
+    return (job.id, job.attempts)

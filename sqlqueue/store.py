@@ -189,17 +189,21 @@ class JobStore:
         with self._write() as conn:
             return conn.execute(self.dialect.expire_jobs()).rowcount
 
-    def delete_finished_jobs(self, older_than: float, batch_size: int) -> int:
+    def delete_finished_jobs(
+        self, older_than: float, batch_size: int, max_batches: int | None = None
+    ) -> int:
         """Delete jobs finished more than ``older_than`` seconds ago, a batch per short
-        transaction so that no lock is held for long; returns how many."""
-        deleted = 0
+        transaction so that no lock is held for long, and at most ``max_batches`` batches
+        (None: until none is left); returns how many."""
+        deleted = batches = 0
         while True:
             with self._write() as conn:
                 count = conn.execute(
                     self.dialect.delete_finished_jobs(older_than, batch_size)
                 ).rowcount
             deleted += count
-            if count < batch_size:
+            batches += 1
+            if count < batch_size or batches == max_batches:
                 return deleted
 
     def requeue_jobs(

@@ -6,12 +6,14 @@ its task returns. The job's thread then hands the outcome to the recorder (``rec
 which writes outcomes in batches. A job stays held, its lease renewed by a side thread,
 until its outcome is written.
 
-Every worker re-queues jobs whose lease ran out, which is how jobs of a killed worker come
-back. Each write about a taken job names its take (id and attempt number), so a worker that
-was presumed dead and comes back late changes nothing.
+Every worker does the queue's chores on a thread of its own, beside the claim: it re-queues
+jobs whose lease ran out (which is how jobs of a killed worker come back), revokes jobs that
+expired unstarted, and prunes old results a bounded number of batches at a time, so that a
+backlog of them never holds up the claim. Each write about a taken job names its take (id
+and attempt number), so a worker that was presumed dead and comes back late changes nothing.
 
-An idle worker sleeps until a slot frees, a job it knows of becomes due, its next rescue or
-prune, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
+An idle worker sleeps until a slot frees, a job it knows of becomes due, its chores re-queue
+jobs, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
 looks for work on its own only every ``IDLE_FALLBACK_POLL`` seconds; otherwise it polls
 every poll interval.
 """
@@ -47,6 +49,11 @@ COROUTINE_WAIT = 0.05
 
 MAX_DATABASE_BACKOFF = 30.0
 """Longest pause, in seconds, between attempts to reach a database that is down."""
+
+PRUNE_BATCHES_PER_PASS = 10
+"""Most batches of ``PRUNE_BATCH_SIZE`` finished jobs one prune deletes. While more are left,
+the next prune follows after a pause as long as this one took: a backlog is pruned half the
+time, leaving the other half to claims (SQLite's single write lock is not handed out fairly)."""
 
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
@@ -121,6 +128,9 @@ class Worker:
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run; None tells one thread to stop."""
         self._recorder = Recorder(app.store, self.lease, self._recorded)
+        self._chores_done = threading.Event()
+        """Set once the chores have run: a burst worker leaves only after that, so that jobs
+        whose lease ran out are re-queued before it decides that none is left."""
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
@@ -158,6 +168,8 @@ class Worker:
         )
         renewer.start()
         self._recorder.start()
+        chores = threading.Thread(target=self._do_chores, name="sqlqueue-chores")
+        chores.start()
         if self.app.dialect.supports_listen_notify:
             threading.Thread(
                 target=self.app.dialect.listen,
@@ -173,6 +185,7 @@ class Worker:
             self._loop()
         finally:
             self._stopping.set()
+            chores.join()
             self._stop_job_threads(job_threads)
             # Every task that started has returned and handed its outcome over; the
             # recorder writes them all before it stops.
@@ -192,29 +205,24 @@ class Worker:
         logger.info("worker stopped id=%s", self.id)
 
     def _loop(self) -> None:
-        next_rescue = next_prune = 0.0
         backoff = self.poll_interval
         unsure = False
         while not self._stopping.is_set():
             self._wakeup.clear()
             # Read before claiming: a job whose outcome is written during the claim may have
-            # re-queued itself (a retry), so burst mode may only stop when nothing was held.
+            # re-queued itself (a retry), and so may the first chores (expired leases), so
+            # burst mode may only stop when nothing was held and the chores had run.
             with self._held_lock:
                 held = len(self._held)
                 free = self.options.concurrency - self._busy
+            done = self.options.burst and not held and self._chores_done.is_set()
             due_in = None
             try:
                 if unsure:
                     self._release_unknown_takes()
                     unsure = False
-                if time.monotonic() >= next_rescue:
-                    self._rescue()
-                    next_rescue = time.monotonic() + self.lease / 2
-                if time.monotonic() >= next_prune:
-                    self._prune()
-                    next_prune = time.monotonic() + PRUNE_INTERVAL
                 jobs = self._claim(free) if free else []
-                if free and not jobs and not (self.options.burst and not held):
+                if free and not jobs and not done:
                     # Nothing announces that a countdown or a retry's delay has run out.
                     due_in = self.app.store.next_due_in(self.options.queues)
             except DatabaseError as exc:
@@ -231,18 +239,16 @@ class Worker:
                 self._to_run.put(job)
             if jobs:
                 continue
-            if self.options.burst and not held:
+            if done:
                 logger.info("burst: no ready job left")
                 return
-            self._wakeup.wait(self._idle_wait(due_in, min(next_rescue, next_prune)))
+            self._wakeup.wait(self._idle_wait(due_in))
 
-    def _idle_wait(self, due_in: float | None, next_chore: float) -> float:
+    def _idle_wait(self, due_in: float | None) -> float:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
-        # lost) polling is how new jobs are found. Either way a due job or a chore comes first.
+        # lost) polling is how new jobs are found. Either way a due job comes first.
         wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
-        if due_in is not None:
-            wait = min(wait, due_in)
-        return max(0.0, min(wait, next_chore - time.monotonic()))
+        return wait if due_in is None else min(wait, due_in)
 
     def _claim(self, limit: int) -> list[Job]:
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
@@ -263,23 +269,58 @@ class Worker:
         if released:
             logger.warning("gave back %d job(s) taken by a claim whose answer was lost", released)
 
+    def _do_chores(self) -> None:
+        # Beside the claim, never in its way: a prune of a large backlog, or a database
+        # that is down, delays the chores alone. Nothing but the worker's stop ends them.
+        next_rescue = next_prune = 0.0
+        backoff = self.poll_interval
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() >= next_rescue:
+                    self._rescue()
+                    next_rescue = time.monotonic() + self.lease / 2
+                if (started := time.monotonic()) >= next_prune:
+                    more = self._prune()
+                    took = time.monotonic() - started
+                    next_prune = time.monotonic() + (took if more else PRUNE_INTERVAL)
+            except Exception as exc:
+                if isinstance(exc, DatabaseError) and exc.transient:
+                    logger.warning(
+                        "chores: database unavailable, retrying in %.1fs: %s", backoff, exc
+                    )
+                else:
+                    logger.exception("chores failed, retrying in %.1fs", backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
+                continue
+            backoff = self.poll_interval
+            if not self._chores_done.is_set():
+                self._chores_done.set()
+                self._wakeup.set()
+            self._stopping.wait(max(0.0, min(next_rescue, next_prune) - time.monotonic()))
+
     def _rescue(self) -> None:
         rescued = self.app.store.rescue_expired_jobs(self.app.conf.max_lease_expiries)
         if rescued:
             logger.warning("re-queued %d job(s) whose worker stopped renewing their lease", rescued)
+            self._wakeup.set()
         expired = self.app.store.expire_jobs()
         if expired:
             logger.info("revoked %d job(s) that expired before they started", expired)
 
-    def _prune(self) -> None:
+    def _prune(self) -> bool:
+        """Delete a bounded number of batches of old results; whether more may be left."""
         # Every worker prunes, without a cron: batches skip rows another worker is deleting.
         if self.app.conf.result_expires is None:
-            return
-        pruned = self.app.store.delete_finished_jobs(self.app.conf.result_expires, PRUNE_BATCH_SIZE)
+            return False
+        pruned = self.app.store.delete_finished_jobs(
+            self.app.conf.result_expires, PRUNE_BATCH_SIZE, PRUNE_BATCHES_PER_PASS
+        )
         if pruned:
             logger.info(
                 "pruned %d finished job(s) older than %gs", pruned, self.app.conf.result_expires
             )
+        return pruned == PRUNE_BATCH_SIZE * PRUNE_BATCHES_PER_PASS
 
     def _run_jobs(self) -> None:
         while (job := self._to_run.get()) is not None:

@@ -6,11 +6,11 @@ its task returns. The job's thread then hands the outcome to the recorder (``rec
 which writes outcomes in batches. A job stays held, its lease renewed by a side thread,
 until its outcome is written.
 
-Every worker does the queue's chores on a thread of its own, beside the claim: it re-queues
-jobs whose lease ran out (which is how jobs of a killed worker come back), revokes jobs that
-expired unstarted, and prunes old results a bounded number of batches at a time, so that a
-backlog of them never holds up the claim. Each write about a taken job names its take (id
-and attempt number), so a worker that was presumed dead and comes back late changes nothing.
+Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
+re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Each
+write about a taken job names its take (id and attempt number), so a worker that was
+presumed dead and comes back late changes nothing; and the worker holds takes, not jobs, so
+that a job re-queued and taken again while its first take still runs is held twice.
 
 An idle worker sleeps until a slot frees, a job it knows of becomes due, its chores re-queue
 jobs, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
@@ -33,7 +33,8 @@ from queue import Empty, SimpleQueue
 from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
-from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
+from sqlqueue.chores import Chores
+from sqlqueue.conf import MAX_DATABASE_BACKOFF
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import Retrying, execute
@@ -46,14 +47,6 @@ logger = logging.getLogger(__name__)
 
 COROUTINE_WAIT = 0.05
 """Seconds a job's thread waits for its coroutine before checking for a time limit."""
-
-MAX_DATABASE_BACKOFF = 30.0
-"""Longest pause, in seconds, between attempts to reach a database that is down."""
-
-PRUNE_BATCHES_PER_PASS = 10
-"""Most batches of ``PRUNE_BATCH_SIZE`` finished jobs one prune deletes. While more are left,
-the next prune follows after a pause as long as this one took: a backlog is pruned half the
-time, leaving the other half to claims (SQLite's single write lock is not handed out fairly)."""
 
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
@@ -128,9 +121,7 @@ class Worker:
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run; None tells one thread to stop."""
         self._recorder = Recorder(app.store, self.lease, self._recorded)
-        self._chores_done = threading.Event()
-        """Set once the chores have run: a burst worker leaves only after that, so that jobs
-        whose lease ran out are re-queued before it decides that none is left."""
+        self._chores = Chores(app, self.lease, self.poll_interval, self._stopping, self._wakeup.set)
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
@@ -168,8 +159,7 @@ class Worker:
         )
         renewer.start()
         self._recorder.start()
-        chores = threading.Thread(target=self._do_chores, name="sqlqueue-chores")
-        chores.start()
+        self._chores.start()
         if self.app.dialect.supports_listen_notify:
             threading.Thread(
                 target=self.app.dialect.listen,
@@ -185,7 +175,7 @@ class Worker:
             self._loop()
         finally:
             self._stopping.set()
-            chores.join()
+            self._chores.join()
             self._stop_job_threads(job_threads)
             # Every task that started has returned and handed its outcome over; the
             # recorder writes them all before it stops.
@@ -215,14 +205,14 @@ class Worker:
             with self._held_lock:
                 held = len(self._held)
                 free = self.options.concurrency - self._busy
-            done = self.options.burst and not held and self._chores_done.is_set()
+            may_leave = self.options.burst and not held and self._chores.done.is_set()
             due_in = None
             try:
                 if unsure:
                     self._release_unknown_takes()
                     unsure = False
                 jobs = self._claim(free) if free else []
-                if free and not jobs and not done:
+                if free and not jobs and not may_leave:
                     # Nothing announces that a countdown or a retry's delay has run out.
                     due_in = self.app.store.next_due_in(self.options.queues)
             except DatabaseError as exc:
@@ -239,7 +229,7 @@ class Worker:
                 self._to_run.put(job)
             if jobs:
                 continue
-            if done:
+            if may_leave:
                 logger.info("burst: no ready job left")
                 return
             self._wakeup.wait(self._idle_wait(due_in))
@@ -268,59 +258,6 @@ class Worker:
         released = self.app.store.release_unknown_takes(self.id, known)
         if released:
             logger.warning("gave back %d job(s) taken by a claim whose answer was lost", released)
-
-    def _do_chores(self) -> None:
-        # Beside the claim, never in its way: a prune of a large backlog, or a database
-        # that is down, delays the chores alone. Nothing but the worker's stop ends them.
-        next_rescue = next_prune = 0.0
-        backoff = self.poll_interval
-        while not self._stopping.is_set():
-            try:
-                if time.monotonic() >= next_rescue:
-                    self._rescue()
-                    next_rescue = time.monotonic() + self.lease / 2
-                if (started := time.monotonic()) >= next_prune:
-                    more = self._prune()
-                    took = time.monotonic() - started
-                    next_prune = time.monotonic() + (took if more else PRUNE_INTERVAL)
-            except Exception as exc:
-                if isinstance(exc, DatabaseError) and exc.transient:
-                    logger.warning(
-                        "chores: database unavailable, retrying in %.1fs: %s", backoff, exc
-                    )
-                else:
-                    logger.exception("chores failed, retrying in %.1fs", backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
-                continue
-            backoff = self.poll_interval
-            if not self._chores_done.is_set():
-                self._chores_done.set()
-                self._wakeup.set()
-            self._stopping.wait(max(0.0, min(next_rescue, next_prune) - time.monotonic()))
-
-    def _rescue(self) -> None:
-        rescued = self.app.store.rescue_expired_jobs(self.app.conf.max_lease_expiries)
-        if rescued:
-            logger.warning("re-queued %d job(s) whose worker stopped renewing their lease", rescued)
-            self._wakeup.set()
-        expired = self.app.store.expire_jobs()
-        if expired:
-            logger.info("revoked %d job(s) that expired before they started", expired)
-
-    def _prune(self) -> bool:
-        """Delete a bounded number of batches of old results; whether more may be left."""
-        # Every worker prunes, without a cron: batches skip rows another worker is deleting.
-        if self.app.conf.result_expires is None:
-            return False
-        pruned = self.app.store.delete_finished_jobs(
-            self.app.conf.result_expires, PRUNE_BATCH_SIZE, PRUNE_BATCHES_PER_PASS
-        )
-        if pruned:
-            logger.info(
-                "pruned %d finished job(s) older than %gs", pruned, self.app.conf.result_expires
-            )
-        return pruned == PRUNE_BATCH_SIZE * PRUNE_BATCHES_PER_PASS
 
     def _run_jobs(self) -> None:
         while (job := self._to_run.get()) is not None:

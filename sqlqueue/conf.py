@@ -57,6 +57,9 @@ PRUNE_INTERVAL = 60.0
 PRUNE_BATCH_SIZE = 1000
 """Finished jobs deleted per statement, so that a prune never holds long locks."""
 
+MAX_DATABASE_BACKOFF = 30.0
+"""Longest pause, in seconds, between a worker's attempts to reach a database that is down."""
+
 SQLITE_BUSY_TIMEOUT = 30.0
 """Seconds a SQLite connection waits for another process's write lock before giving up."""
 

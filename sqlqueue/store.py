@@ -146,12 +146,13 @@ class JobStore:
         claimed.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
         return claimed
 
-    def extend_leases(self, takes: Sequence[Take], lease: float) -> set[str]:
+    def extend_leases(self, takes: Sequence[Take], lease: float) -> set[Take]:
         """Renew the leases of these takes; a take missing from the answer has lost its job."""
         if not takes:
             return set()
         with self._write() as conn:
-            return {str(row[0]) for row in conn.execute(self.dialect.extend_leases(takes, lease))}
+            rows = conn.execute(self.dialect.extend_leases(takes, lease))
+            return {(str(job_id), attempts) for job_id, attempts in rows}
 
     def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> set[str]:
         """Write many jobs' outcomes in one transaction; returns the ids whose take still
@@ -186,8 +187,8 @@ class JobStore:
             return 0
         return self._make_ready(self.dialect.release_jobs(takes))
 
-    def release_unknown_takes(self, worker_id: str, known: Sequence[str]) -> int:
-        """Give back the jobs leased to ``worker_id`` other than ``known`` (the ids it holds),
+    def release_unknown_takes(self, worker_id: str, known: Sequence[Take]) -> int:
+        """Give back the jobs leased to ``worker_id`` other than ``known`` (the takes it holds),
         after a claim whose outcome it could not learn; returns how many went back."""
         return self._make_ready(self.dialect.release_unknown_takes(worker_id, known))
 
@@ -200,17 +201,21 @@ class JobStore:
         with self._write() as conn:
             return conn.execute(self.dialect.expire_jobs()).rowcount
 
-    def delete_finished_jobs(self, older_than: float, batch_size: int) -> int:
+    def delete_finished_jobs(
+        self, older_than: float, batch_size: int, max_batches: int | None = None
+    ) -> int:
         """Delete jobs finished more than ``older_than`` seconds ago, a batch per short
-        transaction so that no lock is held for long; returns how many."""
-        deleted = 0
+        transaction so that no lock is held for long, and at most ``max_batches`` batches
+        (None: until none is left); returns how many."""
+        deleted = batches = 0
         while True:
             with self._write() as conn:
                 count = conn.execute(
                     self.dialect.delete_finished_jobs(older_than, batch_size)
                 ).rowcount
             deleted += count
-            if count < batch_size:
+            batches += 1
+            if count < batch_size or batches == max_batches:
                 return deleted
 
     def requeue_jobs(

@@ -6,12 +6,14 @@ its task returns. The job's thread then hands the outcome to the recorder (``rec
 which writes outcomes in batches. A job stays held, its lease renewed by a side thread,
 until its outcome is written.
 
-Every worker re-queues jobs whose lease ran out, which is how jobs of a killed worker come
-back. Each write about a taken job names its take (id and attempt number), so a worker that
-was presumed dead and comes back late changes nothing.
+Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
+re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Each
+write about a taken job names its take (id and attempt number), so a worker that was
+presumed dead and comes back late changes nothing; and the worker holds takes, not jobs, so
+that a job re-queued and taken again while its first take still runs is held twice.
 
-An idle worker sleeps until a slot frees, a job it knows of becomes due, its next rescue or
-prune, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
+An idle worker sleeps until a slot frees, a job it knows of becomes due, its chores re-queue
+jobs, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
 looks for work on its own only every ``IDLE_FALLBACK_POLL`` seconds; otherwise it polls
 every poll interval.
 """
@@ -31,7 +33,9 @@ from queue import Empty, SimpleQueue
 from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
-from sqlqueue.conf import PRUNE_BATCH_SIZE, PRUNE_INTERVAL
+from sqlqueue.chores import Chores
+from sqlqueue.conf import MAX_DATABASE_BACKOFF
+from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import Retrying, execute
 from sqlqueue.jobs import Job
@@ -43,9 +47,6 @@ logger = logging.getLogger(__name__)
 
 COROUTINE_WAIT = 0.05
 """Seconds a job's thread waits for its coroutine before checking for a time limit."""
-
-MAX_DATABASE_BACKOFF = 30.0
-"""Longest pause, in seconds, between attempts to reach a database that is down."""
 
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
@@ -110,14 +111,17 @@ class Worker:
             )
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
-        self._held: dict[str, Job] = {}
-        """Jobs this worker has taken and not yet recorded, by id."""
+        self._held: dict[Take, Job] = {}
+        """Jobs this worker has taken and not yet recorded, by take: after an outage longer
+        than the lease, the job of a task still running may be re-queued and taken again by
+        this same worker, which then holds two takes of it, each renewed and recorded alone."""
         self._busy = 0
         """Slots in use: jobs taken whose task has not returned yet."""
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run; None tells one thread to stop."""
         self._recorder = Recorder(app.store, self.lease, self._recorded)
+        self._chores = Chores(app, self.lease, self.poll_interval, self._stopping, self._wakeup.set)
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
@@ -155,6 +159,7 @@ class Worker:
         )
         renewer.start()
         self._recorder.start()
+        self._chores.start()
         if self.app.dialect.supports_listen_notify:
             threading.Thread(
                 target=self.app.dialect.listen,
@@ -170,6 +175,7 @@ class Worker:
             self._loop()
         finally:
             self._stopping.set()
+            self._chores.join()
             self._stop_job_threads(job_threads)
             # Every task that started has returned and handed its outcome over; the
             # recorder writes them all before it stops.
@@ -189,29 +195,24 @@ class Worker:
         logger.info("worker stopped id=%s", self.id)
 
     def _loop(self) -> None:
-        next_rescue = next_prune = 0.0
         backoff = self.poll_interval
         unsure = False
         while not self._stopping.is_set():
             self._wakeup.clear()
             # Read before claiming: a job whose outcome is written during the claim may have
-            # re-queued itself (a retry), so burst mode may only stop when nothing was held.
+            # re-queued itself (a retry), and so may the first chores (expired leases), so
+            # burst mode may only stop when nothing was held and the chores had run.
             with self._held_lock:
                 held = len(self._held)
                 free = self.options.concurrency - self._busy
+            may_leave = self.options.burst and not held and self._chores.done.is_set()
             due_in = None
             try:
                 if unsure:
                     self._release_unknown_takes()
                     unsure = False
-                if time.monotonic() >= next_rescue:
-                    self._rescue()
-                    next_rescue = time.monotonic() + self.lease / 2
-                if time.monotonic() >= next_prune:
-                    self._prune()
-                    next_prune = time.monotonic() + PRUNE_INTERVAL
                 jobs = self._claim(free) if free else []
-                if free and not jobs and not (self.options.burst and not held):
+                if free and not jobs and not may_leave:
                     # Nothing announces that a countdown or a retry's delay has run out.
                     due_in = self.app.store.next_due_in(self.options.queues)
             except DatabaseError as exc:
@@ -228,29 +229,28 @@ class Worker:
                 self._to_run.put(job)
             if jobs:
                 continue
-            if self.options.burst and not held:
+            if may_leave:
                 logger.info("burst: no ready job left")
                 return
-            self._wakeup.wait(self._idle_wait(due_in, min(next_rescue, next_prune)))
+            self._wakeup.wait(self._idle_wait(due_in))
 
-    def _idle_wait(self, due_in: float | None, next_chore: float) -> float:
+    def _idle_wait(self, due_in: float | None) -> float:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
-        # lost) polling is how new jobs are found. Either way a due job or a chore comes first.
+        # lost) polling is how new jobs are found. Either way a due job comes first.
         wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
-        if due_in is not None:
-            wait = min(wait, due_in)
-        return max(0.0, min(wait, next_chore - time.monotonic()))
+        return wait if due_in is None else min(wait, due_in)
 
     def _claim(self, limit: int) -> list[Job]:
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
         with self._held_lock:
-            self._held.update((job.id, job) for job in jobs)
+            self._held.update((take_of(job), job) for job in jobs)
             self._busy += len(jobs)
         return jobs
 
     def _release_unknown_takes(self) -> None:
-        # Only this loop claims, so every job leased to this worker's id is held by now,
-        # unless a claim committed but its answer was lost with the connection. Those would
+        # Only this loop claims, so every take leased to this worker's id is held by now,
+        # unless a claim committed but its answer was lost with the connection (it may be a
+        # second take of a job whose first this worker still holds). Those would
         # otherwise wait for their lease to run out (forever, if every worker is a burst
         # worker that has exited).
         with self._held_lock:
@@ -258,24 +258,6 @@ class Worker:
         released = self.app.store.release_unknown_takes(self.id, known)
         if released:
             logger.warning("gave back %d job(s) taken by a claim whose answer was lost", released)
-
-    def _rescue(self) -> None:
-        rescued = self.app.store.rescue_expired_jobs(self.app.conf.max_lease_expiries)
-        if rescued:
-            logger.warning("re-queued %d job(s) whose worker stopped renewing their lease", rescued)
-        expired = self.app.store.expire_jobs()
-        if expired:
-            logger.info("revoked %d job(s) that expired before they started", expired)
-
-    def _prune(self) -> None:
-        # Every worker prunes, without a cron: batches skip rows another worker is deleting.
-        if self.app.conf.result_expires is None:
-            return
-        pruned = self.app.store.delete_finished_jobs(self.app.conf.result_expires, PRUNE_BATCH_SIZE)
-        if pruned:
-            logger.info(
-                "pruned %d finished job(s) older than %gs", pruned, self.app.conf.result_expires
-            )
 
     def _run_jobs(self) -> None:
         while (job := self._to_run.get()) is not None:
@@ -311,7 +293,7 @@ class Worker:
                 "job crashed the worker's bookkeeping id=%s; it will run again", job.id
             )
             with self._held_lock:
-                self._held.pop(job.id, None)
+                self._held.pop(take_of(job), None)
         finally:
             # The slot is free now; the job stays held until the recorder has written it.
             with self._held_lock:
@@ -324,7 +306,7 @@ class Worker:
         retried = False
         with self._held_lock:
             for finished in batch:
-                self._held.pop(finished.job.id, None)
+                self._held.pop(take_of(finished.job), None)
                 retried = retried or isinstance(finished.outcome, Retrying)
         if retried or self.options.burst:
             self._wakeup.set()  # a retry may be due at once; burst mode counts held jobs
@@ -346,10 +328,10 @@ class Worker:
             raise
 
     def _renew_leases(self, finished: threading.Event) -> None:
-        lost: set[tuple[str, int]] = set()
+        lost: set[Take] = set()
         while not finished.wait(self.lease / 3):
             with self._held_lock:
-                takes = [(job.id, job.attempts) for job in self._held.values()]
+                takes = list(self._held)
             try:
                 renewed = self.app.store.extend_leases(takes, self.lease)
             except DatabaseError as exc:
@@ -358,7 +340,7 @@ class Worker:
             with self._held_lock:
                 # A job recorded meanwhile is not renewed either; only a held one is lost.
                 newly_lost = {
-                    take for take in takes if take[0] not in renewed and take[0] in self._held
+                    take for take in takes if take not in renewed and take in self._held
                 } - lost
             for job_id, attempt in newly_lost:
                 logger.warning(
@@ -372,10 +354,15 @@ class Worker:
         if not jobs:
             return
         try:
-            released = self.app.store.release_jobs([(job.id, job.attempts) for job in jobs])
+            released = self.app.store.release_jobs([take_of(job) for job in jobs])
         except DatabaseError as exc:
             logger.warning(
                 "could not give back %d job(s); they run after their lease: %s", len(jobs), exc
             )
             return
         logger.info("gave back %d job(s) taken but not started", released)
+
+
+def take_of(job: Job) -> Take:
+    """The take by which this worker holds a job, and which fences every write about it."""
+    return (job.id, job.attempts)

@@ -362,7 +362,7 @@ def test_jobs_taken_by_a_claim_whose_answer_was_lost_can_be_given_back(app: SQLQ
     app.store.claim_jobs(1, None, "w2", lease=30)  # another worker's take stays its own
 
     # When it gives back what it does not know it holds
-    assert app.store.release_unknown_takes("w1", [known]) == 2
+    assert app.store.release_unknown_takes("w1", [(known, 1)]) == 2
 
     # I expect those two to be ready again, and the known job and w2's to stay taken
     assert {get(app, job_id).status for job_id in unknown} == {JobStatus.PENDING}

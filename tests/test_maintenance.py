@@ -98,6 +98,58 @@ def test_delete_finished_jobs_works_in_batches_and_spares_live_jobs(
     assert count_jobs(app) == 1
 
 
+def insert_old_results(app: SQLQueue, count: int) -> None:
+    """Insert ``count`` jobs that finished two days ago, fast: one INSERT ... SELECT."""
+    if app.dialect.name == "postgresql":
+        numbers = "generate_series(1, :count) AS n"
+        new_id, old = "gen_random_uuid()", "now() - interval '2 days'"
+    else:
+        numbers = (
+            "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :count)"
+            " SELECT n FROM s)"
+        )
+        new_id = "lower(hex(randomblob(16)))"
+        old = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 days')"
+    with app.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,"
+                " attempts, scheduled_at, created_at, started_at, finished_at, result)"
+                f" SELECT {new_id}, 't.old', 'default', 0, '[]', '{{}}', 'SUCCESS', 1,"
+                f" {old}, {old}, {old}, {old}, 'null' FROM {numbers}"
+            ),
+            {"count": count},
+        )
+
+
+def test_a_backlog_of_old_results_does_not_hold_up_the_claim(app: SQLQueue) -> None:
+    # Given tens of thousands of results older than result_expires, and a job sent now
+    backlog = 50_000
+    insert_old_results(app, backlog)
+
+    @app.task(name="t.count_old")
+    def count_old() -> int:
+        return count_jobs(app, "task_name = 't.old'")
+
+    result = count_old.delay()
+
+    # When a burst worker starts
+    work_off(app)
+
+    # I expect it to have run the job while most of the backlog was still there (the
+    # prune runs beside the claim, not before it), and to have pruned some before it left
+    assert result.get(timeout=1) > backlog // 2
+    assert count_jobs(app, "task_name = 't.old'") < backlog
+
+
+def test_one_prune_pass_deletes_a_bounded_number_of_batches(app: SQLQueue) -> None:
+    insert_old_results(app, 35)
+
+    assert app.store.delete_finished_jobs(3600, batch_size=10, max_batches=2) == 20
+    assert app.store.delete_finished_jobs(3600, batch_size=10, max_batches=2) == 15
+    assert count_jobs(app) == 0
+
+
 def test_sqlqueue_prune_deletes_old_finished_jobs(app: SQLQueue, add: Any, db_url: str) -> None:
     add.delay(1, 1)
     work_off(app)

@@ -6,6 +6,7 @@ but only the workers' connections suffer, so the server other tests use stays up
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from conftest import start_worker
 from proxy import CuttableProxy
 
-from sqlqueue import SQLQueue
+from sqlqueue import SQLQueue, Worker, WorkerOptions
 from sqlqueue.dialects import base
 from sqlqueue.exceptions import DatabaseError
 from sqlqueue.schema import jobs
@@ -120,3 +121,40 @@ def test_a_connection_in_steady_use_is_not_pinged_so_a_cut_fails_one_send(
 def job_count(app: SQLQueue) -> int:
     with app.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
+
+
+def test_the_chores_outlive_an_outage_and_rescue_after_it(
+    proxied: tuple[SQLQueue, str, CuttableProxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, through_proxy, proxy = proxied
+    worker_app = SQLQueue(through_proxy)
+
+    @worker_app.task(name="t.job")
+    def job() -> str:
+        return "ran"
+
+    worker = Worker(worker_app, WorkerOptions(visibility_timeout=1, poll_interval=0.05))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        # Given a worker whose database is unreachable for a while
+        proxy.refusing.set()
+        proxy.cut()
+        time.sleep(1.5)
+        proxy.refusing.clear()
+        # when, after it, a job is left behind by a worker that died holding it
+        job_id = app.send_task("t.job").id
+        (taken,) = app.store.claim_jobs(1, None, "dead-worker", lease=0.1)
+        assert taken.id == job_id
+
+        # I expect the worker's chores, which failed during the outage, to rescue it
+        deadline = time.monotonic() + 15
+        while (done := app.store.get_job(job_id)) is None or done.status != "SUCCESS":
+            assert time.monotonic() < deadline, "the job was never rescued"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        worker_app.engine.dispose()
+    assert (done.result, done.expired_leases, done.attempts) == ("ran", 1, 2)
+    assert "chores: database unavailable" in caplog.text

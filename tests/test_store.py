@@ -54,7 +54,9 @@ def test_a_late_worker_cannot_overwrite_the_retry_that_replaced_it(app: SQLQueue
     )
     assert app.store.record_outcomes([JobOutcome.retry(late, 0, None)]) == set()
     # only worker 2's outcome is stored.
-    assert app.store.extend_leases([(job_id, second.attempts)], lease=30) == {job_id}
+    assert app.store.extend_leases([(job_id, second.attempts)], lease=30) == {
+        (job_id, second.attempts)
+    }
     current = (job_id, second.attempts)
     assert app.store.record_outcomes([JobOutcome.success(current, "from the retry")]) == {job_id}
     job = app.store.get_job(job_id)

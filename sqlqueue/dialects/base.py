@@ -192,11 +192,11 @@ class Dialect:
         )
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> ReturningUpdate[Any]:
-        """Renew the leases of jobs still held by these takes; returns the renewed ids."""
+        """Renew the leases of jobs still held by these takes; returns the renewed takes."""
         return (
             self._fenced_update(takes)
             .values(lease_expires_at=self.now_plus(lease))
-            .returning(jobs.c.id)
+            .returning(jobs.c.id, jobs.c.attempts)
         )
 
     def retry_job(
@@ -243,7 +243,7 @@ class Dialect:
             worker_id=None,
         )
 
-    def release_unknown_takes(self, worker_id: str, known: Sequence[str]) -> Update:
+    def release_unknown_takes(self, worker_id: str, known: Sequence[Take]) -> Update:
         """Give back the jobs leased to this worker id that it does not know it holds: taken
         by a claim whose commit reached the database while its answer did not."""
         statement = (
@@ -252,7 +252,7 @@ class Dialect:
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
         if known:
-            statement = statement.where(jobs.c.id.not_in(list(known)))
+            statement = statement.where(sa.tuple_(jobs.c.id, jobs.c.attempts).not_in(list(known)))
         return statement.values(
             status=JobStatus.PENDING.value,
             started_at=None,

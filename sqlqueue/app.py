@@ -17,6 +17,7 @@ from sqlqueue.conf import (
     DEFAULT_PRIORITY,
     DEFAULT_RETRY_BACKOFF_MAX,
     DEFAULT_RETRY_DELAY,
+    EAGER_MAX_RETRIES,
     Settings,
     database_url_from_env,
 )
@@ -25,15 +26,16 @@ from sqlqueue.dialects.base import Dialect
 from sqlqueue.exceptions import (
     ConfigurationError,
     InvalidOptionError,
+    MaxRetriesExceededError,
     TaskFailedError,
     TaskRegistrationError,
     UnknownTaskError,
 )
-from sqlqueue.execution import Retrying, Succeeded, run_task
+from sqlqueue.execution import Failed, Retrying, Succeeded, run_task
 from sqlqueue.jobs import NewJobs
 from sqlqueue.options import Schedule, check_countdown, check_job_id, check_name, check_priority
 from sqlqueue.result import AsyncResult, EagerResult
-from sqlqueue.serialization import encode_json
+from sqlqueue.serialization import Failure, encode_json
 from sqlqueue.store import AsyncCallerConnection, CallerConnection, JobStore
 from sqlqueue.tasks import P, R, Request, RetryPolicy, Task, argument_lists
 
@@ -368,8 +370,11 @@ class SQLQueue:
             )
             outcome = run_task(task, request)
             if isinstance(outcome, Retrying):
-                retries += 1
-                continue
+                limit = max(EAGER_MAX_RETRIES, task.retry_policy.max_retries or 0)
+                if retries < limit:
+                    retries += 1  # at once: the countdown is not waited for, as in Celery
+                    continue
+                outcome = _eager_retries_exhausted(task, retries, outcome)
             if isinstance(outcome, Succeeded):
                 return EagerResult(job_id, self, value=outcome.result)
             failure = outcome.failure
@@ -379,6 +384,21 @@ class SQLQueue:
             if self.conf.task_eager_propagates:
                 raise error
             return EagerResult(job_id, self, error=error)
+
+
+def _eager_retries_exhausted(task: Task[..., Any], retries: int, retrying: Retrying) -> Failed:
+    last = retrying.failure
+    reason = f" Its last error: {last.error_type}: {last.error_message}" if last else ""
+    return Failed(
+        Failure.from_exception(
+            MaxRetriesExceededError(
+                f"Task {task.name!r} was retried {retries} times in eager mode and asked for "
+                f"another; eager mode allows EAGER_MAX_RETRIES ({EAGER_MAX_RETRIES}) retries, "
+                "or max_retries when higher, as its retries run at once and might never end."
+                f"{reason}"
+            )
+        )
+    )
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

@@ -22,20 +22,19 @@ from sqlqueue.conf import (
 )
 from sqlqueue.dialects import create_engine_for_url
 from sqlqueue.dialects.base import Dialect
+from sqlqueue.eager import run_all_eagerly
 from sqlqueue.exceptions import (
     ConfigurationError,
     InvalidOptionError,
-    TaskFailedError,
     TaskRegistrationError,
     UnknownTaskError,
 )
-from sqlqueue.execution import Retrying, Succeeded, run_task
 from sqlqueue.jobs import NewJobs
 from sqlqueue.options import Schedule, check_countdown, check_job_id, check_name, check_priority
-from sqlqueue.result import AsyncResult, EagerResult
+from sqlqueue.result import AsyncResult
 from sqlqueue.serialization import encode_json
 from sqlqueue.store import AsyncCallerConnection, CallerConnection, JobStore
-from sqlqueue.tasks import P, R, Request, RetryPolicy, Task, argument_lists
+from sqlqueue.tasks import P, R, RetryPolicy, Task, argument_lists
 
 
 class TaskRegistry(dict[str, Task[..., Any]]):
@@ -243,7 +242,7 @@ class SQLQueue:
         written in one statement (or run inline, in order, when eager)."""
         new_jobs = self._new_jobs(task, name, calls, **options)
         if self.conf.task_always_eager and task is not None:
-            return self._run_all_eagerly(task, new_jobs, calls)
+            return run_all_eagerly(self, task, new_jobs.ids, calls, new_jobs.queue)
         if new_jobs.ids:
             self.store.insert_jobs(
                 new_jobs, connection if connection is not None else self.default_connection()
@@ -263,21 +262,12 @@ class SQLQueue:
         new_jobs = self._new_jobs(task, name, calls, **options)
         if self.conf.task_always_eager and task is not None:
             # In a thread, where an async def task can have an event loop of its own.
-            return await asyncio.to_thread(self._run_all_eagerly, task, new_jobs, calls)
+            return await asyncio.to_thread(
+                run_all_eagerly, self, task, new_jobs.ids, calls, new_jobs.queue
+            )
         if new_jobs.ids:
             await self.store.ainsert_jobs(new_jobs, connection)
         return [AsyncResult(job_id, self) for job_id in new_jobs.ids]
-
-    def _run_all_eagerly(
-        self,
-        task: Task[..., Any],
-        new_jobs: NewJobs,
-        calls: Sequence[tuple[list[Any], dict[str, Any]]],
-    ) -> list[AsyncResult]:
-        return [
-            self._run_eagerly(task, job_id, args, kwargs, new_jobs.queue)
-            for job_id, (args, kwargs) in zip(new_jobs.ids, calls, strict=True)
-        ]
 
     def _new_jobs(
         self,
@@ -345,40 +335,6 @@ class SQLQueue:
             yield connection
         finally:
             self._connection.reset(token)
-
-    def _run_eagerly(
-        self,
-        task: Task[..., Any],
-        job_id: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        queue: str,
-    ) -> EagerResult:
-        retries = 0
-        while True:
-            request = Request(
-                id=job_id,
-                task=task.name,
-                args=args,
-                kwargs=kwargs,
-                retries=retries,
-                attempts=retries + 1,
-                queue=queue,
-                is_eager=True,
-            )
-            outcome = run_task(task, request)
-            if isinstance(outcome, Retrying):
-                retries += 1
-                continue
-            if isinstance(outcome, Succeeded):
-                return EagerResult(job_id, self, value=outcome.result)
-            failure = outcome.failure
-            error = TaskFailedError(
-                task.name, failure.error_type, failure.error_message, failure.traceback
-            )
-            if self.conf.task_eager_propagates:
-                raise error
-            return EagerResult(job_id, self, error=error)
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

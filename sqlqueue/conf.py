@@ -42,6 +42,10 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_DELAY = 180.0
 """Seconds before a retried job runs again when ``retry()`` is given no countdown (Celery's default)."""
 
+EAGER_MAX_RETRIES = 100
+"""Retries an eager run allows when the task's ``max_retries`` is None (or lower): eager retries
+run at once, inside ``delay()``, so one that always asks again would never return."""
+
 DEFAULT_RETRY_BACKOFF_MAX = 600.0
 """Longest delay, in seconds, exponential retry backoff may reach (Celery's default)."""
 

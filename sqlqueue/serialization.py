@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +28,61 @@ def encode_json(value: Any, what: str) -> str:
             f"{what} must be JSON-serialisable (str, int, float, bool, None, list, dict): {exc}. "
             "Pass plain data, such as an id instead of an object."
         ) from exc
-    if "\\u0000" in encoded:
-        # PostgreSQL's JSONB cannot hold a NUL character; refuse it everywhere, before writing.
-        raise SerializationError(
-            f"{what} contains a NUL character (\\x00), which cannot be stored."
-        )
+    if "\\u0000" in encoded or "\\ud" in encoded:
+        # Either a character the database cannot store, or harmless text that only looks
+        # like its escape (an emoji, a backslash followed by "u0000"): find out which.
+        refuse_unstorable_text(value, what)
     return encoded
+
+
+def refuse_unstorable_text(value: Any, what: str) -> None:
+    """Refuse a NUL character (PostgreSQL's JSON and text types cannot hold one) and a lone
+    surrogate (not Unicode text: it has no UTF-8 form, and ``\\udXXX`` escapes that happen
+    to pair up would come back as another character) anywhere in a JSON value."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:  # a loop, not recursion: the encoder accepted this depth, Python may not
+        item, where = pending.pop()
+        if isinstance(item, str):
+            texts = [(item, where)]
+        elif isinstance(item, dict):
+            texts = [(key, f"{where}[{key!r}] (the key)") for key in item if isinstance(key, str)]
+            pending.extend((inner, f"{where}[{key!r}]") for key, inner in item.items())
+        elif isinstance(item, list | tuple):
+            texts = []
+            pending.extend((inner, f"{where}[{index}]") for index, inner in enumerate(item))
+        else:
+            continue
+        for text, place in texts:
+            problem = _unstorable(text)
+            if problem is not None:
+                at = f" at {place}" if place else ""
+                raise SerializationError(
+                    f"{what} cannot be stored: {problem}{at}. Send binary data as base64; "
+                    "decode bytes with errors='replace' (a lone surrogate usually comes from "
+                    "errors='surrogateescape')."
+                )
+
+
+def _unstorable(text: str) -> str | None:
+    """What in this text no column can hold, if anything."""
+    if "\x00" in text:
+        return "a NUL character (\\x00), which PostgreSQL cannot hold"
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        return f"a lone surrogate ({surrogate.group()!r}), which is not Unicode text"
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """Text that a text column can hold: NUL characters and lone surrogates spelled out as
+    escapes (``\\x00``, ``\\udce9``), for messages and tracebacks that must be kept anyway."""
+    text = text.replace("\x00", "\\x00")
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _encoder = json.JSONEncoder(allow_nan=False)
@@ -50,11 +100,10 @@ class Failure:
     @classmethod
     def from_exception(cls, exc: BaseException) -> Failure:
         """Describe an exception, with the traceback of where it was raised."""
-        # Text columns cannot hold NUL characters (PostgreSQL refuses them): spell them out.
         return cls(
             error_type=exception_path(type(exc)),
-            error_message=str(exc).replace("\x00", "\\x00"),
-            traceback="".join(traceback.format_exception(exc)).replace("\x00", "\\x00"),
+            error_message=storable_text(str(exc)),
+            traceback=storable_text("".join(traceback.format_exception(exc))),
         )
 
     def as_values(self) -> dict[str, Any]:

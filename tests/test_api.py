@@ -12,10 +12,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from conftest import count_jobs, work_off
 
 import sqlqueue
 from sqlqueue import SQLQueue, Worker, WorkerOptions
+from sqlqueue.conf import EAGER_MAX_RETRIES
 from sqlqueue.exceptions import (
     MaxRetriesExceededError,
     TaskFailedError,
@@ -297,6 +299,77 @@ def test_always_eager_with_propagation_raises_from_delay(
     app.conf.task_eager_propagates = True
     with pytest.raises(TaskFailedError, match="ValueError: boom"):
         tasks.fail.delay("boom")
+
+
+RUNAWAY = 5000
+"""Runs after which the eager tests' retrying tasks give up on their own, so that code
+that retries without end fails those tests instead of hanging them."""
+
+
+def test_eager_retries_of_a_task_without_a_limit_end(app: SQLQueue) -> None:
+    # Eager retries run at once, in delay(); a task that always asks for one must still end.
+    runs: list[int] = []
+
+    @app.task(name="t.forever", bind=True, max_retries=None)
+    def forever(self: Any) -> str:
+        runs.append(self.request.retries)
+        if len(runs) >= RUNAWAY:
+            return "ran away"
+        raise self.retry(countdown=3600, exc=ConnectionError("smtp down"))
+
+    app.conf.task_always_eager = True
+    started = time.monotonic()
+    result = forever.delay()
+
+    assert time.monotonic() - started < 5  # the countdown is not waited for
+    assert runs == list(range(EAGER_MAX_RETRIES + 1))
+    with pytest.raises(
+        TaskFailedError,
+        match=r"MaxRetriesExceededError: .* 100 times .* ConnectionError: smtp down",
+    ):
+        result.get()
+
+
+def test_eager_retries_with_backoff_end_without_overflowing(app: SQLQueue) -> None:
+    runs: list[int] = []
+
+    @app.task(
+        name="t.backoff", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=None
+    )
+    def backoff() -> str:
+        runs.append(1)
+        if len(runs) >= RUNAWAY:
+            return "ran away"
+        raise ConnectionError("smtp down")
+
+    app.conf.task_always_eager = True
+    result = backoff.delay()
+
+    assert len(runs) == EAGER_MAX_RETRIES + 1
+    with pytest.raises(TaskFailedError, match="MaxRetriesExceededError"):
+        result.get()
+
+
+def test_a_worker_backs_off_after_a_thousand_retries_and_more(app: SQLQueue) -> None:
+    @app.task(
+        name="t.backoff",
+        autoretry_for=(ConnectionError,),
+        retry_backoff=True,
+        retry_backoff_max=600,
+        max_retries=None,
+    )
+    def backoff() -> None:
+        raise ConnectionError("smtp down")
+
+    result = backoff.delay()
+    with app.engine.begin() as conn:  # a job that has been failing for a long time
+        conn.execute(sa.text("UPDATE sqlqueue_jobs SET retries = 5000"))
+    work_off(app)
+
+    job = app.store.get_job(result.id)
+    assert job is not None
+    assert (job.status, job.retries, job.error_message) == ("RETRY", 5001, "smtp down")
+    assert job.scheduled_at <= datetime.now(UTC) + timedelta(seconds=601)
 
 
 def test_two_functions_under_one_name_is_an_error_at_registration(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import count_jobs
+from conftest import count_jobs, work_off
 from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
 
 from sqlqueue import SQLQueue, Worker
@@ -18,6 +18,7 @@ from sqlqueue.exceptions import (
     SerializationError,
     SQLQueueError,
     TaskArgumentsError,
+    TaskFailedError,
     UnknownTaskError,
     UnsupportedDatabaseError,
 )
@@ -35,6 +36,26 @@ CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], s
         "keyword arguments",
     ),
     "NUL character": (lambda add, app: add.delay("a\x00b", 1), SerializationError, "NUL character"),
+    "lone surrogate argument": (
+        lambda add, app: add.delay("caf\udce9", 1),
+        SerializationError,
+        r"arguments of task 't\.add' cannot be stored: a lone surrogate .* at \[0\]\. ",
+    ),
+    "lone surrogate keyword argument": (
+        lambda add, app: add.apply_async((1,), {"y": {"names": ["ok", "\ud800"]}}),
+        SerializationError,
+        r"keyword arguments .* lone surrogate .* at \['y'\]\['names'\]\[1\]\. ",
+    ),
+    "lone surrogate in a key": (
+        lambda add, app: add.delay({"\udfff": 1}, 1),
+        SerializationError,
+        r"lone surrogate .* at \[0\]\['\\udfff'\] \(the key\)",
+    ),
+    "surrogates that would pair up in JSON": (
+        lambda add, app: add.delay("\ud83d\ude00", 1),
+        SerializationError,
+        "lone surrogate",
+    ),
     "missing argument": (
         lambda add, app: add.delay(1),
         TaskArgumentsError,
@@ -201,3 +222,45 @@ def test_an_engine_on_a_driver_sqlqueue_does_not_speak_is_refused() -> None:
     # on pg8000 or asyncpg would fail on the first send, so it is refused up front.
     with pytest.raises(ConfigurationError, match=r"postgresql\+psycopg://"):
         check_driver(PGDialect_pg8000())
+
+
+def test_text_that_only_looks_like_an_escape_is_kept_as_it_is(app: SQLQueue) -> None:
+    # Backslash-u-0000 written out (seven characters) is ordinary text, not a NUL character.
+    @app.task(name="t.echo")
+    def echo(text: str, more: str, *, key: str) -> list[str]:
+        return [text, more, key, "\\ud800"]
+
+    result = echo.apply_async(["\\u0000", "\\\\u0000"], {"key": "a\\ud800b"})
+    work_off(app)
+
+    assert result.get(timeout=5) == ["\\u0000", "\\\\u0000", "a\\ud800b", "\\ud800"]
+
+
+def test_results_the_database_could_not_hold_fail_alone_and_clearly(app: SQLQueue) -> None:
+    # A result or an error message with a lone surrogate ends its own job as a FAILURE that
+    # says why; the jobs recorded in the same batch are not disturbed.
+    @app.task(name="t.surrogate_result")
+    def surrogate_result() -> dict[str, str]:
+        return {"name": "caf\udce9"}
+
+    @app.task(name="t.surrogate_error")
+    def surrogate_error() -> None:
+        raise ValueError("bad name caf\udce9")
+
+    @app.task(name="t.fine")
+    def fine(n: int) -> int:
+        return n
+
+    bad_result, bad_error = surrogate_result.delay(), surrogate_error.delay()
+    good = fine.delay_many([(n,) for n in range(8)])
+    work_off(app, concurrency=4)
+
+    with pytest.raises(
+        TaskFailedError,
+        match=r"SerializationError: The return value of task 't\.surrogate_result' cannot be "
+        r"stored: a lone surrogate .* at \['name'\]",
+    ):
+        bad_result.get(timeout=5)
+    with pytest.raises(TaskFailedError, match=r"ValueError: bad name caf\\udce9"):
+        bad_error.get(timeout=5)
+    assert [result.get(timeout=5) for result in good] == list(range(8))

@@ -27,3 +27,10 @@ def test_a_policy_without_backoff_uses_the_default_delay_and_counts_retries() ->
 def test_retry_backoff_true_means_a_factor_of_one_second() -> None:
     policy = RetryPolicy(retry_backoff=True, retry_backoff_max=600)
     assert all(0 <= policy.delay(4) <= 16 for _ in range(50))
+
+
+def test_backoff_never_overflows_however_many_retries() -> None:
+    # 2.0**1024 is past the largest float: the doubling must stop at the cap first.
+    assert backoff_delay(1024, factor=1, maximum=600, jitter=False) == 600
+    assert backoff_delay(10**9, factor=0.5, maximum=30, jitter=False) == 30
+    assert 0 <= RetryPolicy(retry_backoff=True, retry_backoff_max=600).delay(5000) <= 600

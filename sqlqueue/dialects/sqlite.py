@@ -2,12 +2,14 @@
 
 SQLite has no row locks, so the claim (the same statement as PostgreSQL's, without
 ``FOR UPDATE``) runs in a ``BEGIN IMMEDIATE`` transaction: it takes the database's single
-write lock before reading, so two workers can never select the same ready row. WAL mode
-lets readers (``AsyncResult.get()``, the application) go on while a worker writes, and a
-busy timeout makes a writer wait its turn instead of failing with "database is locked".
+write lock before reading, so two workers can never select the same ready row. An engine
+sqlqueue builds from a URL puts the file in WAL mode, so that readers (``AsyncResult.get()``,
+the application) go on while a worker writes; an engine the application built is left as
+it is. A busy timeout makes a writer wait its turn instead of failing with "database is locked".
 
 SQLite stores times as text without a zone; every time written is UTC and taken from this
-process's clock, which all processes on one machine share.
+process's clock, which all processes on one machine share, when the statement runs: after
+``BEGIN IMMEDIATE`` has waited for the lock.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -41,8 +44,14 @@ if TYPE_CHECKING:  # the async extra's; see base.unpooled_async_engine
 class SQLiteDialect(Dialect):
     name = "sqlite"
 
+    tunes_connections = False
+    """Whether the connections are sqlqueue's to tune (WAL, ``synchronous=NORMAL``): only
+    when it built the engine from a URL, never on an engine the application built."""
+
     def create_engine(self, url: URL) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+        self.tunes_connections = True
+        event.listen(engine, "connect", _tune_connection)
         self.configure_engine(engine)
         return engine
 
@@ -56,14 +65,15 @@ class SQLiteDialect(Dialect):
         engine = unpooled_async_engine(
             url.set(drivername="sqlite+aiosqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT}
         )
+        if self.tunes_connections:
+            event.listen(engine.sync_engine, "connect", _tune_connection)
         self.configure_engine(engine.sync_engine)
         return engine
 
     def configure_engine(self, engine: Engine) -> None:
-        # Connections the engine opens from now on get WAL and the busy timeout.
-        event.listen(engine, "connect", _configure_connection)
         # SQLAlchemy's documented recipe for real SQLite transactions: the driver's implicit
-        # (and late) BEGIN is switched off and every transaction emits its own BEGIN.
+        # (and late) BEGIN is switched off and every transaction emits its own BEGIN. It is
+        # all sqlqueue changes on an engine the application built.
         event.listen(engine, "begin", _begin)
 
     def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
@@ -118,10 +128,12 @@ class SQLiteDialect(Dialect):
         connection.begin()
 
     def now(self) -> sa.ColumnElement[datetime]:
-        return sa.literal(datetime.now(UTC), Timestamp)
+        # Read when the statement runs, not when it is built: a claim may wait long for the
+        # write lock, and a lease counted from before the wait would be short by as much.
+        return sa.bindparam(None, callable_=_utcnow, type_=Timestamp)
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
-        return sa.literal(datetime.now(UTC) + timedelta(seconds=seconds), Timestamp)
+        return sa.bindparam(None, callable_=partial(_utcnow, seconds), type_=Timestamp)
 
 
 INSERT_JOBS = f"""
@@ -161,11 +173,16 @@ IMMEDIATE = "sqlqueue_begin_immediate"
 """Execution option asking the ``begin`` hook for ``BEGIN IMMEDIATE``."""
 
 
-def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
+def _utcnow(plus: float = 0.0) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=plus)
+
+
+def _tune_connection(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers go on while a worker writes; with it, synchronous=NORMAL loses no
+    # integrity, only the last commits should the machine (not the process) crash.
     cursor = dbapi_connection.cursor()  # a cursor: aiosqlite's adapted connection has no execute()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
     cursor.close()
 
 

@@ -1,0 +1,83 @@
+"""Eager mode (``task_always_eager``): a send runs its task inline, retries included."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlqueue.conf import EAGER_MAX_RETRIES
+from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError
+from sqlqueue.execution import Failed, Retrying, Succeeded, run_task
+from sqlqueue.result import AsyncResult, EagerResult
+from sqlqueue.serialization import Failure
+from sqlqueue.tasks import Request, Task
+
+if TYPE_CHECKING:
+    from sqlqueue.app import SQLQueue
+
+
+def run_all_eagerly(
+    app: SQLQueue,
+    task: Task[..., Any],
+    ids: Sequence[str],
+    calls: Sequence[tuple[list[Any], dict[str, Any]]],
+    queue: str,
+) -> list[AsyncResult]:
+    """Run each call in turn, as the jobs of these ids would have run on a worker."""
+    return [
+        run_eagerly(app, task, job_id, args, kwargs, queue)
+        for job_id, (args, kwargs) in zip(ids, calls, strict=True)
+    ]
+
+
+def run_eagerly(
+    app: SQLQueue,
+    task: Task[..., Any],
+    job_id: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    queue: str,
+) -> EagerResult:
+    """Run one call to its outcome; a failure is raised when ``task_eager_propagates``."""
+    retries = 0
+    while True:
+        request = Request(
+            id=job_id,
+            task=task.name,
+            args=args,
+            kwargs=kwargs,
+            retries=retries,
+            attempts=retries + 1,
+            queue=queue,
+            is_eager=True,
+        )
+        outcome = run_task(task, request)
+        if isinstance(outcome, Retrying):
+            if retries < max(EAGER_MAX_RETRIES, task.retry_policy.max_retries or 0):
+                retries += 1  # at once: the countdown is not waited for, as in Celery
+                continue
+            outcome = _retries_exhausted(task, retries, outcome)
+        if isinstance(outcome, Succeeded):
+            return EagerResult(job_id, app, value=outcome.result)
+        failure = outcome.failure
+        error = TaskFailedError(
+            task.name, failure.error_type, failure.error_message, failure.traceback
+        )
+        if app.conf.task_eager_propagates:
+            raise error
+        return EagerResult(job_id, app, error=error)
+
+
+def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Retrying) -> Failed:
+    last = retrying.failure
+    reason = f" Its last error: {last.error_type}: {last.error_message}" if last else ""
+    return Failed(
+        Failure.from_exception(
+            MaxRetriesExceededError(
+                f"Task {task.name!r} was retried {retries} times in eager mode and asked for "
+                f"another; eager mode allows EAGER_MAX_RETRIES ({EAGER_MAX_RETRIES}) retries, "
+                "or max_retries when higher, as its retries run at once and might never end."
+                f"{reason}"
+            )
+        )
+    )

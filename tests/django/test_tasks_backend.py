@@ -103,7 +103,7 @@ def fail_with(kind: str) -> None:
     if kind == "value":
         raise ValueError(kind)
     if kind == "key":
-        {}[kind]  # noqa: B018 - the lookup is the failure
+        {}[kind]  # the lookup is the failure
     1 / 0  # noqa: B018
 
 

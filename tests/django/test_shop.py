@@ -121,6 +121,35 @@ def test_the_admin_filters_searches_retries_and_revokes(admin_client: Client) ->
     assert Job.objects.count() == 2
 
 
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def test_a_job_revoked_in_the_admin_is_not_run_by_the_next_worker(admin_client: Client) -> None:
+    # What a new user does: send, open the list, tick the row, choose the action, press Go.
+    result = add.delay(5, 6)
+    listing = admin_client.get("/admin/sqlqueue/job/").content.decode()
+    assert f'name="_selected_action" value="{result.id}"' in listing
+
+    revoked = admin_client.post(
+        "/admin/sqlqueue/job/",
+        {
+            "action": "revoke_jobs",
+            "select_across": "0",
+            "index": "0",
+            "_selected_action": [result.id],
+        },
+        follow=True,
+    )
+    Worker(app, WorkerOptions(burst=True, poll_interval=0.05)).run()
+
+    assert "1 job(s) revoked." in revoked.content.decode()
+    job = app.store.get_job(result.id)
+    assert job is not None
+    assert (job.status, job.attempts, job.started_at) == (JobStatus.REVOKED, 0, None)
+
+
 def test_the_job_model_matches_the_table() -> None:
     job_id = send_receipt.delay(7).id
     job = Job.objects.get(pk=job_id)

@@ -116,8 +116,9 @@ class Failure:
 
 
 def exception_path(exc_type: type[BaseException]) -> str:
-    """``ValueError`` for a builtin, ``package.module.Error`` for any other: importable, so a
-    reader (Django's ``TaskError.exception_class``, say) can find the class again."""
+    """``ValueError`` for a builtin (as tracebacks name it), ``package.module.Error`` for any
+    other: importable once ``builtins.`` is put before a bare name, as the Django backend does
+    for ``TaskError.exception_class``."""
     if exc_type.__module__ == "builtins":
         return exc_type.__qualname__
     return f"{exc_type.__module__}.{exc_type.__qualname__}"

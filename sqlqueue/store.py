@@ -56,6 +56,8 @@ class JobStore:
         self.engine = engine
         self.dialect = dialect
         self._async_engine: AsyncEngine | None = None
+        self._server: tuple[str, int] | None = None
+        """The host and port of the engine's PostgreSQL server, once a check needed them."""
 
     @classmethod
     def for_engine(cls, engine: Engine) -> JobStore:
@@ -324,6 +326,7 @@ class JobStore:
                 connection.execute(sql, params)
             elif isinstance(connection, psycopg.Connection):
                 self._check_same_database("postgresql", connection.info.dbname)
+                self._check_same_server(connection.info)
                 with connection.cursor() as cursor:
                     cursor.execute(sql, params)
             else:
@@ -344,6 +347,21 @@ class JobStore:
             f"queue is in the {self.dialect.name} database {ours!r}; pass a connection to the "
             "app's own database."
         )
+
+    def _check_same_server(self, info: psycopg.ConnectionInfo) -> None:
+        # Databases of one name on two servers are two databases. Both sides as libpq
+        # resolved them (a service file, $PGHOST, localhost to its address), the engine's
+        # read from one of its connections, once.
+        if self._server is None:
+            with self.engine.connect() as conn:
+                ours = cast(psycopg.Connection[Any], conn.connection.driver_connection).info
+                self._server = (ours.hostaddr or ours.host, ours.port)
+        if (info.hostaddr or info.host, info.port) != self._server:
+            raise ConfigurationError(
+                f"connection= is a connection to the server at {info.host} port {info.port}, "
+                f"but this app's queue is on {self._server[0]} port {self._server[1]}; pass a "
+                "connection to the app's own database."
+            )
 
 
 def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:

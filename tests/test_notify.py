@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from conftest import start_worker
 
-from sqlqueue import SQLQueue
+from sqlqueue import SQLQueue, Worker, WorkerOptions
 from sqlqueue.dialects.base import JobOutcome
 from sqlqueue.serialization import Failure
 
@@ -88,6 +92,110 @@ def test_jobs_made_ready_again_wake_listening_workers_too(
 
     assert pg_app.store.requeue_jobs(job_ids=[job_id]) == 0  # nothing changed: no wake-up
     assert heard() == 0
+
+
+def psycopg_url(postgres_url: str) -> sa.URL:
+    return sa.make_url(postgres_url).set(drivername="postgresql+psycopg")
+
+
+def listen_backend(postgres_url: str) -> str | None:
+    """The application_name of the session doing LISTEN on this database, once it is up."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT application_name FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query = 'LISTEN sqlqueue'"
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            time.sleep(0.1)
+    return None
+
+
+@pytest.fixture
+def run_listener() -> Iterator[Any]:
+    """Run an app's listener in a thread of its own, as a worker does, until the test ends."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start(app: SQLQueue) -> threading.Event:
+        woken = threading.Event()
+        thread = threading.Thread(
+            target=app.dialect.listen, args=(app.engine, woken.set, stop, threading.Event())
+        )
+        thread.start()
+        threads.append(thread)
+        return woken
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def test_the_listen_connection_uses_the_engines_connect_args(
+    postgres_url: str, run_listener: Any
+) -> None:
+    engine = sa.create_engine(
+        psycopg_url(postgres_url),
+        connect_args={"application_name": "from-connect-args"},
+    )
+    app = SQLQueue(engine=engine)
+    woken = run_listener(app)
+    try:
+        assert listen_backend(postgres_url) == "from-connect-args"
+        woken.clear()
+        app.send_task("t.job")
+        assert woken.wait(5)
+    finally:
+        engine.dispose()
+
+
+def test_the_listen_connection_comes_from_the_engines_creator(
+    postgres_url: str, run_listener: Any
+) -> None:
+    def creator() -> psycopg.Connection[Any]:
+        return psycopg.connect(postgres_url, application_name="from-creator")
+
+    engine = sa.create_engine("postgresql+psycopg://", creator=creator)
+    app = SQLQueue(engine=engine)
+    run_listener(app)
+    try:
+        assert listen_backend(postgres_url) == "from-creator"
+    finally:
+        engine.dispose()
+
+
+def test_a_listener_that_fails_to_connect_is_restarted_and_wakes_the_worker(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not a database error: a creator (or an event hook) that raises anything at all.
+    refused: list[str] = []
+
+    def creator() -> psycopg.Connection[Any]:
+        if threading.current_thread().name == "sqlqueue-listen" and not refused:
+            refused.append("once")
+            raise RuntimeError("the first LISTEN connection is refused")
+        return psycopg.connect(postgres_url, application_name="restarted")
+
+    engine = sa.create_engine("postgresql+psycopg://", creator=creator)
+    app = SQLQueue(engine=engine)
+    worker = Worker(app, WorkerOptions(poll_interval=60))
+    thread = threading.Thread(target=worker.run)
+    with caplog.at_level(logging.WARNING, logger="sqlqueue"):
+        thread.start()
+        try:
+            assert listen_backend(postgres_url) == "restarted"
+            time.sleep(0.5)  # the worker has looked once and waits for its next poll
+            result = app.send_task("tasks.unknown")  # fails at once: enough to see it ran
+            assert result.get(timeout=5, propagate=False) is not None
+        finally:
+            worker.stop()
+            thread.join(timeout=30)
+            engine.dispose()
+    assert refused == ["once"]
+    assert "the first LISTEN connection is refused" in caplog.text
 
 
 def failure() -> Failure:

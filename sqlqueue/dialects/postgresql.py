@@ -10,14 +10,16 @@ on when a job is due and when a lease has run out.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 import sqlalchemy as sa
-from psycopg.conninfo import make_conninfo
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement
@@ -72,13 +74,9 @@ WITH inserted AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 """  # noqa: S608 (constants, no input)
-LISTEN_KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
-"""libpq's TCP keepalive settings for the LISTEN connection, which is otherwise silent."""
+LISTEN_KEEPALIVES = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+"""TCP keepalive timing of the LISTEN connection, which is otherwise silent: the first probe
+after 30 s of quiet, then one every 10 s, and the connection is dead after 3 unanswered."""
 
 logger = logging.getLogger(__name__)
 
@@ -200,17 +198,13 @@ class PostgreSQLDialect(Dialect):
     ) -> None:
         # One connection per worker process, in autocommit, doing nothing but LISTEN: an idle
         # worker is woken within milliseconds of a commit instead of at its next poll, and
-        # needs no poll of its own while this connection is up. TCP keepalives make a
-        # connection that died silently (a lost peer, no reset) fail here within a minute or
-        # two, so that the worker goes back to polling.
-        conninfo = make_conninfo(
-            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-            **LISTEN_KEEPALIVES,
-        )
+        # needs no poll of its own while this connection is up. Whatever ends it (a lost
+        # server, a refused connection, a creator or connect hook that raises), the worker
+        # polls until it is back, and this thread tries again, less often each time.
         backoff = LISTEN_TIMEOUT
         while not stop.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
+                with _listen_connection(engine) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = LISTEN_TIMEOUT
                     listening.set()
@@ -218,10 +212,15 @@ class PostgreSQLDialect(Dialect):
                     while not stop.is_set():
                         for _notification in conn.notifies(timeout=LISTEN_TIMEOUT):
                             wake()
-            except psycopg.Error as exc:
+            except Exception as exc:  # any failure: poll meanwhile, then try again
                 listening.clear()
                 wake()  # back to polling, from now rather than after the fallback wait
-                logger.warning("LISTEN connection lost, polling until it is back: %s", exc)
+                logger.warning(
+                    "LISTEN connection lost, polling until it is back (next try in %gs): %s",
+                    backoff,
+                    exc,
+                    exc_info=not isinstance(exc, psycopg.Error | sa_exc.DBAPIError),
+                )
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_LISTEN_BACKOFF)
         listening.clear()
@@ -233,3 +232,38 @@ class PostgreSQLDialect(Dialect):
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         return self.now() + timedelta(seconds=seconds)
+
+
+def _listen_connection(engine: Engine) -> psycopg.Connection[Any]:
+    """A connection of the engine's own making, so that its connect_args, creator and connect
+    events apply as they do to every other connection (a search_path, sslmode, a password
+    callback), detached from the pool: it is held for good, and closes for real."""
+    pooled = engine.raw_connection()
+    conn = cast(psycopg.Connection[Any], pooled.driver_connection)
+    pooled.detach()
+    try:
+        conn.autocommit = True
+        _keep_alive(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _keep_alive(conn: psycopg.Connection[Any]) -> None:
+    # This connection is silent for minutes: TCP keepalives make one that died without a
+    # reset (a lost peer) fail within a minute or two, so that the worker goes back to
+    # polling. libpq takes its keepalives_* parameters only when it connects, and here the
+    # engine connects: set the same options on the socket itself.
+    try:
+        sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+    except OSError:
+        return  # a platform whose sockets are not file descriptors: the system's defaults
+    with sock:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return  # a Unix socket: nothing in between to lose
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in LISTEN_KEEPALIVES.items():
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)

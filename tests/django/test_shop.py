@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import run_manage
@@ -11,10 +13,13 @@ from django.db import connection, transaction
 from django.test import Client
 from orders.models import Order
 from orders.tasks import send_receipt
+from proxy import CuttableProxy
 
 from sqlqueue import JobStatus, Worker, WorkerOptions
 from sqlqueue.contrib.django import app
 from sqlqueue.contrib.django.models import Job
+from sqlqueue.exceptions import ConfigurationError
+from sqlqueue.migrate import upgrade
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,6 +126,35 @@ def test_the_admin_filters_searches_retries_and_revokes(admin_client: Client) ->
     assert Job.objects.count() == 2
 
 
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def test_a_job_revoked_in_the_admin_is_not_run_by_the_next_worker(admin_client: Client) -> None:
+    # What a new user does: send, open the list, tick the row, choose the action, press Go.
+    result = add.delay(5, 6)
+    listing = admin_client.get("/admin/sqlqueue/job/").content.decode()
+    assert f'name="_selected_action" value="{result.id}"' in listing
+
+    revoked = admin_client.post(
+        "/admin/sqlqueue/job/",
+        {
+            "action": "revoke_jobs",
+            "select_across": "0",
+            "index": "0",
+            "_selected_action": [result.id],
+        },
+        follow=True,
+    )
+    Worker(app, WorkerOptions(burst=True, poll_interval=0.05)).run()
+
+    assert "1 job(s) revoked." in revoked.content.decode()
+    job = app.store.get_job(result.id)
+    assert job is not None
+    assert (job.status, job.attempts, job.started_at) == (JobStatus.REVOKED, 0, None)
+
+
 def test_the_job_model_matches_the_table() -> None:
     job_id = send_receipt.delay(7).id
     job = Job.objects.get(pk=job_id)
@@ -131,3 +165,66 @@ def test_the_sqlqueue_setting_configures_the_app() -> None:
     # The shop's settings say SQLQUEUE = {"DATABASE": "default", "VISIBILITY_TIMEOUT": 30}.
     assert app.conf.visibility_timeout == 30
     assert app.alias == "default"
+
+
+@pytest.fixture
+def queue_schema() -> Iterator[str]:
+    """DATABASES["default"]["OPTIONS"] with a search_path whose first schema holds a queue of
+    its own (migrated there by a separate engine): jobs found in public are the wrong ones."""
+    if connection.vendor != "postgresql":
+        pytest.skip("search_path is PostgreSQL's")
+    schema = "shop_queue"
+    options = {"options": f"-c search_path={schema},public"}
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA {schema}")
+    url = sa.URL.create(
+        "postgresql+psycopg",
+        username=connection.settings_dict["USER"],
+        host=connection.settings_dict["HOST"],
+        port=int(connection.settings_dict["PORT"]),
+        database=connection.settings_dict["NAME"],
+    )
+    engine = sa.create_engine(url, connect_args={"options": f"-c search_path={schema}"})
+    upgrade(engine)
+    engine.dispose()
+    saved = connection.settings_dict["OPTIONS"]
+    connection.settings_dict["OPTIONS"] = {**saved, **options}
+    connection.close()
+    yield schema
+    connection.settings_dict["OPTIONS"] = saved
+    connection.close()
+    app.engine.dispose()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_options_search_path_is_the_workers_too(queue_schema: str) -> None:
+    with transaction.atomic():
+        order = Order.objects.create(email="s@example.com", total=Decimal("4.00"))
+        result = send_receipt.delay(order.pk)
+
+    Worker(app, WorkerOptions(burst=True, poll_interval=0.05)).run()
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT status FROM {queue_schema}.sqlqueue_jobs")
+        assert cursor.fetchall() == [("SUCCESS",)]
+    assert result.get(timeout=5) == f"receipt for order {order.pk} sent to s@example.com"
+
+
+def test_a_connection_to_another_server_is_refused_even_with_the_same_database_name() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("a server's host and port are PostgreSQL's")
+    # A proxy on another port: to the client, another server that has a database of that name.
+    proxy = CuttableProxy(connection.settings_dict["HOST"], int(connection.settings_dict["PORT"]))
+    try:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=proxy.port,
+            user=connection.settings_dict["USER"],
+            dbname=connection.settings_dict["NAME"],
+        ) as elsewhere:
+            with pytest.raises(ConfigurationError, match="port"), app.using(elsewhere):
+                send_receipt.delay(1)
+    finally:
+        proxy.close()
+    assert committed_jobs() == 0

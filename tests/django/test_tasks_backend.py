@@ -4,6 +4,7 @@ sqlqueue as its backend, checked against the framework's documented behaviour.""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,8 +17,15 @@ from django.utils import timezone
 from orders.models import Order
 from orders.tasks import notify_warehouse
 
+from sqlqueue import Worker, WorkerOptions
 from sqlqueue.contrib.django import app
 from sqlqueue.contrib.django.backend import TaskResultDoesNotExist, TaskResultStatus
+from sqlqueue.exceptions import WorkerLostError
+
+try:
+    from django.tasks import task
+except ImportError:  # Django 5.2: the django-tasks backport
+    from django_tasks import task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,6 +95,44 @@ def test_a_failure_is_reported_as_a_task_error() -> None:
     assert "DoesNotExist" in result.errors[0].traceback
     with pytest.raises(ValueError, match="Task failed"):
         result.return_value  # noqa: B018 - reading it is the check
+
+
+@task
+def fail_with(kind: str) -> None:
+    """Raise one of Python's built-in exceptions."""
+    if kind == "value":
+        raise ValueError(kind)
+    if kind == "key":
+        {}[kind]  # the lookup is the failure
+    1 / 0  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("kind", "raised"), [("value", ValueError), ("key", KeyError), ("zero", ZeroDivisionError)]
+)
+def test_a_builtin_exception_is_importable_from_the_task_error(
+    kind: str, raised: type[Exception]
+) -> None:
+    result = fail_with.enqueue(kind)
+
+    Worker(app, WorkerOptions(burst=True, poll_interval=0.05)).run()
+    result.refresh()
+
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[-1].exception_class_path == f"builtins.{raised.__name__}"
+    assert result.errors[-1].exception_class is raised
+
+
+def test_a_job_given_up_after_losing_its_worker_reports_worker_lost_error() -> None:
+    result = notify_warehouse.enqueue(an_order().pk)
+    app.store.claim_jobs(1, None, "w", lease=0.01)
+    time.sleep(0.05)
+    assert app.store.rescue_expired_jobs(max_lease_expiries=1) == 1
+
+    result.refresh()
+
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[-1].exception_class is WorkerLostError
 
 
 def test_run_after_defers_the_job_and_priority_can_be_changed_with_using() -> None:

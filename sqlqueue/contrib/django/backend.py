@@ -23,6 +23,7 @@ FAILED = FAILURE or REVOKED.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from django.utils import timezone
@@ -51,6 +52,25 @@ STATUSES = {
     JobStatus.FAILURE: TaskResultStatus.FAILED,
     JobStatus.REVOKED: TaskResultStatus.FAILED,
 }
+
+
+STORED_ERROR_CLASSES = {"WorkerLost": "sqlqueue.exceptions.WorkerLostError"}
+"""Failures the database writes itself, by name, and the class Django is to import for them."""
+
+
+def exception_class_path(error_type: str) -> str:
+    """The importable path of a job's ``error_type``, for ``TaskError.exception_class``.
+
+    sqlqueue stores a built-in exception by its bare name (``ValueError``, as Python's
+    tracebacks and Celery's ``exc_type`` name it), so its results, CLI and existing rows
+    read naturally; Django imports the path, and finds ``builtins.ValueError``.
+    """
+    if error_type in STORED_ERROR_CLASSES:
+        return STORED_ERROR_CLASSES[error_type]
+    found = getattr(builtins, error_type, None)
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return f"builtins.{error_type}"
+    return error_type
 
 
 class SQLQueueBackend(BaseTaskBackend):
@@ -114,7 +134,12 @@ class SQLQueueBackend(BaseTaskBackend):
             kwargs=job.kwargs,
             backend=self.alias,
             errors=(
-                [TaskError(exception_class_path=job.error_type, traceback=job.traceback or "")]
+                [
+                    TaskError(
+                        exception_class_path=exception_class_path(job.error_type),
+                        traceback=job.traceback or "",
+                    )
+                ]
                 if job.status is JobStatus.FAILURE and job.error_type
                 else []
             ),

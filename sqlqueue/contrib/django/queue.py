@@ -50,7 +50,36 @@ def url_for_database(database: dict[str, Any]) -> URL:
         host=database.get("HOST") or None,
         port=int(database["PORT"]) if database.get("PORT") else None,
         database=name,
+        query=connection_options(database.get("OPTIONS") or {}),
     )
+
+
+NOT_CONNINFO_OPTIONS = frozenset(
+    {
+        "assume_role",
+        "isolation_level",
+        "pool",
+        "server_side_binding",
+        "cursor_factory",
+        "context",
+        "prepare_threshold",
+    }
+)
+"""``OPTIONS`` keys that are not libpq connection parameters: Django acts on them itself or
+hands them to psycopg as Python values. sqlqueue's connections keep their own settings for
+them (psycopg prepares sqlqueue's fixed statements, for one)."""
+
+
+def connection_options(options: dict[str, Any]) -> dict[str, str]:
+    """The connection parameters of a PostgreSQL ``OPTIONS`` (``sslmode``, ``options`` with a
+    ``search_path``, ``service``, ``connect_timeout`` …), as URL query values: SQLAlchemy hands
+    them to psycopg, so the queue's engine connects as Django does, and the engine is made
+    again when they change."""
+    return {
+        key: str(value)
+        for key, value in options.items()
+        if key not in NOT_CONNINFO_OPTIONS and value is not None
+    }
 
 
 class DjangoSQLQueue(SQLQueue):

@@ -32,6 +32,11 @@ Timestamp = sa.DateTime(timezone=True)
 READY_WHERE = sa.text("status IN ('PENDING', 'RETRY')")
 FINISHED_WHERE = sa.text("status IN ('SUCCESS', 'FAILURE', 'REVOKED')")
 LEASED_WHERE = sa.text("status = 'STARTED'")
+# A job sent to run at once is due from its first moment (scheduled_at = created_at): only
+# jobs sent with a countdown or an eta, and retries, can be ready and not yet due. A worker
+# with nothing to do asks when the next of those is due, and reads only them.
+DEFERRED_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND scheduled_at > created_at")
+EXPIRING_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND expires_at IS NOT NULL")
 
 jobs = sa.Table(
     "sqlqueue_jobs",
@@ -71,6 +76,43 @@ sa.Index(
     jobs.c.id,
     postgresql_where=READY_WHERE,
     sqlite_where=READY_WHERE,
+)
+
+# Serves the claim of a worker given queues (``--queues``): one ordered probe per queue, so a
+# rare queue's worker never walks the ready jobs of a busy one.
+sa.Index(
+    "ix_sqlqueue_jobs_ready_in_queue",
+    jobs.c.queue,
+    jobs.c.priority.desc(),
+    jobs.c.scheduled_at,
+    jobs.c.id,
+    postgresql_where=READY_WHERE,
+    sqlite_where=READY_WHERE,
+)
+
+# Serve an idle worker's question, when is the next job due: one probe for every queue, or
+# one per queue it was given.
+sa.Index(
+    "ix_sqlqueue_jobs_deferred",
+    jobs.c.scheduled_at,
+    postgresql_where=DEFERRED_WHERE,
+    sqlite_where=DEFERRED_WHERE,
+)
+sa.Index(
+    "ix_sqlqueue_jobs_deferred_in_queue",
+    jobs.c.queue,
+    jobs.c.scheduled_at,
+    postgresql_where=DEFERRED_WHERE,
+    sqlite_where=DEFERRED_WHERE,
+)
+
+# Serves the expiry pass: ready jobs sent with ``expires``, soonest first, so a pass reads
+# the expired ones and stops.
+sa.Index(
+    "ix_sqlqueue_jobs_expiring",
+    jobs.c.expires_at,
+    postgresql_where=EXPIRING_WHERE,
+    sqlite_where=EXPIRING_WHERE,
 )
 
 # Serves the rescue of jobs whose worker stopped renewing their lease.

@@ -162,7 +162,7 @@ def pg_app(postgres_url: str) -> Iterator[SQLQueue]:
 collect_ignore = [] if os.environ.get("DJANGO_SETTINGS_MODULE") else ["django"]
 
 
-def explain_claim(url: str, limit: int = 10) -> str:
+def explain_claim(url: str, limit: int = 10, queues: list[str] | None = None) -> str:
     """The plan the claim function really ran, with buffers: EXPLAIN of the call shows only a
     function scan, so auto_explain (a superuser's LOAD) reports the statement inside it. The
     claim is rolled back."""
@@ -178,7 +178,7 @@ def explain_claim(url: str, limit: int = 10) -> str:
             "SET client_min_messages = log",
         ):
             conn.execute(setting)
-        conn.execute("SELECT * FROM sqlqueue_claim(%s, 30, 'w', NULL)", (limit,))
+        conn.execute("SELECT * FROM sqlqueue_claim(%s, 30, 'w', %s::text[])", (limit, queues))
         conn.rollback()
     return next(message for message in messages if "CTE ready" in message)
 
@@ -189,3 +189,27 @@ def claim_buffers(plan: str) -> int:
     cte = next(n for n, line in enumerate(lines) if "CTE ready" in line)
     buffers = next(line for line in lines[cte:] if "Buffers:" in line)
     return sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", buffers))
+
+
+def explain(app: SQLQueue, statement: sa.Executable) -> str:
+    """The plan of one of the dialect's statements on PostgreSQL, run with ``EXPLAIN (ANALYZE,
+    BUFFERS)`` and rolled back."""
+    compiled = statement.compile(
+        dialect=app.engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    with app.engine.connect() as conn:
+        rows = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}", compiled.params)
+        plan = "\n".join(str(row[0]) for row in rows)
+        conn.rollback()
+    return plan
+
+
+def plan_buffers(plan: str) -> int:
+    """Shared buffers the whole statement touched: its top node's (planning not counted)."""
+    buffers = next(line for line in plan.splitlines() if "Buffers:" in line)
+    return sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", buffers))
+
+
+def uses_index(plan: str, index: str) -> bool:
+    """Whether a plan names this index (not merely one whose name starts the same)."""
+    return re.search(rf"\b{index}\b", plan) is not None

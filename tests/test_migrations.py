@@ -163,10 +163,49 @@ def test_the_claim_function_is_held_to_its_plan_on_postgresql(fresh_postgres_url
         "enable_sort=off",
         "enable_hashjoin=off",
         "enable_mergejoin=off",
+        "jit=off",
+    ]
+    sqlqueue.migrate.downgrade(engine, "0005")
+    assert settings() == [
+        "enable_bitmapscan=off",
+        "enable_sort=off",
+        "enable_hashjoin=off",
+        "enable_mergejoin=off",
     ]
     sqlqueue.migrate.downgrade(engine, "0004")
     assert settings() == ["enable_bitmapscan=off", "enable_sort=off"]
     engine.dispose()
+
+
+NEW_IN_0006 = {
+    "ix_sqlqueue_jobs_ready_in_queue",
+    "ix_sqlqueue_jobs_deferred",
+    "ix_sqlqueue_jobs_deferred_in_queue",
+    "ix_sqlqueue_jobs_expiring",
+}
+
+
+def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
+    empty_url: str, empty_engine: Engine
+) -> None:
+    sqlqueue.migrate.upgrade(empty_engine)
+    sqlqueue.migrate.downgrade(empty_engine, "0005")
+
+    indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
+    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0006
+    if empty_engine.dialect.name == "postgresql":
+        with empty_engine.connect() as connection:
+            language = connection.execute(
+                sa.text(
+                    "SELECT lanname FROM pg_proc JOIN pg_language ON prolang = pg_language.oid"
+                    " WHERE proname = 'sqlqueue_claim'"
+                )
+            ).scalar_one()
+        assert language == "sql"
+    app = SQLQueue(empty_url)
+    job_id = app.send_task("tasks.add", args=[1, 2], queue="rare").id
+    assert [job.id for job in app.store.claim_jobs(10, ["rare"], "w", 30)] == [job_id]
+    app.engine.dispose()
 
 
 @pytest.mark.postgresql

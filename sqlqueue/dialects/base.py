@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 from sqlqueue.conf import PING_AFTER_IDLE
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import READY_STATUSES, JobStatus, NewJobs
-from sqlqueue.schema import FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
+from sqlqueue.schema import DEFERRED_WHERE, FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
 from sqlqueue.serialization import Failure
 
 if TYPE_CHECKING:
@@ -166,17 +166,23 @@ class Dialect:
         Rows locked by another worker's claim are skipped (``FOR UPDATE SKIP LOCKED``) where
         the database has row locks; see the dialect modules for the others.
         """
-        ready = (
-            sa.select(jobs.c.id)
-            .where(READY_WHERE)
-            .where(jobs.c.scheduled_at <= self.now())
-            .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
-            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         if queues:
-            ready = ready.where(jobs.c.queue.in_(queues))
+            # One ordered probe per queue, in that queue's index, the best of them merged: in
+            # the order of all ready jobs, a queue's may lie behind any number of another's.
+            probes = [
+                self._ready_jobs(limit).where(jobs.c.queue == queue).subquery()
+                for queue in dict.fromkeys(queues)
+            ]
+            merged = sa.union_all(
+                *(sa.select(probe.c.id, probe.c.priority, probe.c.scheduled_at) for probe in probes)
+            ).subquery()
+            ready = (
+                sa.select(merged.c.id)
+                .order_by(merged.c.priority.desc(), merged.c.scheduled_at, merged.c.id)
+                .limit(limit)
+            )
+        else:
+            ready = self._ready_jobs(limit).with_only_columns(jobs.c.id)
         ready_cte = ready.cte("ready")
         return (
             jobs.update()
@@ -189,6 +195,18 @@ class Dialect:
                 worker_id=worker_id,
             )
             .returning(*jobs.c)
+        )
+
+    def _ready_jobs(self, limit: int) -> sa.Select[Any]:
+        # The first ``limit`` jobs that are ready and due, in the order workers take them.
+        return (
+            sa.select(jobs.c.id, jobs.c.priority, jobs.c.scheduled_at)
+            .where(READY_WHERE)
+            .where(jobs.c.scheduled_at <= self.now())
+            .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
+            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> ReturningUpdate[Any]:
@@ -224,15 +242,25 @@ class Dialect:
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's
-        "now" beside it: one row, (None, now) when no job waits for its time."""
+        "now" beside it: one row, (None, now) when no job waits for its time.
+
+        Only deferred jobs can wait (``DEFERRED_WHERE``), and their indexes answer with one
+        probe, or one per queue: none of the other queues' jobs is read.
+        """
+        if not queues:
+            return self._earliest_deferred(None).add_columns(self.now().label("now"))
+        per_queue = sa.union_all(
+            *(self._earliest_deferred(queue) for queue in dict.fromkeys(queues))
+        ).subquery()
+        return sa.select(sa.func.min(per_queue.c.due).label("due"), self.now().label("now"))
+
+    def _earliest_deferred(self, queue: str | None) -> sa.Select[Any]:
         due = (
-            sa.select(sa.func.min(jobs.c.scheduled_at).label("due"), self.now().label("now"))
-            .where(READY_WHERE)
+            sa.select(sa.func.min(jobs.c.scheduled_at).label("due"))
+            .where(DEFERRED_WHERE)
             .where(jobs.c.scheduled_at > self.now())
         )
-        if queues:
-            due = due.where(jobs.c.queue.in_(queues))
-        return due
+        return due if queue is None else due.where(jobs.c.queue == queue)
 
     def release_jobs(self, takes: Sequence[Take]) -> Update:
         """Give back jobs that were taken but never started."""

@@ -1,0 +1,162 @@
+"""Indexes for workers given queues, for the next due time and for expiry; a claim per queue.
+
+Three statements read every ready job until now. A worker given queues (``--queues rare``)
+claimed by walking the ready index in priority order and skipping the other queues' jobs:
+behind a backlog of 50,000 in another queue, every claim read them all. An idle worker asked
+when the next job is due with a scan of every ready job, and the expiry pass did the same.
+
+- ``ix_sqlqueue_jobs_ready_in_queue`` holds the ready jobs by queue, in claim order: a claim
+  given queues takes the first jobs of each queue from it and keeps the best.
+- ``ix_sqlqueue_jobs_deferred`` and ``ix_sqlqueue_jobs_deferred_in_queue`` hold only the ready
+  jobs that were deferred (``scheduled_at > created_at``: a countdown, an eta, a retry), the
+  only ones that can wait for their time; the next due time is one probe, or one per queue.
+  A job sent to run at once never enters them, so sends pay for them only when deferred.
+- ``ix_sqlqueue_jobs_expiring`` holds the ready jobs sent with ``expires``, soonest first.
+
+On PostgreSQL the claim function becomes PL/pgSQL, for two reasons. Given queues, it runs the
+per-queue claim; without, the very statement of 0004, so that neither plan carries the other.
+And PL/pgSQL keeps its plans for the session, where a SQL function plans its statement at
+every call. Merging the queues' jobs needs a sort, which 0004's ``enable_sort = off`` only
+makes look dear: dear enough to set off JIT compilation at every claim, hence ``jit = off``.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+READY = "status IN ('PENDING', 'RETRY')"
+DEFERRED = f"{READY} AND scheduled_at > created_at"
+EXPIRING = f"{READY} AND expires_at IS NOT NULL"
+
+INDEXES = {
+    "ix_sqlqueue_jobs_ready_in_queue": (
+        ["queue", sa.text("priority DESC"), "scheduled_at", "id"],
+        READY,
+    ),
+    "ix_sqlqueue_jobs_deferred": (["scheduled_at"], DEFERRED),
+    "ix_sqlqueue_jobs_deferred_in_queue": (["queue", "scheduled_at"], DEFERRED),
+    "ix_sqlqueue_jobs_expiring": (["expires_at"], EXPIRING),
+}
+
+# statement_timestamp() is the calling statement's, as everywhere in sqlqueue.
+CLAIM = """
+CREATE OR REPLACE FUNCTION sqlqueue_claim(max_jobs integer, lease_seconds double precision,
+                                          worker text, queues text[])
+RETURNS SETOF sqlqueue_jobs
+LANGUAGE plpgsql
+SET enable_bitmapscan = off
+SET enable_sort = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET jit = off
+AS $$
+BEGIN
+    IF queues IS NULL THEN
+        RETURN QUERY
+        WITH ready AS (
+            SELECT id FROM sqlqueue_jobs
+            WHERE status IN ('PENDING', 'RETRY') AND scheduled_at <= statement_timestamp()
+              AND (expires_at IS NULL OR expires_at > statement_timestamp())
+            ORDER BY priority DESC, scheduled_at, id
+            LIMIT max_jobs
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE sqlqueue_jobs AS job
+        SET status = 'STARTED', attempts = job.attempts + 1, started_at = statement_timestamp(),
+            lease_expires_at = statement_timestamp() + lease_seconds * interval '1 second',
+            worker_id = worker
+        FROM ready WHERE job.id = ready.id
+        RETURNING job.*;
+    ELSE
+        -- The first jobs of each queue, locked, and the best max_jobs of them taken; the
+        -- others stay locked until the claim commits, and other workers' claims skip them.
+        RETURN QUERY
+        WITH ready AS (
+            SELECT first.id
+            FROM (SELECT DISTINCT unnest(queues) AS name) AS wanted
+            CROSS JOIN LATERAL (
+                SELECT id, priority, scheduled_at FROM sqlqueue_jobs
+                -- A range, not "queue =": with an equality the planner drops queue from
+                -- the order, and where its statistics call the queue big it may walk the
+                -- ready index instead, through every other queue's jobs.
+                WHERE queue >= wanted.name AND queue <= wanted.name
+                  AND status IN ('PENDING', 'RETRY') AND scheduled_at <= statement_timestamp()
+                  AND (expires_at IS NULL OR expires_at > statement_timestamp())
+                ORDER BY queue, priority DESC, scheduled_at, id
+                LIMIT max_jobs
+                FOR UPDATE SKIP LOCKED
+            ) AS first
+            ORDER BY first.priority DESC, first.scheduled_at, first.id
+            LIMIT max_jobs
+        )
+        UPDATE sqlqueue_jobs AS job
+        SET status = 'STARTED', attempts = job.attempts + 1, started_at = statement_timestamp(),
+            lease_expires_at = statement_timestamp() + lease_seconds * interval '1 second',
+            worker_id = worker
+        FROM ready WHERE job.id = ready.id
+        RETURNING job.*;
+    END IF;
+END
+$$
+"""
+
+PREVIOUS_CLAIM = """
+CREATE OR REPLACE FUNCTION sqlqueue_claim(max_jobs integer, lease_seconds double precision,
+                                          worker text, queues text[])
+RETURNS SETOF sqlqueue_jobs
+LANGUAGE sql
+SET enable_bitmapscan = off
+SET enable_sort = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+    WITH ready AS (
+        SELECT id FROM sqlqueue_jobs
+        WHERE status IN ('PENDING', 'RETRY') AND scheduled_at <= statement_timestamp()
+          AND (expires_at IS NULL OR expires_at > statement_timestamp())
+          AND (queues IS NULL OR queue = ANY (queues))
+        ORDER BY priority DESC, scheduled_at, id
+        LIMIT max_jobs
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE sqlqueue_jobs AS job
+    SET status = 'STARTED', attempts = job.attempts + 1, started_at = statement_timestamp(),
+        lease_expires_at = statement_timestamp() + lease_seconds * interval '1 second',
+        worker_id = worker
+    FROM ready WHERE job.id = ready.id
+    RETURNING job.*
+$$
+"""
+"""The claim as 0004 and 0005 left it, for the downgrade."""
+
+
+def upgrade() -> None:
+    for name, (columns, where) in INDEXES.items():
+        op.create_index(
+            name,
+            "sqlqueue_jobs",
+            columns,
+            postgresql_where=sa.text(where),
+            sqlite_where=sa.text(where),
+        )
+    if op.get_context().dialect.name == "postgresql":
+        op.execute(CLAIM)
+
+
+def downgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        op.execute(PREVIOUS_CLAIM)
+    for name in reversed(INDEXES):
+        op.drop_index(name, table_name="sqlqueue_jobs")

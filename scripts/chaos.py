@@ -96,7 +96,7 @@ def start_worker(url: str, concurrency: int, lease: float) -> subprocess.Popen[b
             "chaos_tasks",
             "-c",
             str(concurrency),
-            "--visibility-timeout",
+            "--lease",
             str(lease),
             "--poll-interval",
             "0.1",
@@ -235,7 +235,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--cuts", type=int, default=3, help="connection cuts (PostgreSQL only)")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--lease", type=float, default=3.0, help="visibility timeout, seconds")
+    parser.add_argument("--lease", type=float, default=3.0, help="lease, seconds")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--seed", type=int)
     parser.add_argument(

@@ -18,7 +18,7 @@ from sqlqueue.conf import PRUNE_BATCH_SIZE
 from sqlqueue.exceptions import InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
-from sqlqueue.signals import graceful_stop_signals
+from sqlqueue.stop_signals import graceful_stop_signals
 from sqlqueue.worker import Worker, WorkerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,6 +70,22 @@ def split_queues(
     return queues
 
 
+def renamed_option(new: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A callback for an option of the first release that has a new name: it still works,
+    and says what to write instead."""
+
+    def warn(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            click.echo(
+                f"Warning: {param.opts[0]} is now {new}; the old name goes away in the next "
+                "release.",
+                err=True,
+            )
+        return value
+
+    return warn
+
+
 @click.group()
 @click.version_option(package_name="sqlqueue")
 def main() -> None:
@@ -110,10 +126,16 @@ def main() -> None:
     "hard time limits).",
 )
 @click.option(
-    "--visibility-timeout",
+    "--lease",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
     help="Lease of each taken job; renewed while it runs. Default: the app's (60).",
+)
+@click.option(
+    "--visibility-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    hidden=True,
+    callback=renamed_option("--lease"),
 )
 @click.option(
     "--poll-interval",
@@ -135,6 +157,7 @@ def worker(
     concurrency: int,
     burst: bool,
     pool: Literal["thread", "process"],
+    lease: float | None,
     visibility_timeout: float | None,
     poll_interval: float | None,
     loglevel: str,
@@ -148,7 +171,7 @@ def worker(
         queues=queues,
         concurrency=concurrency,
         burst=burst,
-        visibility_timeout=visibility_timeout,
+        lease=lease or visibility_timeout,
         poll_interval=poll_interval,
         pool=pool,
         app_spec=app_spec,

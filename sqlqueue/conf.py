@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 DATABASE_URL_ENV = "SQLQUEUE_DATABASE_URL"
@@ -26,7 +27,7 @@ MAX_PRIORITY = 100
 MAX_NAME_LENGTH = 200
 """Longest task or queue name accepted, in characters."""
 
-DEFAULT_VISIBILITY_TIMEOUT = 60.0
+DEFAULT_LEASE = 60.0
 """Seconds a taken job stays leased to its worker without a renewal; the worker renews it
 while the job runs, so only a dead or frozen worker lets it run out."""
 
@@ -85,8 +86,8 @@ class Settings:
     task_default_queue: str = DEFAULT_QUEUE
     """The queue of tasks that do not name one."""
 
-    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
-    """Seconds of a job's lease; see ``DEFAULT_VISIBILITY_TIMEOUT``."""
+    lease: float = DEFAULT_LEASE
+    """Seconds of a job's lease; see ``DEFAULT_LEASE``."""
 
     max_lease_expiries: int = DEFAULT_MAX_LEASE_EXPIRIES
     """See ``DEFAULT_MAX_LEASE_EXPIRIES``."""
@@ -99,6 +100,31 @@ class Settings:
 
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     """See ``DEFAULT_MAX_PAYLOAD_BYTES``."""
+
+    @property
+    def visibility_timeout(self) -> float:
+        """The first release's name for ``lease``; still read and set, with a warning."""
+        _warn_renamed("visibility_timeout")
+        return self.lease
+
+    @visibility_timeout.setter
+    def visibility_timeout(self, seconds: float) -> None:
+        _warn_renamed("visibility_timeout")
+        self.lease = seconds
+
+
+RENAMED_SETTINGS = {"visibility_timeout": "lease"}
+"""Settings of the first release that have a new name, old name to new; the old one keeps
+working, with a DeprecationWarning, for one more release."""
+
+
+def _warn_renamed(old: str) -> None:
+    warnings.warn(
+        f"app.conf.{old} is now app.conf.{RENAMED_SETTINGS[old]}; the old name goes away in "
+        "the next release.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def database_url_from_env() -> str:

@@ -63,8 +63,8 @@ class WorkerOptions:
     """Jobs run at once, each in its own thread."""
     burst: bool = False
     """Exit once no ready job is left instead of waiting for more."""
-    visibility_timeout: float | None = None
-    """Seconds of each lease; None means the app's ``conf.visibility_timeout``."""
+    lease: float | None = None
+    """Seconds of each lease; None means the app's ``conf.lease``."""
     poll_interval: float | None = None
     """Seconds between looks for work when idle; None means the app's ``conf.poll_interval``."""
     pool: Literal["thread", "process"] = "thread"
@@ -77,7 +77,7 @@ class WorkerOptions:
         if self.concurrency < 1:
             raise InvalidOptionError(f"concurrency must be 1 or more, not {self.concurrency}.")
         for value, what in (
-            (self.visibility_timeout, "visibility timeout"),
+            (self.lease, "lease"),
             (self.poll_interval, "poll interval"),
         ):
             if value is not None and value <= 0:
@@ -103,11 +103,11 @@ class Worker:
         # jobs leased to its id that it does not hold, so two with one id would undo each
         # other's claims.
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease = self.options.visibility_timeout or app.conf.visibility_timeout
+        self.lease = self.options.lease or app.conf.lease
         self.poll_interval = self.options.poll_interval or app.conf.poll_interval
         if self.lease <= 0 or self.poll_interval <= 0:
             raise InvalidOptionError(
-                "app.conf.visibility_timeout and app.conf.poll_interval must be more than 0 seconds."
+                "app.conf.lease and app.conf.poll_interval must be more than 0 seconds."
             )
         self._stopping = threading.Event()
         self._wakeup = threading.Event()

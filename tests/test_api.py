@@ -407,8 +407,8 @@ def test_max_retries_exceeded_is_raised_when_retry_is_called_without_exc(app: SQ
 def test_worker_options_refuse_nonsense() -> None:
     with pytest.raises(sqlqueue.InvalidOptionError, match="concurrency"):
         WorkerOptions(concurrency=0)
-    with pytest.raises(sqlqueue.InvalidOptionError, match="visibility timeout"):
-        WorkerOptions(visibility_timeout=0)
+    with pytest.raises(sqlqueue.InvalidOptionError, match="lease"):
+        WorkerOptions(lease=0)
 
 
 def test_worker_object_can_be_stopped_from_another_thread(
@@ -424,7 +424,7 @@ def test_worker_object_can_be_stopped_from_another_thread(
     assert not thread.is_alive()
 
 
-def test_a_running_job_keeps_its_lease_past_the_visibility_timeout(app: SQLQueue) -> None:
+def test_a_running_job_is_renewed_past_its_first_lease(app: SQLQueue) -> None:
     # Given a worker whose leases last 0.6 s and a job that runs for 1.5 s,
     @app.task(name="t.slow")
     def slow() -> str:
@@ -432,7 +432,7 @@ def test_a_running_job_keeps_its_lease_past_the_visibility_timeout(app: SQLQueue
         return "done"
 
     result = slow.delay()
-    worker = Worker(app, WorkerOptions(visibility_timeout=0.6, poll_interval=0.05))
+    worker = Worker(app, WorkerOptions(lease=0.6, poll_interval=0.05))
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
@@ -538,3 +538,13 @@ def test_a_task_raising_a_base_exception_fails_and_the_worker_goes_on(app: SQLQu
     with pytest.raises(TaskFailedError, match="KeyboardInterrupt"):
         first.get(timeout=1)
     assert second.get(timeout=5) == "still working"
+
+
+def test_the_first_releases_name_for_the_lease_still_works_with_a_warning(app: SQLQueue) -> None:
+    with pytest.warns(
+        DeprecationWarning, match=r"app\.conf\.visibility_timeout is now app\.conf\.lease"
+    ):
+        app.conf.visibility_timeout = 12
+    assert app.conf.lease == 12
+    with pytest.warns(DeprecationWarning):
+        assert app.conf.visibility_timeout == 12

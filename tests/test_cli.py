@@ -3,6 +3,7 @@ what to do, and click's exit codes (2: the command line is wrong, 1: what it ask
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -114,3 +115,22 @@ def test_maintenance_against_an_unreachable_server_is_one_line(command: str) -> 
     error = assert_clean_error(run_cli(*command.split(), "--url", url), 1)
 
     assert "Connection refused" in error
+
+
+def test_the_first_releases_name_for_the_lease_still_works_and_says_the_new_one(
+    db_url: str,
+) -> None:
+    completed = subprocess.run(
+        [*sqlqueue_command(), "worker", "-A", "tasks", "--burst", "--visibility-timeout", "7"],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "Warning: --visibility-timeout is now --lease" in output
+    assert "lease=7s" in output

@@ -51,9 +51,7 @@ def test_workers_ride_out_cut_connections_and_an_outage_and_lose_nothing(
         # (each taking a moment, so that the workers are still busy when the outage comes)
         ids = [app.send_task("tasks.record", args=[str(log), 0.1]).id for _ in range(JOBS)]
     workers = [
-        start_worker(
-            url, "--burst", "-c", "4", "--visibility-timeout", "3", "--poll-interval", "0.1"
-        )
+        start_worker(url, "--burst", "-c", "4", "--lease", "3", "--poll-interval", "0.1")
         for _ in range(2)
     ]
     try:
@@ -133,7 +131,7 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
     def job() -> str:
         return "ran"
 
-    worker = Worker(worker_app, WorkerOptions(visibility_timeout=1, poll_interval=0.05))
+    worker = Worker(worker_app, WorkerOptions(lease=1, poll_interval=0.05))
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:

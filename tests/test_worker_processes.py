@@ -256,7 +256,7 @@ def test_job_of_a_killed_worker_runs_again_on_another_worker(
     markers = tmp_path / "markers"
     markers.mkdir()
     job_id = app.send_task("tasks.hang_first_time", args=[str(markers)]).id
-    first = workers("--concurrency", "1", "--visibility-timeout", "2", *FAST)
+    first = workers("--concurrency", "1", "--lease", "2", *FAST)
     marker = markers / job_id
     wait_until(marker.exists, START_TIMEOUT, "the job's first run to start")
     assert marker.read_text() == str(first.process.pid)
@@ -267,7 +267,7 @@ def test_job_of_a_killed_worker_runs_again_on_another_worker(
     first.send_signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
     wait_for_lease_to_expire(app, job_id)
-    second = workers("--burst", "--visibility-timeout", "2", "--poll-interval", "0.2")
+    second = workers("--burst", "--lease", "2", "--poll-interval", "0.2")
 
     # I expect the second worker to re-queue the job, run it (attempt 2) and exit 0
     assert second.wait() == 0, second.output
@@ -288,7 +288,7 @@ def test_frozen_worker_that_wakes_up_after_losing_its_job_writes_nothing(
 ) -> None:
     # Given a worker with a 1 s lease, frozen (SIGSTOP) while it runs a 3 s job
     job_id = app.send_task("tasks.sleep", args=[3]).id
-    frozen = workers("--concurrency", "1", "--visibility-timeout", "1", *FAST)
+    frozen = workers("--concurrency", "1", "--lease", "1", *FAST)
     wait_for_status(app, job_id, JobStatus.STARTED, START_TIMEOUT)
     wait_until(lambda: is_running_a_sleep_job(frozen), START_TIMEOUT, "the job to be running")
     freeze(frozen, app, db_url)
@@ -297,7 +297,7 @@ def test_frozen_worker_that_wakes_up_after_losing_its_job_writes_nothing(
         wait_for_lease_to_expire(app, job_id)
         # (with a long lease of its own: under load a short one could lapse too, and the
         # woken worker would rightly take the job back)
-        second = workers("--burst", "--visibility-timeout", "10", *FAST)
+        second = workers("--burst", "--lease", "10", *FAST)
 
         def second_holds_it() -> bool:
             job = get_job(app, job_id)

@@ -54,9 +54,7 @@ def expire_and_rescue(app: SQLQueue, job_id: str) -> None:
 
 @pytest.fixture
 def worker(app: SQLQueue) -> Iterator[Worker]:
-    running = Worker(
-        app, WorkerOptions(concurrency=2, visibility_timeout=LEASE, poll_interval=0.05)
-    )
+    running = Worker(app, WorkerOptions(concurrency=2, lease=LEASE, poll_interval=0.05))
     thread = threading.Thread(target=running.run)
     thread.start()
     yield running

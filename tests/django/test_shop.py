@@ -162,8 +162,8 @@ def test_the_job_model_matches_the_table() -> None:
 
 
 def test_the_sqlqueue_setting_configures_the_app() -> None:
-    # The shop's settings say SQLQUEUE = {"DATABASE": "default", "VISIBILITY_TIMEOUT": 30}.
-    assert app.conf.visibility_timeout == 30
+    # The shop's settings say SQLQUEUE = {"DATABASE": "default", "LEASE": 30}.
+    assert app.conf.lease == 30
     assert app.alias == "default"
 
 

@@ -67,7 +67,7 @@ else:
         }
     }
 
-SQLQUEUE = {"DATABASE": "default", "VISIBILITY_TIMEOUT": 30}
+SQLQUEUE = {"DATABASE": "default", "LEASE": 30}
 
 # Django's task framework (django.tasks in Django 6; the django-tasks backport on 5.2),
 # with sqlqueue as its backend.

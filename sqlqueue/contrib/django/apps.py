@@ -7,6 +7,8 @@ from dataclasses import fields
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 
+from sqlqueue.conf import RENAMED_SETTINGS
+
 
 class SQLQueueConfig(AppConfig):
     name = "sqlqueue.contrib.django"
@@ -16,16 +18,18 @@ class SQLQueueConfig(AppConfig):
 
     def ready(self) -> None:
         """Apply the ``SQLQUEUE`` setting: ``DATABASE`` names the alias, every other key is
-        an ``app.conf`` setting in upper case (``"VISIBILITY_TIMEOUT": 120``)."""
+        an ``app.conf`` setting in upper case (``"LEASE": 120``)."""
         from sqlqueue.contrib.django import app
         from sqlqueue.contrib.django.queue import settings_for_queue
 
-        known = {field.name.upper(): field.name for field in fields(app.conf)}
+        current = {field.name.upper(): field.name for field in fields(app.conf)}
+        # The first release's names still work; app.conf warns when they are set.
+        known = current | {old.upper(): old for old in RENAMED_SETTINGS}
         for key, value in settings_for_queue().items():
             if key == "DATABASE":
                 continue
             if key not in known:
                 raise ImproperlyConfigured(
-                    f"SQLQUEUE has an unknown key {key!r}; use DATABASE or one of {sorted(known)}."
+                    f"SQLQUEUE has an unknown key {key!r}; use DATABASE or one of {sorted(current)}."
                 )
             setattr(app.conf, known[key], value)

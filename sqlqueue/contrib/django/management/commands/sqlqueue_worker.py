@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from argparse import ArgumentParser
+from argparse import SUPPRESS, ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from sqlqueue.exceptions import SQLQueueError
-from sqlqueue.signals import graceful_stop_signals
+from sqlqueue.stop_signals import graceful_stop_signals
 from sqlqueue.worker import Worker, WorkerOptions
 
 APP_SPEC = "sqlqueue.contrib.django.worker_app:app"
@@ -24,7 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("-c", "--concurrency", type=int, default=os.cpu_count() or 1)
         parser.add_argument("--burst", action="store_true", help="Exit once no job is ready.")
         parser.add_argument("--pool", choices=["thread", "process"], default="thread")
-        parser.add_argument("--visibility-timeout", type=float, metavar="SECONDS")
+        parser.add_argument("--lease", type=float, metavar="SECONDS")
+        # The first release's name for --lease; still accepted, with a warning.
+        parser.add_argument("--visibility-timeout", type=float, help=SUPPRESS)
         parser.add_argument("--poll-interval", type=float, metavar="SECONDS")
         parser.add_argument(
             "-l", "--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -36,6 +38,11 @@ class Command(BaseCommand):
         )
         from sqlqueue.contrib.django.worker_app import app
 
+        if options["visibility_timeout"] is not None:
+            self.stderr.write(
+                "Warning: --visibility-timeout is now --lease; the old name goes away in the "
+                "next release."
+            )
         queues = [q.strip() for q in options["queues"].split(",")] if options["queues"] else None
         try:
             worker = Worker(
@@ -46,7 +53,7 @@ class Command(BaseCommand):
                     burst=options["burst"],
                     pool=options["pool"],
                     app_spec=APP_SPEC,
-                    visibility_timeout=options["visibility_timeout"],
+                    lease=options["lease"] or options["visibility_timeout"],
                     poll_interval=options["poll_interval"],
                 ),
             )

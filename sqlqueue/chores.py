@@ -70,10 +70,10 @@ class Chores:
             except Exception as exc:
                 if isinstance(exc, DatabaseError) and exc.transient:
                     logger.warning(
-                        "chores: database unavailable, retrying in %.1fs: %s", backoff, exc
+                        "chores: database unavailable, trying again in %.1fs: %s", backoff, exc
                     )
                 else:
-                    logger.exception("chores failed, retrying in %.1fs", backoff)
+                    logger.exception("chores failed, trying again in %.1fs", backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue

@@ -139,7 +139,9 @@ class Recorder:
                         )
                     return [(finished, finished.outcome, None) for finished in batch]
                 for finished in batch:
-                    logger.warning("could not record job id=%s, retrying: %s", finished.job.id, exc)
+                    logger.warning(
+                        "could not record job id=%s, trying again: %s", finished.job.id, exc
+                    )
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
 

@@ -218,7 +218,7 @@ class Worker:
             except DatabaseError as exc:
                 if not exc.transient:
                     raise  # no table, or a schema older than this code: waiting cannot help
-                logger.warning("database unavailable, retrying in %.1fs: %s", backoff, exc)
+                logger.warning("database unavailable, trying again in %.1fs: %s", backoff, exc)
                 # A claim cut off at its commit may have taken jobs we never heard of.
                 unsure = True
                 self._stopping.wait(backoff)

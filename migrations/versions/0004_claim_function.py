@@ -4,9 +4,8 @@ The claim wants the first N ready jobs in (priority DESC, scheduled_at, id) orde
 partial ready index holds in exactly that order: an index scan that stops after N rows. But
 the planner chooses from statistics, and a queue's statistics are nearly always stale: taken
 when few jobs were ready, they make it expect a handful of rows, and it picks a bitmap scan
-of every ready row and a sort. With 20,000 jobs ready that is 10 ms per claim instead of a
-fraction of one, every claim, until the next ANALYZE, which is exactly when a backlog needs
-draining. The function's SET clauses take those two plans off the table for the claim alone;
+of every ready row and a sort: a cost that grows with the backlog, paid by every claim until
+the next ANALYZE, which is exactly when a backlog needs draining (docs/benchmarks.md). The function's SET clauses take those two plans off the table for the claim alone;
 nothing else in the session is affected.
 
 Revision ID: 0004

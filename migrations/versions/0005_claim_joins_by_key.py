@@ -3,8 +3,8 @@
 0004's claim finds its jobs in the ready index and then updates them through a join on the
 job id. The claim's size is a parameter, so the planner guesses a tenth of the ready rows;
 with a backlog of a few thousand jobs that guess makes hashing the whole table look cheaper
-than one primary-key lookup per job, and every claim read every row: measured, 9.4 ms for
-32 jobs out of 22,000 instead of about 1 ms, and it grows with the table. A claim's jobs are
+than one primary-key lookup per job, and every claim read every row, at a cost that grows
+with the table (docs/benchmarks.md). A claim's jobs are
 few by design (no more than a worker's free slots), so the join is always a nested loop over
 the primary key; the new SET clauses leave the planner no other choice, for the claim alone.
 

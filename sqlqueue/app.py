@@ -228,7 +228,7 @@ class SQLQueue:
         kwargs: dict[str, Any],
         options: SendOptions,
     ) -> AsyncResult:
-        """Check the arguments, then write the job (or run it inline when eager)."""
+        """Write one job (or run it inline when eager), its arguments encoded and checked first."""
         return self.send_jobs(task, name, [(args, kwargs)], options)[0]
 
     def send_jobs(

@@ -7,14 +7,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from datetime import datetime
 from typing import Any, Concatenate, Literal, overload
 
 from sqlalchemy.engine import Engine
 
 from sqlqueue.conf import (
     DEFAULT_MAX_RETRIES,
-    DEFAULT_PRIORITY,
     DEFAULT_RETRY_BACKOFF_MAX,
     DEFAULT_RETRY_DELAY,
     Settings,
@@ -30,10 +28,11 @@ from sqlqueue.exceptions import (
     UnknownTaskError,
 )
 from sqlqueue.jobs import NewJobs
-from sqlqueue.options import Schedule, check_countdown, check_job_id, check_name, check_priority
+from sqlqueue.options import check_countdown, check_job_id, check_name
 from sqlqueue.result import AsyncResult
+from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import encode_json
-from sqlqueue.store import AsyncCallerConnection, CallerConnection, JobStore
+from sqlqueue.store import CallerConnection, JobStore
 from sqlqueue.tasks import P, R, RetryPolicy, Task, argument_lists
 
 
@@ -204,17 +203,22 @@ class SQLQueue:
 
         A name registered here is checked like ``apply_async``; any other name is written
         as given, for a worker that knows it (a worker that does not fails the job with a
-        message naming the task). Takes the same options as ``Task.apply_async``.
+        message naming the task). Takes the same options as ``Task.apply_async``; any other
+        is refused with ``InvalidOptionError``.
         """
         check_name(name, "task name")
         task = self.tasks.get(name)
         if task is not None:
-            return task.apply_async(args, kwargs, **options)
-        if self.conf.task_always_eager:
+            args, kwargs = task.check_arguments(args, kwargs)
+        elif self.conf.task_always_eager:
             raise UnknownTaskError(
                 f"task_always_eager is on but no task named {name!r} is registered here to run."
             )
-        return self.send_job(None, name, *argument_lists(args, kwargs), **options)
+        else:
+            args, kwargs = argument_lists(args, kwargs)
+        return self.send_job(
+            task, name, args, kwargs, SendOptions.build(self.conf, task, **options)
+        )
 
     def send_job(
         self,
@@ -222,28 +226,25 @@ class SQLQueue:
         name: str,
         args: list[Any],
         kwargs: dict[str, Any],
-        *,
-        connection: CallerConnection | None = None,
-        **options: Any,
+        options: SendOptions,
     ) -> AsyncResult:
-        """Check everything, then write the job (or run it inline when eager)."""
-        return self.send_jobs(task, name, [(args, kwargs)], connection=connection, **options)[0]
+        """Write one job (or run it inline when eager), its arguments encoded and checked first."""
+        return self.send_jobs(task, name, [(args, kwargs)], options)[0]
 
     def send_jobs(
         self,
         task: Task[..., Any] | None,
         name: str,
         calls: Sequence[tuple[list[Any], dict[str, Any]]],
-        *,
-        connection: CallerConnection | None = None,
-        **options: Any,
+        options: SendOptions,
     ) -> list[AsyncResult]:
         """``send_job`` for many calls of one task: every one is checked, then all are
         written in one statement (or run inline, in order, when eager)."""
-        new_jobs = self._new_jobs(task, name, calls, **options)
+        new_jobs = self._new_jobs(task, name, calls, options)
         if self.conf.task_always_eager and task is not None:
-            return run_all_eagerly(self, task, new_jobs.ids, calls, new_jobs.queue)
+            return run_all_eagerly(self, task, new_jobs.ids, calls, options)
         if new_jobs.ids:
+            connection = options.connection
             self.store.insert_jobs(
                 new_jobs, connection if connection is not None else self.default_connection()
             )
@@ -254,19 +255,17 @@ class SQLQueue:
         task: Task[..., Any] | None,
         name: str,
         calls: Sequence[tuple[list[Any], dict[str, Any]]],
-        *,
-        connection: AsyncCallerConnection | None = None,
-        **options: Any,
+        options: SendOptions,
     ) -> list[AsyncResult]:
         """``send_jobs`` for async code: the same checks, written with an async driver."""
-        new_jobs = self._new_jobs(task, name, calls, **options)
+        new_jobs = self._new_jobs(task, name, calls, options)
         if self.conf.task_always_eager and task is not None:
             # In a thread, where an async def task can have an event loop of its own.
             return await asyncio.to_thread(
-                run_all_eagerly, self, task, new_jobs.ids, calls, new_jobs.queue
+                run_all_eagerly, self, task, new_jobs.ids, calls, options
             )
         if new_jobs.ids:
-            await self.store.ainsert_jobs(new_jobs, connection)
+            await self.store.ainsert_jobs(new_jobs, options.connection)
         return [AsyncResult(job_id, self) for job_id in new_jobs.ids]
 
     def _new_jobs(
@@ -274,25 +273,11 @@ class SQLQueue:
         task: Task[..., Any] | None,
         name: str,
         calls: Sequence[tuple[list[Any], dict[str, Any]]],
-        *,
-        countdown: float | None = None,
-        eta: datetime | None = None,
-        expires: float | datetime | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
+        options: SendOptions,
     ) -> NewJobs:
-        """The jobs to write, once every argument has been checked; the options are the
-        same for every call, so they are checked once. An option not given falls back to
-        the task's own, then to the app's default."""
+        """The jobs to write, once every argument has been checked (the options were checked
+        when they were built)."""
         check_name(name, "task name")
-        if task is not None:
-            queue = queue if queue is not None else task.queue
-            priority = priority if priority is not None else task.priority
-        queue = check_name(
-            queue if queue is not None else self.conf.task_default_queue, "queue name"
-        )
-        priority = check_priority(priority if priority is not None else DEFAULT_PRIORITY)
-        schedule = Schedule.from_options(countdown, eta, expires)
         encoded_args, encoded_kwargs = [], []
         args_are, kwargs_are = (
             f"The arguments of task {name!r}",
@@ -312,12 +297,12 @@ class SQLQueue:
             encoded_kwargs.append(kwargs_json)
         return NewJobs(
             task_name=name,
-            queue=queue,
-            priority=priority,
-            eta=schedule.eta,
-            countdown=schedule.countdown or 0.0,
-            expires_at=schedule.expires_at,
-            expires_in=schedule.expires_in,
+            queue=options.queue,
+            priority=options.priority,
+            eta=options.eta,
+            countdown=options.countdown or 0.0,
+            expires_at=options.expires_at,
+            expires_in=options.expires_in,
             ids=[str(uuid.uuid4()) for _ in calls],
             args=encoded_args,
             kwargs=encoded_kwargs,

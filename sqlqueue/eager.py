@@ -14,6 +14,7 @@ from sqlqueue.tasks import Request, Task
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
+    from sqlqueue.send_options import SendOptions
 
 
 def run_all_eagerly(
@@ -21,11 +22,12 @@ def run_all_eagerly(
     task: Task[..., Any],
     ids: Sequence[str],
     calls: Sequence[tuple[list[Any], dict[str, Any]]],
-    queue: str,
+    options: SendOptions,
 ) -> list[AsyncResult]:
-    """Run each call in turn, as the jobs of these ids would have run on a worker."""
+    """Run each call in turn, as the jobs of these ids would have run on a worker (sent
+    with ``options``, of which only the queue shows, in ``request.queue``)."""
     return [
-        run_eagerly(app, task, job_id, args, kwargs, queue)
+        run_eagerly(app, task, job_id, args, kwargs, options.queue)
         for job_id, (args, kwargs) in zip(ids, calls, strict=True)
     ]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlqueue.conf import MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
@@ -77,46 +76,3 @@ def check_aware(value: Any, what: str) -> datetime:
             "e.g. datetime(..., tzinfo=timezone.utc)."
         )
     return value.astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Schedule:
-    """When a job becomes ready (now, after a countdown, or at an eta) and, optionally, when
-    it expires unstarted (after some seconds, or at a time)."""
-
-    countdown: float | None = None
-    eta: datetime | None = None
-    expires_in: float | None = None
-    expires_at: datetime | None = None
-
-    @classmethod
-    def from_options(cls, countdown: Any, eta: Any, expires: Any = None) -> Schedule:
-        """Check ``countdown=``, ``eta=`` and ``expires=`` (seconds or an aware datetime)."""
-        if countdown is not None and eta is not None:
-            raise InvalidOptionError("Give countdown= or eta=, not both.")
-        schedule = cls(
-            countdown=check_countdown(countdown) if countdown is not None else None,
-            eta=check_aware(eta, "eta") if eta is not None else None,
-            expires_in=(
-                check_countdown(expires, "expires")
-                if expires is not None and not isinstance(expires, datetime)
-                else None
-            ),
-            expires_at=check_aware(expires, "expires") if isinstance(expires, datetime) else None,
-        )
-        if schedule.expires_before_start():
-            raise InvalidOptionError(
-                "expires= comes before the job may start (countdown=/eta=), so it could never "
-                "run; give a later expiry."
-            )
-        return schedule
-
-    def expires_before_start(self) -> bool:
-        """Whether the expiry falls before (or when) the job becomes ready."""
-        now = datetime.now(UTC)
-        start = self.eta or now + timedelta(seconds=self.countdown or 0)
-        if self.expires_at is not None:
-            return self.expires_at <= start
-        if self.expires_in is not None:
-            return now + timedelta(seconds=self.expires_in) <= start
-        return False

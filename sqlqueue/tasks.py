@@ -20,6 +20,7 @@ from sqlqueue.exceptions import (
 )
 from sqlqueue.options import check_countdown, check_limit, check_name, check_priority
 from sqlqueue.retry import backoff_delay
+from sqlqueue.send_options import SendOptions
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
@@ -159,11 +160,9 @@ class Task(Generic[P, R]):
             InvalidOptionError: an option is out of range.
         """
         args, kwargs = self.check_arguments(args, kwargs)
-        return self.app.send_job(
+        options = SendOptions.build(
+            self.app.conf,
             self,
-            self.name,
-            args,
-            kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -171,6 +170,7 @@ class Task(Generic[P, R]):
             priority=priority,
             connection=connection,
         )
+        return self.app.send_job(self, self.name, args, kwargs, options)
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """``delay`` for async code: the job is written with the database's async driver."""
@@ -192,10 +192,9 @@ class Task(Generic[P, R]):
         ``AsyncSession`` (SQLAlchemy), a ``psycopg.AsyncConnection`` or an
         ``aiosqlite.Connection``, whose open transaction the job joins."""
         args, kwargs = self.check_arguments(args, kwargs)
-        results = await self.app.asend_jobs(
+        options = SendOptions.build(
+            self.app.conf,
             self,
-            self.name,
-            [(args, kwargs)],
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -203,6 +202,7 @@ class Task(Generic[P, R]):
             priority=priority,
             connection=connection,
         )
+        results = await self.app.asend_jobs(self, self.name, [(args, kwargs)], options)
         return results[0]
 
     def delay_many(
@@ -224,10 +224,10 @@ class Task(Generic[P, R]):
         (those of ``apply_async``) apply to all. With ``connection=`` (or inside
         ``app.using``) the jobs join that transaction: all of them commit, or none.
         """
-        return self.app.send_jobs(
+        checked = self._checked_calls(calls)
+        options = SendOptions.build(
+            self.app.conf,
             self,
-            self.name,
-            self._checked_calls(calls),
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -235,6 +235,7 @@ class Task(Generic[P, R]):
             priority=priority,
             connection=connection,
         )
+        return self.app.send_jobs(self, self.name, checked, options)
 
     async def adelay_many(
         self,
@@ -248,10 +249,10 @@ class Task(Generic[P, R]):
         connection: AsyncCallerConnection | None = None,
     ) -> list[AsyncResult]:
         """``delay_many`` for async code; ``connection=`` as in ``aapply_async``."""
-        return await self.app.asend_jobs(
+        checked = self._checked_calls(calls)
+        options = SendOptions.build(
+            self.app.conf,
             self,
-            self.name,
-            self._checked_calls(calls),
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -259,6 +260,7 @@ class Task(Generic[P, R]):
             priority=priority,
             connection=connection,
         )
+        return await self.app.asend_jobs(self, self.name, checked, options)
 
     def _checked_calls(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]

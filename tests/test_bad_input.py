@@ -142,6 +142,16 @@ CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], s
         InvalidOptionError,
         "control characters",
     ),
+    "unknown option of send_task": (
+        lambda add, app: app.send_task("t.add", (1, 2), queue_name="mail"),
+        InvalidOptionError,
+        r"send option 'queue_name'.*countdown, eta, expires, queue, priority, connection",
+    ),
+    "unknown option of send_task, task not registered here": (
+        lambda add, app: app.send_task("t.elsewhere", (1, 2), run_after=5),
+        InvalidOptionError,
+        r"send option 'run_after'",
+    ),
     "connection that is not one": (
         lambda add, app: add.apply_async((1, 2), connection="db"),
         ConfigurationError,

@@ -20,6 +20,7 @@ from sqlqueue import (
     TaskArgumentsError,
 )
 from sqlqueue.exceptions import DatabaseError
+from sqlqueue.send_options import SendOptions
 
 
 def test_every_call_becomes_a_job_with_its_own_arguments(app: SQLQueue, add: Any) -> None:
@@ -122,7 +123,7 @@ def test_they_join_the_callers_transaction_all_or_none(app: SQLQueue, add: Any) 
 def test_a_refused_statement_writes_none_of_them(app: SQLQueue, add: Any) -> None:
     # Ids collide with a job already written: the database refuses the whole statement.
     (first,) = add.delay_many([(1, 1)])
-    new_jobs = app._new_jobs(None, "t.add", [([2, 2], {}), ([3, 3], {})])
+    new_jobs = app._new_jobs(None, "t.add", [([2, 2], {}), ([3, 3], {})], SendOptions())
     new_jobs.ids[1] = first.id
     with pytest.raises(DatabaseError):
         app.store.insert_jobs(new_jobs)

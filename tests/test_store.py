@@ -15,6 +15,7 @@ from conftest import claim_buffers, explain, explain_claim, plan_buffers, uses_i
 from sqlqueue import JobStatus, SQLQueue
 from sqlqueue.dialects.base import JobOutcome
 from sqlqueue.schema import jobs
+from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import Failure
 
 
@@ -151,7 +152,7 @@ def test_the_claim_walks_the_ready_index_whatever_the_statistics_say(
     pg_app.send_task("t.job")
     small = claim_buffers(explain_claim(postgres_url))
 
-    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(20_000)])
+    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(20_000)], SendOptions())
     plan = explain_claim(postgres_url)
 
     assert "Index Scan using ix_sqlqueue_jobs_ready" in plan, plan
@@ -165,10 +166,10 @@ def test_the_claim_updates_its_jobs_by_primary_key_with_a_backlog(
 ) -> None:
     # With thousands of jobs ready the planner guesses that a claim takes a tenth of them,
     # and without migration 0005 it hashes the whole table to update 10 rows.
-    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(2_000)])
+    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(2_000)], SendOptions())
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("ANALYZE sqlqueue_jobs")
-    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(20_000)])
+    pg_app.send_jobs(None, "t.job", [([n], {}) for n in range(20_000)], SendOptions())
 
     plan = explain_claim(postgres_url)
 

@@ -33,6 +33,7 @@ from sqlqueue.contrib.django import app
 from sqlqueue.exceptions import InvalidOptionError
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.options import check_job_id
+from sqlqueue.send_options import SendOptions
 from sqlqueue.tasks import Task as SQLQueueTask
 
 try:  # Django 6
@@ -86,15 +87,15 @@ class SQLQueueBackend(BaseTaskBackend):
 
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         self.validate_task(task)
-        result = app.send_job(
-            app.tasks[task.module_path],
-            task.module_path,
-            list(args),
-            dict(kwargs),
+        sqlqueue_task = app.tasks[task.module_path]
+        options = SendOptions.build(
+            app.conf,
+            sqlqueue_task,
             eta=task.run_after,
             queue=task.queue_name,
             priority=task.priority,
         )
+        result = app.send_job(sqlqueue_task, task.module_path, list(args), dict(kwargs), options)
         # Not read back: inside transaction.atomic() the row is not visible to other
         # connections until the commit.
         return TaskResult(

@@ -1,0 +1,107 @@
+"""SendOptions: how the jobs of one send are written (queue, priority, start, expiry, transaction).
+
+Every way of sending (``delay``, ``apply_async``, ``delay_many``, their async forms,
+``send_task``, the Django backend) builds one ``SendOptions`` and hands it on to the store,
+so an option is checked, and falls back to its default, in this module only. A copy with
+other options is ``dataclasses.replace(options, queue="mail")``, checked like the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlqueue.conf import DEFAULT_PRIORITY, DEFAULT_QUEUE, Settings
+from sqlqueue.exceptions import InvalidOptionError
+from sqlqueue.options import check_aware, check_countdown, check_name, check_priority
+
+if TYPE_CHECKING:
+    from sqlqueue.store import AsyncCallerConnection, CallerConnection
+    from sqlqueue.tasks import Task
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendOptions:
+    """The options of one send, the same for every job it writes; refused when built if one
+    is malformed or out of range, so nothing is written."""
+
+    countdown: float | None = None
+    """Seconds after the insert before the jobs may run; None: at once (or at ``eta``)."""
+    eta: datetime | None = None
+    """When the jobs may run, in UTC (an aware datetime of any zone is converted)."""
+    expires: float | datetime | None = None
+    """Seconds after the insert, or a time in UTC, after which a job not yet started is
+    never run; None: never."""
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
+    """Higher runs first."""
+    connection: CallerConnection | AsyncCallerConnection | None = None
+    """A connection whose open transaction the jobs join. None: a transaction of their own,
+    or, for a sync send, the connection of the ``app.using()`` block around the send (looked
+    up when the jobs are written, not here)."""
+
+    def __post_init__(self) -> None:
+        check_name(self.queue, "queue name")
+        check_priority(self.priority)
+        if self.countdown is not None and self.eta is not None:
+            raise InvalidOptionError("Give countdown= or eta=, not both.")
+        # Normalised once here, so what is written never depends on how it was given.
+        if self.countdown is not None:
+            object.__setattr__(self, "countdown", check_countdown(self.countdown))
+        if self.eta is not None:
+            object.__setattr__(self, "eta", check_aware(self.eta, "eta"))
+        if isinstance(self.expires, datetime):
+            object.__setattr__(self, "expires", check_aware(self.expires, "expires"))
+        elif self.expires is not None:
+            object.__setattr__(self, "expires", check_countdown(self.expires, "expires"))
+        if self._expires_before_start():
+            raise InvalidOptionError(
+                "expires= comes before the job may start (countdown=/eta=), so it could never "
+                "run; give a later expiry."
+            )
+
+    @classmethod
+    def build(cls, conf: Settings, task: Task[..., Any] | None = None, **given: Any) -> SendOptions:
+        """The options of a send from those its caller gave, where None means not given:
+        ``queue`` and ``priority`` fall back to the task's own, then to the app's default
+        (``conf.task_default_queue``, ``DEFAULT_PRIORITY``); ``task`` is None for a name
+        sent with ``send_task`` that is not registered here."""
+        unknown = given.keys() - OPTION_NAMES
+        if unknown:
+            raise InvalidOptionError(
+                f"Unknown send option {', '.join(map(repr, sorted(unknown)))}; the options are "
+                f"{', '.join(OPTION_NAMES)} (those of apply_async)."
+            )
+        queue, priority = given.pop("queue", None), given.pop("priority", None)
+        if task is not None:
+            queue = task.queue if queue is None else queue
+            priority = task.priority if priority is None else priority
+        return cls(
+            queue=conf.task_default_queue if queue is None else queue,
+            priority=DEFAULT_PRIORITY if priority is None else priority,
+            **given,
+        )
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """The expiry when given as a time."""
+        return self.expires if isinstance(self.expires, datetime) else None
+
+    @property
+    def expires_in(self) -> float | None:
+        """The expiry when given in seconds after the insert."""
+        return None if isinstance(self.expires, datetime) else self.expires
+
+    def _expires_before_start(self) -> bool:
+        if self.expires is None:
+            return False
+        now = datetime.now(UTC)
+        start = self.eta or now + timedelta(seconds=self.countdown or 0)
+        if self.expires_at is not None:
+            return self.expires_at <= start
+        return now + timedelta(seconds=self.expires_in or 0) <= start
+
+
+OPTION_NAMES = tuple(field.name for field in fields(SendOptions))
+"""The options a send takes, in the order ``apply_async`` lists them."""

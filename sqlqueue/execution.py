@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlqueue.exceptions import Retry, SerializationError, UnknownTaskError
 from sqlqueue.jobs import Job
 from sqlqueue.serialization import Failure, check_json
 from sqlqueue.tasks import Request, Task, current_request
-from sqlqueue.timelimits import thread_time_limits
+from sqlqueue.timelimits import no_limits, thread_time_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +39,9 @@ class Failed:
 Outcome = Succeeded | Retrying | Failed
 
 
-def nullcontext_limits(_task: Task[..., Any]) -> AbstractContextManager[None]:
-    """No time limits: eager runs, which happen inline in the caller."""
-    return nullcontext()
-
-
-Limits = Callable[[Task[..., Any]], AbstractContextManager[None]]
-"""How a pool enforces a task's time limits around its call (see ``timelimits``)."""
+Limits = Callable[[Task[..., Any], Callable[[], Any]], Any]
+"""How a pool enforces a task's time limits on its call: ``limits(task, call)`` runs ``call``
+and returns what it returned (see ``timelimits``)."""
 
 RunCoroutine = Callable[[Coroutine[Any, Any, Any]], Any]
 """How an ``async def`` task's coroutine is run to its result: on the worker's event loop,
@@ -85,19 +81,24 @@ def unknown_task(name: str) -> Failed:
     )
 
 
+def _call_task(task: Task[..., Any], request: Request, run_coroutine: RunCoroutine) -> Any:
+    """The task's return value; an ``async def`` task's coroutine is run to its result."""
+    result = task(*request.args, **request.kwargs)
+    if inspect.iscoroutine(result):
+        result = run_coroutine(result)
+    return result
+
+
 def run_task(
     task: Task[..., Any],
     request: Request,
-    limits: Limits = nullcontext_limits,
+    limits: Limits = no_limits,
     run_coroutine: RunCoroutine = asyncio.run,
 ) -> Outcome:
     """Call ``task`` with the request's arguments, with ``self.request`` set for the call."""
     token = current_request.set(request)
     try:
-        with limits(task):
-            result = task(*request.args, **request.kwargs)
-            if inspect.iscoroutine(result):
-                result = run_coroutine(result)
+        result = limits(task, partial(_call_task, task, request, run_coroutine))
     except Retry as retry:
         failure = Failure.from_exception(retry.exc) if retry.exc is not None else None
         return Retrying(retry.countdown, failure)

@@ -8,19 +8,32 @@ returns. A thread cannot be killed; the hard limit there is as strong as the sof
 In a child process (``--pool process``) the soft limit is a ``SIGALRM`` whose handler raises
 in the task, which interrupts sleeps and most blocking calls; the hard limit is enforced by
 the worker, which kills the child and starts a new one.
+
+Either way a limit is raised in the task or not at all: one that passes as the task returns
+is dropped, never left to land in the worker's own code.
 """
 
 from __future__ import annotations
 
 import ctypes
 import signal
+import sys
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlqueue.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+R = TypeVar("R")
+
+LIMIT_ERRORS = (SoftTimeLimitExceeded, TimeLimitExceeded)
+"""What a limit raises in a task."""
+
+THREAD_START_WAIT = 0.001
+"""Seconds a limit waits, before trying again, while a thread is being started (Python 3.11)."""
 
 
 class Limited(Protocol):
@@ -31,66 +44,128 @@ class Limited(Protocol):
     time_limit: float | None
 
 
-def thread_time_limits(task: Limited) -> AbstractContextManager[None]:
-    """Raise ``SoftTimeLimitExceeded``, then ``TimeLimitExceeded``, in this thread when the
-    task's limits pass; nothing is raised once the block has been left."""
+def no_limits(_task: Limited, call: Callable[[], R]) -> R:
+    """Run ``call`` with no time limit: eager runs, which happen inline in the caller."""
+    return call()
+
+
+def thread_time_limits(task: Limited, call: Callable[[], R]) -> R:
+    """Run ``call`` in this thread, raising ``SoftTimeLimitExceeded`` then
+    ``TimeLimitExceeded`` in it when the task's limits pass."""
     if not task.soft_time_limit and not task.time_limit:
-        # Most tasks have no limit: no lock, no timer and no ctypes call for them.
-        return nullcontext()
-    return _thread_time_limits(task)
+        # Most tasks have no limit: no lock, no thread and no ctypes call for them.
+        return call()
+    watch = _Watch(task)
+    returned = False
+    try:
+        try:
+            watch.arm()
+            result = call()
+            returned = True
+        finally:
+            watch.lift()
+    except LIMIT_ERRORS:
+        # Python may raise a limit that fired as the task returned only on the way out, in
+        # the first lift(); the limits are lifted for sure here, and the task's return stands.
+        watch.lift()
+        if not returned:
+            raise
+    return result
 
 
-@contextmanager
-def _thread_time_limits(task: Limited) -> Iterator[None]:
-    thread_id = threading.get_ident()
-    lock = threading.Lock()
-    finished = False
+class _Watch:
+    """A thread that raises a task's limits in the thread running it, until lifted."""
 
-    def fire(exc_type: type[BaseException]) -> None:
-        with lock:
-            if not finished:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
-                )
-
-    timers = [
-        threading.Timer(seconds, fire, (exc_type,))
-        for seconds, exc_type in (
+    def __init__(self, task: Limited) -> None:
+        self._target = ctypes.c_ulong(threading.get_ident())
+        self._lock = threading.Lock()
+        self._lifted = threading.Event()
+        limits = (
             (task.soft_time_limit, SoftTimeLimitExceeded),
             (task.time_limit, TimeLimitExceeded),
         )
-        if seconds
-    ]
-    for timer in timers:
-        timer.daemon = True
-        timer.start()
-    try:
-        yield
-    finally:
-        with lock:
-            finished = True
-            # An exception fired but not yet raised must not hit the worker's own code.
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
-        for timer in timers:
-            timer.cancel()
+        self._limits = [(seconds, error) for seconds, error in limits if seconds]
+        self._started = time.monotonic()
+        # Held until armed: a limit raised before the caller is inside its try (here, while
+        # Thread.start() waits for the new thread) would leave the limits never lifted.
+        self._lock.acquire()
+        threading.Thread(
+            target=self._watch, name=f"sqlqueue-limits-{task.name}", daemon=True
+        ).start()
 
+    def arm(self) -> None:
+        """Let limits be raised from now on (until lifted)."""
+        self._lock.release()
 
-def alarm_soft_limit(task: Limited) -> AbstractContextManager[None]:
-    """In a child process: ``SoftTimeLimitExceeded`` in the task when its soft limit passes."""
-    if not task.soft_time_limit:
-        return nullcontext()
-    return _alarm(task.soft_time_limit)
+    def lift(self) -> None:
+        """No limit is raised in the task after this, not even one that fired just before."""
+        with self._lock:
+            self._lifted.set()
+            # One fired but not yet raised: Python would raise it in whatever runs next.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(self._target, None)
+
+    def _watch(self) -> None:
+        for seconds, error in self._limits:
+            if self._lifted.wait(self._started + seconds - time.monotonic()):
+                return
+            while not self._raise(error):
+                if self._lifted.wait(THREAD_START_WAIT):
+                    return
+
+    def _raise(self, error: type[BaseException]) -> bool:
+        """Raise ``error`` in the task's thread, unless lifted; False means "not now"."""
+        with self._lock, _no_thread_starting() as clear:
+            if not clear:
+                return False
+            if not self._lifted.is_set():
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(self._target, ctypes.py_object(error))
+            return True
 
 
 @contextmanager
-def _alarm(seconds: float) -> Iterator[None]:
+def _no_thread_starting() -> Iterator[bool]:
+    """While held, no ``threading.Thread`` starts; yields whether none was starting.
+
+    Before Python 3.12 a thread being started carries the id of the thread that starts it
+    until it runs, and ``PyThreadState_SetAsyncExc`` picks the newest thread with an id: a
+    limit raised while the task starts a thread (a thread pool, a client library) would kill
+    that new thread before it runs, and the task would wait for it forever in
+    ``Thread.start()``. ``threading`` keeps a thread in ``_limbo``, under
+    ``_active_limbo_lock``, from before it is created until after it has its own id.
+    """
+    if sys.version_info >= (3, 12):
+        yield True
+        return
+    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+        yield not threading._limbo  # type: ignore[attr-defined]
+
+
+def alarm_soft_limit(task: Limited, call: Callable[[], R]) -> R:
+    """In a child process: run ``call``, raising ``SoftTimeLimitExceeded`` in it when the
+    task's soft limit passes."""
+    seconds = task.soft_time_limit
+    if not seconds:
+        return call()
+
     def raise_soft_limit(_signum: int, _frame: FrameType | None) -> Any:
         raise SoftTimeLimitExceeded(f"soft time limit ({seconds:g}s) exceeded")
 
     previous = signal.signal(signal.SIGALRM, raise_soft_limit)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    returned = False
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        try:
+            result = call()
+            returned = True
+        finally:
+            _disarm(previous)
+    except SoftTimeLimitExceeded:
+        _disarm(previous)  # the alarm may have cut the first _disarm short
+        if not returned:
+            raise
+    return result
+
+
+def _disarm(previous: Any) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)

@@ -137,6 +137,9 @@ class Worker:
 
     def run(self) -> None:
         """Work until ``stop()`` (or, with ``burst``, until no ready job is left)."""
+        if self._processes is not None:
+            # Before any claim: children that cannot load the app stop the worker here.
+            self._processes.start(self.options.concurrency)
         logger.info(
             "worker started id=%s queues=%s concurrency=%d pool=%s lease=%gs",
             self.id,

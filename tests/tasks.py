@@ -80,3 +80,11 @@ def cleans_up() -> str:
 @app.task
 def whose_pid() -> int:
     return os.getpid()
+
+
+@app.task(bind=True)
+def announce_then_hang(self: Any, marker_dir: str) -> None:
+    """Write this process's pid to ``marker_dir/<job id>`` and hang: for a test that kills
+    the worker while a process-pool child runs the job."""
+    (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
+    time.sleep(300)

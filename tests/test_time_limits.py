@@ -3,14 +3,18 @@ and children that crash."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
 from conftest import start_worker, work_off
 
-from sqlqueue import SoftTimeLimitExceeded, SQLQueue, WorkerOptions
+from sqlqueue import SoftTimeLimitExceeded, SQLQueue, WorkerOptions, timelimits
 from sqlqueue.exceptions import InvalidOptionError, TaskFailedError
+from sqlqueue.execution import Outcome, Succeeded, run_task
+from sqlqueue.tasks import Request
+from sqlqueue.timelimits import thread_time_limits
 
 
 def busy(seconds: float) -> None:
@@ -110,3 +114,63 @@ def test_the_process_pool_survives_crashes_and_kills_tasks_past_their_hard_limit
     # The jobs after the crashes ran, in child processes, not in the worker itself.
     pids = {result.get(timeout=1) for result in after}
     assert worker.pid not in pids
+
+
+def starts_threads_until_stopped() -> str:
+    """Start and join threads until the soft limit stops it, the way a task using a thread
+    pool or a client library that starts threads would."""
+    try:
+        while True:
+            thread = threading.Thread(target=lambda: None)
+            thread.start()
+            thread.join()
+    except SoftTimeLimitExceeded:
+        return "stopped"
+
+
+def test_a_limit_lands_in_its_task_even_while_the_task_starts_threads() -> None:
+    # Given a task with a short soft limit that does nothing but start threads
+    task = SQLQueue("sqlite://").task(name="t.threads", soft_time_limit=0.02)(
+        starts_threads_until_stopped
+    )
+    request = Request(id="r", task=task.name, args=(), kwargs={}, retries=0, attempts=1, queue="q")
+    outcomes: list[Outcome] = []
+
+    def run_many() -> None:
+        for _ in range(50):
+            outcomes.append(run_task(task, request, thread_time_limits))
+
+    # When it runs many times under the thread pool's limits
+    runner = threading.Thread(target=run_many, daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+
+    # I expect every run to be stopped by its limit and to return: none stuck in
+    # Thread.start() because the limit killed the thread it was starting
+    assert not runner.is_alive(), f"a run never returned after {len(outcomes)} run(s)"
+    assert outcomes == [Succeeded("stopped")] * 50
+
+
+def test_a_limit_that_fires_as_the_task_returns_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a task that returns at once, with limits that pass before they are lifted: the
+    # first lift waits, in Python code, until the hard limit has fired
+    task = SQLQueue("sqlite://").task(name="t.quick", soft_time_limit=0.05, time_limit=0.1)(
+        lambda: "done"
+    )
+    lift = timelimits._Watch.lift
+    delayed: list[bool] = []
+
+    def late_lift(watch: Any) -> None:
+        if not delayed:
+            delayed.append(True)
+            busy(0.3)
+        lift(watch)
+
+    monkeypatch.setattr(timelimits._Watch, "lift", late_lift)
+
+    # When it runs under the thread pool's limits
+    result = thread_time_limits(task, task)
+
+    # I expect its return value, and no limit raised in this thread afterwards
+    assert result == "done"
+    busy(0.3)

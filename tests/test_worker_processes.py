@@ -433,3 +433,130 @@ def test_worker_on_a_database_without_the_schema_exits_1_saying_to_migrate(tmp_p
     )
     assert worker.returncode == 1
     assert "sqlqueue migrate" in worker.stderr
+
+
+SLOW_IN_CHILDREN = """
+import multiprocessing, os, time
+from sqlqueue import SQLQueue
+
+if multiprocessing.parent_process() is not None:
+    time.sleep(3)  # a slow import (Django's setup, say), in the children only
+
+app = SQLQueue()
+
+@app.task(time_limit=1)
+def quick():
+    return os.getpid()
+"""
+
+BROKEN_IN_CHILDREN = """
+import multiprocessing
+from sqlqueue import SQLQueue
+
+if multiprocessing.parent_process() is not None:
+    import a_module_only_the_parent_has  # noqa
+
+app = SQLQueue()
+
+@app.task
+def quick():
+    return 1
+"""
+
+
+def run_process_worker(
+    directory: Path, source: str, db_url: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """A burst `sqlqueue worker --pool process -A child_app` on an app module written to
+    ``directory``."""
+    (directory / "child_app.py").write_text(source)
+    return subprocess.run(
+        [
+            *sqlqueue_command(),
+            "worker",
+            "-A",
+            "child_app",
+            "--pool",
+            "process",
+            "--burst",
+            *FAST,
+            *args,
+        ],
+        cwd=directory,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_process_pool_hard_limit_counts_from_the_start_of_the_job_not_of_the_child(
+    app: SQLQueue, db_url: str, tmp_path: Path
+) -> None:
+    # Given a task with a 1 s hard limit, in an app whose children take 3 s to import it
+    result = app.send_task("child_app.quick")
+
+    # When a process-pool worker runs it
+    worker = run_process_worker(tmp_path, SLOW_IN_CHILDREN, db_url, "-c", "1")
+
+    # I expect the job to succeed: the child's start-up is not the job's time
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert result.get(timeout=1) != os.getpid()
+
+
+def test_process_pool_worker_whose_children_cannot_load_the_app_refuses_to_start(
+    app: SQLQueue, db_url: str, tmp_path: Path
+) -> None:
+    # Given a job, and an app module that imports in the worker but not in its children
+    job_id = app.send_task("child_app.quick").id
+
+    # When a process-pool worker starts on it
+    worker = run_process_worker(tmp_path, BROKEN_IN_CHILDREN, db_url, "-c", "2")
+
+    # I expect it to exit 1 with the children's import error, and the job untouched
+    assert worker.returncode == 1, worker.stdout + worker.stderr
+    assert "could not load the app 'child_app'" in worker.stderr
+    assert "No module named 'a_module_only_the_parent_has'" in worker.stderr
+    job = get_job(app, job_id)
+    assert (job.status, job.attempts, job.worker_id) == (JobStatus.PENDING, 0, None)
+
+
+def process_is_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (reaped, or a zombie waiting for its new parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@pytest.mark.slow
+@LINUX_PROC
+def test_process_pool_children_die_with_a_killed_worker(
+    app: SQLQueue, workers: StartWorker, tmp_path: Path
+) -> None:
+    # Given a process-pool worker whose child runs a job that hangs
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    job_id = app.send_task("tasks.announce_then_hang", args=[str(markers)]).id
+    worker = workers("--pool", "process", "--concurrency", "1", *FAST)
+    marker = markers / job_id
+    wait_until(
+        lambda: marker.exists() and marker.read_text() != "", START_TIMEOUT, "the job to start"
+    )
+    child = int(marker.read_text())
+    assert child != worker.process.pid
+    assert not process_is_gone(child)
+
+    # When the worker is killed outright
+    worker.send_signal(signal.SIGKILL)
+    assert worker.wait() == -signal.SIGKILL
+
+    # I expect its child to die too, instead of running the job on while its lease runs out
+    # and another worker runs it again
+    try:
+        wait_until(lambda: process_is_gone(child), 5, f"child {child} to exit")
+    finally:
+        if not process_is_gone(child):
+            os.kill(child, signal.SIGKILL)

@@ -118,7 +118,7 @@ class Dialect(ABC):
     driver_autocommit = False
     """Whether a statement atomic on its own (a send outside any transaction of the caller,
     a claim, a batch of outcomes) goes straight to the driver in autocommit: where such
-    statements are ``DriverStatement``s and the driver is psycopg (see ``JobStore``)."""
+    statements are ``DriverStatement``s and the driver is psycopg (``sqlqueue.autocommit``)."""
 
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""

@@ -1,8 +1,8 @@
 """SQLite: one machine, several processes, correct because writers take turns.
 
-SQLite has no row locks, so the claim (the same statement as PostgreSQL's, without
-``FOR UPDATE``) runs in a ``BEGIN IMMEDIATE`` transaction: it takes the database's single
-write lock before reading, so two workers can never select the same ready row. An engine
+SQLite has no row locks, so the claim (the shape of PostgreSQL's, without ``FOR UPDATE``)
+runs in a ``BEGIN IMMEDIATE`` transaction: it takes the database's single write lock before
+reading, so two workers can never select the same ready row. An engine
 sqlqueue builds from a URL puts the file in WAL mode, so that readers (``AsyncResult.get()``,
 the application) go on while a worker writes; an engine the application built is left as
 it is. A busy timeout makes a writer wait its turn instead of failing with "database is locked".

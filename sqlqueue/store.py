@@ -1,49 +1,35 @@
-"""JobStore: the only place sqlqueue executes SQL.
+"""JobStore: the verbs on jobs, the only place sqlqueue runs its statements.
 
 Everything above it deals in ``Job`` values and takes; everything below it is a statement
-built by the dialect. It owns the transactions, joining the caller's own when a job is
-enqueued with ``connection=``, and turns driver errors into ``sqlqueue.DatabaseError``.
+built by the dialect. It owns the transactions and turns driver errors into
+``sqlqueue.DatabaseError``. Two ways of sending live in modules of their own: through a
+caller's connection, in its transaction (``caller_connections``), and a statement that
+stands alone, in autocommit (``autocommit``).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard, cast
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, CursorResult, Engine
-from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import Executable
 
+from sqlqueue.autocommit import execute_alone, fetch_ids_alone, fetch_jobs_alone, goes_alone
+from sqlqueue.caller_connections import AsyncCallerConnection as AsyncCallerConnection
+from sqlqueue.caller_connections import CallerConnection as CallerConnection
+from sqlqueue.caller_connections import CallerConnections
 from sqlqueue.dialects import check_driver, get_dialect
-from sqlqueue.dialects.base import (
-    Dialect,
-    DriverStatement,
-    JobOutcome,
-    Statement,
-    Take,
-    require_async_extra,
-)
-from sqlqueue.exceptions import ConfigurationError, DatabaseError, InvalidOptionError
+from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement, Take
+from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
 
 if TYPE_CHECKING:  # the async extra's, imported where async is used (see require_async_extra)
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-
-CallerConnection = Connection | Session | Any
-"""What ``connection=`` accepts: a SQLAlchemy Connection or Session, or a DB-API
-connection (``psycopg.Connection``, ``sqlite3.Connection``)."""
-
-AsyncCallerConnection: TypeAlias = "AsyncConnection | AsyncSession | Any"
-"""What ``connection=`` accepts in async sends: a SQLAlchemy AsyncConnection or AsyncSession,
-a ``psycopg.AsyncConnection`` or an ``aiosqlite.Connection``."""
-
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
 """What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
@@ -56,8 +42,7 @@ class JobStore:
         self.engine = engine
         self.dialect = dialect
         self._async_engine: AsyncEngine | None = None
-        self._server: tuple[str, int] | None = None
-        """The host and port of the engine's PostgreSQL server, once a check needed them."""
+        self._callers = CallerConnections(engine, dialect.name)
 
     @classmethod
     def for_engine(cls, engine: Engine) -> JobStore:
@@ -71,10 +56,11 @@ class JobStore:
         """Write new jobs: in their own committed transaction, or in the caller's."""
         statement = self.dialect.insert_jobs(new_jobs)
         if connection is not None:
-            self._execute_in_caller_transaction(connection, statement)
-        elif self._goes_alone(statement):
-            with self._autocommit_driver() as driver:
-                driver.execute(statement.sql, statement.params)
+            with self._translate_errors():
+                self._callers.execute(connection, statement)
+        elif goes_alone(statement, self.dialect):
+            with self._translate_errors():
+                execute_alone(self.engine, statement)
         else:
             with self._write() as conn:
                 conn.exec_driver_sql(statement.sql, statement.params)
@@ -84,36 +70,12 @@ class JobStore:
     ) -> None:
         """``insert_jobs`` with an async driver: the same statement, awaited."""
         statement = self.dialect.insert_jobs(new_jobs)
-        sql, params = statement.sql, statement.params
         with self._translate_errors():
-            if connection is None:
-                async with self.async_engine.begin() as conn:
-                    await conn.exec_driver_sql(sql, params)
+            if connection is not None:
+                await self._callers.aexecute(connection, statement)
                 return
-            require_async_extra()
-            from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
-            if isinstance(connection, AsyncSession):
-                connection = await connection.connection()
-            if isinstance(connection, AsyncConnection):
-                check_driver(connection.dialect)
-                self._check_same_database(connection.dialect.name, connection.engine.url.database)
-                await connection.exec_driver_sql(sql, params)
-            elif isinstance(connection, psycopg.AsyncConnection):
-                self._check_same_database("postgresql", connection.info.dbname)
-                async with connection.cursor() as cursor:
-                    await cursor.execute(sql, params)
-            elif type(connection).__module__.split(".")[0] == "aiosqlite":
-                async with connection.execute("PRAGMA database_list") as cursor:
-                    main_file = (await cursor.fetchone())[2]
-                self._check_same_database("sqlite", main_file)
-                await connection.execute(sql, params)
-            else:
-                raise ConfigurationError(
-                    f"connection= got a {type(connection).__qualname__} in an async send; pass "
-                    "a SQLAlchemy AsyncConnection or AsyncSession, a psycopg.AsyncConnection or "
-                    "an aiosqlite.Connection."
-                )
+            async with self.async_engine.begin() as conn:
+                await conn.exec_driver_sql(statement.sql, statement.params)
 
     async def aget_job(self, job_id: str) -> Job | None:
         """``get_job`` with an async driver."""
@@ -134,14 +96,9 @@ class JobStore:
     ) -> list[Job]:
         """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease."""
         statement = self.dialect.claim_jobs(limit, queues, worker_id, lease)
-        if self._goes_alone(statement):
-            # Binary rows and plain dicts: turning a claim's rows into Jobs was most of a
-            # busy worker's CPU, and this halves it (measured: 66 -> 34 us per job).
-            with self._autocommit_driver() as driver:
-                cursor = driver.cursor(binary=True, row_factory=dict_row)
-                claimed = [
-                    Job.from_row(row) for row in cursor.execute(statement.sql, statement.params)
-                ]
+        if goes_alone(statement, self.dialect):
+            with self._translate_errors():
+                claimed = fetch_jobs_alone(self.engine, statement)
         else:
             with self._write() as conn:
                 claimed = [Job.from_row(row) for row in _execute(conn, statement).mappings()]
@@ -162,9 +119,9 @@ class JobStore:
         if not outcomes:
             return set()
         statements = self.dialect.record_outcomes(outcomes)
-        if len(statements) == 1 and self._goes_alone(only := statements[0]):
-            with self._autocommit_driver() as driver:
-                return {str(row[0]) for row in driver.execute(only.sql, only.params)}
+        if len(statements) == 1 and goes_alone(only := statements[0], self.dialect):
+            with self._translate_errors():
+                return fetch_ids_alone(self.engine, only)
         kept: set[str] = set()
         retried = any(outcome.status is JobStatus.RETRY for outcome in outcomes)
         with self._write() as conn:
@@ -242,33 +199,6 @@ class JobStore:
             row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
         return Job.from_row(row) if row is not None else None
 
-    def _goes_alone(self, statement: Statement) -> TypeGuard[DriverStatement]:
-        return isinstance(statement, DriverStatement) and self.dialect.driver_autocommit
-
-    @contextmanager
-    def _autocommit_driver(self) -> Iterator[psycopg.Connection[Any]]:
-        # A statement atomic on its own (a send outside any transaction of the caller, a
-        # claim, a batch of outcomes) goes in autocommit through the pooled psycopg
-        # connection itself: one round trip, where BEGIN, statement and COMMIT are three,
-        # and no SQLAlchemy Connection around it, which cost a quarter of a send (measured:
-        # 2,200-2,800 sends/s through it, 2,750-3,650 without).
-        with self._translate_errors():
-            pooled = self.engine.raw_connection()
-            driver = cast(psycopg.Connection[Any], pooled.driver_connection)
-            try:
-                driver.autocommit = True
-                try:
-                    yield driver
-                finally:
-                    # Never hand the pool a dead connection, or one still in autocommit
-                    # (one left mid-statement by an interrupt cannot leave it).
-                    if driver.info.transaction_status is TransactionStatus.IDLE:
-                        driver.autocommit = False
-                    else:
-                        pooled.invalidate()
-            finally:
-                pooled.close()
-
     def _make_ready(self, statement: Executable) -> int:
         # Jobs put back in the queue by anything but a send: workers that listen must hear
         # of them too, or they would wait for their fallback poll.
@@ -305,75 +235,11 @@ class JobStore:
         except DRIVER_ERRORS as exc:
             raise _database_error(exc) from exc
 
-    def _execute_in_caller_transaction(
-        self, connection: CallerConnection, statement: DriverStatement
-    ) -> None:
-        # One statement, several ways to reach the caller's transaction; it is in the
-        # driver's own parameter style, so every kind of connection sends it as it is.
-        if isinstance(connection, scoped_session):  # Flask-SQLAlchemy's db.session is one
-            connection = connection()
-        sql, params = statement.sql, statement.params
-        with self._translate_errors():
-            if isinstance(connection, Session):
-                connection = connection.connection()
-            if isinstance(connection, Connection):
-                check_driver(connection.dialect)
-                self._check_same_database(connection.dialect.name, connection.engine.url.database)
-                connection.exec_driver_sql(sql, params)
-            elif isinstance(connection, sqlite3.Connection):
-                main_file = connection.execute("PRAGMA database_list").fetchone()[2]
-                self._check_same_database("sqlite", main_file)
-                connection.execute(sql, params)
-            elif isinstance(connection, psycopg.Connection):
-                self._check_same_database("postgresql", connection.info.dbname)
-                self._check_same_server(connection.info)
-                with connection.cursor() as cursor:
-                    cursor.execute(sql, params)
-            else:
-                raise ConfigurationError(
-                    f"connection= got a {type(connection).__qualname__}; pass a SQLAlchemy "
-                    "Connection or Session, a psycopg.Connection or a sqlite3.Connection."
-                )
-
-    def _check_same_database(self, kind: str, database: str | None) -> None:
-        # A job written to another database would never be seen by this app's workers.
-        ours = self.engine.url.database
-        if kind == self.dialect.name and (
-            not database or not ours or _same_database(kind, database, ours)
-        ):
-            return
-        raise ConfigurationError(
-            f"connection= is a connection to the {kind} database {database!r}, but this app's "
-            f"queue is in the {self.dialect.name} database {ours!r}; pass a connection to the "
-            "app's own database."
-        )
-
-    def _check_same_server(self, info: psycopg.ConnectionInfo) -> None:
-        # Databases of one name on two servers are two databases. Both sides as libpq
-        # resolved them (a service file, $PGHOST, localhost to its address), the engine's
-        # read from one of its connections, once.
-        if self._server is None:
-            with self.engine.connect() as conn:
-                ours = cast(psycopg.Connection[Any], conn.connection.driver_connection).info
-                self._server = (ours.hostaddr or ours.host, ours.port)
-        if (info.hostaddr or info.host, info.port) != self._server:
-            raise ConfigurationError(
-                f"connection= is a connection to the server at {info.host} port {info.port}, "
-                f"but this app's queue is on {self._server[0]} port {self._server[1]}; pass a "
-                "connection to the app's own database."
-            )
-
 
 def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:
     if isinstance(statement, DriverStatement):
         return connection.exec_driver_sql(statement.sql, statement.params)
     return connection.execute(statement)
-
-
-def _same_database(kind: str, a: str, b: str) -> bool:
-    if kind == "sqlite":
-        return os.path.realpath(a) == os.path.realpath(b)
-    return a == b
 
 
 TRANSIENT_ERRORS = (

@@ -192,12 +192,20 @@ def big_queue(pg_app: SQLQueue, postgres_url: str) -> dict[str, list[str]]:
     jobs in queue ``rare`` sent behind it; fresh statistics. Returns the ids of each kind."""
     calls = [([n], {}) for n in range(BIG_QUEUE // 10)]
     for _ in range(8):
-        pg_app.send_jobs(None, "t.job", calls, queue="big")
-    pg_app.send_jobs(None, "t.job", calls, queue="big", countdown=3600)
-    pg_app.send_jobs(None, "t.job", calls, queue="big", expires=3600)
-    expired = [r.id for r in pg_app.send_jobs(None, "t.job", calls[:3], queue="big", expires=0.01)]
-    rare = [r.id for r in pg_app.send_jobs(None, "t.job", calls[:2], queue="rare")]
-    later = [r.id for r in pg_app.send_jobs(None, "t.job", calls[:1], queue="rare", countdown=7200)]
+        pg_app.send_jobs(None, "t.job", calls, SendOptions(queue="big"))
+    pg_app.send_jobs(None, "t.job", calls, SendOptions(queue="big", countdown=3600))
+    pg_app.send_jobs(None, "t.job", calls, SendOptions(queue="big", expires=3600))
+    expired = [
+        r.id
+        for r in pg_app.send_jobs(None, "t.job", calls[:3], SendOptions(queue="big", expires=0.01))
+    ]
+    rare = [r.id for r in pg_app.send_jobs(None, "t.job", calls[:2], SendOptions(queue="rare"))]
+    later = [
+        r.id
+        for r in pg_app.send_jobs(
+            None, "t.job", calls[:1], SendOptions(queue="rare", countdown=7200)
+        )
+    ]
     time.sleep(0.05)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE sqlqueue_jobs")

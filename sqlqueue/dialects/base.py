@@ -1,7 +1,21 @@
-"""Statements every supported database runs alike, built once with SQLAlchemy Core.
+"""What a dialect is: the statements every database provides under the same names.
 
-A dialect subclass overrides only what its database does differently: how a write
-transaction starts, where "now" comes from, and how an engine is set up.
+A new database is one module holding a ``Dialect`` subclass, plus its migrations and its
+driver in ``dialects/__init__.py``. Each method returns a statement for ``JobStore`` to run;
+the subclass must provide, for its database:
+
+- ``now`` and ``now_plus``: its clock, as SQL expressions the other statements use;
+- ``insert_jobs``: the jobs of one send, one or many, in one ``DriverStatement``;
+- ``claim_jobs``: take ready jobs in priority order and lease them;
+- ``record_outcomes``: write a batch of outcomes, each fenced by its take.
+
+The rest are written once here with SQLAlchemy Core, and a dialect overrides one only where
+its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_time``,
+``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
+``delete_finished_jobs``, ``requeue_jobs``, ``revoke_job``, ``get_job``; the engine set-up
+(``create_engine``, ``create_async_engine``, ``configure_engine``, ``begin_write``); and the
+capabilities, off by default (``driver_autocommit``; ``supports_listen_notify`` with
+``listen`` and ``wake_workers``).
 """
 
 from __future__ import annotations
@@ -9,6 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,15 +108,17 @@ class JobOutcome:
         }
 
 
-class Dialect:
-    """The portable statements; each method returns a statement to execute."""
+class Dialect(ABC):
+    """The statements of one database; see the module's docstring for what a subclass
+    provides."""
 
     name: str
+    """The SQLAlchemy dialect name, as ``engine.dialect.name`` spells it."""
 
     driver_autocommit = False
     """Whether a statement atomic on its own (a send outside any transaction of the caller,
     a claim, a batch of outcomes) goes straight to the driver in autocommit: where such
-    statements are ``DriverStatement``s and the driver is psycopg (see ``JobStore``)."""
+    statements are ``DriverStatement``s and the driver is psycopg (``sqlqueue.autocommit``)."""
 
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
@@ -123,6 +140,7 @@ class Dialect:
 
     def configure_engine(self, engine: Engine) -> None:
         """Adjust an engine the user built and shares with sqlqueue; by default nothing."""
+        return
 
     def listen(
         self,
@@ -132,8 +150,9 @@ class Dialect:
         listening: threading.Event,
     ) -> None:
         """Call ``wake`` whenever new jobs are committed, until ``stop`` is set; keep
-        ``listening`` set while a send is sure to call it (and call it when that changes)."""
-        raise NotImplementedError
+        ``listening`` set while a send is sure to call it (and call it when that changes).
+        Only where ``supports_listen_notify``; elsewhere workers poll."""
+        raise NotImplementedError(f"{type(self).__name__} has no listen(); its workers poll.")
 
     def wake_workers(self) -> Statement | None:
         """A statement that wakes listening workers when the transaction commits, for jobs
@@ -145,69 +164,28 @@ class Dialect:
         """Start a transaction that will write; by default the driver's implicit BEGIN."""
         connection.begin()
 
+    @abstractmethod
     def now(self) -> sa.ColumnElement[datetime]:
         """The current time as a SQL expression."""
-        raise NotImplementedError
 
+    @abstractmethod
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         """``now()`` plus a number of seconds, as a SQL expression."""
-        raise NotImplementedError
 
+    @abstractmethod
     def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
-        """Insert the jobs of one send, one or many, in one statement where the database
-        allows it."""
-        raise NotImplementedError
+        """Insert the jobs of one send, one or many, in one statement, so that a send is
+        atomic even on a caller's connection in autocommit. Driver SQL, because a caller's
+        connection may be a bare DB-API one (see ``DriverStatement``)."""
 
+    @abstractmethod
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> Statement:
-        """Take up to ``limit`` ready jobs in priority order and lease them, in one statement.
-
-        Rows locked by another worker's claim are skipped (``FOR UPDATE SKIP LOCKED``) where
-        the database has row locks; see the dialect modules for the others.
-        """
-        if queues:
-            # One ordered probe per queue, in that queue's index, the best of them merged: in
-            # the order of all ready jobs, a queue's may lie behind any number of another's.
-            probes = [
-                self._ready_jobs(limit).where(jobs.c.queue == queue).subquery()
-                for queue in dict.fromkeys(queues)
-            ]
-            merged = sa.union_all(
-                *(sa.select(probe.c.id, probe.c.priority, probe.c.scheduled_at) for probe in probes)
-            ).subquery()
-            ready = (
-                sa.select(merged.c.id)
-                .order_by(merged.c.priority.desc(), merged.c.scheduled_at, merged.c.id)
-                .limit(limit)
-            )
-        else:
-            ready = self._ready_jobs(limit).with_only_columns(jobs.c.id)
-        ready_cte = ready.cte("ready")
-        return (
-            jobs.update()
-            .where(jobs.c.id == ready_cte.c.id)
-            .values(
-                status=JobStatus.STARTED.value,
-                attempts=jobs.c.attempts + 1,
-                started_at=self.now(),
-                lease_expires_at=self.now_plus(lease),
-                worker_id=worker_id,
-            )
-            .returning(*jobs.c)
-        )
-
-    def _ready_jobs(self, limit: int) -> sa.Select[Any]:
-        # The first ``limit`` jobs that are ready and due, in the order workers take them.
-        return (
-            sa.select(jobs.c.id, jobs.c.priority, jobs.c.scheduled_at)
-            .where(READY_WHERE)
-            .where(jobs.c.scheduled_at <= self.now())
-            .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
-            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        """Take up to ``limit`` ready and due jobs of these queues (None: all), highest
+        priority first, and lease them to ``worker_id`` for ``lease`` seconds, in one
+        statement; it returns the taken rows. Two workers claiming at once must never take
+        the same job: each dialect module says how its database makes that so."""
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> ReturningUpdate[Any]:
         """Renew the leases of jobs still held by these takes; returns the renewed takes."""
@@ -235,10 +213,10 @@ class Dialect:
             .returning(jobs.c.id)
         )
 
+    @abstractmethod
     def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
         """Statements that write these outcomes, to run in one transaction; each returns the
         ids it changed, so a take that was fenced off is the one missing."""
-        raise NotImplementedError
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's

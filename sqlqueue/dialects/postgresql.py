@@ -2,9 +2,9 @@
 
 The claim is one statement, the function ``sqlqueue_claim`` (migration 0004): a CTE selects
 the next ready rows ``FOR UPDATE SKIP LOCKED`` and the UPDATE over it marks them taken, so
-two workers never lock the same row and neither waits for the other. Times come from the database's clock
-(``statement_timestamp()``), never from the workers', so machines with skewed clocks agree
-on when a job is due and when a lease has run out.
+two workers never lock the same row and neither waits for the other. Times come from the
+database's clock (``statement_timestamp()``), never from the workers', so machines with skewed
+clocks agree on when a job is due and when a lease has run out.
 """
 
 from __future__ import annotations

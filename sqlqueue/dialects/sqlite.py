@@ -1,8 +1,8 @@
 """SQLite: one machine, several processes, correct because writers take turns.
 
-SQLite has no row locks, so the claim (the same statement as PostgreSQL's, without
-``FOR UPDATE``) runs in a ``BEGIN IMMEDIATE`` transaction: it takes the database's single
-write lock before reading, so two workers can never select the same ready row. An engine
+SQLite has no row locks, so the claim (the shape of PostgreSQL's, without ``FOR UPDATE``)
+runs in a ``BEGIN IMMEDIATE`` transaction: it takes the database's single write lock before
+reading, so two workers can never select the same ready row. An engine
 sqlqueue builds from a URL puts the file in WAL mode, so that readers (``AsyncResult.get()``,
 the application) go on while a worker writes; an engine the application built is left as
 it is. A busy timeout makes a writer wait its turn instead of failing with "database is locked".
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
 from sqlqueue.dialects.base import (
@@ -35,7 +36,7 @@ from sqlqueue.dialects.base import (
 )
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
-from sqlqueue.schema import Timestamp, jobs
+from sqlqueue.schema import READY_WHERE, Timestamp, jobs
 
 if TYPE_CHECKING:  # the async extra's; see base.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -97,6 +98,53 @@ class SQLiteDialect(Dialect):
                 "expires_at": _stored_time(expires_at) if expires_at is not None else None,
                 "created_at": _stored_time(now),
             },
+        )
+
+    def claim_jobs(
+        self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
+    ) -> ReturningUpdate[Any]:
+        # Safe without row locks because it runs under the write lock (see the module's
+        # docstring): one UPDATE over the first ready jobs, answering with the taken rows.
+        if queues:
+            # One ordered probe per queue, in that queue's index, the best of them merged: in
+            # the order of all ready jobs, a queue's may lie behind any number of another's.
+            probes = [
+                self._ready_jobs(limit).where(jobs.c.queue == queue).subquery()
+                for queue in dict.fromkeys(queues)
+            ]
+            merged = sa.union_all(
+                *(sa.select(probe.c.id, probe.c.priority, probe.c.scheduled_at) for probe in probes)
+            ).subquery()
+            ready = (
+                sa.select(merged.c.id)
+                .order_by(merged.c.priority.desc(), merged.c.scheduled_at, merged.c.id)
+                .limit(limit)
+            )
+        else:
+            ready = self._ready_jobs(limit).with_only_columns(jobs.c.id)
+        ready_cte = ready.cte("ready")
+        return (
+            jobs.update()
+            .where(jobs.c.id == ready_cte.c.id)
+            .values(
+                status=JobStatus.STARTED.value,
+                attempts=jobs.c.attempts + 1,
+                started_at=self.now(),
+                lease_expires_at=self.now_plus(lease),
+                worker_id=worker_id,
+            )
+            .returning(*jobs.c)
+        )
+
+    def _ready_jobs(self, limit: int) -> sa.Select[Any]:
+        # The first ``limit`` jobs that are ready and due, in the order workers take them.
+        return (
+            sa.select(jobs.c.id, jobs.c.priority, jobs.c.scheduled_at)
+            .where(READY_WHERE)
+            .where(jobs.c.scheduled_at <= self.now())
+            .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
+            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
+            .limit(limit)
         )
 
     def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:

@@ -1,0 +1,68 @@
+"""The autocommit path: statements that stand alone, sent straight through psycopg.
+
+A statement atomic on its own (a send outside any transaction of the caller, a claim, a batch
+of outcomes) needs no transaction around it. Where the dialect says so
+(``Dialect.driver_autocommit``: PostgreSQL, whose driver is psycopg), ``JobStore`` sends such a
+``DriverStatement`` in autocommit through the pooled psycopg connection itself: one round trip,
+where BEGIN, statement and COMMIT are three, and no SQLAlchemy Connection around it, which cost
+a good part of a send. Errors are the driver's own; ``JobStore`` translates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeGuard, cast
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+from sqlalchemy.engine import Engine
+
+from sqlqueue.dialects.base import Dialect, DriverStatement, Statement
+from sqlqueue.jobs import Job
+
+
+def goes_alone(statement: Statement, dialect: Dialect) -> TypeGuard[DriverStatement]:
+    """Whether this statement takes the autocommit path."""
+    return isinstance(statement, DriverStatement) and dialect.driver_autocommit
+
+
+def execute_alone(engine: Engine, statement: DriverStatement) -> None:
+    """Run a statement whose rows, if any, nobody reads (a send)."""
+    with _autocommit_connection(engine) as driver:
+        driver.execute(statement.sql, statement.params)
+
+
+def fetch_jobs_alone(engine: Engine, statement: DriverStatement) -> list[Job]:
+    """Run a statement that returns job rows (a claim), as Jobs."""
+    # Binary rows and plain dicts: turning a claim's rows into Jobs was most of a busy
+    # worker's CPU, and these halve it.
+    with _autocommit_connection(engine) as driver:
+        cursor = driver.cursor(binary=True, row_factory=dict_row)
+        return [Job.from_row(row) for row in cursor.execute(statement.sql, statement.params)]
+
+
+def fetch_ids_alone(engine: Engine, statement: DriverStatement) -> set[str]:
+    """Run a statement that returns job ids in its first column (a batch of outcomes)."""
+    with _autocommit_connection(engine) as driver:
+        return {str(row[0]) for row in driver.execute(statement.sql, statement.params)}
+
+
+@contextmanager
+def _autocommit_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
+    pooled = engine.raw_connection()
+    driver = cast(psycopg.Connection[Any], pooled.driver_connection)
+    try:
+        driver.autocommit = True
+        try:
+            yield driver
+        finally:
+            # Never hand the pool a dead connection, or one still in autocommit (one left
+            # mid-statement by an interrupt cannot leave it).
+            if driver.info.transaction_status is TransactionStatus.IDLE:
+                driver.autocommit = False
+            else:
+                pooled.invalidate()
+    finally:
+        pooled.close()

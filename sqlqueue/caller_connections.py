@@ -1,0 +1,132 @@
+"""Sending a statement in the caller's own transaction, through the connection it passed.
+
+``connection=`` takes any connection an application already holds: SQLAlchemy's (a
+Connection, a Session, a scoped_session, their async twins) or a bare driver's (psycopg,
+sqlite3, aiosqlite). Each kind reaches its transaction its own way; the statement is in the
+driver's own parameter style (``DriverStatement``), so every kind sends it as it is. Before
+it does, the connection is checked to reach this app's own database: a job written to
+another would never be seen by this app's workers. Errors are the driver's own;
+``JobStore`` translates them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+
+import psycopg
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, scoped_session
+
+from sqlqueue.dialects import check_driver
+from sqlqueue.dialects.base import DriverStatement, require_async_extra
+from sqlqueue.exceptions import ConfigurationError
+
+if TYPE_CHECKING:  # the async extra's, imported where async is used (see require_async_extra)
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+CallerConnection = Connection | Session | Any
+"""What ``connection=`` accepts: a SQLAlchemy Connection or Session, or a DB-API
+connection (``psycopg.Connection``, ``sqlite3.Connection``)."""
+
+AsyncCallerConnection: TypeAlias = "AsyncConnection | AsyncSession | Any"
+"""What ``connection=`` accepts in async sends: a SQLAlchemy AsyncConnection or AsyncSession,
+a ``psycopg.AsyncConnection`` or an ``aiosqlite.Connection``."""
+
+
+class CallerConnections:
+    """Sends statements through the callers' connections to one app's database."""
+
+    def __init__(self, engine: Engine, dialect_name: str) -> None:
+        self.engine = engine
+        self.dialect_name = dialect_name
+        self._server: tuple[str, int] | None = None
+        """The host and port of the engine's PostgreSQL server, once a check needed them."""
+
+    def execute(self, connection: CallerConnection, statement: DriverStatement) -> None:
+        """Run the statement in the transaction of this connection (or session)."""
+        if isinstance(connection, scoped_session):  # Flask-SQLAlchemy's db.session is one
+            connection = connection()
+        sql, params = statement.sql, statement.params
+        if isinstance(connection, Session):
+            connection = connection.connection()
+        if isinstance(connection, Connection):
+            check_driver(connection.dialect)
+            self._check_same_database(connection.dialect.name, connection.engine.url.database)
+            connection.exec_driver_sql(sql, params)
+        elif isinstance(connection, sqlite3.Connection):
+            main_file = connection.execute("PRAGMA database_list").fetchone()[2]
+            self._check_same_database("sqlite", main_file)
+            connection.execute(sql, params)
+        elif isinstance(connection, psycopg.Connection):
+            self._check_same_database("postgresql", connection.info.dbname)
+            self._check_same_server(connection.info)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        else:
+            raise ConfigurationError(
+                f"connection= got a {type(connection).__qualname__}; pass a SQLAlchemy "
+                "Connection or Session, a psycopg.Connection or a sqlite3.Connection."
+            )
+
+    async def aexecute(self, connection: AsyncCallerConnection, statement: DriverStatement) -> None:
+        """``execute`` for an async connection (or session), awaited."""
+        require_async_extra()
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+        sql, params = statement.sql, statement.params
+        if isinstance(connection, AsyncSession):
+            connection = await connection.connection()
+        if isinstance(connection, AsyncConnection):
+            check_driver(connection.dialect)
+            self._check_same_database(connection.dialect.name, connection.engine.url.database)
+            await connection.exec_driver_sql(sql, params)
+        elif isinstance(connection, psycopg.AsyncConnection):
+            self._check_same_database("postgresql", connection.info.dbname)
+            async with connection.cursor() as cursor:
+                await cursor.execute(sql, params)
+        elif type(connection).__module__.split(".")[0] == "aiosqlite":
+            async with connection.execute("PRAGMA database_list") as cursor:
+                main_file = (await cursor.fetchone())[2]
+            self._check_same_database("sqlite", main_file)
+            await connection.execute(sql, params)
+        else:
+            raise ConfigurationError(
+                f"connection= got a {type(connection).__qualname__} in an async send; pass "
+                "a SQLAlchemy AsyncConnection or AsyncSession, a psycopg.AsyncConnection or "
+                "an aiosqlite.Connection."
+            )
+
+    def _check_same_database(self, kind: str, database: str | None) -> None:
+        ours = self.engine.url.database
+        if kind == self.dialect_name and (
+            not database or not ours or _same_database(kind, database, ours)
+        ):
+            return
+        raise ConfigurationError(
+            f"connection= is a connection to the {kind} database {database!r}, but this app's "
+            f"queue is in the {self.dialect_name} database {ours!r}; pass a connection to the "
+            "app's own database."
+        )
+
+    def _check_same_server(self, info: psycopg.ConnectionInfo) -> None:
+        # Databases of one name on two servers are two databases. Both sides as libpq
+        # resolved them (a service file, $PGHOST, localhost to its address), the engine's
+        # read from one of its connections, once.
+        if self._server is None:
+            with self.engine.connect() as conn:
+                ours = cast(psycopg.Connection[Any], conn.connection.driver_connection).info
+                self._server = (ours.hostaddr or ours.host, ours.port)
+        if (info.hostaddr or info.host, info.port) != self._server:
+            raise ConfigurationError(
+                f"connection= is a connection to the server at {info.host} port {info.port}, "
+                f"but this app's queue is on {self._server[0]} port {self._server[1]}; pass a "
+                "connection to the app's own database."
+            )
+
+
+def _same_database(kind: str, a: str, b: str) -> bool:
+    if kind == "sqlite":
+        return os.path.realpath(a) == os.path.realpath(b)
+    return a == b

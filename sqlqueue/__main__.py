@@ -1,3 +1,5 @@
+"""``python -m sqlqueue``: the ``sqlqueue`` command."""
+
 from __future__ import annotations
 
 from sqlqueue.cli import main

@@ -11,6 +11,7 @@ from typing import Any, Concatenate, Literal, overload
 
 from sqlalchemy.engine import Engine
 
+from sqlqueue.caller_connections import CallerConnection
 from sqlqueue.conf import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF_MAX,
@@ -32,7 +33,7 @@ from sqlqueue.options import check_countdown, check_job_id, check_name
 from sqlqueue.result import AsyncResult
 from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import encode_json
-from sqlqueue.store import CallerConnection, JobStore
+from sqlqueue.store import JobStore
 from sqlqueue.tasks import P, R, RetryPolicy, Task, argument_lists
 
 

@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, scoped_session
 
 from sqlqueue.dialects import check_driver
-from sqlqueue.dialects.base import DriverStatement, require_async_extra
+from sqlqueue.dialects.base import DriverStatement
+from sqlqueue.engines import require_async_extra
 from sqlqueue.exceptions import ConfigurationError
 
 if TYPE_CHECKING:  # the async extra's, imported where async is used (see require_async_extra)

@@ -70,7 +70,7 @@ SQLITE_BUSY_TIMEOUT = 30.0
 
 PING_AFTER_IDLE = 10.0
 """Seconds a pooled PostgreSQL connection may sit unused before it is checked with a ping
-on its next checkout; one in steady use is not pinged (see ``dialects.base.ping_when_idle``)."""
+on its next checkout; one in steady use is not pinged (see ``engines.ping_when_idle``)."""
 
 
 @dataclass(kw_only=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlqueue.conf import EAGER_MAX_RETRIES
 from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError
-from sqlqueue.execution import Failed, Retrying, Succeeded, run_task
+from sqlqueue.execution import run_task
+from sqlqueue.jobs import JobStatus
+from sqlqueue.outcomes import Outcome
 from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.serialization import Failure
 from sqlqueue.tasks import Request, Task
@@ -54,14 +57,16 @@ def run_eagerly(
             is_eager=True,
         )
         outcome = run_task(task, request)
-        if isinstance(outcome, Retrying):
+        if outcome.status is JobStatus.RETRY:
             if retries < max(EAGER_MAX_RETRIES, task.retry_policy.max_retries or 0):
                 retries += 1  # at once: the countdown is not waited for, as in Celery
                 continue
             outcome = _retries_exhausted(task, retries, outcome)
-        if isinstance(outcome, Succeeded):
-            return EagerResult(job_id, app, value=outcome.result)
+        if outcome.result_json is not None:
+            # What a worker's result would read back from its row: tuples come back as lists.
+            return EagerResult(job_id, app, value=json.loads(outcome.result_json))
         failure = outcome.failure
+        assert failure is not None  # noqa: S101 (an outcome with no result is a failure)
         error = TaskFailedError(
             task.name, failure.error_type, failure.error_message, failure.traceback
         )
@@ -70,10 +75,10 @@ def run_eagerly(
         return EagerResult(job_id, app, error=error)
 
 
-def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Retrying) -> Failed:
+def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Outcome) -> Outcome:
     last = retrying.failure
     reason = f" Its last error: {last.error_type}: {last.error_message}" if last else ""
-    return Failed(
+    return Outcome.failed(
         Failure.from_exception(
             MaxRetriesExceededError(
                 f"Task {task.name!r} was retried {retries} times in eager mode and asked for "

@@ -9,35 +9,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from sqlqueue.exceptions import Retry, SerializationError, UnknownTaskError
 from sqlqueue.jobs import Job
-from sqlqueue.serialization import Failure, check_json
+from sqlqueue.outcomes import Outcome
+from sqlqueue.serialization import Failure, encode_json
 from sqlqueue.tasks import Request, Task, current_request
 from sqlqueue.timelimits import no_limits, thread_time_limits
-
-
-@dataclass(frozen=True, slots=True)
-class Succeeded:
-    result: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Retrying:
-    countdown: float
-    failure: Failure | None
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    failure: Failure
-
-
-Outcome = Succeeded | Retrying | Failed
-
 
 Limits = Callable[[Task[..., Any], Callable[[], Any]], Any]
 """How a pool enforces a task's time limits on its call: ``limits(task, call)`` runs ``call``
@@ -69,9 +49,9 @@ def execute(
     return run_task(task, request, limits, run_coroutine)
 
 
-def unknown_task(name: str) -> Failed:
+def unknown_task(name: str) -> Outcome:
     """The outcome of a job whose task this worker does not have."""
-    return Failed(
+    return Outcome.failed(
         Failure.from_exception(
             UnknownTaskError(
                 f"Task {name!r} is not registered in this worker; is the module that defines "
@@ -95,24 +75,27 @@ def run_task(
     limits: Limits = no_limits,
     run_coroutine: RunCoroutine = asyncio.run,
 ) -> Outcome:
-    """Call ``task`` with the request's arguments, with ``self.request`` set for the call."""
+    """Call ``task`` with the request's arguments, with ``self.request`` set for the call.
+
+    A success carries the return value as JSON text: encoding it is how it is checked, and
+    that text is what the row stores, so it is encoded once."""
     token = current_request.set(request)
     try:
         result = limits(task, partial(_call_task, task, request, run_coroutine))
     except Retry as retry:
         failure = Failure.from_exception(retry.exc) if retry.exc is not None else None
-        return Retrying(retry.countdown, failure)
+        return Outcome.retrying(retry.countdown, failure)
     except BaseException as exc:
         # Whatever a task raises (SystemExit, CancelledError too) is its outcome; none of it
         # may escape into the worker's threads.
         policy = task.retry_policy
         if isinstance(exc, policy.autoretry_for) and not policy.exhausted(request.retries):
-            return Retrying(policy.delay(request.retries), Failure.from_exception(exc))
-        return Failed(Failure.from_exception(exc))
+            return Outcome.retrying(policy.delay(request.retries), Failure.from_exception(exc))
+        return Outcome.failed(Failure.from_exception(exc))
     finally:
         current_request.reset(token)
     try:
-        check_json(result, f"The return value of task {task.name!r}")
+        result_json = encode_json(result, f"The return value of task {task.name!r}")
     except SerializationError as exc:
-        return Failed(Failure.from_exception(exc))
-    return Succeeded(result)
+        return Outcome.failed(Failure.from_exception(exc))
+    return Outcome.succeeded(result_json)

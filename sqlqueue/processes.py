@@ -1,7 +1,7 @@
 """Child processes that run jobs for a worker started with ``--pool process``.
 
 Each of the worker's threads owns one child and hands it one job at a time through a pipe,
-as JSON, then waits for the outcome. So CPU-bound tasks run in parallel, and a task can be
+as JSON, then waits for the outcome (the result as the JSON text the row will store). So CPU-bound tasks run in parallel, and a task can be
 stopped for real: a child that passes its task's hard time limit is killed, and a child that
 dies (a segfault, ``os._exit()``, the OOM killer) is noticed at once. Either way the job
 fails (``TimeLimitExceeded`` or ``WorkerLostError``) and the next job gets a new child.
@@ -29,8 +29,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from sqlqueue.exceptions import ConfigurationError, TimeLimitExceeded, WorkerLostError
-from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded, run_task, unknown_task
-from sqlqueue.jobs import Job
+from sqlqueue.execution import run_task, unknown_task
+from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure
 from sqlqueue.tasks import Request, Task
 from sqlqueue.timelimits import alarm_soft_limit
@@ -96,7 +97,7 @@ class ProcessPool:
                 outcome = child.run(job, task.time_limit)
         except ChildStartError as exc:  # a replacement that failed where the first ones loaded
             self._local.child = None
-            return Failed(Failure.from_exception(WorkerLostError(str(exc))))
+            return Outcome.failed(Failure.from_exception(WorkerLostError(str(exc))))
         if not child.alive():
             self._local.child = None
         return outcome
@@ -177,7 +178,7 @@ class Child:
             with _REAPING:
                 self.process.join()
             self._lifeline.close()
-            return Failed(
+            return Outcome.failed(
                 Failure.from_exception(
                     TimeLimitExceeded(
                         f"time limit ({time_limit:g}s) exceeded; the process was killed"
@@ -185,12 +186,12 @@ class Child:
                 )
             )
         try:
-            return outcome_from_message(json.loads(self.connection.recv_bytes()))
+            return outcome_from_message(self.connection.recv_bytes())
         except EOFError:
             with _REAPING:
                 self.process.join()
             self._lifeline.close()
-            return Failed(
+            return Outcome.failed(
                 Failure.from_exception(
                     WorkerLostError(
                         f"The process running the job exited with {exit_description(self.process.exitcode)} "
@@ -249,7 +250,7 @@ def child_main(app_spec: str, connection: Connection, lifeline: Connection, pare
         else:
             with app.around_job():
                 outcome = run_task(task, request, alarm_soft_limit)
-        connection.send_bytes(json.dumps(outcome_message(outcome)).encode())
+        connection.send_bytes(outcome_message(outcome))
 
 
 def die_with_parent(lifeline: Connection, parent: int) -> None:
@@ -286,22 +287,25 @@ def job_message(job: Job) -> dict[str, Any]:
     }
 
 
-def outcome_message(outcome: Outcome) -> dict[str, Any]:
-    if isinstance(outcome, Succeeded):
-        return {"outcome": "success", "result": outcome.result}
-    if isinstance(outcome, Retrying):
-        failure = outcome.failure.as_values() if outcome.failure is not None else None
-        return {"outcome": "retry", "countdown": outcome.countdown, "failure": failure}
-    return {"outcome": "failure", "failure": outcome.failure.as_values()}
+def outcome_message(outcome: Outcome) -> bytes:
+    """An outcome as one message: its other fields as a line of JSON, then the result's JSON
+    text as it is (a JSON line never holds a raw newline, so the first one ends it)."""
+    failure = outcome.failure.as_values() if outcome.failure is not None else None
+    header = {"status": outcome.status.value, "failure": failure, "countdown": outcome.countdown}
+    return f"{json.dumps(header)}\n{outcome.result_json or ''}".encode()
 
 
-def outcome_from_message(message: dict[str, Any]) -> Outcome:
-    if message["outcome"] == "success":
-        return Succeeded(message["result"])
-    if message["outcome"] == "retry":
-        failure = Failure(**message["failure"]) if message["failure"] is not None else None
-        return Retrying(message["countdown"], failure)
-    return Failed(Failure(**message["failure"]))
+def outcome_from_message(message: bytes) -> Outcome:
+    header_line, _, result = message.decode().partition("\n")
+    header = json.loads(header_line)
+    status = JobStatus(header["status"])
+    failure = Failure(**header["failure"]) if header["failure"] is not None else None
+    return Outcome(
+        status,
+        result_json=result if status is JobStatus.SUCCESS else None,
+        failure=failure,
+        countdown=header["countdown"],
+    )
 
 
 def exit_description(code: int | None) -> str:

@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 
-from sqlqueue.dialects.base import JobOutcome
 from sqlqueue.exceptions import DatabaseError
-from sqlqueue.execution import Failed, Outcome, Retrying, Succeeded
-from sqlqueue.jobs import Job
+from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure
 from sqlqueue.store import JobStore
 
@@ -112,7 +111,7 @@ class Recorder:
             try:
                 kept = self._store.record_outcomes(
                     [
-                        job_outcome(finished.job, outcome)
+                        ((finished.job.id, finished.job.attempts), outcome)
                         for finished, outcome in zip(batch, outcomes, strict=True)
                     ]
                 )
@@ -128,7 +127,7 @@ class Recorder:
                 if not exc.transient and not refused:
                     # The database refuses this outcome itself and always will: store why,
                     # rather than let the job run again and again until it is given up.
-                    outcomes, refused = [Failed(Failure.from_exception(exc))], True
+                    outcomes, refused = [Outcome.failed(Failure.from_exception(exc))], True
                     continue
                 if not exc.transient or time.monotonic() + pause >= deadline:
                     for finished in batch:
@@ -147,7 +146,7 @@ class Recorder:
 
     def _log_outcome(self, finished: Finished, outcome: Outcome, kept: bool) -> None:
         job = finished.job
-        status = {Succeeded: "SUCCESS", Retrying: "RETRY", Failed: "FAILURE"}[type(outcome)]
+        status = outcome.status.value
         if not kept:
             logger.warning(
                 "job lost its lease task=%s id=%s outcome=%s discarded: another worker has taken it",
@@ -155,7 +154,7 @@ class Recorder:
                 job.id,
                 status,
             )
-        elif isinstance(outcome, Failed):
+        elif outcome.status is JobStatus.FAILURE and outcome.failure is not None:
             logger.error(
                 "job finished task=%s id=%s outcome=FAILURE duration=%.3fs\n%s",
                 job.task_name,
@@ -171,13 +170,3 @@ class Recorder:
                 status,
                 finished.duration,
             )
-
-
-def job_outcome(job: Job, outcome: Outcome) -> JobOutcome:
-    """The write that records an outcome of this take of the job."""
-    take = (job.id, job.attempts)
-    if isinstance(outcome, Succeeded):
-        return JobOutcome.success(take, outcome.result)
-    if isinstance(outcome, Retrying):
-        return JobOutcome.retry(take, outcome.countdown, outcome.failure)
-    return JobOutcome.failure(take, outcome.failure)

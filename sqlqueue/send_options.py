@@ -17,7 +17,7 @@ from sqlqueue.exceptions import InvalidOptionError
 from sqlqueue.options import check_aware, check_countdown, check_name, check_priority
 
 if TYPE_CHECKING:
-    from sqlqueue.store import AsyncCallerConnection, CallerConnection
+    from sqlqueue.caller_connections import AsyncCallerConnection, CallerConnection
     from sqlqueue.tasks import Task
 
 

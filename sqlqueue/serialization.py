@@ -11,12 +11,6 @@ from typing import Any
 from sqlqueue.exceptions import SerializationError
 
 
-def check_json(value: Any, what: str) -> int:
-    """Refuse a value the JSON columns could not store faithfully, before anything is written;
-    returns the size of its JSON encoding, in bytes."""
-    return len(encode_json(value, what))  # ASCII: the encoder escapes everything else
-
-
 def encode_json(value: Any, what: str) -> str:
     """The JSON text of a value the JSON columns can store faithfully, or a clear refusal."""
     if not value and isinstance(value, list | dict):

@@ -20,15 +20,20 @@ from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.sql import Executable
 
 from sqlqueue.autocommit import execute_alone, fetch_ids_alone, fetch_jobs_alone, goes_alone
-from sqlqueue.caller_connections import AsyncCallerConnection as AsyncCallerConnection
-from sqlqueue.caller_connections import CallerConnection as CallerConnection
-from sqlqueue.caller_connections import CallerConnections
+from sqlqueue.caller_connections import (
+    AsyncCallerConnection,
+    CallerConnection,
+    CallerConnections,
+)
 from sqlqueue.dialects import check_driver, get_dialect
-from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement, Take
+from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
+from sqlqueue.outcomes import Outcome
 
-if TYPE_CHECKING:  # the async extra's, imported where async is used (see require_async_extra)
+if (
+    TYPE_CHECKING
+):  # the async extra's, imported where async is used (see engines.require_async_extra)
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
@@ -113,9 +118,9 @@ class JobStore:
             rows = conn.execute(self.dialect.extend_leases(takes, lease))
             return {(str(job_id), attempts) for job_id, attempts in rows}
 
-    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> set[str]:
-        """Write many jobs' outcomes in one transaction; returns the ids whose take still
-        held the job. The others were taken again meanwhile, and nothing about them changed."""
+    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> set[str]:
+        """Write many jobs' outcomes, each of the take beside it, in one transaction; returns
+        the ids whose take still held the job. The others were taken again meanwhile, and nothing about them changed."""
         if not outcomes:
             return set()
         statements = self.dialect.record_outcomes(outcomes)
@@ -123,7 +128,7 @@ class JobStore:
             with self._translate_errors():
                 return fetch_ids_alone(self.engine, only)
         kept: set[str] = set()
-        retried = any(outcome.status is JobStatus.RETRY for outcome in outcomes)
+        retried = any(outcome.status is JobStatus.RETRY for _, outcome in outcomes)
         with self._write() as conn:
             for statement in statements:
                 kept.update(str(row[0]) for row in _execute(conn, statement))

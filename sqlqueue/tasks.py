@@ -24,8 +24,8 @@ from sqlqueue.send_options import SendOptions
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
+    from sqlqueue.caller_connections import AsyncCallerConnection, CallerConnection
     from sqlqueue.result import AsyncResult
-    from sqlqueue.store import AsyncCallerConnection, CallerConnection
 
 P = ParamSpec("P")
 R = TypeVar("R")

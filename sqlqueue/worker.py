@@ -37,8 +37,8 @@ from sqlqueue.chores import Chores
 from sqlqueue.conf import MAX_DATABASE_BACKOFF
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
-from sqlqueue.execution import Retrying, execute
-from sqlqueue.jobs import Job
+from sqlqueue.execution import execute
+from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.options import check_name
 from sqlqueue.processes import ProcessPool
 from sqlqueue.recorder import Finished, Recorder
@@ -310,7 +310,7 @@ class Worker:
         with self._held_lock:
             for finished in batch:
                 self._held.pop(take_of(finished.job), None)
-                retried = retried or isinstance(finished.outcome, Retrying)
+                retried = retried or finished.outcome.status is JobStatus.RETRY
         if retried or self.options.burst:
             self._wakeup.set()  # a retry may be due at once; burst mode counts held jobs
 

@@ -8,6 +8,7 @@ notification, the next due time of a scheduled job, or a long fallback.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +20,8 @@ import sqlalchemy as sa
 from conftest import count_jobs, start_worker
 
 from sqlqueue import JobStatus, SQLQueue, Worker, WorkerOptions
-from sqlqueue.dialects.base import JobOutcome
 from sqlqueue.jobs import Job
+from sqlqueue.outcomes import Outcome
 from sqlqueue.schema import jobs
 from sqlqueue.serialization import Failure
 
@@ -56,11 +57,11 @@ def test_a_batch_of_mixed_outcomes_stores_each_one(app: SQLQueue) -> None:
     # When their outcomes are written together
     kept = app.store.record_outcomes(
         [
-            JobOutcome.success(take(ok), {"total": [1, 2.5, "three"]}),
-            JobOutcome.success(take(nothing), None),
-            JobOutcome.failure(take(boom), Failure("ValueError", "bad thing", "Traceback …")),
-            JobOutcome.retry(take(again), 60, Failure("OSError", "try later", "tb")),
-            JobOutcome.retry(take(again_silently), 0, None),
+            (take(ok), Outcome.succeeded(json.dumps({"total": [1, 2.5, "three"]}))),
+            (take(nothing), Outcome.succeeded(json.dumps(None))),
+            (take(boom), Outcome.failed(Failure("ValueError", "bad thing", "Traceback …"))),
+            (take(again), Outcome.retrying(60, Failure("OSError", "try later", "tb"))),
+            (take(again_silently), Outcome.retrying(0, None)),
         ]
     )
 
@@ -99,11 +100,13 @@ def test_a_success_in_a_batch_clears_the_error_of_an_earlier_try(app: SQLQueue) 
     (job_id,) = send(app, 1)
     (first,) = app.store.claim_jobs(1, None, "w1", lease=30)
     assert app.store.record_outcomes(
-        [JobOutcome.retry((job_id, first.attempts), 0, Failure("OSError", "flaky", "tb"))]
+        [((job_id, first.attempts), Outcome.retrying(0, Failure("OSError", "flaky", "tb")))]
     ) == {job_id}
     (second,) = app.store.claim_jobs(1, None, "w1", lease=30)
 
-    assert app.store.record_outcomes([JobOutcome.success((job_id, second.attempts), 7)]) == {job_id}
+    assert app.store.record_outcomes(
+        [((job_id, second.attempts), Outcome.succeeded(json.dumps(7)))]
+    ) == {job_id}
 
     job = get(app, job_id)
     assert (job.status, job.result, job.error_type, job.error_message, job.traceback) == (
@@ -135,12 +138,12 @@ def test_a_batch_with_stale_takes_writes_only_the_current_ones(app: SQLQueue) ->
     # When worker 1 comes back and writes the outcomes of all four in one batch
     kept = app.store.record_outcomes(
         [
-            JobOutcome.success((job_id, job.attempts), "from worker 1")
+            ((job_id, job.attempts), Outcome.succeeded(json.dumps("from worker 1")))
             if n % 2 == 0
-            else JobOutcome.failure((job_id, job.attempts), Failure("E", "worker 1", "tb"))
+            else ((job_id, job.attempts), Outcome.failed(Failure("E", "worker 1", "tb")))
             for n, (job_id, job) in enumerate(sorted(first.items()))
         ]
-        + [JobOutcome.retry((lost[0], first[lost[0]].attempts), 0, None)]
+        + [((lost[0], first[lost[0]].attempts), Outcome.retrying(0, None))]
     )
 
     # I expect only the two it still held to be written, and the other two reported lost
@@ -157,7 +160,7 @@ def test_a_batch_with_stale_takes_writes_only_the_current_ones(app: SQLQueue) ->
     assert {get(app, job_id).status for job_id in kept} == {JobStatus.SUCCESS, JobStatus.FAILURE}
     # ... and worker 2's own outcomes to go through
     assert app.store.record_outcomes(
-        [JobOutcome.success((job_id, 2), "from worker 2") for job_id in lost]
+        [((job_id, 2), Outcome.succeeded(json.dumps("from worker 2"))) for job_id in lost]
     ) == set(lost)
     assert {get(app, job_id).result for job_id in lost} == {"from worker 2"}
 
@@ -168,8 +171,8 @@ def test_a_batch_that_the_database_refuses_changes_nothing(app: SQLQueue) -> Non
     ids = send(app, 2)
     taken = app.store.claim_jobs(2, None, "w1", lease=30)
     outcomes = [
-        JobOutcome.success((taken[0].id, taken[0].attempts), 1),
-        JobOutcome.failure((taken[1].id, taken[1].attempts), Failure("E" * 300, "m", "tb")),
+        ((taken[0].id, taken[0].attempts), Outcome.succeeded(json.dumps(1))),
+        ((taken[1].id, taken[1].attempts), Outcome.failed(Failure("E" * 300, "m", "tb"))),
     ]
     if app.dialect.name != "postgresql":
         assert app.store.record_outcomes(outcomes) == set(ids)

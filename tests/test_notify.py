@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from conftest import start_worker
 
 from sqlqueue import SQLQueue, Worker, WorkerOptions
-from sqlqueue.dialects.base import JobOutcome
+from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
@@ -75,11 +75,11 @@ def test_jobs_made_ready_again_wake_listening_workers_too(
     pg_app.store.release_jobs([take_one()])
     assert heard() == 1
 
-    pg_app.store.record_outcomes([JobOutcome.retry(take_one(), 0, None)])
+    pg_app.store.record_outcomes([(take_one(), Outcome.retrying(0, None))])
     assert heard() == 1
 
     job_id, attempt = take_one()
-    pg_app.store.record_outcomes([JobOutcome.failure((job_id, attempt), failure())])
+    pg_app.store.record_outcomes([((job_id, attempt), Outcome.failed(failure()))])
     assert heard() == 0  # a finished job is nobody's work
     assert pg_app.store.requeue_jobs(job_ids=[job_id]) == 1
     assert heard() == 1

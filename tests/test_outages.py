@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from conftest import start_worker
 from proxy import CuttableProxy
 
-from sqlqueue import SQLQueue, Worker, WorkerOptions
-from sqlqueue.dialects import base
+from sqlqueue import SQLQueue, Worker, WorkerOptions, engines
 from sqlqueue.exceptions import DatabaseError
 from sqlqueue.schema import jobs
 
@@ -89,7 +88,7 @@ def test_a_connection_that_sat_idle_is_pinged_and_replaced_when_dead(
     app = SQLQueue(through_proxy)
     app.send_task("t.job")  # leaves one connection in the pool
     assert proxy.cut() > 0
-    monkeypatch.setattr(base, "PING_AFTER_IDLE", 0.0)  # it has now sat idle long enough
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE", 0.0)  # it has now sat idle long enough
 
     app.send_task("t.job")  # the ping finds it dead; the pool opens another; no error
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from conftest import claim_buffers, explain, explain_claim, plan_buffers, uses_index
 
 from sqlqueue import JobStatus, SQLQueue
-from sqlqueue.dialects.base import JobOutcome
+from sqlqueue.outcomes import Outcome
 from sqlqueue.schema import jobs
 from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import Failure
@@ -49,17 +49,20 @@ def test_a_late_worker_cannot_overwrite_the_retry_that_replaced_it(app: SQLQueue
     # when worker 1 comes back and writes, nothing changes;
     assert app.store.extend_leases([(job_id, first.attempts)], lease=300) == set()
     late = (job_id, first.attempts)
-    assert app.store.record_outcomes([JobOutcome.success(late, "from the late worker")]) == set()
     assert (
-        app.store.record_outcomes([JobOutcome.failure(late, Failure("E", "late", "tb"))]) == set()
+        app.store.record_outcomes([(late, Outcome.succeeded(json.dumps("from the late worker")))])
+        == set()
     )
-    assert app.store.record_outcomes([JobOutcome.retry(late, 0, None)]) == set()
+    assert app.store.record_outcomes([(late, Outcome.failed(Failure("E", "late", "tb")))]) == set()
+    assert app.store.record_outcomes([(late, Outcome.retrying(0, None))]) == set()
     # only worker 2's outcome is stored.
     assert app.store.extend_leases([(job_id, second.attempts)], lease=30) == {
         (job_id, second.attempts)
     }
     current = (job_id, second.attempts)
-    assert app.store.record_outcomes([JobOutcome.success(current, "from the retry")]) == {job_id}
+    assert app.store.record_outcomes(
+        [(current, Outcome.succeeded(json.dumps("from the retry")))]
+    ) == {job_id}
     job = app.store.get_job(job_id)
     assert job is not None
     assert (job.status, job.result, job.worker_id, job.expired_leases) == (
@@ -74,8 +77,8 @@ def test_a_finished_job_cannot_be_finished_again_by_the_same_take(app: SQLQueue)
     (job_id,) = send(app, 1)
     (job,) = app.store.claim_jobs(1, None, "w1", lease=30)
     take = (job_id, job.attempts)
-    assert app.store.record_outcomes([JobOutcome.success(take, 1)]) == {job_id}
-    assert app.store.record_outcomes([JobOutcome.failure(take, Failure("E", "again", ""))]) == set()
+    assert app.store.record_outcomes([(take, Outcome.succeeded(json.dumps(1)))]) == {job_id}
+    assert app.store.record_outcomes([(take, Outcome.failed(Failure("E", "again", "")))]) == set()
     assert app.AsyncResult(job_id).get(timeout=1) == 1
 
 

@@ -12,7 +12,8 @@ from conftest import start_worker, work_off
 
 from sqlqueue import SoftTimeLimitExceeded, SQLQueue, WorkerOptions, timelimits
 from sqlqueue.exceptions import InvalidOptionError, TaskFailedError
-from sqlqueue.execution import Outcome, Succeeded, run_task
+from sqlqueue.execution import run_task
+from sqlqueue.outcomes import Outcome
 from sqlqueue.tasks import Request
 from sqlqueue.timelimits import thread_time_limits
 
@@ -148,7 +149,7 @@ def test_a_limit_lands_in_its_task_even_while_the_task_starts_threads() -> None:
     # I expect every run to be stopped by its limit and to return: none stuck in
     # Thread.start() because the limit killed the thread it was starting
     assert not runner.is_alive(), f"a run never returned after {len(outcomes)} run(s)"
-    assert outcomes == [Succeeded("stopped")] * 50
+    assert outcomes == [Outcome.succeeded('"stopped"')] * 50
 
 
 def test_a_limit_that_fires_as_the_task_returns_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:

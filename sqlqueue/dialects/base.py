@@ -20,9 +20,7 @@ capabilities, off by default (``driver_autocommit``; ``supports_listen_notify`` 
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,22 +28,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
-from sqlqueue.conf import PING_AFTER_IDLE
-from sqlqueue.exceptions import ConfigurationError
+from sqlqueue.engines import ping_when_idle, unpooled_async_engine
 from sqlqueue.jobs import READY_STATUSES, JobStatus, NewJobs
+from sqlqueue.outcomes import Outcome
 from sqlqueue.schema import DEFERRED_WHERE, FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
-from sqlqueue.serialization import Failure
 
-if TYPE_CHECKING:
-    # Only for hints: SQLAlchemy's asyncio module needs greenlet, which only the async extra
-    # installs, so it is imported where async is used (see ``require_async_extra``).
+if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 Take = tuple[str, int]
@@ -67,45 +59,6 @@ class DriverStatement:
 
 Statement = Executable | DriverStatement
 """What a dialect hands the store to run: SQLAlchemy Core, or fixed driver SQL on hot paths."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """What one take of a job came to, as the columns its write sets."""
-
-    take: Take
-    status: JobStatus
-    """SUCCESS or FAILURE (the job is finished), or RETRY (it goes back to the queue)."""
-    values: dict[str, Any]
-    """The result, or the failure's columns."""
-    countdown: float = 0.0
-    """For a retry: seconds before the job is ready again."""
-
-    @classmethod
-    def success(cls, take: Take, result: Any) -> JobOutcome:
-        # A success clears the error an earlier try left, as Celery's result does.
-        values = {"result": result, "error_type": None, "error_message": None, "traceback": None}
-        return cls(take, JobStatus.SUCCESS, values)
-
-    @classmethod
-    def failure(cls, take: Take, failure: Failure) -> JobOutcome:
-        return cls(take, JobStatus.FAILURE, failure.as_values())
-
-    @classmethod
-    def retry(cls, take: Take, countdown: float, failure: Failure | None) -> JobOutcome:
-        values = failure.as_values() if failure is not None else {}
-        return cls(take, JobStatus.RETRY, values, countdown)
-
-    def finish_values(self) -> dict[str, Any]:
-        """The columns a success or a failure writes, as the drivers take them: the result
-        as JSON text (a failure stores none), and the error (a success clears it)."""
-        succeeded = self.status is JobStatus.SUCCESS
-        return {
-            "result": json.dumps(self.values["result"]) if succeeded else None,
-            "error_type": self.values.get("error_type"),
-            "error_message": self.values.get("error_message"),
-            "traceback": self.values.get("traceback"),
-        }
 
 
 class Dialect(ABC):
@@ -195,28 +148,27 @@ class Dialect(ABC):
             .returning(jobs.c.id, jobs.c.attempts)
         )
 
-    def retry_job(
-        self, take: Take, countdown: float, values: dict[str, Any]
-    ) -> ReturningUpdate[Any]:
-        """Put a job back for another try after ``countdown`` seconds, unless its take has
+    def retry_job(self, take: Take, outcome: Outcome) -> ReturningUpdate[Any]:
+        """Put a job back for another try after the retry's countdown, unless its take has
         been replaced; returns the job's id when it was written."""
         return (
             self._fenced_update([take])
             .values(
                 status=JobStatus.RETRY.value,
                 retries=jobs.c.retries + 1,
-                scheduled_at=self.now_plus(countdown),
+                scheduled_at=self.now_plus(outcome.countdown),
                 lease_expires_at=None,
                 worker_id=None,
-                **values,
+                **outcome.error_values(),
             )
             .returning(jobs.c.id)
         )
 
     @abstractmethod
-    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
-        """Statements that write these outcomes, to run in one transaction; each returns the
-        ids it changed, so a take that was fenced off is the one missing."""
+    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
+        """Statements that write these outcomes, each of the take beside it, to run in one
+        transaction; each returns the ids it changed, so a take that was fenced off is the
+        one missing."""
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's
@@ -365,58 +317,3 @@ class Dialect(ABC):
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
-
-
-def ping_when_idle(engine: Engine) -> None:
-    """Check a pooled connection before use, but only one that has sat idle for a while.
-
-    ``pool_pre_ping`` pings at every checkout: a round trip, and a transaction on the
-    server, for every send and every poll. A connection used moments ago is almost surely
-    alive, and if it is not, the statement fails with a disconnect, SQLAlchemy drops the
-    pool's connections and the next attempt reconnects. A connection that sat idle may
-    have been closed by the server, a restart or a firewall: that one is pinged, and
-    replaced when the ping fails.
-    """
-
-    def mark_idle(_dbapi_connection: Any, record: Any) -> None:
-        record.info[IDLE_SINCE] = time.monotonic()
-
-    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        idle_since = record.info.get(IDLE_SINCE)
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:  # whatever the driver raises, the connection is unusable
-            # The pool's documented signal: drop this connection and check out another.
-            raise sa_exc.DisconnectionError(str(exc)) from exc
-
-    event.listen(engine.pool, "checkin", mark_idle)
-    event.listen(engine.pool, "checkout", ping_if_idle)
-
-
-IDLE_SINCE = "sqlqueue_idle_since"
-"""Key in a pooled connection's ``info``: when it was last returned to the pool."""
-
-
-ASYNC_EXTRA_MISSING = (
-    "adelay(), aapply_async() and aget() need SQLAlchemy's asyncio support and the async "
-    'drivers, which this install lacks: pip install "sqlqueue[async]".'
-)
-
-
-def require_async_extra() -> None:
-    """Refuse async use with the fix in the message where SQLAlchemy's asyncio module cannot
-    load: it needs greenlet, which a bare ``pip install sqlqueue`` does not bring."""
-    try:
-        import sqlalchemy.ext.asyncio  # noqa: F401
-    except ImportError as exc:
-        raise ConfigurationError(ASYNC_EXTRA_MISSING) from exc
-
-
-def unpooled_async_engine(url: URL, **options: Any) -> AsyncEngine:
-    """An async engine that opens a connection per use (see ``Dialect.create_async_engine``)."""
-    require_async_extra()
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    return create_async_engine(url, poolclass=NullPool, **options)

@@ -22,11 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
-from sqlqueue.dialects.base import Dialect, DriverStatement, JobOutcome, Statement
+from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
 from sqlqueue.jobs import JobStatus, NewJobs
+from sqlqueue.outcomes import Outcome
 from sqlqueue.schema import jobs
 
-if TYPE_CHECKING:  # the async extra's; see base.unpooled_async_engine
+if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 NOTIFY_CHANNEL = "sqlqueue"
@@ -159,24 +160,24 @@ class PostgreSQLDialect(Dialect):
             },
         )
 
-    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
+    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
         # Successes and failures, nearly every outcome of a busy worker, go in one statement;
         # retries (rarer, and each with its own delay) keep their per-job UPDATE.
         statements: list[Statement] = [
-            self.retry_job(o.take, o.countdown, o.values)
-            for o in outcomes
-            if o.status is JobStatus.RETRY
+            self.retry_job(take, outcome)
+            for take, outcome in outcomes
+            if outcome.status is JobStatus.RETRY
         ]
-        finished = [o for o in outcomes if o.status is not JobStatus.RETRY]
+        finished = [(take, o) for take, o in outcomes if o.status is not JobStatus.RETRY]
         if finished:
-            columns = [o.finish_values() for o in finished]
+            columns = [o.finish_values() for _, o in finished]
             statements.append(
                 DriverStatement(
                     FINISH_JOBS,
                     {
-                        "ids": [o.take[0] for o in finished],
-                        "attempts": [o.take[1] for o in finished],
-                        "statuses": [o.status.value for o in finished],
+                        "ids": [take[0] for take, _ in finished],
+                        "attempts": [take[1] for take, _ in finished],
+                        "statuses": [o.status.value for _, o in finished],
                         **{
                             f"{name}s": [values[name] for values in columns]
                             for name in ("result", "error_type", "error_message", "traceback")

@@ -27,18 +27,14 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
-from sqlqueue.dialects.base import (
-    Dialect,
-    DriverStatement,
-    JobOutcome,
-    Statement,
-    unpooled_async_engine,
-)
+from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
+from sqlqueue.engines import unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
+from sqlqueue.outcomes import Outcome
 from sqlqueue.schema import READY_WHERE, Timestamp, jobs
 
-if TYPE_CHECKING:  # the async extra's; see base.unpooled_async_engine
+if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -147,26 +143,26 @@ class SQLiteDialect(Dialect):
             .limit(limit)
         )
 
-    def record_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[Statement]:
+    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
         # One fenced UPDATE per job, all under one write lock; successes and failures as
         # fixed text (SQLAlchemy's statement building cost more than SQLite's work), each
         # answering with the job's id when its take still held the job.
         finished_at = _stored_time(datetime.now(UTC))
         return [
-            self.retry_job(outcome.take, outcome.countdown, outcome.values)
+            self.retry_job(take, outcome)
             if outcome.status is JobStatus.RETRY
             else DriverStatement(
                 FINISH_JOB,
                 {
-                    "job_id": outcome.take[0],
-                    "id": _stored_id(outcome.take[0]),
-                    "attempt": outcome.take[1],
+                    "job_id": take[0],
+                    "id": _stored_id(take[0]),
+                    "attempt": take[1],
                     "status": outcome.status.value,
                     "finished_at": finished_at,
                     **outcome.finish_values(),
                 },
             )
-            for outcome in outcomes
+            for take, outcome in outcomes
         ]
 
     def begin_write(self, connection: Connection) -> None:

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from sqlqueue.app import SQLQueue
+from sqlqueue.caller_connections import CallerConnection
 from sqlqueue.dialects import create_engine_for_url
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
-from sqlqueue.store import CallerConnection, JobStore
+from sqlqueue.store import JobStore
 
 DRIVERS = {
     "django.db.backends.postgresql": "postgresql+psycopg",

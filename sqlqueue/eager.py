@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.conf import EAGER_MAX_RETRIES
 from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError
@@ -65,8 +65,7 @@ def run_eagerly(
         if outcome.result_json is not None:
             # What a worker's result would read back from its row: tuples come back as lists.
             return EagerResult(job_id, app, value=json.loads(outcome.result_json))
-        failure = outcome.failure
-        assert failure is not None  # noqa: S101 (an outcome with no result is a failure)
+        failure = cast(Failure, outcome.failure)  # not a success: a failure, which says why
         error = TaskFailedError(
             task.name, failure.error_type, failure.error_message, failure.traceback
         )

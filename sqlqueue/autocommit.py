@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from sqlalchemy.engine import Engine
 
-from sqlqueue.dialects.base import Dialect, DriverStatement, Statement
+from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
 from sqlqueue.jobs import Job
 
 
@@ -43,10 +43,10 @@ def fetch_jobs_alone(engine: Engine, statement: DriverStatement) -> list[Job]:
         return [Job.from_row(row) for row in cursor.execute(statement.sql, statement.params)]
 
 
-def fetch_ids_alone(engine: Engine, statement: DriverStatement) -> set[str]:
-    """Run a statement that returns job ids in its first column (a batch of outcomes)."""
+def fetch_takes_alone(engine: Engine, statement: DriverStatement) -> set[Take]:
+    """Run a statement that returns takes, (job id, attempt) (a batch of outcomes)."""
     with _autocommit_connection(engine) as driver:
-        return {str(row[0]) for row in driver.execute(statement.sql, statement.params)}
+        return {(str(row[0]), row[1]) for row in driver.execute(statement.sql, statement.params)}
 
 
 @contextmanager

@@ -116,7 +116,7 @@ class Recorder:
                     ]
                 )
                 return [
-                    (finished, outcome, finished.job.id in kept)
+                    (finished, outcome, (finished.job.id, finished.job.attempts) in kept)
                     for finished, outcome in zip(batch, outcomes, strict=True)
                 ]
             except DatabaseError as exc:

@@ -10,16 +10,16 @@ stands alone, in autocommit (``autocommit``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.sql import Executable
 
-from sqlqueue.autocommit import execute_alone, fetch_ids_alone, fetch_jobs_alone, goes_alone
+from sqlqueue.autocommit import execute_alone, fetch_jobs_alone, fetch_takes_alone, goes_alone
 from sqlqueue.caller_connections import (
     AsyncCallerConnection,
     CallerConnection,
@@ -118,20 +118,22 @@ class JobStore:
             rows = conn.execute(self.dialect.extend_leases(takes, lease))
             return {(str(job_id), attempts) for job_id, attempts in rows}
 
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> set[str]:
+    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> set[Take]:
         """Write many jobs' outcomes, each of the take beside it, in one transaction; returns
-        the ids whose take still held the job. The others were taken again meanwhile, and nothing about them changed."""
+        the takes that still held their job. The others' jobs were taken again meanwhile, and
+        nothing about them changed."""
         if not outcomes:
             return set()
         statements = self.dialect.record_outcomes(outcomes)
         if len(statements) == 1 and goes_alone(only := statements[0], self.dialect):
             with self._translate_errors():
-                return fetch_ids_alone(self.engine, only)
-        kept: set[str] = set()
+                return fetch_takes_alone(self.engine, only)
+        kept: set[Take] = set()
         retried = any(outcome.status is JobStatus.RETRY for _, outcome in outcomes)
         with self._write() as conn:
             for statement in statements:
-                kept.update(str(row[0]) for row in _execute(conn, statement))
+                rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))
+                kept.update((str(job_id), attempt) for job_id, attempt in rows)
             if retried:
                 self._wake_workers(conn)
         return kept

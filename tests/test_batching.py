@@ -66,7 +66,7 @@ def test_a_batch_of_mixed_outcomes_stores_each_one(app: SQLQueue) -> None:
     )
 
     # I expect every take to be kept, and each row to hold its own outcome
-    assert kept == set(ids)
+    assert kept == {take(job_id) for job_id in ids}
     done = get(app, ok)
     assert (done.status, done.result, done.error_type) == (
         JobStatus.SUCCESS,
@@ -101,12 +101,12 @@ def test_a_success_in_a_batch_clears_the_error_of_an_earlier_try(app: SQLQueue) 
     (first,) = app.store.claim_jobs(1, None, "w1", lease=30)
     assert app.store.record_outcomes(
         [((job_id, first.attempts), Outcome.retrying(0, Failure("OSError", "flaky", "tb")))]
-    ) == {job_id}
+    ) == {(job_id, first.attempts)}
     (second,) = app.store.claim_jobs(1, None, "w1", lease=30)
 
     assert app.store.record_outcomes(
         [((job_id, second.attempts), Outcome.succeeded(json.dumps(7)))]
-    ) == {job_id}
+    ) == {(job_id, second.attempts)}
 
     job = get(app, job_id)
     assert (job.status, job.result, job.error_type, job.error_message, job.traceback) == (
@@ -147,7 +147,7 @@ def test_a_batch_with_stale_takes_writes_only_the_current_ones(app: SQLQueue) ->
     )
 
     # I expect only the two it still held to be written, and the other two reported lost
-    assert kept == set(ids) - set(lost)
+    assert kept == {(job_id, 1) for job_id in set(ids) - set(lost)}
     for job_id in lost:
         job = get(app, job_id)
         assert (job.status, job.attempts, job.worker_id, job.result, job.retries) == (
@@ -157,25 +157,28 @@ def test_a_batch_with_stale_takes_writes_only_the_current_ones(app: SQLQueue) ->
             None,
             0,
         )
-    assert {get(app, job_id).status for job_id in kept} == {JobStatus.SUCCESS, JobStatus.FAILURE}
+    assert {get(app, job_id).status for job_id, _ in kept} == {
+        JobStatus.SUCCESS,
+        JobStatus.FAILURE,
+    }
     # ... and worker 2's own outcomes to go through
     assert app.store.record_outcomes(
         [((job_id, 2), Outcome.succeeded(json.dumps("from worker 2"))) for job_id in lost]
-    ) == set(lost)
+    ) == {(job_id, 2) for job_id in lost}
     assert {get(app, job_id).result for job_id in lost} == {"from worker 2"}
 
 
 def test_a_batch_that_the_database_refuses_changes_nothing(app: SQLQueue) -> None:
     # A failure whose type name is longer than its column refuses the whole transaction:
     # PostgreSQL says so; SQLite stores it (it does not enforce lengths), which is also fine.
-    ids = send(app, 2)
+    send(app, 2)
     taken = app.store.claim_jobs(2, None, "w1", lease=30)
     outcomes = [
         ((taken[0].id, taken[0].attempts), Outcome.succeeded(json.dumps(1))),
         ((taken[1].id, taken[1].attempts), Outcome.failed(Failure("E" * 300, "m", "tb"))),
     ]
     if app.dialect.name != "postgresql":
-        assert app.store.record_outcomes(outcomes) == set(ids)
+        assert app.store.record_outcomes(outcomes) == {take for take, _ in outcomes}
         return
     from sqlqueue.exceptions import DatabaseError
 

@@ -38,7 +38,9 @@ def test_a_success_carries_the_json_text_that_the_row_stores(app: SQLQueue) -> N
     # ... and when the store writes that outcome for a taken job
     job_id = app.send_task("t.figures").id
     (job,) = app.store.claim_jobs(1, None, "w1", lease=30)
-    assert app.store.record_outcomes([((job_id, job.attempts), outcome)]) == {job_id}
+    assert app.store.record_outcomes([((job_id, job.attempts), outcome)]) == {
+        (job_id, job.attempts)
+    }
 
     # I expect the row to hold that value exactly: every digit, the tuple as a list
     assert app.AsyncResult(job_id).get(timeout=1) == {"ratio": 0.1, "big": BIG, "pair": [1, 2]}

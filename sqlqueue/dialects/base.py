@@ -150,7 +150,7 @@ class Dialect(ABC):
 
     def retry_job(self, take: Take, outcome: Outcome) -> ReturningUpdate[Any]:
         """Put a job back for another try after the retry's countdown, unless its take has
-        been replaced; returns the job's id when it was written."""
+        been replaced; returns the take when it was written."""
         return (
             self._fenced_update([take])
             .values(
@@ -161,7 +161,7 @@ class Dialect(ABC):
                 worker_id=None,
                 **outcome.error_values(),
             )
-            .returning(jobs.c.id)
+            .returning(jobs.c.id, jobs.c.attempts)
         )
 
     @abstractmethod

@@ -95,7 +95,7 @@ FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[], %(statuses)s::text[],
             %(tracebacks)s::text[])
      AS done (id, attempt, status, result, error_type, error_message, traceback)
 WHERE job.id = done.id AND job.attempts = done.attempt AND job.status = 'STARTED'
-RETURNING job.id
+RETURNING job.id, job.attempts
 """  # noqa: S608 (constants, no input)
 """Finish many jobs in one statement, each fenced by its take (id, attempt and STARTED),
 one row of arrays per job. Its text never changes with the batch's size, so

@@ -196,10 +196,10 @@ SET status = :status, finished_at = :finished_at, lease_expires_at = NULL,
     result = CASE WHEN :status = 'SUCCESS' THEN :result ELSE result END,
     error_type = :error_type, error_message = :error_message, traceback = :traceback
 WHERE id = :id AND attempts = :attempt AND status = 'STARTED'
-RETURNING :job_id
+RETURNING :job_id, attempts
 """  # noqa: S608 (constants, no input)
-"""Record one job's success or failure, fenced by its take; answers with the job's id (as
-sqlqueue spells it, not as SQLite stores it) when the take still held the job."""
+"""Record one job's success or failure, fenced by its take; answers with the take (the id as
+sqlqueue spells it, not as SQLite stores it) when it still held the job."""
 
 _sqlite = sqlite_dialect.dialect()
 _stored_id = cast(

@@ -4,7 +4,8 @@ Every worker process does them, without a cron, on one thread of their own besid
 in the loop that claims, a prune of a large backlog of old results would stop every worker
 from starting jobs until it was done. Rescue and expiry are one statement each; a prune pass
 deletes a bounded number of batches. A database that is down delays the chores alone; they
-back off and try again until the worker stops.
+back off and try again until the worker stops. Any other error stops the worker, as it would
+in the claim loop: ``Worker.run()`` raises it once the running jobs are recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Chores:
         first_backoff: float,
         stopping: threading.Event,
         requeued: Callable[[], None],
+        failed: Callable[[BaseException], None],
     ) -> None:
         self._app = app
         self._lease = lease
@@ -43,6 +45,8 @@ class Chores:
         self._stopping = stopping
         self._requeued = requeued
         """Called when jobs went back to the queue, and after the first pass."""
+        self._failed = failed
+        """Called with an error that waiting cannot mend; the chores then stop."""
         self.done = threading.Event()
         """Set once every chore has run: a burst worker leaves only after that, so that jobs
         whose lease ran out are re-queued before it decides that none is left."""
@@ -67,16 +71,24 @@ class Chores:
                     more = self._prune()
                     took = time.monotonic() - started
                     next_prune = time.monotonic() + (took if more else PRUNE_INTERVAL)
-            except Exception as exc:
-                if isinstance(exc, DatabaseError) and exc.transient:
-                    logger.warning(
-                        "chores: database unavailable, trying again in %.1fs: %s", backoff, exc
-                    )
-                else:
-                    logger.exception("chores failed, trying again in %.1fs", backoff)
+            except DatabaseError as exc:
+                if not exc.transient:
+                    # No table, a schema older than this code, a statement refused: as in the
+                    # claim loop, waiting cannot help, and a burst worker would wait forever
+                    # for a first pass that never ends well. The worker stops and says why.
+                    logger.error("chores: stopping the worker: %s", exc)
+                    self._failed(exc)
+                    return
+                logger.warning(
+                    "chores: database unavailable, trying again in %.1fs: %s", backoff, exc
+                )
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
+            except Exception as exc:  # a defect: nothing may die silently on a side thread
+                logger.exception("chores: stopping the worker")
+                self._failed(exc)
+                return
             backoff = self._first_backoff
             if not self.done.is_set():
                 self.done.set()

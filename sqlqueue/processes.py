@@ -83,21 +83,23 @@ class ProcessPool:
             self._idle = children
 
     def run(self, task: Task[..., Any] | None, job: Job) -> Outcome:
-        """Run the job in this thread's child and return its outcome."""
+        """Run the job in this thread's child and return its outcome.
+
+        Raises:
+            ChildStartError: a new child (replacing one that died or was killed at its time
+                limit) could not load the app, which loaded at start: the code changed under
+                the worker. The job never started; the worker must stop and give it back.
+        """
         if task is None:
             return unknown_task(job.task_name)
+        child: Child | None = getattr(self._local, "child", None)
+        if child is None or not child.alive():
+            child = self._local.child = self._ready_child()
         try:
-            child: Child | None = getattr(self._local, "child", None)
-            if child is None or not child.alive():
-                child = self._local.child = self._ready_child()
-            try:
-                outcome = child.run(job, task.time_limit)
-            except BrokenPipeError:  # the idle child died since; the job never reached it
-                child = self._local.child = self._ready_child()
-                outcome = child.run(job, task.time_limit)
-        except ChildStartError as exc:  # a replacement that failed where the first ones loaded
-            self._local.child = None
-            return Outcome.failed(Failure.from_exception(WorkerLostError(str(exc))))
+            outcome = child.run(job, task.time_limit)
+        except BrokenPipeError:  # the idle child died since; the job never reached it
+            child = self._local.child = self._ready_child()
+            outcome = child.run(job, task.time_limit)
         if not child.alive():
             self._local.child = None
         return outcome

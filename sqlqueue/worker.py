@@ -40,7 +40,7 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.options import check_name
-from sqlqueue.processes import ProcessPool
+from sqlqueue.processes import ChildStartError, ProcessPool
 from sqlqueue.recorder import Finished, Recorder
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,9 @@ class Worker:
             )
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
+        self._fatal: BaseException | None = None
+        """What stopped the worker from a side thread (a chore, a job thread), raised by
+        ``run()`` once every running job is recorded and the unstarted ones are given back."""
         self._held: dict[Take, Job] = {}
         """Jobs this worker has taken and not yet recorded, by take: after an outage longer
         than the lease, the job of a task still running may be re-queued and taken again by
@@ -121,7 +124,9 @@ class Worker:
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run; None tells one thread to stop."""
         self._recorder = Recorder(app.store, self.lease, self._recorded)
-        self._chores = Chores(app, self.lease, self.poll_interval, self._stopping, self._wakeup.set)
+        self._chores = Chores(
+            app, self.lease, self.poll_interval, self._stopping, self._wakeup.set, self._fail
+        )
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
@@ -136,7 +141,13 @@ class Worker:
         self._wakeup.set()
 
     def run(self) -> None:
-        """Work until ``stop()`` (or, with ``burst``, until no ready job is left)."""
+        """Work until ``stop()`` (or, with ``burst``, until no ready job is left).
+
+        Raises:
+            DatabaseError: a non-transient one (no table, a schema older than this code, a
+                statement refused), from the claim or the chores: waiting cannot help.
+            ChildStartError: a process-pool child could not load the app.
+        """
         if self._processes is not None:
             # Before any claim: children that cannot load the app stop the worker here.
             self._processes.start(self.options.concurrency)
@@ -195,7 +206,15 @@ class Worker:
             loop.call_soon_threadsafe(loop.stop)
             loop_thread.join()
             loop.close()
+        if self._fatal is not None:
+            raise self._fatal
         logger.info("worker stopped id=%s", self.id)
+
+    def _fail(self, exc: BaseException) -> None:
+        # From a side thread: stop as gracefully as a SIGTERM would, then let run() raise.
+        if self._fatal is None:
+            self._fatal = exc
+        self.stop()
 
     def _loop(self) -> None:
         backoff = self.poll_interval
@@ -290,6 +309,10 @@ class Worker:
                     outcome = execute(task, job, run_coroutine=self._run_coroutine)
             now = time.monotonic()
             self._recorder.put(Finished(job, outcome, now - started, now))
+        except ChildStartError as exc:
+            # The job never started: it stays held, and is given back when the worker stops.
+            logger.error("stopping: %s", exc)
+            self._fail(exc)
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.
             logger.exception(

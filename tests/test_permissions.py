@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -17,18 +18,27 @@ from sqlqueue import SQLQueue
 pytestmark = pytest.mark.postgresql
 
 
-@pytest.fixture
-def dml_only_url(postgres_url: str) -> Iterator[str]:
-    """The session database's URL for a new role that may only read and write job rows."""
+@contextmanager
+def role_url(postgres_url: str, privileges: str) -> Iterator[str]:
+    """The session database's URL for a new role with these privileges on the jobs table."""
     role = f"sqlqueue_worker_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("TRUNCATE sqlqueue_jobs")
         conn.execute(f'CREATE ROLE "{role}" LOGIN')
-        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON sqlqueue_jobs TO "{role}"')
-    yield sa.make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'REVOKE ALL ON sqlqueue_jobs FROM "{role}"')
-        conn.execute(f'DROP ROLE "{role}"')
+        conn.execute(f'GRANT {privileges} ON sqlqueue_jobs TO "{role}"')
+    try:
+        yield sa.make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'REVOKE ALL ON sqlqueue_jobs FROM "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.fixture
+def dml_only_url(postgres_url: str) -> Iterator[str]:
+    """A role that may only read and write job rows."""
+    with role_url(postgres_url, "SELECT, INSERT, UPDATE, DELETE") as url:
+        yield url
 
 
 def test_the_role_really_cannot_change_the_schema(dml_only_url: str) -> None:
@@ -59,3 +69,22 @@ def test_a_worker_with_only_dml_privileges_runs_jobs_prunes_and_retries(dml_only
         assert app.store.delete_finished_jobs(older_than=0, batch_size=100) == 1
     finally:
         app.engine.dispose()
+
+
+def test_a_burst_worker_whose_chores_are_refused_stops_and_says_why(postgres_url: str) -> None:
+    # Given a role that may run jobs but not delete them (so every prune is refused)
+    with role_url(postgres_url, "SELECT, INSERT, UPDATE") as url:
+        app = SQLQueue(url)
+        try:
+            done = app.send_task("tasks.add", args=[2, 3])
+
+            # When a burst worker runs as that role
+            worker = start_worker(url, "--burst", "--poll-interval", "0.1")
+            output, _ = worker.communicate(timeout=60)
+
+            # I expect it to stop with the refusal, not to wait for its chores forever
+            assert worker.returncode == 1, output
+            assert "permission denied" in output
+            assert done.status in ("PENDING", "SUCCESS")  # never left held by a gone worker
+        finally:
+            app.engine.dispose()

@@ -464,6 +464,26 @@ def quick():
 """
 
 
+BREAKS_AFTER_A_KILL = """
+import multiprocessing, pathlib, time
+from sqlqueue import SQLQueue
+
+if multiprocessing.parent_process() is not None and pathlib.Path("deployed").exists():
+    raise ImportError("the code on disk changed under the worker")
+
+app = SQLQueue()
+
+@app.task(time_limit=1, priority=10)
+def hang():
+    pathlib.Path("deployed").touch()  # a deploy, while this child runs
+    time.sleep(60)
+
+@app.task
+def quick():
+    return 1
+"""
+
+
 def run_process_worker(
     directory: Path, source: str, db_url: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
@@ -520,6 +540,29 @@ def test_process_pool_worker_whose_children_cannot_load_the_app_refuses_to_start
     assert "No module named 'a_module_only_the_parent_has'" in worker.stderr
     job = get_job(app, job_id)
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.PENDING, 0, None)
+
+
+@pytest.mark.slow
+def test_process_pool_worker_whose_new_child_cannot_load_the_app_stops_and_gives_back_jobs(
+    app: SQLQueue, db_url: str, tmp_path: Path
+) -> None:
+    # Given a job killed at its hard limit, after which a new child cannot load the app
+    # (the code changed on disk), and a job behind it
+    hang = app.send_task("child_app.hang", priority=10)
+    waiting = app.send_task("child_app.quick").id
+
+    # When a process-pool worker runs them
+    worker = run_process_worker(tmp_path, BREAKS_AFTER_A_KILL, db_url, "-c", "1")
+
+    # I expect it to stop with the child's import error and give the second job back,
+    # rather than fail it (and every job after it) as lost
+    assert worker.returncode == 1, worker.stdout + worker.stderr
+    assert "the code on disk changed under the worker" in worker.stderr
+    assert hang.status == "FAILURE"
+    assert (get_job(app, waiting).status, get_job(app, waiting).worker_id) == (
+        JobStatus.PENDING,
+        None,
+    )
 
 
 def process_is_gone(pid: int) -> bool:

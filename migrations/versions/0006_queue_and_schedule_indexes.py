@@ -50,7 +50,8 @@ INDEXES = {
     "ix_sqlqueue_jobs_expiring": (["expires_at"], EXPIRING),
 }
 
-# statement_timestamp() is the calling statement's, as everywhere in sqlqueue.
+# statement_timestamp() is the calling statement's, as everywhere in sqlqueue: every statement
+# of the function sees the same now.
 CLAIM = """
 CREATE OR REPLACE FUNCTION sqlqueue_claim(max_jobs integer, lease_seconds double precision,
                                           worker text, queues text[])
@@ -62,6 +63,11 @@ SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET jit = off
 AS $$
+DECLARE
+    candidates uuid[];
+    tried uuid[] := '{}';
+    taken integer := 0;
+    now_taken integer;
 BEGIN
     IF queues IS NULL THEN
         RETURN QUERY
@@ -79,11 +85,14 @@ BEGIN
             worker_id = worker
         FROM ready WHERE job.id = ready.id
         RETURNING job.*;
-    ELSE
-        -- The first jobs of each queue, locked, and the best max_jobs of them taken; the
-        -- others stay locked until the claim commits, and other workers' claims skip them.
-        RETURN QUERY
-        WITH ready AS (
+        RETURN;
+    END IF;
+    -- Choose, without locking, the best jobs still wanted from the first of each queue; then
+    -- lock and take those of them no other claim holds. A job another claim holds, or took
+    -- meanwhile, is tried once: the next round chooses past it.
+    LOOP
+        SELECT array_agg(best.id) INTO candidates
+        FROM (
             SELECT first.id
             FROM (SELECT DISTINCT unnest(queues) AS name) AS wanted
             CROSS JOIN LATERAL (
@@ -94,12 +103,28 @@ BEGIN
                 WHERE queue >= wanted.name AND queue <= wanted.name
                   AND status IN ('PENDING', 'RETRY') AND scheduled_at <= statement_timestamp()
                   AND (expires_at IS NULL OR expires_at > statement_timestamp())
+                  AND id <> ALL (tried)
                 ORDER BY queue, priority DESC, scheduled_at, id
-                LIMIT max_jobs
-                FOR UPDATE SKIP LOCKED
+                LIMIT max_jobs - taken
             ) AS first
             ORDER BY first.priority DESC, first.scheduled_at, first.id
-            LIMIT max_jobs
+            LIMIT max_jobs - taken
+        ) AS best;
+        EXIT WHEN candidates IS NULL;
+        tried := tried || candidates;
+        RETURN QUERY
+        WITH ready AS (
+            -- One lookup by primary key per candidate: with "id = ANY (candidates)" the
+            -- planner may prefer to read a ready index whole, as stale statistics make small.
+            SELECT chosen.id
+            FROM unnest(candidates) AS candidate (id)
+            CROSS JOIN LATERAL (
+                SELECT id FROM sqlqueue_jobs
+                WHERE id = candidate.id
+                  AND status IN ('PENDING', 'RETRY') AND scheduled_at <= statement_timestamp()
+                  AND (expires_at IS NULL OR expires_at > statement_timestamp())
+                FOR UPDATE SKIP LOCKED
+            ) AS chosen
         )
         UPDATE sqlqueue_jobs AS job
         SET status = 'STARTED', attempts = job.attempts + 1, started_at = statement_timestamp(),
@@ -107,7 +132,10 @@ BEGIN
             worker_id = worker
         FROM ready WHERE job.id = ready.id
         RETURNING job.*;
-    END IF;
+        GET DIAGNOSTICS now_taken = ROW_COUNT;
+        taken := taken + now_taken;
+        EXIT WHEN taken >= max_jobs;
+    END LOOP;
 END
 $$
 """

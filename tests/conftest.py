@@ -163,9 +163,9 @@ collect_ignore = [] if os.environ.get("DJANGO_SETTINGS_MODULE") else ["django"]
 
 
 def explain_claim(url: str, limit: int = 10, queues: list[str] | None = None) -> str:
-    """The plan the claim function really ran, with buffers: EXPLAIN of the call shows only a
-    function scan, so auto_explain (a superuser's LOAD) reports the statement inside it. The
-    claim is rolled back."""
+    """The plans of the statements the claim function really ran, with buffers, one after
+    another: EXPLAIN of the call shows only a function scan, so auto_explain (a superuser's
+    LOAD) reports the statements inside it. The claim is rolled back."""
     messages: list[str] = []
     with psycopg.connect(url) as conn:
         conn.add_notice_handler(lambda notice: messages.append(notice.message_primary or ""))
@@ -180,15 +180,24 @@ def explain_claim(url: str, limit: int = 10, queues: list[str] | None = None) ->
             conn.execute(setting)
         conn.execute("SELECT * FROM sqlqueue_claim(%s, 30, 'w', %s::text[])", (limit, queues))
         conn.rollback()
-    return next(message for message in messages if "CTE ready" in message)
+    return "\n".join(
+        message
+        for message in messages
+        if message.startswith("duration:") and "FROM sqlqueue_claim(" not in message
+    )
 
 
-def claim_buffers(plan: str) -> int:
-    """Shared buffers the claim's ``ready`` CTE touched to find and lock its jobs."""
-    lines = plan.splitlines()
-    cte = next(n for n, line in enumerate(lines) if "CTE ready" in line)
-    buffers = next(line for line in lines[cte:] if "Buffers:" in line)
-    return sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", buffers))
+def claim_buffers(plans: str) -> int:
+    """Shared buffers the claim touched to find and lock its jobs, not to update them: each
+    statement that chooses jobs without locking them (given queues), and each ``ready`` CTE,
+    which locks them."""
+    total = 0
+    for plan in re.split(r"^duration:", plans, flags=re.MULTILINE)[1:]:
+        lines = plan.splitlines()
+        start = next((n for n, line in enumerate(lines) if "CTE ready" in line), 0)
+        buffers = next(line for line in lines[start:] if "Buffers:" in line)
+        total += sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", buffers))
+    return total
 
 
 def explain(app: SQLQueue, statement: sa.Executable) -> str:

@@ -245,6 +245,70 @@ def test_a_claim_from_several_queues_takes_them_in_priority_order(
     assert [job.queue for job in claimed[1:]] == ["big", "big"]
 
 
+def claim_in_open_transaction(
+    conn: psycopg.Connection[Any], limit: int, queues: list[str]
+) -> list[str]:
+    """The ids a claim takes in ``conn``'s transaction, left open: a worker's claim caught
+    before it commits."""
+    rows = conn.execute(
+        "SELECT id FROM sqlqueue_claim(%s, 30, 'w1', %s::text[])", (limit, queues)
+    ).fetchall()
+    return [str(job_id) for (job_id,) in rows]
+
+
+@pytest.mark.postgresql
+def test_a_claim_from_several_queues_leaves_the_jobs_it_did_not_take_to_other_claims(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    # Two workers on `-Q a,b -c 1`, woken by one notification: the second must not find the
+    # job the first did not take locked, or it sleeps while that job waits.
+    first = pg_app.send_task("t.job", queue="a").id
+    second = pg_app.send_task("t.job", queue="b").id
+    with psycopg.connect(postgres_url) as open_claim:
+        taken = claim_in_open_transaction(open_claim, 1, ["a", "b"])
+
+        claimed = pg_app.store.claim_jobs(1, ["a", "b"], "w2", lease=30)
+
+        assert taken == [first]
+        assert [job.id for job in claimed] == [second]
+        open_claim.rollback()
+
+
+@pytest.mark.postgresql
+def test_a_claim_given_queues_passes_over_a_locked_job_for_the_next_of_its_queue(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    first, second = send(pg_app, 2, queue="a")
+    send(pg_app, 1, queue="b")
+    with psycopg.connect(postgres_url) as other:
+        other.execute("SELECT id FROM sqlqueue_jobs WHERE id = %s FOR UPDATE", (first,))
+
+        claimed = pg_app.store.claim_jobs(1, ["a"], "w", lease=30)
+
+        assert [job.id for job in claimed] == [second]
+        other.rollback()
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("limit", [1, 3, 8])
+def test_a_claim_given_queues_locks_no_more_rows_than_it_takes(
+    pg_app: SQLQueue, postgres_url: str, limit: int
+) -> None:
+    for queue in ("a", "b", "c"):
+        send(pg_app, 4, queue=queue)
+    with psycopg.connect(postgres_url) as open_claim, psycopg.connect(postgres_url) as other:
+        taken = claim_in_open_transaction(open_claim, limit, ["a", "b", "c"])
+
+        unlocked = other.execute(
+            "SELECT count(*) FROM (SELECT id FROM sqlqueue_jobs FOR UPDATE SKIP LOCKED) AS free"
+        ).fetchone()
+        other.rollback()
+
+        assert len(taken) == limit
+        assert unlocked == (12 - limit,)
+        open_claim.rollback()
+
+
 @pytest.mark.postgresql
 @pytest.mark.parametrize(
     ("queues", "index", "due_in"),

@@ -2,22 +2,32 @@
 
 Three statements read every ready job until now. A worker given queues (``--queues rare``)
 claimed by walking the ready index in priority order and skipping the other queues' jobs:
-behind a backlog of 50,000 in another queue, every claim read them all. An idle worker asked
+behind a backlog in another queue, every claim read all of it. An idle worker asked
 when the next job is due with a scan of every ready job, and the expiry pass did the same.
 
 - ``ix_sqlqueue_jobs_ready_in_queue`` holds the ready jobs by queue, in claim order: a claim
-  given queues takes the first jobs of each queue from it and keeps the best.
+  given queues reads the first jobs of each queue from it and takes the best.
 - ``ix_sqlqueue_jobs_deferred`` and ``ix_sqlqueue_jobs_deferred_in_queue`` hold only the ready
   jobs that were deferred (``scheduled_at > created_at``: a countdown, an eta, a retry), the
   only ones that can wait for their time; the next due time is one probe, or one per queue.
   A job sent to run at once never enters them, so sends pay for them only when deferred.
 - ``ix_sqlqueue_jobs_expiring`` holds the ready jobs sent with ``expires``, soonest first.
 
-On PostgreSQL the claim function becomes PL/pgSQL, for two reasons. Given queues, it runs the
+On PostgreSQL the claim function becomes PL/pgSQL, for three reasons. Given queues, it runs the
 per-queue claim; without, the very statement of 0004, so that neither plan carries the other.
-And PL/pgSQL keeps its plans for the session, where a SQL function plans its statement at
-every call. Merging the queues' jobs needs a sort, which 0004's ``enable_sort = off`` only
-makes look dear: dear enough to set off JIT compilation at every claim, hence ``jit = off``.
+The per-queue claim is a loop: it chooses the best jobs still wanted from the first of each
+queue, without locking them, then locks those no other claim holds (``SKIP LOCKED``, their
+readiness checked again) and takes them; while it has fewer than asked and found any, it
+chooses again past the ones it tried. Locking each queue's first jobs and keeping the best
+would leave the others locked until the claim commits, for other claims to skip: a second
+worker on the same queues would find nothing and sleep while they wait. And PL/pgSQL keeps
+its plans for the session, where a SQL function plans its statement at every call.
+
+The function keeps the settings of 0004 and 0005, which both of its claims need: the ready
+jobs are read in index order (``enable_sort``, ``enable_bitmapscan``) and updated by primary
+key (``enable_hashjoin``, ``enable_mergejoin``). Merging the queues' first jobs needs a sort
+all the same, which ``enable_sort = off`` only makes look dear: dear enough to set off JIT
+compilation at every claim, hence ``jit = off``.
 
 Revision ID: 0006
 Revises: 0005
@@ -50,7 +60,8 @@ INDEXES = {
     "ix_sqlqueue_jobs_expiring": (["expires_at"], EXPIRING),
 }
 
-# statement_timestamp() is the calling statement's, as everywhere in sqlqueue.
+# statement_timestamp() is the calling statement's, as everywhere in sqlqueue: every statement
+# of the function sees the same now.
 CLAIM = """
 CREATE OR REPLACE FUNCTION sqlqueue_claim(max_jobs integer, lease_seconds double precision,
                                           worker text, queues text[])
@@ -62,6 +73,11 @@ SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET jit = off
 AS $$
+DECLARE
+    candidates uuid[];
+    tried uuid[] := '{}';
+    taken integer := 0;
+    now_taken integer;
 BEGIN
     IF queues IS NULL THEN
         RETURN QUERY
@@ -79,11 +95,14 @@ BEGIN
             worker_id = worker
         FROM ready WHERE job.id = ready.id
         RETURNING job.*;
-    ELSE
-        -- The first jobs of each queue, locked, and the best max_jobs of them taken; the
-        -- others stay locked until the claim commits, and other workers' claims skip them.
-        RETURN QUERY
-        WITH ready AS (
+        RETURN;
+    END IF;
+    -- Choose, without locking, the best jobs still wanted from the first of each queue; then
+    -- lock and take those of them no other claim holds. A job another claim holds, or took
+    -- meanwhile, is tried once: the next round chooses past it.
+    LOOP
+        SELECT array_agg(best.id) INTO candidates
+        FROM (
             SELECT first.id
             FROM (SELECT DISTINCT unnest(queues) AS name) AS wanted
             CROSS JOIN LATERAL (
@@ -94,12 +113,28 @@ BEGIN
                 WHERE queue >= wanted.name AND queue <= wanted.name
                   AND status IN ('PENDING', 'RETRY') AND scheduled_at <= statement_timestamp()
                   AND (expires_at IS NULL OR expires_at > statement_timestamp())
+                  AND id <> ALL (tried)
                 ORDER BY queue, priority DESC, scheduled_at, id
-                LIMIT max_jobs
-                FOR UPDATE SKIP LOCKED
+                LIMIT max_jobs - taken
             ) AS first
             ORDER BY first.priority DESC, first.scheduled_at, first.id
-            LIMIT max_jobs
+            LIMIT max_jobs - taken
+        ) AS best;
+        EXIT WHEN candidates IS NULL;
+        tried := tried || candidates;
+        RETURN QUERY
+        WITH ready AS (
+            -- One lookup by primary key per candidate: with "id = ANY (candidates)" the
+            -- planner may prefer to read a ready index whole, as stale statistics make small.
+            SELECT chosen.id
+            FROM unnest(candidates) AS candidate (id)
+            CROSS JOIN LATERAL (
+                SELECT id FROM sqlqueue_jobs
+                WHERE id = candidate.id
+                  AND status IN ('PENDING', 'RETRY') AND scheduled_at <= statement_timestamp()
+                  AND (expires_at IS NULL OR expires_at > statement_timestamp())
+                FOR UPDATE SKIP LOCKED
+            ) AS chosen
         )
         UPDATE sqlqueue_jobs AS job
         SET status = 'STARTED', attempts = job.attempts + 1, started_at = statement_timestamp(),
@@ -107,7 +142,10 @@ BEGIN
             worker_id = worker
         FROM ready WHERE job.id = ready.id
         RETURNING job.*;
-    END IF;
+        GET DIAGNOSTICS now_taken = ROW_COUNT;
+        taken := taken + now_taken;
+        EXIT WHEN taken >= max_jobs;
+    END LOOP;
 END
 $$
 """

@@ -106,7 +106,8 @@ SELECT * FROM sqlqueue_claim(%(limit)s, %(lease)s, %(worker_id)s, %(queues)s::te
 """
 """The claim (see the module's docstring), a function made by migration 0004 so that the
 planner always walks the ready index in order; the migration says why. Given queues, it
-takes the first jobs of each from its own index instead (migration 0006)."""
+picks candidates from each queue's own index without locking them, then locks and takes only
+those it keeps (migration 0006)."""
 
 
 class PostgreSQLDialect(Dialect):

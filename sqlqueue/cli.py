@@ -166,12 +166,14 @@ def worker(
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if lease is not None and visibility_timeout is not None:
+        raise click.UsageError("Give --lease or --visibility-timeout (its old name), not both.")
     app = load_app(app_spec)
     options = WorkerOptions(
         queues=queues,
         concurrency=concurrency,
         burst=burst,
-        lease=lease or visibility_timeout,
+        lease=visibility_timeout if lease is None else lease,
         poll_interval=poll_interval,
         pool=pool,
         app_spec=app_spec,

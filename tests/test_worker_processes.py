@@ -538,6 +538,11 @@ def test_process_pool_worker_whose_children_cannot_load_the_app_refuses_to_start
     assert worker.returncode == 1, worker.stdout + worker.stderr
     assert "could not load the app 'child_app'" in worker.stderr
     assert "No module named 'a_module_only_the_parent_has'" in worker.stderr
+    # and the child's traceback as Python prints it, one frame a line, down to the import
+    lines = worker.stderr.splitlines()
+    assert "Traceback (most recent call last):" in lines
+    assert "    import a_module_only_the_parent_has  # noqa" in lines
+    assert "ModuleNotFoundError: No module named 'a_module_only_the_parent_has'" in lines
     job = get_job(app, job_id)
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.PENDING, 0, None)
 

@@ -4,7 +4,9 @@ project's own database keeps its settings."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from decimal import Decimal
 
 import pytest
@@ -18,6 +20,7 @@ from django.test import override_settings
 from orders.models import Order
 from orders.tasks import send_receipt
 
+from sqlqueue import Worker, WorkerOptions
 from sqlqueue.contrib.django import app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,3 +81,22 @@ def test_the_worker_command_still_takes_visibility_timeout_with_a_warning() -> N
 def test_the_worker_command_refuses_a_bad_lease(arguments: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("sqlqueue_worker", "--burst", *arguments)
+
+
+def test_the_queue_leaves_the_journal_mode_of_a_sqlite_project_database_alone() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("the journal mode is SQLite's")
+    path = connection.settings_dict["NAME"]
+    # Start from SQLite's default, whatever earlier tests left: nothing may hold the file.
+    app.engine.dispose()
+    connection.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode=DELETE").fetchone() == ("delete",)
+
+    order = Order.objects.create(email="j@example.com", total=Decimal("1.00"))
+    result = send_receipt.delay(order.pk)
+    Worker(app, WorkerOptions(burst=True, poll_interval=0.05)).run()
+
+    assert result.get(timeout=5) == f"receipt for order {order.pk} sent to j@example.com"
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import TESTS_DIR, count_jobs, sqlqueue_command, start_worker
+from conftest import TESTS_DIR, count_jobs, sqlqueue_command, start_worker, wait_until
 
 from sqlqueue import SQLQueue
 from sqlqueue.exceptions import TaskFailedError
@@ -117,14 +117,6 @@ def workers(db_url: str) -> Iterator[StartWorker]:
     yield start
     for worker in started:
         worker.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"gave up waiting {timeout:g}s for {what}")
-        time.sleep(0.05)
 
 
 def get_job(app: SQLQueue, job_id: str) -> Job:

@@ -171,7 +171,8 @@ class Worker:
             self.lease,
         )
         # Threads of our own, each taking jobs from one queue: a ThreadPoolExecutor's futures
-        # cost a busy worker about a tenth of its time per job, and nothing here waits on them.
+        # cost a busy worker a noticeable share of its time per job (docs/benchmarks.md,
+        # "Drains"), and nothing here waits on them.
         job_threads = [
             threading.Thread(target=self._run_jobs, name=f"sqlqueue-job-{n}")
             for n in range(self.options.concurrency)

@@ -36,8 +36,8 @@ def execute_alone(engine: Engine, statement: DriverStatement) -> None:
 
 def fetch_jobs_alone(engine: Engine, statement: DriverStatement) -> list[Job]:
     """Run a statement that returns job rows (a claim), as Jobs."""
-    # Binary rows and plain dicts: turning a claim's rows into Jobs was most of a busy
-    # worker's CPU, and these halve it.
+    # Binary rows and plain dicts: turning a claim's rows into Jobs was the largest part of
+    # a busy worker's CPU, and these make it much cheaper (docs/benchmarks.md, "Drains").
     with _autocommit_connection(engine) as driver:
         cursor = driver.cursor(binary=True, row_factory=dict_row)
         return [Job.from_row(row) for row in cursor.execute(statement.sql, statement.params)]

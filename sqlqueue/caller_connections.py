@@ -73,31 +73,36 @@ class CallerConnections:
 
     async def aexecute(self, connection: AsyncCallerConnection, statement: DriverStatement) -> None:
         """``execute`` for an async connection (or session), awaited."""
-        require_async_extra()
-        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
-        sql, params = statement.sql, statement.params
-        if isinstance(connection, AsyncSession):
-            connection = await connection.connection()
-        if isinstance(connection, AsyncConnection):
-            check_driver(connection.dialect)
-            self._check_same_database(connection.dialect.name, connection.engine.url.database)
-            await connection.exec_driver_sql(sql, params)
+        if _package_of(connection) == "sqlalchemy":
+            await self._aexecute_sqlalchemy(connection, statement)
         elif isinstance(connection, psycopg.AsyncConnection):
             self._check_same_database("postgresql", connection.info.dbname)
             async with connection.cursor() as cursor:
-                await cursor.execute(sql, params)
-        elif type(connection).__module__.split(".")[0] == "aiosqlite":
-            async with connection.execute("PRAGMA database_list") as cursor:
-                main_file = (await cursor.fetchone())[2]
-            self._check_same_database("sqlite", main_file)
-            await connection.execute(sql, params)
+                await cursor.execute(statement.sql, statement.params)
+        elif _package_of(connection) == "aiosqlite":
+            await self._aexecute_aiosqlite(connection, statement)
         else:
-            raise ConfigurationError(
-                f"connection= got a {type(connection).__qualname__} in an async send; pass "
-                "a SQLAlchemy AsyncConnection or AsyncSession, a psycopg.AsyncConnection or "
-                "an aiosqlite.Connection."
-            )
+            raise _not_an_async_connection(connection)
+
+    async def _aexecute_sqlalchemy(self, connection: Any, statement: DriverStatement) -> None:
+        # Only SQLAlchemy's async types need its asyncio, and so the async extra; a driver's
+        # own connection (psycopg's) is sent on as it is, on any install.
+        require_async_extra()
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+        if isinstance(connection, AsyncSession):
+            connection = await connection.connection()
+        if not isinstance(connection, AsyncConnection):
+            raise _not_an_async_connection(connection)
+        check_driver(connection.dialect)
+        self._check_same_database(connection.dialect.name, connection.engine.url.database)
+        await connection.exec_driver_sql(statement.sql, statement.params)
+
+    async def _aexecute_aiosqlite(self, connection: Any, statement: DriverStatement) -> None:
+        async with connection.execute("PRAGMA database_list") as cursor:
+            main_file = (await cursor.fetchone())[2]
+        self._check_same_database("sqlite", main_file)
+        await connection.execute(statement.sql, statement.params)
 
     def _check_same_database(self, kind: str, database: str | None) -> None:
         ours = self.engine.url.database
@@ -125,6 +130,19 @@ class CallerConnections:
                 f"but this app's queue is on {self._server[0]} port {self._server[1]}; pass a "
                 "connection to the app's own database."
             )
+
+
+def _package_of(connection: Any) -> str:
+    """The top-level package of the connection's class, read without importing anything."""
+    return type(connection).__module__.split(".")[0]
+
+
+def _not_an_async_connection(connection: Any) -> ConfigurationError:
+    return ConfigurationError(
+        f"connection= got a {type(connection).__qualname__} in an async send; pass a "
+        "SQLAlchemy AsyncConnection or AsyncSession, a psycopg.AsyncConnection or an "
+        "aiosqlite.Connection."
+    )
 
 
 def _same_database(kind: str, a: str, b: str) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 from sqlqueue import loading
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import PRUNE_BATCH_SIZE
-from sqlqueue.exceptions import InvalidOptionError, SQLQueueError
+from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
 from sqlqueue.stop_signals import graceful_stop_signals
@@ -33,20 +33,25 @@ def load_app(spec: str) -> SQLQueue:
 
 
 def user_errors(command: F) -> F:
-    """Show library errors as one clear line and exit 1, not as a traceback."""
+    """Show library errors as their message and exit 1, not as a traceback."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except SQLQueueError as exc:
+        except DatabaseError as exc:
             raise click.ClickException(one_line(str(exc))) from exc
+        except SQLQueueError as exc:
+            # Ours are one line, but for those that end with a traceback on purpose (a
+            # process-pool child's): its lines are what the user reads.
+            raise click.ClickException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 
 
 def one_line(message: str) -> str:
-    """A message on one line: drivers break theirs (libpq's "Is the server running…")."""
+    """A driver's message on one line: drivers break theirs (libpq's "Is the server
+    running…")."""
     return " ".join(message.split())
 
 
@@ -166,12 +171,14 @@ def worker(
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if lease is not None and visibility_timeout is not None:
+        raise click.UsageError("Give --lease or --visibility-timeout (its old name), not both.")
     app = load_app(app_spec)
     options = WorkerOptions(
         queues=queues,
         concurrency=concurrency,
         burst=burst,
-        lease=lease or visibility_timeout,
+        lease=visibility_timeout if lease is None else lease,
         poll_interval=poll_interval,
         pool=pool,
         app_spec=app_spec,

@@ -115,16 +115,23 @@ class Settings:
 
 RENAMED_SETTINGS = {"visibility_timeout": "lease"}
 """Settings of the first release that have a new name, old name to new; the old one keeps
-working, with a DeprecationWarning, for one more release."""
+working, with a warning, for one more release."""
+
+
+def warn_renamed(old: str, new: str, *, stacklevel: int) -> None:
+    """Say that a name of the first release is now ``new``. A FutureWarning, not a
+    DeprecationWarning: Python's default filters hide the latter unless ``__main__`` raised
+    it, and these names are set in a project's settings modules, which the user must hear
+    about. ``stacklevel`` counts as it would for the caller's own ``warnings.warn``."""
+    warnings.warn(
+        f"{old} is now {new}; the old name goes away in the next release.",
+        FutureWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _warn_renamed(old: str) -> None:
-    warnings.warn(
-        f"app.conf.{old} is now app.conf.{RENAMED_SETTINGS[old]}; the old name goes away in "
-        "the next release.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
+    warn_renamed(f"app.conf.{old}", f"app.conf.{RENAMED_SETTINGS[old]}", stacklevel=3)
 
 
 def database_url_from_env() -> str:

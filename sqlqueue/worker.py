@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.chores import Chores
-from sqlqueue.conf import MAX_DATABASE_BACKOFF
+from sqlqueue.conf import MAX_DATABASE_BACKOFF, warn_renamed
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
@@ -72,8 +72,19 @@ class WorkerOptions:
     CPU-bound tasks and hard time limits."""
     app_spec: str | None = None
     """``module[:attribute]`` of the app, which process-pool children import."""
+    visibility_timeout: float | None = None
+    """The first release's name for ``lease``; still accepted, with a warning, and copied
+    into ``lease``."""
 
     def __post_init__(self) -> None:
+        if self.visibility_timeout is not None:
+            warn_renamed("WorkerOptions(visibility_timeout=...)", "lease=...", stacklevel=3)
+            if self.lease is not None:
+                raise InvalidOptionError(
+                    "Give lease or visibility_timeout (its old name), not both."
+                )
+            # A frozen dataclass: its own __post_init__ is the one place that may set it.
+            object.__setattr__(self, "lease", self.visibility_timeout)
         if self.concurrency < 1:
             raise InvalidOptionError(f"concurrency must be 1 or more, not {self.concurrency}.")
         for value, what in (
@@ -160,7 +171,8 @@ class Worker:
             self.lease,
         )
         # Threads of our own, each taking jobs from one queue: a ThreadPoolExecutor's futures
-        # cost a busy worker about a tenth of its time per job, and nothing here waits on them.
+        # cost a busy worker a noticeable share of its time per job (docs/benchmarks.md,
+        # "Drains"), and nothing here waits on them.
         job_threads = [
             threading.Thread(target=self._run_jobs, name=f"sqlqueue-job-{n}")
             for n in range(self.options.concurrency)

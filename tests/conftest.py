@@ -12,8 +12,9 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,15 @@ def start_worker(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds, or fail the test saying what never happened."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"gave up waiting {timeout:g}s for {what}")
+        time.sleep(0.02)
 
 
 def work_off(app: SQLQueue, *, concurrency: int = 2, queues: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -542,9 +543,42 @@ def test_a_task_raising_a_base_exception_fails_and_the_worker_goes_on(app: SQLQu
 
 def test_the_first_releases_name_for_the_lease_still_works_with_a_warning(app: SQLQueue) -> None:
     with pytest.warns(
-        DeprecationWarning, match=r"app\.conf\.visibility_timeout is now app\.conf\.lease"
+        FutureWarning, match=r"app\.conf\.visibility_timeout is now app\.conf\.lease"
     ):
         app.conf.visibility_timeout = 12
     assert app.conf.lease == 12
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(FutureWarning):
         assert app.conf.visibility_timeout == 12
+
+
+def test_the_renamed_setting_warns_under_pythons_default_filters(tmp_path: Path) -> None:
+    # A project's settings module, not __main__: Python's default filters hide a
+    # DeprecationWarning raised there, so the user would never see it.
+    (tmp_path / "project_settings.py").write_text(
+        "from sqlqueue import SQLQueue\n"
+        "app = SQLQueue('sqlite:///unused.db')\n"
+        "app.conf.visibility_timeout = 12\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", "import project_settings"],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "app.conf.visibility_timeout is now app.conf.lease" in run.stderr
+
+
+def test_worker_options_take_the_first_releases_name_for_the_lease_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match=r"visibility_timeout=\.\.\.\) is now lease"):
+        options = WorkerOptions(visibility_timeout=12)
+    assert options.lease == 12
+    with (
+        pytest.warns(FutureWarning),
+        pytest.raises(sqlqueue.InvalidOptionError, match="not both"),
+    ):
+        WorkerOptions(lease=5, visibility_timeout=12)
+    with pytest.warns(FutureWarning), pytest.raises(sqlqueue.InvalidOptionError, match="lease"):
+        WorkerOptions(visibility_timeout=0)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import count_jobs, start_worker
+from conftest import count_jobs, start_worker, wait_until
 
 from sqlqueue import JobStatus, SQLQueue, Worker, WorkerOptions
 from sqlqueue.jobs import Job
@@ -34,14 +33,6 @@ def get(app: SQLQueue, job_id: str) -> Job:
     job = app.store.get_job(job_id)
     assert job is not None, f"job {job_id} vanished"
     return job
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"gave up waiting {timeout:g}s for {what}")
-        time.sleep(0.02)
 
 
 def test_a_batch_of_mixed_outcomes_stores_each_one(app: SQLQueue) -> None:

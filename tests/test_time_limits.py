@@ -153,25 +153,40 @@ def test_a_limit_lands_in_its_task_even_while_the_task_starts_threads() -> None:
 
 
 def test_a_limit_that_fires_as_the_task_returns_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a task that returns at once, with limits that pass before they are lifted: the
-    # first lift waits, in Python code, until the hard limit has fired
-    task = SQLQueue("sqlite://").task(name="t.quick", soft_time_limit=0.05, time_limit=0.1)(
-        lambda: "done"
-    )
-    lift = timelimits._Watch.lift
-    delayed: list[bool] = []
+    # Given a task that returns at once, and a soft limit that passes after it returned and
+    # before the limits are lifted: the watcher raises it only once the task has returned,
+    # and the first lift waits, in Python code, until it has been raised
+    task = SQLQueue("sqlite://").task(name="t.quick", soft_time_limit=0.05)(lambda: "done")
+    returned, raised = threading.Event(), threading.Event()
+    real_raise, real_lift = timelimits._Watch._raise, timelimits._Watch.lift
+    landed: list[str] = []
+
+    def raise_once_returned(watch: Any, error: type[BaseException]) -> bool:
+        returned.wait(30)
+        done = real_raise(watch, error)
+        if done:
+            raised.set()
+        return done
 
     def late_lift(watch: Any) -> None:
-        if not delayed:
-            delayed.append(True)
-            busy(0.3)
-        lift(watch)
+        if not returned.is_set():
+            returned.set()
+            try:
+                raised.wait(30)
+                busy(0.05)  # bytecodes, between which the limit lands
+            except SoftTimeLimitExceeded:
+                landed.append("in the first lift")
+                raise
+        real_lift(watch)
 
+    monkeypatch.setattr(timelimits._Watch, "_raise", raise_once_returned)
     monkeypatch.setattr(timelimits._Watch, "lift", late_lift)
 
     # When it runs under the thread pool's limits
     result = thread_time_limits(task, task)
 
-    # I expect its return value, and no limit raised in this thread afterwards
+    # I expect its return value, the limit dropped where it landed, and no limit raised in
+    # this thread afterwards
     assert result == "done"
+    assert landed == ["in the first lift"]
     busy(0.3)

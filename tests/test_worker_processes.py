@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import TESTS_DIR, count_jobs, sqlqueue_command, start_worker
+from conftest import TESTS_DIR, count_jobs, sqlqueue_command, start_worker, wait_until
 
 from sqlqueue import SQLQueue
 from sqlqueue.exceptions import TaskFailedError
@@ -117,14 +117,6 @@ def workers(db_url: str) -> Iterator[StartWorker]:
     yield start
     for worker in started:
         worker.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"gave up waiting {timeout:g}s for {what}")
-        time.sleep(0.05)
 
 
 def get_job(app: SQLQueue, job_id: str) -> Job:
@@ -538,6 +530,11 @@ def test_process_pool_worker_whose_children_cannot_load_the_app_refuses_to_start
     assert worker.returncode == 1, worker.stdout + worker.stderr
     assert "could not load the app 'child_app'" in worker.stderr
     assert "No module named 'a_module_only_the_parent_has'" in worker.stderr
+    # and the child's traceback as Python prints it, one frame a line, down to the import
+    lines = worker.stderr.splitlines()
+    assert "Traceback (most recent call last):" in lines
+    assert "    import a_module_only_the_parent_has  # noqa" in lines
+    assert "ModuleNotFoundError: No module named 'a_module_only_the_parent_has'" in lines
     job = get_job(app, job_id)
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.PENDING, 0, None)
 

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from conftest import wait_until
 
 from sqlqueue import JobStatus, SQLQueue, Worker, WorkerOptions
 from sqlqueue.dialects.postgresql import NOTIFY_CHANNEL
 from sqlqueue.jobs import Job
 from sqlqueue.schema import jobs
 
-LEASE = 1.0
+LEASE = 3.0
+"""Seconds of the worker's lease: renewed every third of it, so a renewal may be late by two
+thirds of a lease (a loaded machine) before the job is lost. Nothing here waits for a lease
+to run out: the test expires it itself."""
 
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"gave up waiting {timeout:g}s for {what}")
-        time.sleep(0.02)
+RECORDED_WITHIN = 1.0
+"""Seconds by which the worker has surely written the outcome of a run that returned."""
 
 
 def get(app: SQLQueue, job_id: str) -> Job:
@@ -67,7 +66,7 @@ def test_a_job_taken_again_by_its_own_worker_keeps_its_second_take(
     app: SQLQueue, worker: Worker
 ) -> None:
     runs: list[float] = []
-    first_may_return = threading.Event()
+    first_may_return, second_may_return = threading.Event(), threading.Event()
 
     @app.task(name="t.taken_twice")
     def taken_twice() -> str:
@@ -75,7 +74,7 @@ def test_a_job_taken_again_by_its_own_worker_keeps_its_second_take(
         if len(runs) == 1:
             first_may_return.wait(30)
         elif len(runs) == 2:
-            time.sleep(3 * LEASE)  # outlives its lease: only renewals keep the take
+            second_may_return.wait(30)
         return f"run {len(runs)}"
 
     # Given a job whose first run is under way
@@ -87,9 +86,19 @@ def test_a_job_taken_again_by_its_own_worker_keeps_its_second_take(
     assert get(app, job_id).attempts == 2
     # and the first run returns (its outcome is fenced off)
     first_may_return.set()
+    returned_at = datetime.now(UTC)
 
-    # I expect the second take to stay held and renewed until its outcome is written: the
-    # job ran twice in all, not a third time, and never ended as WorkerLost
+    # I expect the second take to stay held: renewed after the first's outcome was written
+    # (a renewal made once the first has long returned), and not lost meanwhile
+    def renewed_since_the_first_returned() -> bool:
+        job = get(app, job_id)
+        assert (job.status, job.attempts) == (JobStatus.STARTED, 2), "the second take was lost"
+        assert job.lease_expires_at is not None
+        return job.lease_expires_at > returned_at + timedelta(seconds=LEASE + RECORDED_WITHIN)
+
+    wait_until(renewed_since_the_first_returned, 10 * LEASE, "a renewal of the second take")
+    # and its outcome written when it returns: the job ran twice in all, never as WorkerLost
+    second_may_return.set()
     wait_until(
         lambda: get(app, job_id).status in (JobStatus.SUCCESS, JobStatus.FAILURE),
         10 * LEASE,

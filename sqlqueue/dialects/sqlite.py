@@ -8,8 +8,12 @@ the application) go on while a worker writes; an engine the application built is
 it is. A busy timeout makes a writer wait its turn instead of failing with "database is locked".
 
 SQLite stores times as text without a zone; every time written is UTC and taken from this
-process's clock, which all processes on one machine share, when the statement runs: after
-``BEGIN IMMEDIATE`` has waited for the lock.
+process's clock, which all processes on one machine share. The times of statements built
+with ``now()`` and ``now_plus()`` (a claim's lease and start, a renewal, a re-queue, the due
+and expiry tests) are read when the statement runs: after ``BEGIN IMMEDIATE`` has waited for
+the lock. The statements of fixed text take theirs when they are built, before any wait: a
+new job's ``created_at``, ``scheduled_at`` and ``expires_at`` (``insert_jobs``) and a
+finished job's ``finished_at`` (``record_outcomes``).
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ class SQLiteDialect(Dialect):
             import aiosqlite  # noqa: F401
         except ImportError:
             raise ConfigurationError(
-                "Async sends on SQLite need the aiosqlite driver: pip install 'sqlqueue[async]'."
+                "adelay(), aapply_async() and aget() on SQLite need the aiosqlite driver: "
+                "pip install 'sqlqueue[async]'."
             ) from None
         engine = unpooled_async_engine(
             url.set(drivername="sqlite+aiosqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT}

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.caller_connections import CallerConnection
+from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
 from sqlqueue.dialects import create_engine_for_url
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.store import JobStore
@@ -83,6 +85,16 @@ def connection_options(options: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def store_for_project_database(url: URL) -> JobStore:
+    """A store on the project's own database, whose settings are the project's: on SQLite,
+    not the engine sqlqueue builds for a URL of its own, which would switch the file to WAL
+    (a setting that stays with the file). The project turns WAL on in ``OPTIONS``."""
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+        return JobStore.for_engine(engine)
+    return JobStore(*create_engine_for_url(url.render_as_string(False)))
+
+
 class DjangoSQLQueue(SQLQueue):
     """An app on the Django database named by ``SQLQUEUE["DATABASE"]``.
 
@@ -108,7 +120,7 @@ class DjangoSQLQueue(SQLQueue):
         if self._django_store is None or url != self._bound_to:
             if self._django_store is not None:
                 self._django_store.engine.dispose()
-            self._django_store = JobStore(*create_engine_for_url(url.render_as_string(False)))
+            self._django_store = store_for_project_database(url)
             self._bound_to = url
         return self._django_store
 

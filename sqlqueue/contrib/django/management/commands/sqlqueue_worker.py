@@ -38,11 +38,15 @@ class Command(BaseCommand):
         )
         from sqlqueue.contrib.django.worker_app import app
 
+        lease = options["lease"]
         if options["visibility_timeout"] is not None:
             self.stderr.write(
                 "Warning: --visibility-timeout is now --lease; the old name goes away in the "
                 "next release."
             )
+            if lease is not None:
+                raise CommandError("Give --lease or --visibility-timeout (its old name), not both.")
+            lease = options["visibility_timeout"]
         queues = [q.strip() for q in options["queues"].split(",")] if options["queues"] else None
         try:
             worker = Worker(
@@ -53,7 +57,7 @@ class Command(BaseCommand):
                     burst=options["burst"],
                     pool=options["pool"],
                     app_spec=APP_SPEC,
-                    lease=options["lease"] or options["visibility_timeout"],
+                    lease=lease,
                     poll_interval=options["poll_interval"],
                 ),
             )

@@ -75,9 +75,9 @@ WITH inserted AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 """  # noqa: S608 (constants, no input)
-COPY_MIN_JOBS = 500
+COPY_MIN_JOBS = 1000
 """Sends of this many jobs or more are written with COPY (``copy_jobs``); smaller ones with
-the one INSERT, whose single round trip costs less than COPY's transaction of four."""
+the one INSERT, whose single round trip costs as much or less than COPY's five there."""
 
 COPY_CHUNK = 5_000
 """Rows per piece of COPY data: the server inserts one piece while the next is built."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -304,7 +305,7 @@ class SQLQueue:
             countdown=options.countdown or 0.0,
             expires_at=options.expires_at,
             expires_in=options.expires_in,
-            ids=[str(uuid.uuid4()) for _ in calls],
+            ids=new_job_ids(len(calls)),
             args=encoded_args,
             kwargs=encoded_kwargs,
         )
@@ -321,6 +322,27 @@ class SQLQueue:
             yield connection
         finally:
             self._connection.reset(token)
+
+
+def new_job_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs in text form, ascending.
+
+    From one ``os.urandom`` read, which costs a fraction of ``str(uuid.uuid4())`` apiece. In
+    ascending order, so that a large send's rows enter the id indexes at one edge rather
+    than all over them, and its jobs, equal in priority and time, are taken in call order.
+    """
+    if count == 1:
+        return [str(uuid.uuid4())]
+    digits = os.urandom(16 * count).hex()
+    return sorted(
+        f"{digits[at : at + 8]}-{digits[at + 8 : at + 12]}-4{digits[at + 13 : at + 16]}-"
+        f"{_VARIANT[digits[at + 16]]}{digits[at + 17 : at + 20]}-{digits[at + 20 : at + 32]}"
+        for at in range(0, 32 * count, 32)
+    )
+
+
+_VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
+"""A random hex digit, as the RFC 4122 variant's digit (binary 10xx) that replaces it."""
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

@@ -5,12 +5,14 @@ of outcomes) needs no transaction around it. Where the dialect says so
 (``Dialect.driver_autocommit``: PostgreSQL, whose driver is psycopg), ``JobStore`` sends such a
 ``DriverStatement`` in autocommit through the pooled psycopg connection itself: one round trip,
 where BEGIN, statement and COMMIT are three, and no SQLAlchemy Connection around it, which cost
-a good part of a send. Errors are the driver's own; ``JobStore`` translates them.
+a good part of a send. A large send is a ``CopyStatement``: BEGIN, its three steps and
+COMMIT, still on the psycopg connection alone. Errors are the driver's own; ``JobStore``
+translates them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeGuard, cast
 
@@ -19,7 +21,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from sqlalchemy.engine import Engine
 
-from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
+from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
 from sqlqueue.jobs import Job
 
 
@@ -32,6 +34,25 @@ def execute_alone(engine: Engine, statement: DriverStatement) -> None:
     """Run a statement whose rows, if any, nobody reads (a send)."""
     with _autocommit_connection(engine) as driver:
         driver.execute(statement.sql, statement.params)
+
+
+def copy_alone(engine: Engine, statement: CopyStatement) -> None:
+    """Run a ``CopyStatement`` (a large send) in a transaction of its own."""
+    with _autocommit_connection(engine) as driver, driver.transaction():
+        shared = driver.execute(statement.before.sql, statement.before.params).fetchone()
+        copy_rest(driver, statement, cast(tuple[Any, ...], shared))
+
+
+def copy_rest(
+    driver: psycopg.Connection[Any], statement: CopyStatement, shared: Sequence[Any]
+) -> None:
+    """The COPY and ``after`` of a ``CopyStatement`` whose ``before`` returned ``shared``, in
+    the connection's transaction (the caller's own, or one opened for them)."""
+    with driver.cursor() as cursor:
+        with cursor.copy(statement.copy) as copy:
+            for chunk in statement.rows(shared):
+                copy.write(chunk)
+        cursor.execute(statement.after.sql, statement.after.params)
 
 
 def fetch_jobs_alone(engine: Engine, statement: DriverStatement) -> list[Job]:

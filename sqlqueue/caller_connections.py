@@ -3,7 +3,9 @@
 ``connection=`` takes any connection an application already holds: SQLAlchemy's (a
 Connection, a Session, a scoped_session, their async twins) or a bare driver's (psycopg,
 sqlite3, aiosqlite). Each kind reaches its transaction its own way; the statement is in the
-driver's own parameter style (``DriverStatement``), so every kind sends it as it is. Before
+driver's own parameter style (``DriverStatement``), so every kind sends it as it is. A large
+send on PostgreSQL is a ``CopyStatement``, sent through the psycopg connection under a
+synchronous one (async connections get the ``DriverStatement``). Before
 it does, the connection is checked to reach this app's own database: a job written to
 another would never be seen by this app's workers. Errors are the driver's own;
 ``JobStore`` translates them.
@@ -13,14 +15,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, scoped_session
 
+from sqlqueue.autocommit import copy_rest
 from sqlqueue.dialects import check_driver
-from sqlqueue.dialects.base import DriverStatement
+from sqlqueue.dialects.base import CopyStatement, DriverStatement
 from sqlqueue.engines import require_async_extra
 from sqlqueue.exceptions import ConfigurationError
 
@@ -47,29 +52,60 @@ class CallerConnections:
 
     def execute(self, connection: CallerConnection, statement: DriverStatement) -> None:
         """Run the statement in the transaction of this connection (or session)."""
+        connection = self._checked(connection)
+        if isinstance(connection, Connection):
+            connection.exec_driver_sql(statement.sql, statement.params)
+        elif isinstance(connection, sqlite3.Connection):
+            connection.execute(statement.sql, statement.params)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(statement.sql, statement.params)
+
+    def copy(self, connection: CallerConnection, statement: CopyStatement) -> None:
+        """Run a ``CopyStatement`` in the transaction of this connection (or session); on a
+        connection in autocommit, in a transaction of its own, so that the send stays all
+        or nothing."""
+        connection = self._checked(connection)
+        shared: Sequence[Any] | None = None
+        if isinstance(connection, Connection):
+            # Its first step through SQLAlchemy, which begins its transaction as for any
+            # statement; the COPY, which SQLAlchemy cannot send, through its psycopg connection.
+            before = statement.before
+            shared = connection.exec_driver_sql(before.sql, before.params).one()
+            driver = connection.connection.driver_connection
+        else:
+            driver = connection
+        if not isinstance(driver, psycopg.Connection):  # only PostgreSQL's dialect copies
+            raise ConfigurationError(f"COPY needs a psycopg connection, not {driver!r}.")
+        with driver.transaction() if driver.autocommit else nullcontext():
+            if shared is None:
+                before = statement.before
+                shared = cast(Sequence[Any], driver.execute(before.sql, before.params).fetchone())
+            copy_rest(driver, statement, shared)
+
+    def _checked(
+        self, connection: CallerConnection
+    ) -> Connection | sqlite3.Connection | psycopg.Connection[Any]:
+        """The connection under a session, once it is known to reach this app's database."""
         if isinstance(connection, scoped_session):  # Flask-SQLAlchemy's db.session is one
             connection = connection()
-        sql, params = statement.sql, statement.params
         if isinstance(connection, Session):
             connection = connection.connection()
         if isinstance(connection, Connection):
             check_driver(connection.dialect)
             self._check_same_database(connection.dialect.name, connection.engine.url.database)
-            connection.exec_driver_sql(sql, params)
         elif isinstance(connection, sqlite3.Connection):
             main_file = connection.execute("PRAGMA database_list").fetchone()[2]
             self._check_same_database("sqlite", main_file)
-            connection.execute(sql, params)
         elif isinstance(connection, psycopg.Connection):
             self._check_same_database("postgresql", connection.info.dbname)
             self._check_same_server(connection.info)
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
         else:
             raise ConfigurationError(
                 f"connection= got a {type(connection).__qualname__}; pass a SQLAlchemy "
                 "Connection or Session, a psycopg.Connection or a sqlite3.Connection."
             )
+        return connection
 
     async def aexecute(self, connection: AsyncCallerConnection, statement: DriverStatement) -> None:
         """``execute`` for an async connection (or session), awaited."""

@@ -6,6 +6,7 @@ import json
 import re
 import traceback
 from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlqueue.exceptions import SerializationError
@@ -16,7 +17,7 @@ def encode_json(value: Any, what: str) -> str:
     if not value and isinstance(value, list | dict):
         return "{}" if isinstance(value, dict) else "[]"  # most sends have no kwargs
     try:
-        encoded = _encoder.encode(value)
+        encoded = _encode(value)
     except (TypeError, ValueError) as exc:
         raise SerializationError(
             f"{what} must be JSON-serialisable (str, int, float, bool, None, list, dict): {exc}. "
@@ -81,6 +82,34 @@ def storable_text(text: str) -> str:
 
 _encoder = json.JSONEncoder(allow_nan=False)
 """One encoder for every value: ``json.dumps`` with an option builds a new one per call."""
+
+_c_encoder = (
+    c_make_encoder(
+        None,  # no record of the containers open: nothing shared between threads
+        _encoder.default,
+        encode_basestring_ascii,
+        _encoder.indent,
+        _encoder.key_separator,
+        _encoder.item_separator,
+        _encoder.sort_keys,
+        _encoder.skipkeys,
+        _encoder.allow_nan,
+    )
+    if c_make_encoder is not None
+    else None
+)
+"""``_encoder``'s own C encoder, made once: ``encode`` makes one per call, which was most of
+the cost of encoding a job's arguments in a large send."""
+
+
+def _encode(value: Any) -> str:
+    """``_encoder.encode(value)``, the same text, faster."""
+    if _c_encoder is not None:
+        try:
+            return "".join(_c_encoder(value, 0))
+        except (RecursionError, TypeError, ValueError):
+            pass  # refused (a cycle, here, as a RecursionError): let _encoder say why
+    return _encoder.encode(value)
 
 
 @dataclass(frozen=True, slots=True)

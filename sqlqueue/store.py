@@ -19,7 +19,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.sql import Executable
 
-from sqlqueue.autocommit import execute_alone, fetch_jobs_alone, fetch_takes_alone, goes_alone
+from sqlqueue.autocommit import (
+    copy_alone,
+    execute_alone,
+    fetch_jobs_alone,
+    fetch_takes_alone,
+    goes_alone,
+)
 from sqlqueue.caller_connections import (
     AsyncCallerConnection,
     CallerConnection,
@@ -59,6 +65,14 @@ class JobStore:
 
     def insert_jobs(self, new_jobs: NewJobs, connection: CallerConnection | None = None) -> None:
         """Write new jobs: in their own committed transaction, or in the caller's."""
+        copy = self.dialect.copy_jobs(new_jobs)
+        if copy is not None and (connection is not None or self.dialect.driver_autocommit):
+            with self._translate_errors():
+                if connection is not None:
+                    self._callers.copy(connection, copy)
+                else:
+                    copy_alone(self.engine, copy)
+            return
         statement = self.dialect.insert_jobs(new_jobs)
         if connection is not None:
             with self._translate_errors():

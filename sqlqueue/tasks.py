@@ -271,9 +271,14 @@ class Task(Generic[P, R]):
                 "e.g. [(1, 2), (3, 4)] or [{'user_id': 7}]."
             )
         checked = []
+        # The usual call, a tuple whose length the signature takes, is checked here, without
+        # a call of _fit each: the same test as its first, per job of a large send.
+        fewest, most = self._positional_range or (1, 0)
+        fewest, most = fewest - self.bind, most - self.bind
         for call in calls:
             if isinstance(call, tuple | list):  # the usual shape, and the cheapest test
-                checked.append(self._fit(list(call), {}))
+                args = list(call)
+                checked.append((args, {}) if fewest <= len(args) <= most else self._fit(args, {}))
             elif isinstance(call, Mapping):
                 checked.append(self._fit([], dict(call)))
             elif isinstance(call, Sequence) and not isinstance(call, str | bytes):

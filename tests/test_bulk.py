@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from conftest import count_jobs, work_off
 
 from sqlqueue import (
@@ -19,7 +23,10 @@ from sqlqueue import (
     SQLQueue,
     TaskArgumentsError,
 )
+from sqlqueue.app import new_job_ids
+from sqlqueue.autocommit import copy_rest
 from sqlqueue.exceptions import DatabaseError
+from sqlqueue.schema import jobs
 from sqlqueue.send_options import SendOptions
 
 
@@ -187,3 +194,179 @@ def test_all_or_none_even_on_a_connection_in_autocommit(
         assert not conn.in_transaction
     assert count_jobs(app) == 0
     app.engine.dispose()
+
+
+# --- large sends: PostgreSQL writes them with COPY ---------------------------------------------
+
+LARGE = 1000
+"""Jobs in a large send: enough for PostgreSQL's COPY (``COPY_MIN_JOBS``)."""
+
+AWKWARD_CALLS: list[tuple[list[Any], dict[str, Any]]] = [
+    (["Zoë", "😀", "\u2028", "日本"], {}),
+    (["tab\there", "new\nline", "back\\slash", "\\N", "\\.", '"quoted"', "\r"], {}),
+    ([{"a": [1, {"b": None, "c": [True, 2.5, -(10**15)]}], "": {}}], {}),
+    ([], {"k": {"nested": ["\\"]}, "with\ttab": "\\t"}),
+]
+"""Arguments the COPY's text format must carry as they are: non-ASCII, its own escapes, nested
+JSON, keyword arguments."""
+
+COLUMNS = [column.name for column in jobs.columns if column.name != "id"]
+TIMES = ("scheduled_at", "expires_at")
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize(
+    "options",
+    [
+        SendOptions(countdown=30, expires=90, queue="mail", priority=5),
+        SendOptions(
+            eta=datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+            expires=datetime(2030, 2, 3, tzinfo=UTC),
+            priority=-3,
+        ),
+        SendOptions(),
+    ],
+)
+def test_copy_writes_exactly_what_the_insert_writes(pg_app: SQLQueue, options: SendOptions) -> None:
+    calls = [*AWKWARD_CALLS, *(([n], {}) for n in range(LARGE - len(AWKWARD_CALLS)))]
+    inserted = pg_app._new_jobs(None, "t.any", calls, options)
+    copied = replace(inserted, ids=new_job_ids(len(calls)))
+    copy = pg_app.dialect.copy_jobs(copied)
+    assert copy is not None
+    with pg_app.engine.begin() as conn:  # one transaction: the same statement_timestamp()
+        insert = pg_app.dialect.insert_jobs(inserted)
+        conn.exec_driver_sql(insert.sql, insert.params)
+        shared = conn.exec_driver_sql(copy.before.sql, copy.before.params).one()
+        copy_rest(cast(psycopg.Connection[Any], conn.connection.driver_connection), copy, shared)
+
+    def rows(ids: list[str]) -> list[tuple[Any, ...]]:
+        # Each statement has its own statement_timestamp(): times are compared as offsets
+        # from the job's created_at (and exactly, for those given as datetimes).
+        with pg_app.engine.connect() as conn:
+            found = {
+                str(row.id): tuple(
+                    getattr(row, name) - row.created_at
+                    if name in TIMES and options.eta is None and getattr(row, name) is not None
+                    else getattr(row, name)
+                    for name in COLUMNS
+                    if name != "created_at"
+                )
+                for row in conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids)))
+            }
+        return [found[job_id] for job_id in ids]
+
+    copied_rows = rows(copied.ids)
+    assert copied_rows == rows(inserted.ids)
+    assert [row[COLUMNS.index("args")] for row in copied_rows[:4]] == [
+        args for args, _ in AWKWARD_CALLS
+    ]
+
+
+@pytest.mark.postgresql
+def test_a_large_send_is_written_by_copy(pg_app: SQLQueue) -> None:
+    @pg_app.task(name="t.echo")
+    def echo(*values: Any, **named: Any) -> Any:
+        return values, named
+
+    results = echo.delay_many(
+        [tuple(args) if not kwargs else kwargs for args, kwargs in AWKWARD_CALLS] * (LARGE // 4)
+    )
+    assert pg_app.dialect.copy_jobs(
+        pg_app._new_jobs(None, "t.echo", [([1], {})] * LARGE, SendOptions())
+    )
+    for result, (args, kwargs) in zip(results[:4], AWKWARD_CALLS, strict=True):
+        job = pg_app.store.get_job(result.id)
+        assert job is not None
+        assert (job.args, job.kwargs) == (args, kwargs)
+    assert count_jobs(pg_app) == LARGE
+
+
+def test_a_large_sends_ids_ascend_in_call_order(app: SQLQueue, add: Any) -> None:
+    # Equal in priority and time, the jobs of one send are taken in call order.
+    ids = [result.id for result in add.delay_many([(n, n) for n in range(LARGE)])]
+    assert ids == sorted(ids)
+    assert all(uuid.UUID(job_id).version == 4 for job_id in ids)
+
+
+@pytest.mark.parametrize("bad", [0, LARGE // 2, LARGE - 1])
+def test_one_bad_call_anywhere_in_a_large_send_writes_nothing(
+    app: SQLQueue, add: Any, bad: int
+) -> None:
+    calls: list[Any] = [(n, n) for n in range(LARGE)]
+    calls[bad] = (object(), 1)
+    with pytest.raises(SerializationError):
+        add.delay_many(calls)
+    assert count_jobs(app) == 0
+
+
+def test_a_large_send_the_database_refuses_writes_none_of_them(
+    app: SQLQueue, add: Any, db_url: str
+) -> None:
+    (first,) = add.delay_many([(1, 1)])
+    new_jobs = app._new_jobs(None, "t.add", [([n, n], {}) for n in range(LARGE)], SendOptions())
+    new_jobs.ids[LARGE - 1] = first.id  # the last row collides with a job already written
+    with listening(db_url) as heard:
+        with pytest.raises(DatabaseError, match=r"duplicate|UNIQUE"):
+            app.store.insert_jobs(new_jobs)
+        assert heard() == []  # no worker was woken for it
+    assert count_jobs(app) == 1
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_a_large_send_on_a_psycopg_connection_is_all_or_nothing(
+    pg_app: SQLQueue, postgres_url: str, autocommit: bool
+) -> None:
+    add = pg_app.task(name="t.add")(lambda x, y: x + y)
+    (first,) = add.delay_many([(1, 1)])
+    new_jobs = pg_app._new_jobs(None, "t.add", [([n, n], {}) for n in range(LARGE)], SendOptions())
+    new_jobs.ids[LARGE - 1] = first.id
+    with psycopg.connect(postgres_url, autocommit=autocommit) as conn:
+        with pytest.raises(DatabaseError, match="duplicate"):
+            pg_app.store.insert_jobs(new_jobs, conn)
+        status = psycopg.pq.TransactionStatus
+        if autocommit:  # the send's own transaction, rolled back
+            assert conn.info.transaction_status is status.IDLE
+        else:  # the caller's, failed: theirs to end
+            assert conn.info.transaction_status is status.INERROR
+            conn.rollback()
+        assert count_jobs(pg_app) == 1
+        add.delay_many([(n, n) for n in range(LARGE)], connection=conn)
+        if not autocommit:
+            assert count_jobs(pg_app) == 1
+            conn.commit()
+    assert count_jobs(pg_app) == 1 + LARGE
+
+
+@pytest.mark.postgresql
+def test_a_large_send_wakes_listeners_at_the_commit_only(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    add = pg_app.task(name="t.add")(lambda x, y: x + y)
+    with listening(postgres_url) as heard, pg_app.engine.connect() as conn:
+        add.delay_many([(n, n) for n in range(LARGE)], queue="bulk", connection=conn)
+        assert heard() == []
+        conn.rollback()
+        assert heard() == []
+        add.delay_many([(n, n) for n in range(LARGE)], queue="bulk", connection=conn)
+        conn.commit()
+        assert heard() == [("sqlqueue", "bulk")]
+
+
+def test_a_large_async_send(app: SQLQueue, add: Any) -> None:
+    pytest.importorskip("aiosqlite")
+    results = asyncio.run(add.adelay_many([(n, n) for n in range(LARGE)]))
+    assert count_jobs(app) == LARGE
+    job = app.store.get_job(results[-1].id)
+    assert job is not None and job.args == [LARGE - 1, LARGE - 1]
+
+
+@contextlib.contextmanager
+def listening(db_url: str) -> Iterator[Callable[[], list[tuple[str, str]]]]:
+    """What the sqlqueue channel carried so far, read on demand (nothing on SQLite)."""
+    if not db_url.startswith("postgresql"):
+        yield list
+        return
+    with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as listener:
+        listener.execute("LISTEN sqlqueue")
+        yield lambda: [(n.channel, n.payload) for n in listener.notifies(timeout=0.5)]

@@ -417,6 +417,29 @@ def test_job_and_callers_row_roll_back_together(
         _ = result.status
 
 
+BULK = 1000
+"""Jobs in one delay_many: enough for PostgreSQL's COPY (``COPY_MIN_JOBS``)."""
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_a_large_send_and_the_callers_row_commit_or_roll_back_together(
+    app: SQLQueue, caller: Caller, via: str, add: Task[..., Any], outcome: str
+) -> None:
+    caller.add_order(42)
+    if via == "connection-kwarg":
+        add.delay_many([(n, n) for n in range(BULK)], connection=caller.handle)
+    else:
+        with app.using(caller.handle):
+            add.delay_many([(n, n) for n in range(BULK)])
+    caller.add_order(43)  # the transaction goes on after the send
+    assert (count_orders(app), count_jobs(app)) == (0, 0)
+
+    caller.commit() if outcome == "commit" else caller.rollback()
+
+    expected = (2, BULK) if outcome == "commit" else (0, 0)
+    assert (count_orders(app), count_jobs(app)) == expected
+
+
 def test_job_sent_before_the_callers_row_still_commits_with_it(
     app: SQLQueue, caller: Caller, via: str, add: Task[..., Any]
 ) -> None:

@@ -12,7 +12,8 @@ the subclass must provide, for its database:
 The rest are written once here with SQLAlchemy Core, and a dialect overrides one only where
 its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_time``,
 ``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
-``delete_finished_jobs``, ``requeue_jobs``, ``revoke_job``, ``get_job``; the engine set-up
+``delete_finished_jobs``, ``requeue_jobs``, ``revoke_job``, ``get_job``; ``copy_jobs`` (a
+large send by the database's bulk path, where it has one); the engine set-up
 (``create_engine``, ``create_async_engine``, ``configure_engine``, ``begin_write``); and the
 capabilities, off by default (``driver_autocommit``; ``supports_listen_notify`` with
 ``listen`` and ``wake_workers``).
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,21 @@ class DriverStatement:
 
     sql: str
     params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyStatement:
+    """Many rows streamed with ``COPY … FROM STDIN`` in the text format: the fastest way a
+    database that has it takes a large send (PostgreSQL). Three steps in one transaction:
+    ``before`` returns one row, the values only the database knows that every row shares
+    (its clock); ``rows`` turns that row into the COPY's data, in chunks; ``after`` runs
+    once the rows are in (the wake-up). Only psycopg connections send it.
+    """
+
+    before: DriverStatement
+    copy: str
+    rows: Callable[[Sequence[Any]], Iterator[str]]
+    after: DriverStatement
 
 
 Statement = Executable | DriverStatement
@@ -130,6 +146,12 @@ class Dialect(ABC):
         """Insert the jobs of one send, one or many, in one statement, so that a send is
         atomic even on a caller's connection in autocommit. Driver SQL, because a caller's
         connection may be a bare DB-API one (see ``DriverStatement``)."""
+
+    def copy_jobs(self, new_jobs: NewJobs) -> CopyStatement | None:
+        """The jobs of a large send as a ``CopyStatement``, when the database takes them
+        faster that way than as ``insert_jobs``; None (the default) where it does not, and
+        for sends too small to gain from it."""
+        return None
 
     @abstractmethod
     def claim_jobs(

@@ -261,13 +261,17 @@ class Worker:
                 held = len(self._held)
                 unfinished = self._unfinished
             may_leave = self.options.burst and not held and self._chores.done.is_set()
-            limit = self._claim_size(unfinished)
+            prefetch = self._prefetch()
+            limit = self._claim_size(unfinished, prefetch)
+            # Jobs in the buffer while every thread has been busy for a while (jobs longer
+            # than the prefetch allowed for) may start sooner on another worker.
+            stalled = unfinished > self.options.concurrency and self._buffer_quiet()
             due_in = None
             try:
                 if unsure:
                     self._release_unknown_takes()
                     unsure = False
-                if self._buffer_stalled():
+                if stalled:
                     self._give_back_buffer()
                 jobs = self._claim(limit) if limit else []
                 if limit and not jobs and not may_leave:
@@ -294,10 +298,9 @@ class Worker:
                 return
             self._wakeup.wait(self._idle_wait(due_in))
 
-    def _claim_size(self, unfinished: int) -> int:
+    def _claim_size(self, unfinished: int, prefetch: int) -> int:
         """How many jobs to ask for now: the free slots, plus the prefetch, once the buffer
         has run down by half (or a thread has nothing to do)."""
-        prefetch = self._prefetch()
         room = self.options.concurrency + prefetch - unfinished
         if unfinished < self.options.concurrency or 2 * room >= prefetch > 0:
             return max(room, 0)
@@ -306,9 +309,10 @@ class Worker:
     def _prefetch(self) -> int:
         """Jobs to hold beyond the threads: what the threads will start during one claim.
 
-        None while no job has returned (its duration is unknown) or while the buffer is
-        stalled; at most ``MAX_PREFETCH``; none either once a job keeps its thread longer
-        than a claim takes, so a worker of long jobs holds no more than its threads.
+        None while no job has returned (its duration is unknown) or while the buffer has
+        not moved for ``STALLED_BUFFER``; at most ``MAX_PREFETCH``; none either once a job
+        keeps its thread longer than a claim takes, so a worker of long jobs holds no more
+        than its threads.
         """
         if self._run_time is None or self._buffer_quiet():
             return 0
@@ -318,19 +322,16 @@ class Worker:
     def _buffer_quiet(self) -> bool:
         return time.monotonic() - self._buffer_moved > STALLED_BUFFER
 
-    def _buffer_stalled(self) -> bool:
-        return not self._to_run.empty() and self._buffer_quiet()
-
     def _give_back_buffer(self) -> None:
-        # Every thread is busy and has been for a while: the jobs waiting for one are better
-        # off with another worker. A thread that frees meanwhile takes one first.
+        """Give back the jobs waiting in the buffer; a thread that frees meanwhile takes
+        one first."""
         waiting: list[Job] = []
         while True:
             try:
                 job = self._to_run.get_nowait()
             except Empty:
                 break
-            if job is not None:
+            if job is not None:  # (only a stop puts None, after this loop has ended)
                 waiting.append(job)
         if not waiting:
             return

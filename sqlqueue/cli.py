@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Literal, TypeVar
@@ -14,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 
 from sqlqueue import loading
 from sqlqueue.app import SQLQueue
-from sqlqueue.conf import PRUNE_BATCH_SIZE
+from sqlqueue.conf import DEFAULT_CONCURRENCY, PRUNE_BATCH_SIZE
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
@@ -117,7 +116,7 @@ def main() -> None:
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
+    default=DEFAULT_CONCURRENCY,
     show_default=True,
     help="Jobs run at once, each in a thread.",
 )

@@ -34,6 +34,9 @@ while the job runs, so only a dead or frozen worker lets it run out."""
 DEFAULT_MAX_LEASE_EXPIRIES = 3
 """How many times a job may lose its worker (lease ran out) before it is failed."""
 
+DEFAULT_CONCURRENCY = 8
+"""Threads of a worker that is given no ``--concurrency``: see docs/worker.md."""
+
 DEFAULT_POLL_INTERVAL = 1.0
 """Seconds an idle worker waits before looking for ready jobs again."""
 

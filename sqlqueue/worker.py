@@ -1,10 +1,13 @@
 """Worker: take ready jobs, run them in a thread pool, record what they came to.
 
-The loop takes no more jobs than it has free slots (a job taken is a job started, so
-nothing waits in memory while another worker could have run it); a slot frees as soon as
-its task returns. The job's thread then hands the outcome to the recorder (``recorder``),
-which writes outcomes in batches. A job stays held, its lease renewed by a side thread,
-until its outcome is written.
+The loop takes jobs for its free slots and, when jobs are short, a few more (prefetch): as
+many as the threads will start while the next claim is in flight, so the threads never wait
+for a round trip and the claims grow with the pace of the work. Jobs of unknown or long
+duration are never prefetched, and a buffer that stops moving (every thread busy with a job
+longer than expected) is given back, so no job waits in one worker's memory while another
+worker could run it. A slot frees as soon as its task returns. The job's thread then hands
+the outcome to the recorder (``recorder``), which writes outcomes in batches. A job stays
+held, its lease renewed by a side thread, from its claim until its outcome is written.
 
 Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
 re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Each
@@ -34,7 +37,7 @@ from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.chores import Chores
-from sqlqueue.conf import MAX_DATABASE_BACKOFF, warn_renamed
+from sqlqueue.conf import DEFAULT_CONCURRENCY, MAX_DATABASE_BACKOFF, warn_renamed
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
@@ -52,6 +55,17 @@ IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
 
+MAX_PREFETCH = 500
+"""Most jobs a worker holds beyond its threads, however short its jobs are."""
+
+STALLED_BUFFER = 0.1
+"""Seconds without a job starting, while jobs wait in the buffer, after which the worker
+gives them back: every thread is busy with a job far longer than the prefetch allowed
+for, and another worker may be idle. Prefetch stays off until jobs start again."""
+
+SMOOTHING = 0.2
+"""Weight of the newest figure in the moving averages of run and claim times."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerOptions:
@@ -59,7 +73,7 @@ class WorkerOptions:
 
     queues: Sequence[str] | None = None
     """Queues to take jobs from; None means every queue."""
-    concurrency: int = os.cpu_count() or 1
+    concurrency: int = DEFAULT_CONCURRENCY
     """Jobs run at once, each in its own thread."""
     burst: bool = False
     """Exit once no ready job is left instead of waiting for more."""
@@ -129,11 +143,18 @@ class Worker:
         """Jobs this worker has taken and not yet recorded, by take: after an outage longer
         than the lease, the job of a task still running may be re-queued and taken again by
         this same worker, which then holds two takes of it, each renewed and recorded alone."""
-        self._busy = 0
-        """Slots in use: jobs taken whose task has not returned yet."""
+        self._unfinished = 0
+        """Jobs taken whose task has not returned yet: running, or waiting in ``_to_run``."""
+        self._run_time: float | None = None
+        """Moving average of the seconds a job keeps its thread; None until one has returned."""
+        self._claim_time = 0.0
+        """Moving average of the seconds a claim takes, round trip included."""
+        self._buffer_moved = 0.0
+        """When a job thread last took a job from the buffer, or a claim put jobs in it
+        (``time.monotonic()``): long ago, with jobs still in it, the buffer has stalled."""
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
-        """Jobs taken, for the job threads to run; None tells one thread to stop."""
+        """Jobs taken, for the job threads to run (the buffer); None tells one thread to stop."""
         self._recorder = Recorder(app.store, self.lease, self._recorded)
         self._chores = Chores(
             app, self.lease, self.poll_interval, self._stopping, self._wakeup.set, self._fail
@@ -238,15 +259,22 @@ class Worker:
             # burst mode may only stop when nothing was held and the chores had run.
             with self._held_lock:
                 held = len(self._held)
-                free = self.options.concurrency - self._busy
+                unfinished = self._unfinished
             may_leave = self.options.burst and not held and self._chores.done.is_set()
+            prefetch = self._prefetch()
+            limit = self._claim_size(unfinished, prefetch)
+            # Jobs in the buffer while every thread has been busy for a while (jobs longer
+            # than the prefetch allowed for) may start sooner on another worker.
+            stalled = unfinished > self.options.concurrency and self._buffer_quiet()
             due_in = None
             try:
                 if unsure:
                     self._release_unknown_takes()
                     unsure = False
-                jobs = self._claim(free) if free else []
-                if free and not jobs and not may_leave:
+                if stalled:
+                    self._give_back_buffer()
+                jobs = self._claim(limit) if limit else []
+                if limit and not jobs and not may_leave:
                     # Nothing announces that a countdown or a retry's delay has run out.
                     due_in = self.app.store.next_due_in(self.options.queues)
             except DatabaseError as exc:
@@ -259,6 +287,8 @@ class Worker:
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
             backoff = self.poll_interval
+            if jobs:
+                self._buffer_moved = time.monotonic()
             for job in jobs:
                 self._to_run.put(job)
             if jobs:
@@ -268,17 +298,65 @@ class Worker:
                 return
             self._wakeup.wait(self._idle_wait(due_in))
 
+    def _claim_size(self, unfinished: int, prefetch: int) -> int:
+        """How many jobs to ask for now: the free slots, plus the prefetch, once the buffer
+        has run down by half (or a thread has nothing to do)."""
+        room = self.options.concurrency + prefetch - unfinished
+        if unfinished < self.options.concurrency or 2 * room >= prefetch > 0:
+            return max(room, 0)
+        return 0
+
+    def _prefetch(self) -> int:
+        """Jobs to hold beyond the threads: what the threads will start during one claim.
+
+        None while no job has returned (its duration is unknown) or while the buffer has
+        not moved for ``STALLED_BUFFER``; at most ``MAX_PREFETCH``; none either once a job
+        keeps its thread longer than a claim takes, so a worker of long jobs holds no more
+        than its threads.
+        """
+        if self._run_time is None or self._buffer_quiet():
+            return 0
+        per_claim = self.options.concurrency * self._claim_time / max(self._run_time, 1e-6)
+        return min(MAX_PREFETCH, int(per_claim))
+
+    def _buffer_quiet(self) -> bool:
+        return time.monotonic() - self._buffer_moved > STALLED_BUFFER
+
+    def _give_back_buffer(self) -> None:
+        """Give back the jobs waiting in the buffer; a thread that frees meanwhile takes
+        one first."""
+        waiting: list[Job] = []
+        while True:
+            try:
+                job = self._to_run.get_nowait()
+            except Empty:
+                break
+            if job is not None:  # (only a stop puts None, after this loop has ended)
+                waiting.append(job)
+        if not waiting:
+            return
+        with self._held_lock:
+            for job in waiting:
+                self._held.pop(take_of(job), None)
+            self._unfinished -= len(waiting)
+        self._release(waiting)
+
     def _idle_wait(self, due_in: float | None) -> float:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
         # lost) polling is how new jobs are found. Either way a due job comes first.
         wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
+        if not self._to_run.empty():
+            wait = STALLED_BUFFER  # to see whether the buffer still moves
         return wait if due_in is None else min(wait, due_in)
 
     def _claim(self, limit: int) -> list[Job]:
+        started = time.monotonic()
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
+        took = time.monotonic() - started
+        self._claim_time += SMOOTHING * (took - self._claim_time)
         with self._held_lock:
             self._held.update((take_of(job), job) for job in jobs)
-            self._busy += len(jobs)
+            self._unfinished += len(jobs)
         return jobs
 
     def _release_unknown_takes(self) -> None:
@@ -311,7 +389,7 @@ class Worker:
             thread.join()
 
     def _run_job(self, job: Job) -> None:
-        started = time.monotonic()
+        started = self._buffer_moved = time.monotonic()
         try:
             task = self.app.tasks.get(job.task_name)
             if self._processes is not None:
@@ -321,6 +399,10 @@ class Worker:
                     outcome = execute(task, job, run_coroutine=self._run_coroutine)
             now = time.monotonic()
             self._recorder.put(Finished(job, outcome, now - started, now))
+            # Unlocked: a lost update among threads only slows the average down.
+            average = self._run_time
+            took = now - started
+            self._run_time = took if average is None else average + SMOOTHING * (took - average)
         except ChildStartError as exc:
             # The job never started: it stays held, and is given back when the worker stops.
             logger.error("stopping: %s", exc)
@@ -335,7 +417,7 @@ class Worker:
         finally:
             # The slot is free now; the job stays held until the recorder has written it.
             with self._held_lock:
-                self._busy -= 1
+                self._unfinished -= 1
             self._wakeup.set()
 
     def _recorded(self, batch: Sequence[Finished]) -> None:

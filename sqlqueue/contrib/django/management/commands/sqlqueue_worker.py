@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from argparse import SUPPRESS, ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from sqlqueue.conf import DEFAULT_CONCURRENCY
 from sqlqueue.exceptions import SQLQueueError
 from sqlqueue.stop_signals import graceful_stop_signals
 from sqlqueue.worker import Worker, WorkerOptions
@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("-Q", "--queues", help="Comma-separated queues. Default: every queue.")
-        parser.add_argument("-c", "--concurrency", type=int, default=os.cpu_count() or 1)
+        parser.add_argument("-c", "--concurrency", type=int, default=DEFAULT_CONCURRENCY)
         parser.add_argument("--burst", action="store_true", help="Exit once no job is ready.")
         parser.add_argument("--pool", choices=["thread", "process"], default="thread")
         parser.add_argument("--lease", type=float, metavar="SECONDS")

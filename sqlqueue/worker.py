@@ -234,12 +234,17 @@ class Worker:
         unsure = False
         while not self._stopping.is_set():
             self._wakeup.clear()
+            # A process pool's slot is a child's batch: it holds as many jobs as short jobs
+            # fill (ProcessPool.batch_size), one while jobs are long.
+            slots = self.options.concurrency * (
+                self._processes.batch_size if self._processes is not None else 1
+            )
             # Read before claiming: a job whose outcome is written during the claim may have
             # re-queued itself (a retry), and so may the first chores (expired leases), so
             # burst mode may only stop when nothing was held and the chores had run.
             with self._held_lock:
                 held = len(self._held)
-                free = self.options.concurrency - self._busy
+                free = max(0, slots - self._busy)
             may_leave = self.options.burst and not held and self._chores.done.is_set()
             due_in = None
             try:

@@ -1,11 +1,17 @@
 """Child processes that run jobs for a worker started with ``--pool process``.
 
-Each of the worker's threads owns one child and hands it one job at a time through a pipe,
-as JSON, then waits for the outcome (the result as the JSON text the row will store). So CPU-bound tasks run in parallel, and a task can be
-stopped for real: a child that passes its task's hard time limit is killed, and a child that
-dies (a segfault, ``os._exit()``, the OOM killer) is noticed at once. Either way the job
-fails (``TimeLimitExceeded`` or ``WorkerLostError``) and the next job gets a new child.
-Children ignore SIGINT and SIGTERM: the worker decides when they stop, after their job.
+Each of the worker's threads owns one child and hands it jobs through a pipe, as JSON, a batch
+at a time: the child runs them in order and sends each outcome back as soon as it has it (the
+result as the JSON text the row will store), so each outcome is recorded as soon as it is
+known. Short jobs go in batches, so a child is not idle while the worker waits for its
+outcome and sends the next job; a long job goes alone (``ProcessPool.batch_size``), so no job
+waits in one child's batch while another child has nothing to do. CPU-bound tasks run in
+parallel, and a task can be stopped for real: a child that passes its task's hard time limit
+is killed, and a child that dies (a segfault, ``os._exit()``, the OOM killer) is noticed at
+once. Either way that job fails (``TimeLimitExceeded`` or ``WorkerLostError``) and the rest of
+its batch runs on a new child. The worker knows which job of a batch runs: the one after the
+last outcome. Children ignore SIGINT and SIGTERM: the worker decides when they stop. At a
+graceful stop a child finishes the job it runs and gives back the rest of its batch.
 
 A child says when it has loaded the app, and only then gets a job: the hard limit counts from
 the job's start, not from the child's imports, and the worker starts its children before it
@@ -21,12 +27,15 @@ import ctypes
 import json
 import multiprocessing
 import os
+import selectors
 import signal
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlqueue.exceptions import ConfigurationError, TimeLimitExceeded, WorkerLostError
 from sqlqueue.execution import run_task, unknown_task
@@ -36,8 +45,25 @@ from sqlqueue.serialization import Failure
 from sqlqueue.tasks import Request, Task
 from sqlqueue.timelimits import alarm_soft_limit
 
+if TYPE_CHECKING:
+    from sqlqueue.app import SQLQueue
+
 STOP_TIMEOUT = 10.0
 """Seconds a child gets to exit after its pipe is closed, before it is killed."""
+
+MAX_BATCH = 32
+"""Most jobs a child is handed at once."""
+
+BATCH_TIME = 0.01
+"""Seconds of work a child is handed at once, judged by how long recent jobs took: a batch
+holds one job of a task that takes this long or more."""
+
+STOP_CHECK = 0.1
+"""Seconds between a job thread's looks at the worker's stop while its child runs a job with
+others of its batch behind it."""
+
+STOP = b""
+"""The empty message: to a child, "give back the rest of your batch"; from it, "I did"."""
 
 PR_SET_PDEATHSIG = 1
 """Linux's ``prctl`` option: the signal a process gets when the thread that started it ends."""
@@ -47,6 +73,9 @@ _REAPING = threading.Lock()
 children (starting one reaps every finished child: ``multiprocessing``'s cleanup), and two
 threads reaping one child at once leave one of them without its exit code: a crash would be
 reported as "exited with code None"."""
+
+Report = Callable[[Job, Outcome, float], None]
+"""Told each job's outcome as soon as it is known, with the seconds the job ran."""
 
 
 class ChildStartError(ConfigurationError):
@@ -65,6 +94,17 @@ class ProcessPool:
         self._idle: list[Child] = []
         """Children started by ``start()`` that no thread has taken yet."""
         self._lock = threading.Lock()
+        self._typical = 0.0
+        """Seconds a recent job took, averaged (0 until one has run); threads update it
+        without a lock, and a lost update only delays the batch size's change."""
+
+    @property
+    def batch_size(self) -> int:
+        """How many jobs a child is handed at once now: one until a job has run, then as
+        many as recent jobs show fit in ``BATCH_TIME`` (at most ``MAX_BATCH``)."""
+        if self._typical <= 0:
+            return 1
+        return max(1, min(MAX_BATCH, int(BATCH_TIME / self._typical)))
 
     def start(self, count: int) -> None:
         """Start ``count`` children at once and wait until each has loaded the app.
@@ -82,27 +122,40 @@ class ProcessPool:
         with self._lock:
             self._idle = children
 
-    def run(self, task: Task[..., Any] | None, job: Job) -> Outcome:
-        """Run the job in this thread's child and return its outcome.
+    def run(
+        self,
+        batch: Sequence[tuple[Task[..., Any] | None, Job]],
+        report: Report,
+        stopping: threading.Event,
+    ) -> None:
+        """Run the jobs, in order, in this thread's child, reporting each outcome as soon as
+        it is known. A job the child was killed or died in fails; the rest run on a new child.
+        Once ``stopping`` is set, the job running finishes and the rest are not started: they
+        are never reported, and the worker gives them back.
 
         Raises:
             ChildStartError: a new child (replacing one that died or was killed at its time
                 limit) could not load the app, which loaded at start: the code changed under
-                the worker. The job never started; the worker must stop and give it back.
+                the worker. The jobs not reported never started; the worker must stop and
+                give them back.
         """
-        if task is None:
-            return unknown_task(job.task_name)
-        child: Child | None = getattr(self._local, "child", None)
-        if child is None or not child.alive():
-            child = self._local.child = self._ready_child()
-        try:
-            outcome = child.run(job, task.time_limit)
-        except BrokenPipeError:  # the idle child died since; the job never reached it
-            child = self._local.child = self._ready_child()
-            outcome = child.run(job, task.time_limit)
-        if not child.alive():
-            self._local.child = None
-        return outcome
+        left: list[tuple[Job, float | None]] = []
+        for task, job in batch:
+            if task is None:
+                report(job, unknown_task(job.task_name), 0.0)
+            else:
+                left.append((job, task.time_limit))
+        while left and not stopping.is_set():
+            child: Child | None = getattr(self._local, "child", None)
+            if child is None or not child.alive():
+                child = self._local.child = self._ready_child()
+            try:
+                left = child.run(left, self._report_to(report), stopping)
+            except BrokenPipeError:  # the idle child died since; the batch never reached it
+                self._local.child = None
+                continue
+            if not child.alive():
+                self._local.child = None
 
     def close(self) -> None:
         """Stop every child: each finishes the job it has, if any, then exits."""
@@ -110,6 +163,13 @@ class ProcessPool:
             children, self._children = self._children, []
         for child in children:
             child.close()
+
+    def _report_to(self, report: Report) -> Report:
+        def learn_and_report(job: Job, outcome: Outcome, duration: float) -> None:
+            self._typical = duration if self._typical <= 0 else (self._typical * 7 + duration) / 8
+            report(job, outcome, duration)
+
+        return learn_and_report
 
     def _ready_child(self) -> Child:
         with self._lock:
@@ -144,6 +204,9 @@ class Child:
             self.process.start()
         child_end.close()
         lifeline.close()
+        # One selector for the child's life: Connection.poll() builds one per call.
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.connection, selectors.EVENT_READ)
 
     def wait_until_ready(self) -> None:
         """Wait until the child has loaded the app.
@@ -173,37 +236,79 @@ class Child:
         with _REAPING:
             return bool(self.process.is_alive())
 
-    def run(self, job: Job, time_limit: float | None) -> Outcome:
-        self.connection.send_bytes(json.dumps(job_message(job)).encode())
-        if not self.connection.poll(time_limit):
-            self.process.kill()
-            with _REAPING:
-                self.process.join()
-            self._lifeline.close()
-            return Outcome.failed(
-                Failure.from_exception(
-                    TimeLimitExceeded(
-                        f"time limit ({time_limit:g}s) exceeded; the process was killed"
+    def run(
+        self, batch: Sequence[tuple[Job, float | None]], report: Report, stopping: threading.Event
+    ) -> list[tuple[Job, float | None]]:
+        """Hand the child a batch (each job with its hard time limit) and report each
+        outcome as it comes. Returns the jobs still to run: those after the one this child
+        was killed or died in (which is reported as failed), else none.
+
+        Raises:
+            BrokenPipeError: the child had died before the batch reached it.
+        """
+        self.connection.send_bytes(json.dumps([job_message(job) for job, _ in batch]).encode())
+        started = time.monotonic()
+        stop_sent = False
+        for n, (job, limit) in enumerate(batch):
+            deadline = started + limit if limit else None
+            # Only a job with others behind it needs an eye on the worker's stop.
+            watch_stop = n + 1 < len(batch) and not stop_sent
+            while not self._readable(deadline, STOP_CHECK if watch_stop else None):
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._kill()
+                    killed = TimeLimitExceeded(
+                        f"time limit ({limit:g}s) exceeded; the process was killed"
                     )
+                    report(job, Outcome.failed(Failure.from_exception(killed)), limit or 0.0)
+                    return list(batch[n + 1 :])
+                if watch_stop and stopping.is_set():
+                    self._ask_to_stop()
+                    stop_sent, watch_stop = True, False
+            try:
+                message = self.connection.recv_bytes()
+            except EOFError:
+                with _REAPING:
+                    self.process.join()
+                self._lifeline.close()
+                lost = WorkerLostError(
+                    "The process running the job exited with "
+                    f"{exit_description(self.process.exitcode)} before it finished."
                 )
-            )
+                report(job, Outcome.failed(Failure.from_exception(lost)), 0.0)
+                return list(batch[n + 1 :])
+            if message == STOP:  # the rest of the batch never started
+                return []
+            now = time.monotonic()
+            report(job, outcome_from_message(message), now - started)
+            started = now
+        return []
+
+    def _readable(self, deadline: float | None, check_every: float | None) -> bool:
+        """Wait for a message until the deadline or for ``check_every`` seconds, whichever is
+        first (no timeout: until one comes); whether one came."""
+        timeout = check_every
+        if deadline is not None:
+            left = max(0.0, deadline - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        if timeout is None:
+            return True  # recv_bytes() waits
+        return bool(self._selector.select(timeout))
+
+    def _ask_to_stop(self) -> None:
         try:
-            return outcome_from_message(self.connection.recv_bytes())
-        except EOFError:
-            with _REAPING:
-                self.process.join()
-            self._lifeline.close()
-            return Outcome.failed(
-                Failure.from_exception(
-                    WorkerLostError(
-                        f"The process running the job exited with {exit_description(self.process.exitcode)} "
-                        "before it finished."
-                    )
-                )
-            )
+            self.connection.send_bytes(STOP)
+        except BrokenPipeError:  # it died: the read after this says so
+            pass
+
+    def _kill(self) -> None:
+        self.process.kill()
+        with _REAPING:
+            self.process.join()
+        self._lifeline.close()
 
     def close(self) -> None:
         """Let the child finish its job, if any, and exit; kill it after ``STOP_TIMEOUT``."""
+        self._selector.close()
         self.connection.close()
         self.process.join(STOP_TIMEOUT)
         if self.process.is_alive():
@@ -213,8 +318,9 @@ class Child:
 
 
 def child_main(app_spec: str, connection: Connection, lifeline: Connection, parent: int) -> None:
-    """The loop of a child: load the app, say so, then receive a job, run it, send its
-    outcome, until the pipe closes."""
+    """The loop of a child: load the app, say so, then receive a batch of jobs, run them in
+    order and send each outcome as it has it, until the pipe closes. Between two jobs of a
+    batch, a stop message from the worker ends the batch: the child says so and waits."""
     die_with_parent(lifeline, parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -234,25 +340,35 @@ def child_main(app_spec: str, connection: Connection, lifeline: Connection, pare
         return
     while True:
         try:
-            message = json.loads(connection.recv_bytes())
+            message = connection.recv_bytes()
         except EOFError:
             return
-        request = Request(
-            id=message["id"],
-            task=message["task"],
-            args=message["args"],
-            kwargs=message["kwargs"],
-            retries=message["retries"],
-            attempts=message["attempts"],
-            queue=message["queue"],
-        )
-        task = app.tasks.get(request.task)
-        if task is None:
-            outcome: Outcome = unknown_task(request.task)
-        else:
-            with app.around_job():
-                outcome = run_task(task, request, alarm_soft_limit)
-        connection.send_bytes(outcome_message(outcome))
+        if message == STOP:  # it came after the batch it was for had finished
+            continue
+        for n, job in enumerate(json.loads(message)):
+            if n and connection.poll():  # only a stop comes during a batch
+                connection.recv_bytes()
+                connection.send_bytes(STOP)
+                break
+            connection.send_bytes(outcome_message(run_job(app, job)))
+
+
+def run_job(app: SQLQueue, message: dict[str, Any]) -> Outcome:
+    """Run one job of a batch in this child."""
+    request = Request(
+        id=message["id"],
+        task=message["task"],
+        args=message["args"],
+        kwargs=message["kwargs"],
+        retries=message["retries"],
+        attempts=message["attempts"],
+        queue=message["queue"],
+    )
+    task = app.tasks.get(request.task)
+    if task is None:
+        return unknown_task(request.task)
+    with app.around_job():
+        return run_task(task, request, alarm_soft_limit)
 
 
 def die_with_parent(lifeline: Connection, parent: int) -> None:

@@ -43,6 +43,7 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.options import check_name
+from sqlqueue.outcomes import Outcome
 from sqlqueue.processes import ChildStartError, ProcessPool
 from sqlqueue.recorder import Finished, Recorder
 
@@ -372,8 +373,30 @@ class Worker:
             logger.warning("gave back %d job(s) taken by a claim whose answer was lost", released)
 
     def _run_jobs(self) -> None:
+        if self._processes is not None:
+            self._run_batches(self._processes)
+            return
         while (job := self._to_run.get()) is not None:
             self._run_job(job)
+
+    def _run_batches(self, pool: ProcessPool) -> None:
+        # A child is handed the first job waiting and, when more wait, a share of them
+        # (never more than the others' shares, so that every child has work).
+        last = False
+        while not last and (job := self._to_run.get()) is not None:
+            batch = [job]
+            share = min(pool.batch_size, 1 + self._to_run.qsize() // self.options.concurrency)
+            while len(batch) < share:
+                try:
+                    more = self._to_run.get_nowait()
+                except Empty:
+                    break
+                if more is None:  # this thread's stop: after this batch
+                    last = True
+                    break
+                batch.append(more)
+            self._buffer_moved = time.monotonic()
+            self._run_batch(pool, batch)
 
     def _stop_job_threads(self, threads: Sequence[threading.Thread]) -> None:
         # Jobs still in the queue have not started: they stay held, to be given back. The
@@ -392,21 +415,11 @@ class Worker:
         started = self._buffer_moved = time.monotonic()
         try:
             task = self.app.tasks.get(job.task_name)
-            if self._processes is not None:
-                outcome = self._processes.run(task, job)
-            else:
-                with self.app.around_job():
-                    outcome = execute(task, job, run_coroutine=self._run_coroutine)
+            with self.app.around_job():
+                outcome = execute(task, job, run_coroutine=self._run_coroutine)
             now = time.monotonic()
             self._recorder.put(Finished(job, outcome, now - started, now))
-            # Unlocked: a lost update among threads only slows the average down.
-            average = self._run_time
-            took = now - started
-            self._run_time = took if average is None else average + SMOOTHING * (took - average)
-        except ChildStartError as exc:
-            # The job never started: it stays held, and is given back when the worker stops.
-            logger.error("stopping: %s", exc)
-            self._fail(exc)
+            self._ran_for(now - started)
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.
             logger.exception(
@@ -419,6 +432,49 @@ class Worker:
             with self._held_lock:
                 self._unfinished -= 1
             self._wakeup.set()
+
+    def _run_batch(self, pool: ProcessPool, batch: Sequence[Job]) -> None:
+        # Each outcome is recorded, and its slot freed, as soon as the child sends it.
+        unreported = {take_of(job) for job in batch}
+
+        def report(job: Job, outcome: Outcome, duration: float) -> None:
+            self._buffer_moved = now = time.monotonic()
+            self._recorder.put(Finished(job, outcome, duration, now))
+            self._ran_for(duration)
+            with self._held_lock:
+                unreported.discard(take_of(job))
+                self._unfinished -= 1
+            self._wakeup.set()
+
+        try:
+            tasks = [(self.app.tasks.get(job.task_name), job) for job in batch]
+            pool.run(tasks, report, self._stopping)
+        except ChildStartError as exc:
+            # The jobs not reported never started: they stay held, and are given back when
+            # the worker stops.
+            logger.error("stopping: %s", exc)
+            self._fail(exc)
+        except BaseException:
+            # Nothing may die silently in a pool thread; the jobs come back through their leases.
+            logger.exception(
+                "a batch of %d job(s) crashed the worker's bookkeeping; its unfinished jobs "
+                "will run again",
+                len(unreported),
+            )
+            with self._held_lock:
+                for take in unreported:
+                    self._held.pop(take, None)
+        finally:
+            # Jobs not reported did not start (a stop, a child that cannot start): their slots
+            # are free; they stay held until given back.
+            with self._held_lock:
+                self._unfinished -= len(unreported)
+            self._wakeup.set()
+
+    def _ran_for(self, seconds: float) -> None:
+        # Unlocked: a lost update among threads only slows the average down.
+        average = self._run_time
+        self._run_time = seconds if average is None else average + SMOOTHING * (seconds - average)
 
     def _recorded(self, batch: Sequence[Finished]) -> None:
         # Called by the recorder once a batch is written (or given up): the jobs are no

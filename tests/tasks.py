@@ -88,3 +88,12 @@ def announce_then_hang(self: Any, marker_dir: str) -> None:
     the worker while a process-pool child runs the job."""
     (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
     time.sleep(300)
+
+
+@app.task(bind=True)
+def announce_then_sleep(self: Any, marker_dir: str, seconds: float) -> int:
+    """Write this process's pid to ``marker_dir/<job id>``, sleep, and return the pid: for a
+    test that stops a worker while the job runs."""
+    (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()

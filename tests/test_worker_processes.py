@@ -17,17 +17,22 @@ import sqlite3
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import tasks as test_tasks
 from conftest import TESTS_DIR, count_jobs, sqlqueue_command, start_worker, wait_until
 
-from sqlqueue import SQLQueue
+from sqlqueue import SQLQueue, Task
 from sqlqueue.exceptions import TaskFailedError
 from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.outcomes import Outcome
+from sqlqueue.processes import ProcessPool
 from sqlqueue.schema import jobs
 
 LINUX_PROC = pytest.mark.skipif(
@@ -600,3 +605,230 @@ def test_process_pool_children_die_with_a_killed_worker(
     finally:
         if not process_is_gone(child):
             os.kill(child, signal.SIGKILL)
+
+
+# The process pool's batches: a child is handed several jobs at once and sends each outcome
+# back as it has it. The pool is driven directly here, with real children and no database,
+# so that each test knows exactly which jobs share a batch.
+
+Reported = list[tuple[str, Outcome]]
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ProcessPool]:
+    """A started one-child pool whose child imports tests/tasks.py."""
+    monkeypatch.setenv("SQLQUEUE_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
+    started = ProcessPool("tasks")
+    started.start(1)
+    yield started
+    started.close()
+
+
+def a_job(name: str, *args: Any) -> tuple[Task[..., Any], Job]:
+    """A job of one of tests/tasks.py's tasks, as a claim would return it."""
+    job = Job(
+        id=str(uuid.uuid4()),
+        task_name=f"tasks.{name}",
+        queue="default",
+        priority=0,
+        args=list(args),
+        kwargs={},
+        status=JobStatus.STARTED,
+        result=None,
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        retries=0,
+        attempts=1,
+        expired_leases=0,
+        worker_id="test",
+        scheduled_at=datetime.now(UTC),
+        created_at=datetime.now(UTC),
+        started_at=datetime.now(UTC),
+        finished_at=None,
+        lease_expires_at=None,
+        expires_at=None,
+    )
+    return test_tasks.app.tasks[job.task_name], job
+
+
+def run_batch(
+    pool: ProcessPool,
+    batch: list[tuple[Task[..., Any], Job]],
+    stopping: threading.Event | None = None,
+) -> Reported:
+    reported: Reported = []
+    pool.run(
+        batch,
+        lambda job, outcome, _: reported.append((job.id, outcome)),
+        stopping or threading.Event(),
+    )
+    return reported
+
+
+def pid_of(outcome: Outcome) -> int:
+    assert outcome.status is JobStatus.SUCCESS, outcome
+    assert outcome.result_json is not None
+    return int(outcome.result_json)
+
+
+def error_of(outcome: Outcome) -> str:
+    assert outcome.status is JobStatus.FAILURE, outcome
+    assert outcome.failure is not None
+    return f"{outcome.failure.error_type}: {outcome.failure.error_message}"
+
+
+@pytest.mark.slow
+def test_a_hard_limit_kill_in_a_batch_fails_that_job_only_and_the_rest_run_on_a_new_child(
+    pool: ProcessPool,
+) -> None:
+    # Given a batch whose third job passes its 1 s hard limit
+    batch = [a_job("whose_pid"), a_job("whose_pid"), a_job("never_returns")]
+    batch += [a_job("whose_pid"), a_job("whose_pid")]
+
+    # When one child is handed all five
+    reported = run_batch(pool, batch)
+
+    # I expect each job reported once, in order; the third failed at its limit, the two
+    # before it run by the first child and the two after it by a new one
+    assert [job_id for job_id, _ in reported] == [job.id for _, job in batch]
+    outcomes = [outcome for _, outcome in reported]
+    assert "TimeLimitExceeded: time limit (1s) exceeded" in error_of(outcomes[2])
+    before, after = {pid_of(o) for o in outcomes[:2]}, {pid_of(o) for o in outcomes[3:]}
+    assert len(before) == len(after) == 1
+    assert before != after
+
+
+@pytest.mark.slow
+def test_a_crash_in_a_batch_fails_that_job_as_lost_and_the_rest_run(pool: ProcessPool) -> None:
+    # Given a batch whose second job takes its process down
+    batch = [a_job("whose_pid"), a_job("crash", "exit"), a_job("whose_pid"), a_job("add", 1, 2)]
+
+    # When one child is handed all four
+    reported = run_batch(pool, batch)
+
+    # I expect the crashed job to fail as lost, and every other job to succeed, once each
+    assert [job_id for job_id, _ in reported] == [job.id for _, job in batch]
+    outcomes = [outcome for _, outcome in reported]
+    assert "WorkerLostError" in error_of(outcomes[1])
+    assert "exited with code 3" in error_of(outcomes[1])
+    assert pid_of(outcomes[0]) != pid_of(outcomes[2])
+    assert outcomes[3] == Outcome.succeeded("3")
+
+
+@pytest.mark.slow
+def test_a_stop_during_a_batch_finishes_the_running_job_and_starts_no_other(
+    pool: ProcessPool, tmp_path: Path
+) -> None:
+    # Given a batch whose first job runs for a while, with two jobs behind it
+    running = a_job("announce_then_sleep", str(tmp_path), 1)
+    batch = [running, a_job("record", str(tmp_path / "runs.log")), a_job("whose_pid")]
+    stopping = threading.Event()
+
+    # When the worker stops while the first job runs
+    marker = tmp_path / running[1].id
+
+    def stop_once_running() -> None:
+        wait_until(marker.exists, START_TIMEOUT, "the first job to start")
+        stopping.set()
+
+    stopper = threading.Thread(target=stop_once_running)
+    stopper.start()
+    reported = run_batch(pool, batch, stopping)
+    stopper.join()
+
+    # I expect the running job to finish and be reported, and the others never to start
+    # (unreported, so the worker gives them back)
+    assert reported == [(running[1].id, Outcome.succeeded(marker.read_text()))]
+    assert not (tmp_path / "runs.log").exists()
+
+    # ... and the child to take the next batch as usual
+    ((_, outcome),) = run_batch(pool, [a_job("add", 2, 2)])
+    assert outcome == Outcome.succeeded("4")
+
+
+@pytest.mark.slow
+def test_a_soft_limit_raises_in_its_task_within_a_batch(pool: ProcessPool) -> None:
+    # Given a batch whose first task catches its 0.5 s soft limit
+    batch = [a_job("cleans_up"), a_job("add", 1, 1)]
+
+    # When one child runs both, I expect the limit raised in the task, and the next job run
+    reported = run_batch(pool, batch)
+    assert [outcome for _, outcome in reported] == [
+        Outcome.succeeded('"cleaned up"'),
+        Outcome.succeeded("2"),
+    ]
+
+
+@pytest.mark.slow
+def test_short_jobs_go_to_children_in_batches_and_long_ones_alone(pool: ProcessPool) -> None:
+    # Before any job has run, a child is handed one at a time
+    assert pool.batch_size == 1
+
+    # After short jobs, several at a time
+    run_batch(pool, [a_job("add", n, n) for n in range(20)])
+    assert pool.batch_size > 1
+
+    # After long ones, one at a time again: a job never waits behind another in a child's
+    # batch while a child is free
+    run_batch(pool, [a_job("sleep", 0.1) for _ in range(4)])
+    assert pool.batch_size == 1
+
+
+@pytest.mark.slow
+def test_process_pool_records_every_job_once_around_crashes_and_kills_in_batches(
+    app: SQLQueue, workers: StartWorker, tmp_path: Path
+) -> None:
+    # Given short jobs that log each run, with a crash and a task past its hard limit among them
+    log = tmp_path / "runs.log"
+    with app.engine.begin() as conn, app.using(conn):
+        short = [app.send_task("tasks.record", args=[str(log)]).id for _ in range(40)]
+        crash = app.send_task("tasks.crash", args=["exit"]).id
+        endless = app.send_task("tasks.never_returns").id
+        short += [app.send_task("tasks.record", args=[str(log)]).id for _ in range(40)]
+
+    # When a one-child process-pool worker drains them (the short jobs in batches)
+    worker = workers("--burst", "--pool", "process", "--concurrency", "1", *FAST)
+    assert worker.wait(timeout=120) == 0, worker.output
+
+    # I expect every short job to have run and been recorded exactly once, and the crash and
+    # the endless task to have failed, each alone
+    runs = [line.split()[0] for line in log.read_text().splitlines()]
+    assert sorted(runs) == sorted(short)
+    for job_id in short:
+        job = get_job(app, job_id)
+        assert (job.status, job.attempts, job.result) == (JobStatus.SUCCESS, 1, job_id)
+    assert get_job(app, crash).error_type == "sqlqueue.exceptions.WorkerLostError"
+    assert get_job(app, endless).error_type == "sqlqueue.exceptions.TimeLimitExceeded"
+
+
+@pytest.mark.slow
+def test_process_pool_stop_finishes_the_running_job_and_gives_back_the_rest_of_its_batch(
+    app: SQLQueue, workers: StartWorker, tmp_path: Path
+) -> None:
+    # Given short jobs first (so that children take batches), then a 2 s job among short ones
+    log = tmp_path / "runs.log"
+    first = [app.send_task("tasks.record", args=[str(log)], priority=10).id for _ in range(20)]
+    with app.engine.begin() as conn, app.using(conn):
+        slow = app.send_task("tasks.announce_then_sleep", args=[str(tmp_path), 2]).id
+        behind = [app.send_task("tasks.record", args=[str(log)]).id for _ in range(20)]
+    worker = workers("--pool", "process", "--concurrency", "1", *FAST)
+    wait_until((tmp_path / slow).exists, START_TIMEOUT, "the 2 s job to start")
+
+    # When the worker is asked to stop while it runs
+    worker.send_signal(signal.SIGTERM)
+
+    # I expect it to finish that job and exit 0; every other job ran once and was recorded,
+    # or never started and was given back
+    assert worker.wait() == 0, worker.output
+    assert get_job(app, slow).status is JobStatus.SUCCESS
+    runs = [line.split()[0] for line in log.read_text().splitlines()]
+    assert len(runs) == len(set(runs))
+    for job_id in first + behind:
+        job = get_job(app, job_id)
+        if job_id in runs:
+            assert (job.status, job.attempts) == (JobStatus.SUCCESS, 1)
+        else:
+            assert (job.status, job.worker_id, job.started_at) == (JobStatus.PENDING, None, None)
+    assert set(first) <= set(runs)
+    assert not set(behind) <= set(runs), "the worker ran on after its stop"

@@ -31,8 +31,8 @@ import sqlalchemy as sa
 
 from sqlqueue import SQLQueue, Task
 from sqlqueue.conf import DEFAULT_CONCURRENCY
+from sqlqueue.prefetch import MAX_PREFETCH
 from sqlqueue.schema import jobs
-from sqlqueue.worker import MAX_PREFETCH
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scripts"))

@@ -44,6 +44,7 @@ from sqlqueue.execution import execute
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.options import check_name
 from sqlqueue.outcomes import Outcome
+from sqlqueue.prefetch import STALLED_BUFFER, Prefetch
 from sqlqueue.processes import ChildStartError, ProcessPool
 from sqlqueue.recorder import Finished, Recorder
 
@@ -55,17 +56,6 @@ COROUTINE_WAIT = 0.05
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
-
-MAX_PREFETCH = 500
-"""Most jobs a worker holds beyond its threads, however short its jobs are."""
-
-STALLED_BUFFER = 0.1
-"""Seconds without a job starting, while jobs wait in the buffer, after which the worker
-gives them back: every thread is busy with a job far longer than the prefetch allowed
-for, and another worker may be idle. Prefetch stays off until jobs start again."""
-
-SMOOTHING = 0.2
-"""Weight of the newest figure in the moving averages of run and claim times."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,13 +136,7 @@ class Worker:
         this same worker, which then holds two takes of it, each renewed and recorded alone."""
         self._unfinished = 0
         """Jobs taken whose task has not returned yet: running, or waiting in ``_to_run``."""
-        self._run_time: float | None = None
-        """Moving average of the seconds a job keeps its thread; None until one has returned."""
-        self._claim_time = 0.0
-        """Moving average of the seconds a claim takes, round trip included."""
-        self._buffer_moved = 0.0
-        """When a job thread last took a job from the buffer, or a claim put jobs in it
-        (``time.monotonic()``): long ago, with jobs still in it, the buffer has stalled."""
+        self._prefetch = Prefetch(self.options.concurrency)
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run (the buffer); None tells one thread to stop."""
@@ -262,11 +246,10 @@ class Worker:
                 held = len(self._held)
                 unfinished = self._unfinished
             may_leave = self.options.burst and not held and self._chores.done.is_set()
-            prefetch = self._prefetch()
-            limit = self._claim_size(unfinished, prefetch)
+            limit = self._prefetch.claim_size(unfinished)
             # Jobs in the buffer while every thread has been busy for a while (jobs longer
             # than the prefetch allowed for) may start sooner on another worker.
-            stalled = unfinished > self.options.concurrency and self._buffer_quiet()
+            stalled = unfinished > self.options.concurrency and self._prefetch.stalled()
             due_in = None
             try:
                 if unsure:
@@ -289,7 +272,7 @@ class Worker:
                 continue
             backoff = self.poll_interval
             if jobs:
-                self._buffer_moved = time.monotonic()
+                self._prefetch.moved()
             for job in jobs:
                 self._to_run.put(job)
             if jobs:
@@ -298,30 +281,6 @@ class Worker:
                 logger.info("burst: no ready job left")
                 return
             self._wakeup.wait(self._idle_wait(due_in))
-
-    def _claim_size(self, unfinished: int, prefetch: int) -> int:
-        """How many jobs to ask for now: the free slots, plus the prefetch, once the buffer
-        has run down by half (or a thread has nothing to do)."""
-        room = self.options.concurrency + prefetch - unfinished
-        if unfinished < self.options.concurrency or 2 * room >= prefetch > 0:
-            return max(room, 0)
-        return 0
-
-    def _prefetch(self) -> int:
-        """Jobs to hold beyond the threads: what the threads will start during one claim.
-
-        None while no job has returned (its duration is unknown) or while the buffer has
-        not moved for ``STALLED_BUFFER``; at most ``MAX_PREFETCH``; none either once a job
-        keeps its thread longer than a claim takes, so a worker of long jobs holds no more
-        than its threads.
-        """
-        if self._run_time is None or self._buffer_quiet():
-            return 0
-        per_claim = self.options.concurrency * self._claim_time / max(self._run_time, 1e-6)
-        return min(MAX_PREFETCH, int(per_claim))
-
-    def _buffer_quiet(self) -> bool:
-        return time.monotonic() - self._buffer_moved > STALLED_BUFFER
 
     def _give_back_buffer(self) -> None:
         """Give back the jobs waiting in the buffer; a thread that frees meanwhile takes
@@ -353,8 +312,7 @@ class Worker:
     def _claim(self, limit: int) -> list[Job]:
         started = time.monotonic()
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
-        took = time.monotonic() - started
-        self._claim_time += SMOOTHING * (took - self._claim_time)
+        self._prefetch.claimed(time.monotonic() - started)
         with self._held_lock:
             self._held.update((take_of(job), job) for job in jobs)
             self._unfinished += len(jobs)
@@ -395,7 +353,7 @@ class Worker:
                     last = True
                     break
                 batch.append(more)
-            self._buffer_moved = time.monotonic()
+            self._prefetch.moved()
             self._run_batch(pool, batch)
 
     def _stop_job_threads(self, threads: Sequence[threading.Thread]) -> None:
@@ -412,14 +370,15 @@ class Worker:
             thread.join()
 
     def _run_job(self, job: Job) -> None:
-        started = self._buffer_moved = time.monotonic()
+        self._prefetch.moved()
+        started = time.monotonic()
         try:
             task = self.app.tasks.get(job.task_name)
             with self.app.around_job():
                 outcome = execute(task, job, run_coroutine=self._run_coroutine)
             now = time.monotonic()
             self._recorder.put(Finished(job, outcome, now - started, now))
-            self._ran_for(now - started)
+            self._prefetch.ran(now - started)
         except BaseException:
             # Nothing may die silently in a pool thread; the job comes back through its lease.
             logger.exception(
@@ -438,9 +397,9 @@ class Worker:
         unreported = {take_of(job) for job in batch}
 
         def report(job: Job, outcome: Outcome, duration: float) -> None:
-            self._buffer_moved = now = time.monotonic()
-            self._recorder.put(Finished(job, outcome, duration, now))
-            self._ran_for(duration)
+            self._prefetch.moved()
+            self._recorder.put(Finished(job, outcome, duration, time.monotonic()))
+            self._prefetch.ran(duration)
             with self._held_lock:
                 unreported.discard(take_of(job))
                 self._unfinished -= 1
@@ -470,11 +429,6 @@ class Worker:
             with self._held_lock:
                 self._unfinished -= len(unreported)
             self._wakeup.set()
-
-    def _ran_for(self, seconds: float) -> None:
-        # Unlocked: a lost update among threads only slows the average down.
-        average = self._run_time
-        self._run_time = seconds if average is None else average + SMOOTHING * (seconds - average)
 
     def _recorded(self, batch: Sequence[Finished]) -> None:
         # Called by the recorder once a batch is written (or given up): the jobs are no

@@ -6,7 +6,6 @@ The stop and hoarding tests run real `sqlqueue worker` processes (see test_worke
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 import time
@@ -101,16 +100,17 @@ def test_a_stopped_worker_gives_back_its_prefetched_jobs_and_none_is_lost_or_run
     sent = {r.id for r in app.task(name="tasks.record")(record).delay_many([(str(log),)] * total)}
     worker = workers(*FAST)
     wait_until(lambda: count_jobs(app, "status = 'SUCCESS'") >= 300, START_TIMEOUT, "300 jobs done")
+    # ... holding more jobs than it has threads (its buffer)
+    wait_until(
+        lambda: count_jobs(app, "status = 'STARTED'") > 8, START_TIMEOUT, "a prefetched buffer"
+    )
 
     # When it is stopped in the middle
     worker.send_signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.output
 
-    # I expect it to have given back more jobs than it has threads (its buffer), each
-    # ready again and untouched; none left taken
-    given_back = re.findall(r"gave back (\d+) job\(s\) taken but not started", worker.output)
-    assert given_back, worker.output
-    assert int(given_back[-1]) > 8
+    # I expect every job it had not started (how many depends on the moment) to be ready
+    # again and untouched; none left taken
     assert count_jobs(app, "status = 'STARTED'") == 0
     assert count_jobs(app, "status = 'PENDING' AND worker_id IS NULL") == total - count_jobs(
         app, "status = 'SUCCESS'"

@@ -116,9 +116,8 @@ def main() -> None:
     "-c",
     "--concurrency",
     type=click.IntRange(min=1),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Jobs run at once, each in a thread.",
+    help=f"Jobs run at once, each in a thread (and a child process with --pool process). "
+    f"Default: {DEFAULT_CONCURRENCY} threads, or one child per CPU.",
 )
 @click.option("--burst", is_flag=True, help="Exit 0 once no ready job is left.")
 @click.option(
@@ -158,7 +157,7 @@ def main() -> None:
 def worker(
     app_spec: str,
     queues: list[str] | None,
-    concurrency: int,
+    concurrency: int | None,
     burst: bool,
     pool: Literal["thread", "process"],
     lease: float | None,

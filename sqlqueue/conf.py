@@ -35,7 +35,15 @@ DEFAULT_MAX_LEASE_EXPIRIES = 3
 """How many times a job may lose its worker (lease ran out) before it is failed."""
 
 DEFAULT_CONCURRENCY = 8
-"""Threads of a worker that is given no ``--concurrency``: see docs/worker.md."""
+"""Threads of a worker that is given no ``--concurrency``: see docs/worker.md. A process pool's
+default is one child per CPU instead (``default_concurrency``)."""
+
+
+def default_concurrency(pool: str) -> int:
+    """Jobs a worker runs at once when not told: ``DEFAULT_CONCURRENCY`` threads, which wait on
+    I/O; or, for CPU-bound work in a process pool, one child per CPU, as Celery's default."""
+    return DEFAULT_CONCURRENCY if pool == "thread" else os.cpu_count() or 1
+
 
 DEFAULT_POLL_INTERVAL = 1.0
 """Seconds an idle worker waits before looking for ready jobs again."""

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.chores import Chores
-from sqlqueue.conf import DEFAULT_CONCURRENCY, MAX_DATABASE_BACKOFF, warn_renamed
+from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency, warn_renamed
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
@@ -64,8 +64,9 @@ class WorkerOptions:
 
     queues: Sequence[str] | None = None
     """Queues to take jobs from; None means every queue."""
-    concurrency: int = DEFAULT_CONCURRENCY
-    """Jobs run at once, each in its own thread."""
+    concurrency: int | None = None
+    """Jobs run at once, each in its own thread (and child process, with a process pool);
+    None means ``conf.default_concurrency(pool)``: 8 threads, or one child per CPU."""
     burst: bool = False
     """Exit once no ready job is left instead of waiting for more."""
     lease: float | None = None
@@ -90,7 +91,7 @@ class WorkerOptions:
                 )
             # A frozen dataclass: its own __post_init__ is the one place that may set it.
             object.__setattr__(self, "lease", self.visibility_timeout)
-        if self.concurrency < 1:
+        if self.concurrency is not None and self.concurrency < 1:
             raise InvalidOptionError(f"concurrency must be 1 or more, not {self.concurrency}.")
         for value, what in (
             (self.lease, "lease"),
@@ -136,7 +137,9 @@ class Worker:
         this same worker, which then holds two takes of it, each renewed and recorded alone."""
         self._unfinished = 0
         """Jobs taken whose task has not returned yet: running, or waiting in ``_to_run``."""
-        self._prefetch = Prefetch(self.options.concurrency)
+        self.concurrency = self.options.concurrency or default_concurrency(self.options.pool)
+        """Jobs run at once: the option, or the default for the pool."""
+        self._prefetch = Prefetch(self.concurrency)
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run (the buffer); None tells one thread to stop."""
@@ -167,12 +170,12 @@ class Worker:
         """
         if self._processes is not None:
             # Before any claim: children that cannot load the app stop the worker here.
-            self._processes.start(self.options.concurrency)
+            self._processes.start(self.concurrency)
         logger.info(
             "worker started id=%s queues=%s concurrency=%d pool=%s lease=%gs",
             self.id,
             ",".join(self.options.queues or ["*"]),
-            self.options.concurrency,
+            self.concurrency,
             self.options.pool,
             self.lease,
         )
@@ -181,7 +184,7 @@ class Worker:
         # "Drains"), and nothing here waits on them.
         job_threads = [
             threading.Thread(target=self._run_jobs, name=f"sqlqueue-job-{n}")
-            for n in range(self.options.concurrency)
+            for n in range(self.concurrency)
         ]
         for thread in job_threads:
             thread.start()
@@ -249,7 +252,7 @@ class Worker:
             limit = self._prefetch.claim_size(unfinished)
             # Jobs in the buffer while every thread has been busy for a while (jobs longer
             # than the prefetch allowed for) may start sooner on another worker.
-            stalled = unfinished > self.options.concurrency and self._prefetch.stalled()
+            stalled = unfinished > self.concurrency and self._prefetch.stalled()
             due_in = None
             try:
                 if unsure:
@@ -343,7 +346,7 @@ class Worker:
         last = False
         while not last and (job := self._to_run.get()) is not None:
             batch = [job]
-            share = min(pool.batch_size, 1 + self._to_run.qsize() // self.options.concurrency)
+            share = min(pool.batch_size, 1 + self._to_run.qsize() // self.concurrency)
             while len(batch) < share:
                 try:
                     more = self._to_run.get_nowait()

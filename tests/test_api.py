@@ -582,3 +582,10 @@ def test_worker_options_take_the_first_releases_name_for_the_lease_with_a_warnin
         WorkerOptions(lease=5, visibility_timeout=12)
     with pytest.warns(FutureWarning), pytest.raises(sqlqueue.InvalidOptionError, match="lease"):
         WorkerOptions(visibility_timeout=0)
+
+
+def test_the_default_concurrency_is_eight_threads_or_one_child_per_cpu(app: SQLQueue) -> None:
+    assert Worker(app, WorkerOptions()).concurrency == 8
+    assert Worker(app, WorkerOptions(concurrency=3)).concurrency == 3
+    processes = WorkerOptions(pool="process", app_spec="tasks")
+    assert Worker(app, processes).concurrency == (os.cpu_count() or 1)

@@ -21,7 +21,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("-Q", "--queues", help="Comma-separated queues. Default: every queue.")
-        parser.add_argument("-c", "--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+        parser.add_argument(
+            "-c",
+            "--concurrency",
+            type=int,
+            help=f"Default: {DEFAULT_CONCURRENCY} threads, or one child per CPU with --pool process.",
+        )
         parser.add_argument("--burst", action="store_true", help="Exit once no job is ready.")
         parser.add_argument("--pool", choices=["thread", "process"], default="thread")
         parser.add_argument("--lease", type=float, metavar="SECONDS")

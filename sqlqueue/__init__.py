@@ -6,6 +6,7 @@ from sqlqueue.app import SQLQueue
 from sqlqueue.exceptions import (
     ConfigurationError,
     DatabaseError,
+    DuplicateJobIdError,
     InvalidOptionError,
     JobNotFoundError,
     MaxRetriesExceededError,
@@ -34,6 +35,7 @@ __all__ = [
     "AsyncResult",
     "ConfigurationError",
     "DatabaseError",
+    "DuplicateJobIdError",
     "InvalidOptionError",
     "JobNotFoundError",
     "JobStatus",

@@ -280,6 +280,11 @@ class SQLQueue:
         """The jobs to write, once every argument has been checked (the options were checked
         when they were built)."""
         check_name(name, "task name")
+        if options.task_id is not None and len(calls) != 1:
+            raise InvalidOptionError(
+                f"task_id= names one job, and this send has {len(calls)}; send each with its "
+                "own apply_async(task_id=...), or leave the ids to sqlqueue."
+            )
         encoded_args, encoded_kwargs = [], []
         args_are, kwargs_are = (
             f"The arguments of task {name!r}",
@@ -305,7 +310,7 @@ class SQLQueue:
             countdown=options.countdown or 0.0,
             expires_at=options.expires_at,
             expires_in=options.expires_in,
-            ids=new_job_ids(len(calls)),
+            ids=[options.task_id] if options.task_id is not None else new_job_ids(len(calls)),
             args=encoded_args,
             kwargs=encoded_kwargs,
         )

@@ -27,6 +27,9 @@ MAX_PRIORITY = 100
 MAX_NAME_LENGTH = 200
 """Longest task or queue name accepted, in characters."""
 
+MAX_JOB_ID_LENGTH = 255
+"""Longest job id a caller may choose (Celery's ``task_id=``), in characters."""
+
 DEFAULT_LEASE = 60.0
 """Seconds a taken job stays leased to its worker without a renewal; the worker renews it
 while the job runs, so only a dead or frozen worker lets it run out."""

@@ -66,6 +66,11 @@ class TaskFailedError(SQLQueueError):
         self.traceback = traceback
 
 
+class DuplicateJobIdError(SQLQueueError, ValueError):
+    """A job with the id given as ``task_id=`` exists already; nothing was written. Inside a
+    transaction of the caller's, PostgreSQL has aborted that transaction: roll it back."""
+
+
 class TaskRevokedError(SQLQueueError):
     """The job was revoked before it ran, so it has no result."""
 

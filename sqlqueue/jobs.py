@@ -18,12 +18,24 @@ class JobStatus(enum.StrEnum):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     REVOKED = "REVOKED"
+    REJECTED = "REJECTED"
+    """The task raised ``Reject``: failed for good, without its retries."""
+    IGNORED = "IGNORED"
+    """The task raised ``Ignore``: finished, with no outcome to keep."""
 
 
 READY_STATUSES = (JobStatus.PENDING, JobStatus.RETRY)
 """Statuses of jobs waiting to be taken (once their ``scheduled_at`` has come)."""
 
-FINISHED_STATUSES = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.REVOKED})
+FINISHED_STATUSES = frozenset(
+    {
+        JobStatus.SUCCESS,
+        JobStatus.FAILURE,
+        JobStatus.REVOKED,
+        JobStatus.REJECTED,
+        JobStatus.IGNORED,
+    }
+)
 """Statuses a job never leaves."""
 
 
@@ -60,6 +72,8 @@ class Job:
     error_type: str | None
     error_message: str | None
     traceback: str | None
+    progress: dict[str, Any] | None
+    """What the task last said of itself while running (``update_state``): its state and meta."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -86,6 +100,7 @@ class Job:
             error_type=row["error_type"],
             error_message=row["error_message"],
             traceback=row["traceback"],
+            progress=row["progress"],
         )
 
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlqueue.conf import MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
+from sqlqueue.conf import MAX_JOB_ID_LENGTH, MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
 from sqlqueue.exceptions import InvalidOptionError
 
 
@@ -59,11 +59,16 @@ def check_limit(value: Any, what: str) -> float | None:
 
 
 def check_job_id(value: Any) -> str:
-    """A job id as sqlqueue writes it: a UUID in its canonical text form."""
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise InvalidOptionError(f"{value!r} is not a job id; job ids are UUIDs.") from None
+    """A job id: text of 1 to ``MAX_JOB_ID_LENGTH`` characters, as a caller may choose it
+    (Celery's ``task_id=``), or a ``uuid.UUID``, in the canonical form sqlqueue's own ids take."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_JOB_ID_LENGTH or "\0" in value:
+        raise InvalidOptionError(
+            f"{value!r} is not a job id; a job id is a string of 1 to {MAX_JOB_ID_LENGTH} "
+            "characters (sqlqueue's own are UUIDs, e.g. the .id of an AsyncResult)."
+        )
+    return value
 
 
 def check_aware(value: Any, what: str) -> datetime:

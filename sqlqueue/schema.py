@@ -30,7 +30,7 @@ Timestamp = sa.DateTime(timezone=True)
 # uses a partial index only for a query whose WHERE repeats the index's (a bound parameter
 # in their place would not do), and PostgreSQL can then prove it without the values.
 READY_WHERE = sa.text("status IN ('PENDING', 'RETRY')")
-FINISHED_WHERE = sa.text("status IN ('SUCCESS', 'FAILURE', 'REVOKED')")
+FINISHED_WHERE = sa.text("status IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED')")
 LEASED_WHERE = sa.text("status = 'STARTED'")
 # A job sent to run at once is due from its first moment (scheduled_at = created_at): only
 # jobs sent with a countdown or an eta, and retries, can be ready and not yet due. A worker
@@ -41,7 +41,13 @@ EXPIRING_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND expires_at IS NOT N
 jobs = sa.Table(
     "sqlqueue_jobs",
     metadata,
-    sa.Column("id", sa.Uuid(as_uuid=False), primary_key=True),
+    # Text: a caller may choose a job's id (Celery's task_id=); sqlqueue's own ids are UUIDs.
+    # Compared byte by byte on PostgreSQL, whatever the database's locale.
+    sa.Column(
+        "id",
+        sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql"),
+        primary_key=True,
+    ),
     sa.Column("task_name", sa.String(200), nullable=False),
     sa.Column("queue", sa.String(200), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
@@ -62,6 +68,8 @@ jobs = sa.Table(
     sa.Column("error_type", sa.String(255)),
     sa.Column("error_message", sa.Text),
     sa.Column("traceback", sa.Text),
+    # What a running task last said of itself with update_state: {"state": ..., "meta": ...}.
+    sa.Column("progress", Json),
     sa.CheckConstraint(
         sa.column("status").in_([status.value for status in JobStatus]), name="status"
     ),

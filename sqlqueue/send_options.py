@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlqueue.conf import DEFAULT_PRIORITY, DEFAULT_QUEUE, Settings
 from sqlqueue.exceptions import InvalidOptionError
-from sqlqueue.options import check_aware, check_countdown, check_name, check_priority
+from sqlqueue.options import (
+    check_aware,
+    check_countdown,
+    check_job_id,
+    check_name,
+    check_priority,
+)
 
 if TYPE_CHECKING:
     from sqlqueue.caller_connections import AsyncCallerConnection, CallerConnection
@@ -36,6 +42,9 @@ class SendOptions:
     queue: str = DEFAULT_QUEUE
     priority: int = DEFAULT_PRIORITY
     """Higher runs first."""
+    task_id: str | None = None
+    """The job's id, chosen by the caller (Celery's ``task_id=``); None: a new UUID. Only for
+    a send of one job; an id taken already is refused when the job is written."""
     connection: CallerConnection | AsyncCallerConnection | None = None
     """A connection whose open transaction the jobs join. None: a transaction of their own,
     or, for a sync send, the connection of the ``app.using()`` block around the send (looked
@@ -44,6 +53,8 @@ class SendOptions:
     def __post_init__(self) -> None:
         check_name(self.queue, "queue name")
         check_priority(self.priority)
+        if self.task_id is not None:
+            object.__setattr__(self, "task_id", check_job_id(self.task_id))
         if self.countdown is not None and self.eta is not None:
             raise InvalidOptionError("Give countdown= or eta=, not both.")
         # Normalised once here, so what is written never depends on how it was given.

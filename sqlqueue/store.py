@@ -33,7 +33,12 @@ from sqlqueue.caller_connections import (
 )
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
-from sqlqueue.exceptions import DatabaseError, InvalidOptionError
+from sqlqueue.exceptions import (
+    DatabaseError,
+    DuplicateJobIdError,
+    InvalidOptionError,
+    SQLQueueError,
+)
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
 from sqlqueue.outcomes import Outcome
 
@@ -275,16 +280,28 @@ TRANSIENT_ERRORS = (
 """Errors of the connection or the moment, not of the statement: worth trying again."""
 
 
-def _database_error(exc: BaseException) -> DatabaseError:
+def _is_duplicate_id(exc: BaseException) -> bool:
+    """Whether ``exc`` is a send refused for a job id already taken (``task_id=``)."""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return exc.diag.constraint_name == "pk_sqlqueue_jobs"
+    return isinstance(exc, sqlite3.IntegrityError) and "sqlqueue_jobs.id" in str(exc)
+
+
+def _database_error(exc: BaseException) -> SQLQueueError:
     message = str(exc).strip()
-    if "does not exist" in message or "no such table" in message:
+    if _is_duplicate_id(exc):
+        return DuplicateJobIdError(
+            "A job with this id exists already, and job ids are unique: nothing was written. "
+            "Choose another task_id=, or send without one for a new UUID."
+        )
+    if "does not exist" in message or "no such table" in message or "no such column" in message:
         if "sqlqueue_claim" in message:
             return DatabaseError(
                 f"{message.rstrip('.')}. This database's sqlqueue schema is older than this "
                 "code (it lacks migration 0004): run `sqlqueue migrate` against it.",
                 transient=False,
             )
-        if "sqlqueue_" in message:
+        if "sqlqueue_" in message or "no such column" in message or "column" in message:
             return DatabaseError(
                 f"{message.rstrip('.')}. The queue's tables are missing: run `sqlqueue migrate` "
                 "(or `alembic upgrade head` in the sqlqueue repository) against this database.",

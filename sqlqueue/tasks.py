@@ -139,6 +139,7 @@ class Task(Generic[P, R]):
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        task_id: str | None = None,
         connection: CallerConnection | None = None,
     ) -> AsyncResult:
         """Write a job for this task and return its receipt.
@@ -152,12 +153,15 @@ class Task(Generic[P, R]):
                 started is never run (it ends REVOKED).
             queue: the queue to write to; default: the task's, else ``task_default_queue``.
             priority: higher runs first; default: the task's, else 0.
+            task_id: the job's id, of your choosing (a string of up to 255 characters);
+                default: a new UUID.
             connection: a connection whose open transaction the job joins (see the docs).
 
         Raises:
             TaskArgumentsError: the arguments do not fit the function's signature.
             SerializationError: an argument is not JSON-serialisable.
             InvalidOptionError: an option is out of range.
+            DuplicateJobIdError: a job with ``task_id`` exists already.
         """
         args, kwargs = self.check_arguments(args, kwargs)
         options = SendOptions.build(
@@ -168,6 +172,7 @@ class Task(Generic[P, R]):
             expires=expires,
             queue=queue,
             priority=priority,
+            task_id=task_id,
             connection=connection,
         )
         return self.app.send_job(self, self.name, args, kwargs, options)
@@ -186,6 +191,7 @@ class Task(Generic[P, R]):
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        task_id: str | None = None,
         connection: AsyncCallerConnection | None = None,
     ) -> AsyncResult:
         """``apply_async`` for async code. ``connection=`` takes an ``AsyncConnection`` or
@@ -200,6 +206,7 @@ class Task(Generic[P, R]):
             expires=expires,
             queue=queue,
             priority=priority,
+            task_id=task_id,
             connection=connection,
         )
         results = await self.app.asend_jobs(self, self.name, [(args, kwargs)], options)

@@ -145,7 +145,7 @@ CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], s
     "unknown option of send_task": (
         lambda add, app: app.send_task("t.add", (1, 2), queue_name="mail"),
         InvalidOptionError,
-        r"send option 'queue_name'.*countdown, eta, expires, queue, priority, connection",
+        r"send option 'queue_name'.*countdown, eta, expires, queue, priority, task_id, connection",
     ),
     "unknown option of send_task, task not registered here": (
         lambda add, app: app.send_task("t.elsewhere", (1, 2), run_after=5),
@@ -185,7 +185,9 @@ def test_send_task_of_an_unknown_name_in_eager_mode_is_refused(app: SQLQueue) ->
 
 def test_a_malformed_job_id_is_refused(app: SQLQueue) -> None:
     with pytest.raises(InvalidOptionError, match="not a job id"):
-        app.AsyncResult("42; DROP TABLE sqlqueue_jobs")
+        app.AsyncResult("")
+    with pytest.raises(InvalidOptionError, match="not a job id"):
+        app.AsyncResult(None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

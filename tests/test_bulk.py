@@ -25,7 +25,7 @@ from sqlqueue import (
 )
 from sqlqueue.app import new_job_ids
 from sqlqueue.autocommit import copy_rest
-from sqlqueue.exceptions import DatabaseError
+from sqlqueue.exceptions import DatabaseError, DuplicateJobIdError
 from sqlqueue.schema import jobs
 from sqlqueue.send_options import SendOptions
 
@@ -132,7 +132,7 @@ def test_a_refused_statement_writes_none_of_them(app: SQLQueue, add: Any) -> Non
     (first,) = add.delay_many([(1, 1)])
     new_jobs = app._new_jobs(None, "t.add", [([2, 2], {}), ([3, 3], {})], SendOptions())
     new_jobs.ids[1] = first.id
-    with pytest.raises(DatabaseError):
+    with pytest.raises(DuplicateJobIdError):
         app.store.insert_jobs(new_jobs)
     assert count_jobs(app) == 1
 
@@ -306,7 +306,7 @@ def test_a_large_send_the_database_refuses_writes_none_of_them(
     new_jobs = app._new_jobs(None, "t.add", [([n, n], {}) for n in range(LARGE)], SendOptions())
     new_jobs.ids[LARGE - 1] = first.id  # the last row collides with a job already written
     with listening(db_url) as heard:
-        with pytest.raises(DatabaseError, match=r"duplicate|UNIQUE"):
+        with pytest.raises(DuplicateJobIdError):
             app.store.insert_jobs(new_jobs)
         assert heard() == []  # no worker was woken for it
     assert count_jobs(app) == 1
@@ -322,7 +322,7 @@ def test_a_large_send_on_a_psycopg_connection_is_all_or_nothing(
     new_jobs = pg_app._new_jobs(None, "t.add", [([n, n], {}) for n in range(LARGE)], SendOptions())
     new_jobs.ids[LARGE - 1] = first.id
     with psycopg.connect(postgres_url, autocommit=autocommit) as conn:
-        with pytest.raises(DatabaseError, match="duplicate"):
+        with pytest.raises(DuplicateJobIdError):
             pg_app.store.insert_jobs(new_jobs, conn)
         status = psycopg.pq.TransactionStatus
         if autocommit:  # the send's own transaction, rolled back

@@ -93,7 +93,7 @@ def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: st
     ("args", "says"),
     [
         (["retry"], "Say which jobs to retry"),
-        (["retry", "not-a-job-id"], "'not-a-job-id' is not a job id"),
+        (["retry", ""], "'' is not a job id"),
         (["migrate", "-A", "tasks", "--url", "sqlite:///x.db"], "not both"),
         (["worker", "-A", "tasks", "--lease", "5", "--visibility-timeout", "5"], "not both"),
     ],

@@ -11,6 +11,7 @@ import sys
 import sysconfig
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,12 @@ def test_upgrade_on_an_empty_database_builds_exactly_the_schema_metadata(
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
     assert indexes == {index.name for index in jobs.indexes}
     assert {"ix_sqlqueue_jobs_ready", "ix_sqlqueue_jobs_leased"} <= indexes
+    if empty_engine.dialect.name == "sqlite":  # the claim reads its indexes in its order
+        with empty_engine.connect() as connection:
+            claim_indexes = connection.execute(
+                sa.text("SELECT sql FROM sqlite_master WHERE name LIKE 'ix_sqlqueue_jobs_ready%'")
+            ).scalars()
+            assert ["priority DESC" in sql for sql in claim_indexes] == [True, True]
 
 
 def test_the_comparison_notices_a_database_that_differs_from_the_metadata(
@@ -202,9 +209,50 @@ def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
                 )
             ).scalar_one()
         assert language == "sql"
+    # ...and up again, to a working claim.
+    sqlqueue.migrate.upgrade(empty_engine)
     app = SQLQueue(empty_url)
     job_id = app.send_task("tasks.add", args=[1, 2], queue="rare").id
     assert [job.id for job in app.store.claim_jobs(10, ["rare"], "w", 30)] == [job_id]
+    app.engine.dispose()
+
+
+def test_0007_keeps_the_ids_of_existing_jobs_and_takes_ids_callers_choose(
+    empty_url: str, empty_engine: Engine
+) -> None:
+    sqlqueue.migrate.upgrade(empty_engine, "0006")
+    old_id = str(uuid.uuid4())
+    # As 0006's code wrote it: SQLAlchemy's Uuid stores 32 hex digits on SQLite.
+    stored = old_id.replace("-", "") if empty_engine.dialect.name == "sqlite" else old_id
+    with empty_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,"
+                " scheduled_at, created_at) VALUES (:id, 'tasks.add', 'default', 0, '[1, 2]',"
+                " '{}', 'PENDING', :now, :now)"
+            ),
+            {"id": stored, "now": datetime.now(UTC)},
+        )
+
+    sqlqueue.migrate.upgrade(empty_engine)
+
+    app = SQLQueue(empty_url)
+    assert app.AsyncResult(old_id).status == "PENDING"
+    chosen = app.send_task("tasks.add", args=[3, 4], task_id="order-42-receipt").id
+    assert chosen == "order-42-receipt"
+    claimed = {job.id for job in app.store.claim_jobs(10, None, "w", 30)}
+    assert claimed == {old_id, chosen}
+    with pytest.raises(RuntimeError, match="cannot hold; delete them"):
+        sqlqueue.migrate.downgrade(empty_engine, "0006")
+    assert versions(empty_engine) == [HEAD]  # refused before changing anything
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM sqlqueue_jobs WHERE id = :id"), {"id": chosen})
+    sqlqueue.migrate.downgrade(empty_engine, "0006")
+    with empty_engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalar_one() in (
+            stored,
+            uuid.UUID(old_id),
+        )
     app.engine.dispose()
 
 
@@ -309,8 +357,6 @@ def test_constraints_autogenerate_does_not_compare_are_those_of_the_metadata(
     app = sqlqueue.SQLQueue(engine=empty_engine)
     job_id = app.send_task("tasks.add", args=[1, 2]).id
     update = sa.text("UPDATE sqlqueue_jobs SET status = :status WHERE id = :id")
-    if empty_engine.dialect.name == "sqlite":
-        job_id = job_id.replace("-", "")  # Uuid is CHAR(32) hex on SQLite
     for status in JobStatus:
         with empty_engine.begin() as connection:
             assert connection.execute(update, {"status": status.value, "id": job_id}).rowcount == 1
@@ -387,9 +433,11 @@ def test_alembic_check_finds_nothing_to_generate_after_upgrade_head(tmp_path: Pa
     ids=["sqlite", "postgresql"],
 )
 def test_alembic_offline_sql_writes_only_sqlqueue_tables(url: str) -> None:
-    # --sql renders the migration without connecting: the URL's host need not exist.
+    # --sql renders the migration without connecting: the URL's host need not exist. On
+    # SQLite, 0007 rebuilds the table, which needs the live database (it says so, below).
+    target = "0006" if url.startswith("sqlite") else "head"
     completed = run_command(
-        [str(BIN_DIR / "alembic"), "upgrade", "head", "--sql"],
+        [str(BIN_DIR / "alembic"), "upgrade", target, "--sql"],
         cwd=REPO_ROOT,
         env={"SQLQUEUE_DATABASE_URL": url},
     )
@@ -399,7 +447,22 @@ def test_alembic_offline_sql_writes_only_sqlqueue_tables(url: str) -> None:
     assert re.search(r"\balembic_version\b", completed.stdout) is None
     # The rendered script leaves the version table at the newest revision.
     stamps = re.findall(r"(?:VALUES \(|SET version_num=)'(\w+)'", completed.stdout)
-    assert stamps[-1] == HEAD
+    assert stamps[-1] == (HEAD if target == "head" else target)
+
+
+def test_alembic_offline_sql_on_sqlite_says_to_migrate_on_the_live_database() -> None:
+    completed = subprocess.run(
+        [str(BIN_DIR / "alembic"), "upgrade", "head", "--sql"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": "sqlite:///offline.db"},
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+
+    assert completed.returncode != 0
+    assert "run `sqlqueue migrate`" in completed.stderr
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,15 @@ def test_the_unknown_option_error_lists_the_options() -> None:
         SendOptions.build(Settings(), routing_key="x", queue_name="y")
     assert "'queue_name', 'routing_key'" in str(caught.value)
     assert ", ".join(OPTION_NAMES) in str(caught.value)
-    assert OPTION_NAMES == ("countdown", "eta", "expires", "queue", "priority", "connection")
+    assert OPTION_NAMES == (
+        "countdown",
+        "eta",
+        "expires",
+        "queue",
+        "priority",
+        "task_id",
+        "connection",
+    )
 
 
 def test_values_are_normalised_when_built() -> None:

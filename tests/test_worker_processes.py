@@ -638,6 +638,7 @@ def a_job(name: str, *args: Any) -> tuple[Task[..., Any], Job]:
         error_type=None,
         error_message=None,
         traceback=None,
+        progress=None,
         retries=0,
         attempts=1,
         expired_leases=0,

@@ -68,7 +68,7 @@ INSERT_JOBS = f"""
 WITH inserted AS (
     INSERT INTO {jobs.name} ({_COLUMNS})
     SELECT id, args, kwargs, {_SHARED}
-    FROM ROWS FROM (unnest(%(id)s::uuid[]),
+    FROM ROWS FROM (unnest(%(id)s::text[]),
                     jsonb_array_elements(%(args)s::jsonb),
                     jsonb_array_elements(%(kwargs)s::jsonb)) AS new (id, args, kwargs)
     RETURNING queue
@@ -111,7 +111,7 @@ SET status = done.status,
     error_type = done.error_type,
     error_message = done.error_message,
     traceback = done.traceback
-FROM unnest(%(ids)s::uuid[], %(attempts)s::integer[], %(statuses)s::text[],
+FROM unnest(%(ids)s::text[], %(attempts)s::integer[], %(statuses)s::text[],
             %(results)s::jsonb[], %(error_types)s::text[], %(error_messages)s::text[],
             %(tracebacks)s::text[])
      AS done (id, attempt, status, result, error_type, error_message, traceback)

@@ -87,7 +87,7 @@ class SQLiteDialect(Dialect):
         expires_at = new_jobs.expires_at
         if expires_at is None and new_jobs.expires_in is not None:
             expires_at = now + timedelta(seconds=new_jobs.expires_in)
-        rows = zip(map(_stored_id, new_jobs.ids), new_jobs.args, new_jobs.kwargs, strict=True)
+        rows = zip(new_jobs.ids, new_jobs.args, new_jobs.kwargs, strict=True)
         return DriverStatement(
             INSERT_JOBS,
             {
@@ -159,8 +159,7 @@ class SQLiteDialect(Dialect):
             else DriverStatement(
                 FINISH_JOB,
                 {
-                    "job_id": take[0],
-                    "id": _stored_id(take[0]),
+                    "id": take[0],
                     "attempt": take[1],
                     "status": outcome.status.value,
                     "finished_at": finished_at,
@@ -201,19 +200,16 @@ SET status = :status, finished_at = :finished_at, lease_expires_at = NULL,
     result = CASE WHEN :status = 'SUCCESS' THEN :result ELSE result END,
     error_type = :error_type, error_message = :error_message, traceback = :traceback
 WHERE id = :id AND attempts = :attempt AND status = 'STARTED'
-RETURNING :job_id, attempts
+RETURNING id, attempts
 """  # noqa: S608 (constants, no input)
-"""Record one job's success or failure, fenced by its take; answers with the take (the id as
-sqlqueue spells it, not as SQLite stores it) when it still held the job."""
+"""Record one job's success or failure, fenced by its take; answers with the take when it
+still held the job."""
 
 _sqlite = sqlite_dialect.dialect()
-_stored_id = cast(
-    Callable[[str], str], jobs.c.id.type.dialect_impl(_sqlite).bind_processor(_sqlite)
-)
 _stored_time = cast(
     Callable[[datetime], str], Timestamp.dialect_impl(_sqlite).bind_processor(_sqlite)
 )
-"""SQLAlchemy's own conversions, so that rows written here read back like any other."""
+"""SQLAlchemy's own conversion, so that times written here read back like any other."""
 
 
 AUTOCOMMIT = "AUTOCOMMIT"

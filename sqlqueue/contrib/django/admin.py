@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,19 +17,6 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["=id"]
     actions = ["retry_jobs", "revoke_jobs"]
     readonly_fields = [field.name for field in Job._meta.fields]
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
-    ) -> tuple[QuerySet[Job], bool]:
-        # An id search that is not a UUID finds nothing, instead of a database error.
-        try:
-            uuid.UUID(search_term.strip())
-        except ValueError:
-            return (queryset.none(), False) if search_term.strip() else (queryset, False)
-        found: tuple[QuerySet[Job], bool] = super().get_search_results(
-            request, queryset, search_term.strip()
-        )
-        return found
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are sent by code, with task.delay()

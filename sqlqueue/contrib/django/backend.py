@@ -18,7 +18,7 @@ Every ``@task`` is registered with sqlqueue's Django app under its module path w
 validates it, so the worker that imports ``tasks.py`` runs it and nothing else. Priorities are
 Django's (-100..100, higher first), ``run_after`` is the job's eta, ``queue_name`` its queue.
 Statuses map as READY = PENDING/RETRY, RUNNING = STARTED, SUCCESSFUL = SUCCESS,
-FAILED = FAILURE or REVOKED.
+FAILED = FAILURE, REVOKED or REJECTED, SUCCESSFUL = IGNORED too (no return value).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ STATUSES = {
     JobStatus.SUCCESS: TaskResultStatus.SUCCESSFUL,
     JobStatus.FAILURE: TaskResultStatus.FAILED,
     JobStatus.REVOKED: TaskResultStatus.FAILED,
+    JobStatus.REJECTED: TaskResultStatus.FAILED,
+    JobStatus.IGNORED: TaskResultStatus.SUCCESSFUL,
 }
 
 

@@ -9,7 +9,7 @@ from sqlqueue.jobs import JobStatus
 
 
 class Job(models.Model):
-    id = models.UUIDField(primary_key=True)
+    id = models.CharField(primary_key=True, max_length=255)
     task_name = models.CharField(max_length=200)
     queue = models.CharField(max_length=200)
     priority = models.IntegerField()
@@ -30,6 +30,7 @@ class Job(models.Model):
     error_type = models.CharField(max_length=255, null=True)
     error_message = models.TextField(null=True)
     traceback = models.TextField(null=True)
+    progress = models.JSONField(null=True)
 
     class Meta:
         managed = False

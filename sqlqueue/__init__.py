@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from sqlqueue.app import SQLQueue
+from sqlqueue.current_app import shared_task
 from sqlqueue.exceptions import (
     ConfigurationError,
     DatabaseError,
+    Ignore,
     InvalidOptionError,
     JobNotFoundError,
     MaxRetriesExceededError,
+    Reject,
     Retry,
     SerializationError,
     SoftTimeLimitExceeded,
@@ -24,7 +27,7 @@ from sqlqueue.exceptions import (
     WorkerLostError,
 )
 from sqlqueue.jobs import JobStatus
-from sqlqueue.result import AsyncResult
+from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.tasks import Task
 from sqlqueue.worker import Worker, WorkerOptions
 
@@ -34,10 +37,13 @@ __all__ = [
     "AsyncResult",
     "ConfigurationError",
     "DatabaseError",
+    "EagerResult",
+    "Ignore",
     "InvalidOptionError",
     "JobNotFoundError",
     "JobStatus",
     "MaxRetriesExceededError",
+    "Reject",
     "Retry",
     "SQLQueue",
     "SQLQueueError",
@@ -56,4 +62,5 @@ __all__ = [
     "WorkerLostError",
     "WorkerOptions",
     "__version__",
+    "shared_task",
 ]

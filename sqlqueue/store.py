@@ -34,7 +34,7 @@ from sqlqueue.caller_connections import (
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
-from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
+from sqlqueue.jobs import Job, NewJobs, as_utc
 from sqlqueue.outcomes import Outcome
 
 if (
@@ -143,7 +143,7 @@ class JobStore:
             with self._translate_errors():
                 return fetch_takes_alone(self.engine, only)
         kept: set[Take] = set()
-        retried = any(outcome.status is JobStatus.RETRY for _, outcome in outcomes)
+        retried = any(outcome.again for _, outcome in outcomes)
         with self._write() as conn:
             for statement in statements:
                 rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))

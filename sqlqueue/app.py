@@ -30,7 +30,8 @@ from sqlqueue.result import AsyncResult
 from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import encode_json
 from sqlqueue.store import JobStore
-from sqlqueue.tasks import P, R, Task, TaskOptions, argument_lists
+from sqlqueue.task_options import TaskOptions
+from sqlqueue.tasks import P, R, Task, argument_lists
 
 
 class TaskRegistry(dict[str, Task[..., Any]]):

@@ -23,7 +23,8 @@ from sqlqueue.tasks import task_name_for
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
-    from sqlqueue.tasks import P, R, Task, TaskOptions
+    from sqlqueue.task_options import TaskOptions
+    from sqlqueue.tasks import P, R, Task
 
 _lock = threading.Lock()
 _current: SQLQueue | None = None

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import socket
 import sys
 import uuid
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,17 +20,14 @@ from typing import (
     Literal,
     NoReturn,
     ParamSpec,
-    TypedDict,
     TypeVar,
     overload,
 )
 
 from sqlqueue.conf import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF_MAX, DEFAULT_RETRY_DELAY
 from sqlqueue.exceptions import (
-    Ignore,
     InvalidOptionError,
     MaxRetriesExceededError,
-    Reject,
     Retry,
     TaskArgumentsError,
     TaskRegistrationError,
@@ -44,9 +39,10 @@ from sqlqueue.options import (
     check_name,
     check_priority,
 )
-from sqlqueue.retry import backoff_delay
+from sqlqueue.retry import RetryPolicy
 from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import encode_json
+from sqlqueue.task_options import set_options
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
@@ -92,128 +88,6 @@ current_request: ContextVar[Request | None] = ContextVar("sqlqueue_request", def
 """The request of the job running in this thread (each worker thread has its own)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    """When and how often a failed run is tried again, from a task's options, checked."""
-
-    max_retries: int | None = DEFAULT_MAX_RETRIES
-    default_retry_delay: float = DEFAULT_RETRY_DELAY
-    retry_backoff: bool | float = False
-    retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX
-    retry_jitter: bool = True
-    autoretry_for: tuple[type[BaseException], ...] = ()
-    dont_autoretry_for: tuple[type[BaseException], ...] = ()
-    retry_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    """What ``autoretry_for`` passes to ``retry()``: ``max_retries`` and ``countdown``."""
-
-    def __post_init__(self) -> None:
-        if self.max_retries is not None and (
-            isinstance(self.max_retries, bool)
-            or not isinstance(self.max_retries, int)
-            or self.max_retries < 0
-        ):
-            raise InvalidOptionError(
-                f"max_retries must be a whole number, 0 or more, or None (no limit), "
-                f"not {self.max_retries!r}."
-            )
-        check_countdown(self.default_retry_delay, "default_retry_delay")
-        check_countdown(self.retry_backoff_max, "retry_backoff_max")
-        if not isinstance(self.retry_backoff, bool):
-            check_countdown(self.retry_backoff, "retry_backoff")
-        for what in ("autoretry_for", "dont_autoretry_for"):
-            _check_exception_types(getattr(self, what), what)
-        unknown = set(self.retry_kwargs) - {"max_retries", "countdown"}
-        if unknown:
-            raise InvalidOptionError(
-                f"retry_kwargs takes max_retries and countdown, not {sorted(unknown)}."
-            )
-        if "countdown" in self.retry_kwargs:
-            check_countdown(self.retry_kwargs["countdown"], "retry_kwargs countdown")
-
-    def delay(self, retries: int) -> float:
-        """Seconds before an automatic retry (``autoretry_for``): the backoff when
-        ``retry_backoff`` is set, else ``retry_kwargs``' countdown, else
-        ``default_retry_delay``, as in Celery."""
-        if self.retry_backoff:
-            factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
-            return backoff_delay(
-                retries, factor=factor, maximum=self.retry_backoff_max, jitter=self.retry_jitter
-            )
-        return float(self.retry_kwargs.get("countdown", self.default_retry_delay))
-
-    def exhausted(self, retries: int, max_retries: int | None = None) -> bool:
-        """Whether a job that has been retried ``retries`` times may not be retried again,
-        under the task's ``max_retries`` or the one given (None: the task's)."""
-        limit = self.max_retries if max_retries is None else max_retries
-        return limit is not None and retries >= limit
-
-    def autoretries(self, exc: BaseException, retries: int) -> bool:
-        """Whether this exception, raised by the task, retries the job by itself."""
-        return (
-            isinstance(exc, self.autoretry_for)
-            and not isinstance(exc, self.dont_autoretry_for)
-            and not isinstance(exc, Reject | Ignore)
-            and not self.exhausted(retries, self.retry_kwargs.get("max_retries"))
-        )
-
-
-def _check_exception_types(value: Any, what: str) -> None:
-    if not isinstance(value, tuple) or not all(
-        isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
-    ):
-        raise InvalidOptionError(
-            f"{what} must be a tuple of exception classes, e.g. (ConnectionError,), not {value!r}."
-        )
-
-
-class TaskOptions(TypedDict, total=False):
-    """The options of ``@app.task`` and ``@shared_task`` besides ``bind`` (see docs/tasks.md)."""
-
-    name: str
-    queue: str
-    priority: int
-    base: type[Task[Any, Any]]
-    max_retries: int | None
-    default_retry_delay: float
-    autoretry_for: tuple[type[BaseException], ...]
-    dont_autoretry_for: tuple[type[BaseException], ...]
-    retry_kwargs: Mapping[str, Any]
-    retry_backoff: bool | float
-    retry_backoff_max: float
-    retry_jitter: bool
-    time_limit: float | None
-    soft_time_limit: float | None
-    ignore_result: bool
-    expires: float | datetime | None
-    # Celery's, accepted with a warning that says why they change nothing here.
-    acks_late: bool
-    acks_on_failure_or_timeout: bool
-    reject_on_worker_lost: bool
-    track_started: bool
-    serializer: str
-    rate_limit: str | int | None
-    store_errors_even_if_ignored: bool
-    throws: tuple[type[BaseException], ...]
-    typing: bool
-
-
-OPTIONS = frozenset(TaskOptions.__annotations__) - {"base"}
-"""The options a task takes (``base`` chooses the class instead)."""
-
-WITHOUT_EFFECT = {
-    "acks_late": "a job is taken under a lease and finished only once it has run",
-    "acks_on_failure_or_timeout": "a job is taken under a lease and finished once it has run",
-    "reject_on_worker_lost": "a job whose worker dies runs again after its lease",
-    "track_started": "a job is always STARTED while it runs",
-    "serializer": "jobs are always JSON",
-    "rate_limit": "rate limits are not enforced yet",
-    "store_errors_even_if_ignored": "a failure is always stored",
-    "throws": "every failure is logged with its traceback",
-    "typing": "arguments are always checked against the signature at send time",
-}
-"""Celery's task options that change nothing here, and why; given, each warns once."""
-
-
 class Task(Generic[P, R]):
     """A function registered with ``@app.task``. Calling it runs it here and now; ``delay``
     and ``apply_async`` write a job for a worker instead.
@@ -251,7 +125,7 @@ class Task(Generic[P, R]):
         self.app = app
         self.fun = fun
         self.bind = bind
-        self._set_options(options)
+        set_options(self, options)
         self.name = check_name(self.name or task_name_for(fun), "task name")
         if self.queue is not None:
             check_name(self.queue, "queue name")
@@ -263,8 +137,8 @@ class Task(Generic[P, R]):
             retry_backoff=self.retry_backoff,
             retry_backoff_max=self.retry_backoff_max,
             retry_jitter=self.retry_jitter,
-            autoretry_for=tuple(self.autoretry_for),
-            dont_autoretry_for=tuple(self.dont_autoretry_for),
+            autoretry_for=self.autoretry_for,
+            dont_autoretry_for=self.dont_autoretry_for,
             retry_kwargs=self.retry_kwargs,
         )
         self.time_limit = check_limit(self.time_limit, "time_limit")
@@ -283,26 +157,6 @@ class Task(Generic[P, R]):
         except ValueError:  # some builtins have none; calls to them go unchecked
             self._signature = None
         self._positional_range = _positional_range(self._signature)
-
-    def _set_options(self, options: Mapping[str, Any]) -> None:
-        """Take the decorator's options over the class's: Celery's names, an attribute the
-        base class defines (a project's own option), or one of Celery's that does nothing
-        here (with a warning); any other name is refused, naming the nearest."""
-        for option, value in options.items():
-            if option in WITHOUT_EFFECT:
-                warnings.warn(
-                    f"Task option {option}= has no effect in sqlqueue: {WITHOUT_EFFECT[option]}.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            elif option not in OPTIONS and not hasattr(type(self), option):
-                nearest = difflib.get_close_matches(option, OPTIONS, n=1)
-                hint = f"did you mean {nearest[0]}=? " if nearest else ""
-                raise InvalidOptionError(
-                    f"Unknown task option {option}=; {hint}the options are "
-                    f"{', '.join(sorted(OPTIONS))}, and any attribute of the base= class."
-                )
-            setattr(self, option, value)
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
@@ -565,6 +419,7 @@ class Task(Generic[P, R]):
         eta: datetime | None = ...,
         countdown: float | None = ...,
         max_retries: int | None = ...,
+        **options: Any,
     ) -> NoReturn: ...
     @overload
     def retry(
@@ -577,6 +432,7 @@ class Task(Generic[P, R]):
         eta: datetime | None = ...,
         countdown: float | None = ...,
         max_retries: int | None = ...,
+        **options: Any,
     ) -> Retry: ...
 
     def retry(
@@ -588,6 +444,7 @@ class Task(Generic[P, R]):
         eta: datetime | None = None,
         countdown: float | None = None,
         max_retries: int | None = None,
+        **options: Any,
     ) -> Retry:
         """Have the job run again later (Celery's ``self.retry``), after ``countdown``
         seconds, at ``eta``, or after ``default_retry_delay``; with ``args``/``kwargs``
@@ -597,8 +454,15 @@ class Task(Generic[P, R]):
         with ``throw=False`` returns it instead, and the job is retried once the run ends,
         whatever it returns or raises. Once the job has used its ``max_retries`` (the task's,
         or the one given here), raises ``exc`` when given and ``MaxRetriesExceededError``
-        otherwise. Outside a run (a direct call) raises ``exc``, or ``Retry``.
+        otherwise. Outside a run (a direct call) raises ``exc``, or ``Retry``. Celery's
+        other options (``queue``, ``priority``, …) are refused: the job keeps its own.
         """
+        if options:
+            raise InvalidOptionError(
+                f"retry() takes args, kwargs, exc, throw, eta, countdown and max_retries, not "
+                f"{', '.join(sorted(options))}: a retried job keeps its queue, priority and "
+                "limits."
+            )
         request = self.request
         if request.called_directly:
             raise exc or Retry(0.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlqueue.app import SQLQueue
-from sqlqueue.current_app import shared_task
 from sqlqueue.exceptions import (
     ConfigurationError,
     DatabaseError,
@@ -28,6 +27,7 @@ from sqlqueue.exceptions import (
 )
 from sqlqueue.jobs import JobStatus
 from sqlqueue.result import AsyncResult, EagerResult
+from sqlqueue.shared import current_app, shared_task
 from sqlqueue.tasks import Task
 from sqlqueue.worker import Worker, WorkerOptions
 
@@ -62,5 +62,6 @@ __all__ = [
     "WorkerLostError",
     "WorkerOptions",
     "__version__",
+    "current_app",
     "shared_task",
 ]

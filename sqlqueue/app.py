@@ -12,7 +12,7 @@ from typing import Any, Concatenate, Literal, Unpack, overload
 
 from sqlalchemy.engine import Engine
 
-from sqlqueue import current_app
+from sqlqueue import shared
 from sqlqueue.caller_connections import CallerConnection
 from sqlqueue.conf import Settings, database_url_from_env
 from sqlqueue.dialects import create_engine_for_url
@@ -79,11 +79,11 @@ class SQLQueue:
         self._connection: ContextVar[CallerConnection | None] = ContextVar(
             "sqlqueue_connection", default=None
         )
-        current_app.adopt(self)  # the current app from now on, with every shared task
+        shared.adopt(self)  # the current app from now on, with every shared task
 
     def set_current(self) -> None:
         """Make this the app that shared tasks use (by default, the last app made)."""
-        current_app.set_current_app(self)
+        shared.set_current_app(self)
 
     def __repr__(self) -> str:
         return f"<SQLQueue {self.engine.url.render_as_string(hide_password=True)}>"

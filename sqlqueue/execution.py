@@ -82,29 +82,45 @@ def run_task(
     """Call ``task`` with the request's arguments, with ``self.request`` set for the call
     and for the hooks the task defines (``hooks``), which are called after it."""
     token = current_request.set(request)
+    raised: BaseException | None
     try:
-        raised: BaseException | None = None
-        result = None
         try:
             result = limits(task, partial(_call_task, task, request, run_coroutine))
         except BaseException as exc:
             # Whatever a task raises (SystemExit, CancelledError too) is its outcome; none of
             # it may escape into the worker's threads.
-            raised = exc
-        outcome, raised = _outcome(task, request, raised, result)
-        return call_hooks(task, request, outcome, raised, result)
+            result = None
+            outcome, raised = _raised(task, request, exc)
+        else:
+            if request.retry_later:  # retry(throw=False), then the run returned
+                outcome, raised = _raised(task, request, request.retry_later[0])
+            else:
+                outcome, raised = _returned(task, result)
+        return call_hooks(task, request, outcome, raised, result) if task.hooks else outcome
     finally:
         current_request.reset(token)
 
 
-def _outcome(
-    task: Task[..., Any], request: Request, raised: BaseException | None, result: Any
-) -> tuple[Outcome, BaseException | None]:
-    """What a run came to, and the exception behind it, if any.
+def _returned(task: Task[..., Any], result: Any) -> tuple[Outcome, BaseException | None]:
+    """The outcome of a run that returned ``result``, and the exception behind it, if any.
 
     A success carries the return value as JSON text: encoding it is how it is checked, and
     that text is what the row stores, so it is encoded once."""
-    if request.retry_later and not isinstance(raised, Retry | Reject | Ignore):
+    if task.ignores_result:
+        return Outcome.succeeded(None), None
+    try:
+        result_json = encode_json(result, f"The return value of task {task.name!r}")
+    except SerializationError as exc:
+        return Outcome.failed(Failure.from_exception(exc)), exc
+    return Outcome.succeeded(result_json), None
+
+
+def _raised(
+    task: Task[..., Any], request: Request, raised: BaseException
+) -> tuple[Outcome, BaseException]:
+    """The outcome of a run that raised, and the exception behind it: for an automatic
+    retry, the ``Retry`` that Celery's ``autoretry_for`` would have raised."""
+    if request.retry_later and not isinstance(raised, CONTROL):
         # retry(throw=False): the job is retried whatever the rest of the run came to.
         raised = request.retry_later[0]
     if isinstance(raised, Retry):
@@ -119,17 +135,12 @@ def _outcome(
         if isinstance(raised, Ignore):
             return Outcome.ignored(failure), raised
         return (Outcome.requeued(failure) if raised.requeue else Outcome.failed(failure)), raised
-    if raised is not None:
-        policy = task.retry_policy
-        if policy.autoretries(raised, request.retries):
-            # As Celery's autoretry, which calls self.retry(exc=...) for it.
-            retry = Retry(policy.delay(request.retries), raised)
-            return Outcome.retrying(retry.countdown, Failure.from_exception(raised)), retry
-        return Outcome.failed(Failure.from_exception(raised)), raised
-    if task.ignores_result:
-        return Outcome.succeeded(None), None
-    try:
-        result_json = encode_json(result, f"The return value of task {task.name!r}")
-    except SerializationError as exc:
-        return Outcome.failed(Failure.from_exception(exc)), exc
-    return Outcome.succeeded(result_json), None
+    policy = task.retry_policy
+    if policy.autoretries(raised, request.retries):
+        retry = Retry(policy.delay(request.retries), raised)
+        return Outcome.retrying(retry.countdown, Failure.from_exception(raised)), retry
+    return Outcome.failed(Failure.from_exception(raised)), raised
+
+
+CONTROL = (Retry, Reject, Ignore)
+"""What a task raises to decide its job's outcome, rather than to fail it."""

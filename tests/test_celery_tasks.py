@@ -18,7 +18,7 @@ import celery_shared
 import pytest
 from conftest import TESTS_DIR, count_jobs, sqlqueue_command, work_off
 
-import sqlqueue.current_app
+import sqlqueue.shared
 from sqlqueue import (
     ConfigurationError,
     EagerResult,
@@ -29,6 +29,7 @@ from sqlqueue import (
     Task,
     TaskFailedError,
     TaskRevokedError,
+    current_app,
     shared_task,
 )
 
@@ -201,9 +202,10 @@ def test_shared_tasks_have_a_copy_in_every_app_and_follow_the_current_one(db_url
         assert celery_shared.flaky.app is second
         assert isinstance(celery_shared.flaky, Task)
 
-        # ... until another is made current
+        # ... until another is made current, which current_app stands for too
         first.set_current()
         assert celery_shared.flaky.app is first
+        assert current_app.tasks is first.tasks
         assert celery_shared.flaky.delay(0, log="unused").app is first
 
         # ... and a shared task defined now to be registered in both at once
@@ -220,7 +222,7 @@ def test_shared_tasks_have_a_copy_in_every_app_and_follow_the_current_one(db_url
 
 
 def test_a_shared_task_used_with_no_app_says_to_make_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlqueue.current_app, "_current", None)
+    monkeypatch.setattr(sqlqueue.shared, "_current", None)
     with pytest.raises(ConfigurationError, match="no sqlqueue app exists"):
         celery_shared.flaky.delay(0, log="unused")
 

@@ -1,4 +1,4 @@
-"""The current app, and ``shared_task``: tasks defined without an app, as in Celery.
+"""``shared_task``: tasks defined without an app, and the current app they use, as in Celery.
 
 A reusable module (a Django app, a library) cannot import the project's app; it defines its
 tasks with ``@shared_task``, and each app gets its own copy of each: every app already made
@@ -7,7 +7,7 @@ registers it at once, and every app made later registers it when it is made. Usi
 app, looked up at each use, as Celery's proxy does.
 
 The current app is the last one made (Celery's ``set_as_current=True``), or the one given
-to ``app.set_current()``. It is one per process, not per thread as in Celery: a worker runs
+to ``app.set_current()``; ``current_app`` stands for it, as Celery's does. It is one per process, not per thread as in Celery: a worker runs
 tasks in threads of its own, and a shared task sent from one must find the worker's app.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Concatenate, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, Unpack, cast, overload
 
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.tasks import task_name_for
@@ -125,3 +125,17 @@ class SharedTask:
 
     def __repr__(self) -> str:
         return f"<shared task {self._name}>"
+
+
+class _CurrentApp:
+    """Celery's ``current_app``: each attribute is the current app's, at each use."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(get_current_app(), attribute)
+
+    def __repr__(self) -> str:
+        return f"<current app: {get_current_app()!r}>"
+
+
+current_app = cast("SQLQueue", _CurrentApp())
+"""The current app (``from sqlqueue import current_app``), typed as the app it stands for."""

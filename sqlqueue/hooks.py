@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.exceptions import Ignore, Reject, Retry
 from sqlqueue.jobs import JobStatus
@@ -62,14 +62,14 @@ def call_hooks(
 ) -> Outcome:
     """Call the hooks the task defines for this outcome; returns the outcome to write.
 
-    ``raised`` is what the run raised (the ``Retry`` for a retry), ``returned`` what it
-    returned."""
+    ``raised`` is what the run raised (for a retry, the ``Retry``, also of an automatic one
+    or of ``retry(throw=False)``), ``returned`` what it returned."""
     if not task.hooks or isinstance(raised, Reject | Ignore):
         return outcome
     call = partial(_call, task, request)
     task_id, args, kwargs = request.id, request.args, request.kwargs
     if outcome.status is JobStatus.RETRY:
-        retry = raised if isinstance(raised, Retry) else request.retry_later[0]
+        retry = cast(Retry, raised)  # a retry's outcome comes with its Retry
         call("on_retry", retry.exc, task_id, args, kwargs, ExceptionInfo(retry))
         return outcome
     if outcome.status is JobStatus.SUCCESS:

@@ -79,6 +79,7 @@ def set_options(task: Task[..., Any], options: Mapping[str, Any]) -> None:
             hint = f"did you mean {nearest[0]}=? " if nearest else ""
             raise InvalidOptionError(
                 f"Unknown task option {option}=; {hint}the options are "
-                f"{', '.join(sorted(OPTIONS))}, and any attribute of the base= class."
+                f"{', '.join(sorted(OPTIONS - WITHOUT_EFFECT.keys()))}, and any attribute of "
+                "the base= class."
             )
         setattr(task, option, value)

@@ -19,10 +19,10 @@ from typing import (
     Generic,
     Literal,
     NoReturn,
-    ParamSpec,
-    TypeVar,
     overload,
 )
+
+from typing_extensions import ParamSpec, TypeVar
 
 from sqlqueue.conf import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF_MAX, DEFAULT_RETRY_DELAY
 from sqlqueue.exceptions import (
@@ -50,8 +50,10 @@ if TYPE_CHECKING:
     from sqlqueue.hooks import ExceptionInfo
     from sqlqueue.result import AsyncResult, EagerResult
 
-P = ParamSpec("P")
-R = TypeVar("R")
+# With defaults, a bare ``class Base(Task)`` (as Celery projects write it) is Task[..., Any]
+# to a type checker, even under --strict.
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
 
 HOSTNAME = socket.gethostname()
 """The machine's name, as ``self.request.hostname`` gives it."""

@@ -19,7 +19,7 @@ def note(log: str, **entry: Any) -> None:
         file.write(json.dumps(entry) + "\n")
 
 
-class Recorded(Task[..., Any]):
+class Recorded(Task):
     """Logs every hook call; retries IOError (OSError) twice at once, as class attributes."""
 
     max_retries = 2

@@ -7,14 +7,16 @@ worker is involved, on SQLite and PostgreSQL; the tasks are in celery_shared.py.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import celery_shared
 import pytest
 from conftest import TESTS_DIR, count_jobs, sqlqueue_command, work_off
 
@@ -32,6 +34,17 @@ from sqlqueue import (
     current_app,
     shared_task,
 )
+
+
+@pytest.fixture
+def celery_shared(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The shared tasks of celery_shared.py, defined anew for this test: registered in the
+    apps made so far and in those the test makes, and forgotten after it, so that the apps of
+    other tests keep only their own tasks."""
+    monkeypatch.setattr(sqlqueue.shared, "_shared", [])
+    if "celery_shared" in sys.modules:
+        return importlib.reload(sys.modules["celery_shared"])
+    return importlib.import_module("celery_shared")
 
 
 def run_worker(db_url: str, pool: str) -> None:
@@ -67,7 +80,7 @@ def row(app: SQLQueue, job_id: str) -> Any:
 
 @pytest.mark.parametrize("pool", ["thread", "process"])
 def test_a_celery_style_task_module_runs_on_worker_processes(
-    app: SQLQueue, tmp_path: Path, pool: str
+    app: SQLQueue, celery_shared: ModuleType, tmp_path: Path, pool: str
 ) -> None:
     # Given shared tasks on a Task base class (retries, hooks), sent through the current
     # app, which is the test's: the last one made
@@ -192,7 +205,9 @@ def test_a_celery_style_task_module_runs_on_worker_processes(
     assert [c["hook"] for c in calls("notifies")] == ["before_start", "on_success", "on_failure"]
 
 
-def test_shared_tasks_have_a_copy_in_every_app_and_follow_the_current_one(db_url: str) -> None:
+def test_shared_tasks_have_a_copy_in_every_app_and_follow_the_current_one(
+    db_url: str, celery_shared: ModuleType
+) -> None:
     # Given two apps, made after the shared tasks were defined
     first, second = SQLQueue(db_url), SQLQueue(db_url)
     try:
@@ -221,7 +236,9 @@ def test_shared_tasks_have_a_copy_in_every_app_and_follow_the_current_one(db_url
         second.engine.dispose()
 
 
-def test_a_shared_task_used_with_no_app_says_to_make_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_shared_task_used_with_no_app_says_to_make_one(
+    celery_shared: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sqlqueue.shared, "_current", None)
     with pytest.raises(ConfigurationError, match="no sqlqueue app exists"):
         celery_shared.flaky.delay(0, log="unused")
@@ -229,7 +246,7 @@ def test_a_shared_task_used_with_no_app_says_to_make_one(monkeypatch: pytest.Mon
 
 def test_class_attributes_are_defaults_and_decorator_options_win(app: SQLQueue) -> None:
     # Given a base class with options, and a project's own option
-    class Slow(Task[..., Any]):
+    class Slow(Task):
         queue = "slow"
         priority = 3
         max_retries = 5
@@ -358,7 +375,7 @@ def test_task_ignore_result_setting_applies_to_tasks_that_do_not_say(app: SQLQue
 
 
 def test_apply_runs_inline_with_hooks_and_retries_and_writes_nothing(
-    app: SQLQueue, tmp_path: Path
+    app: SQLQueue, celery_shared: ModuleType, tmp_path: Path
 ) -> None:
     log = str(tmp_path / "hooks.log")
 
@@ -418,13 +435,18 @@ def test_reject_and_ignore_are_importable_as_celery_names() -> None:
 
 TYPED_PROJECT = """
 from typing import Any
-from sqlqueue import SQLQueue, Task, shared_task
+from sqlqueue import SQLQueue, Task, current_app, shared_task
 
 app = SQLQueue("sqlite://")
 
-class Base(Task[..., Any]):
+class Base(Task):
     max_retries = 5
     autoretry_for = (IOError,)
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        print(einfo.traceback)
 
 @app.task(base=Base, ignore_result=True, retry_backoff=2)
 def add(x: int, y: int) -> int:
@@ -437,6 +459,7 @@ def fetch(self: Any, url: str) -> str:
 add.delay(1, 2)
 fetch.delay("https://example.com")
 r: int = add(1, 2)
+current_app.send_task("proj.add", args=(1, 2))
 add.delay("1", 2)
 """
 
@@ -454,7 +477,8 @@ def test_celery_style_tasks_type_check_under_mypy_strict(tmp_path: Path) -> None
     # Only the call with a str where an int goes is an error
     errors = [line for line in done.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, done.stdout
-    assert 'project.py:22: error: Argument 1 to "delay"' in errors[0]
+    wrong_line = TYPED_PROJECT.splitlines().index('add.delay("1", 2)') + 1
+    assert f'project.py:{wrong_line}: error: Argument 1 to "delay"' in errors[0]
 
 
 def test_a_retry_with_eta_waits_until_then(app: SQLQueue) -> None:

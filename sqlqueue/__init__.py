@@ -7,9 +7,11 @@ from sqlqueue.exceptions import (
     ConfigurationError,
     DatabaseError,
     DuplicateJobIdError,
+    Ignore,
     InvalidOptionError,
     JobNotFoundError,
     MaxRetriesExceededError,
+    Reject,
     Retry,
     SerializationError,
     SoftTimeLimitExceeded,
@@ -25,7 +27,8 @@ from sqlqueue.exceptions import (
     WorkerLostError,
 )
 from sqlqueue.jobs import JobStatus
-from sqlqueue.result import AsyncResult
+from sqlqueue.result import AsyncResult, EagerResult
+from sqlqueue.shared import current_app, shared_task
 from sqlqueue.tasks import Task
 from sqlqueue.worker import Worker, WorkerOptions
 
@@ -36,10 +39,13 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "DuplicateJobIdError",
+    "EagerResult",
+    "Ignore",
     "InvalidOptionError",
     "JobNotFoundError",
     "JobStatus",
     "MaxRetriesExceededError",
+    "Reject",
     "Retry",
     "SQLQueue",
     "SQLQueueError",
@@ -58,4 +64,6 @@ __all__ = [
     "WorkerLostError",
     "WorkerOptions",
     "__version__",
+    "current_app",
+    "shared_task",
 ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from sqlqueue import states
 from sqlqueue.app import SQLQueue
+from sqlqueue.celery_app import Celery
 from sqlqueue.exceptions import (
+    CeleryCompatibilityWarning,
     ConfigurationError,
     DatabaseError,
     InvalidOptionError,
@@ -32,6 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncResult",
+    "Celery",
+    "CeleryCompatibilityWarning",
     "ConfigurationError",
     "DatabaseError",
     "InvalidOptionError",
@@ -56,4 +61,5 @@ __all__ = [
     "WorkerLostError",
     "WorkerOptions",
     "__version__",
+    "states",
 ]

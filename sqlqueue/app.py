@@ -109,6 +109,10 @@ class SQLQueue:
         """Entered around every run of a task, in the thread or process that runs it."""
         return nullcontext()
 
+    def import_default_modules(self) -> None:
+        """Import what a worker needs before it takes jobs (and each process-pool child once
+        it has loaded the app): nothing here; ``Celery`` imports its ``include`` modules."""
+
     @overload
     def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
     @overload
@@ -219,7 +223,11 @@ class SQLQueue:
         else:
             args, kwargs = argument_lists(args, kwargs)
         return self.send_job(
-            task, name, args, kwargs, SendOptions.build(self.conf, task, **options)
+            task,
+            name,
+            args,
+            kwargs,
+            SendOptions.build(self.conf, task, name=name, args=args, kwargs=kwargs, **options),
         )
 
     def send_job(

@@ -110,3 +110,8 @@ class Retry(SQLQueueError):
 
 class MaxRetriesExceededError(SQLQueueError):
     """The task asked for another retry but has used all of its ``max_retries``."""
+
+
+class CeleryCompatibilityWarning(UserWarning):
+    """A Celery setting or argument was accepted but has no effect in sqlqueue; the message
+    says why. Filter it with ``warnings.filterwarnings("ignore", category=...)``."""

@@ -163,6 +163,8 @@ class Task(Generic[P, R]):
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=args,
+            kwargs=kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -195,6 +197,8 @@ class Task(Generic[P, R]):
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=args,
+            kwargs=kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -225,9 +229,13 @@ class Task(Generic[P, R]):
         ``app.using``) the jobs join that transaction: all of them commit, or none.
         """
         checked = self._checked_calls(calls)
+        # One route for the whole send, asked with its first call's arguments.
+        first_args, first_kwargs = checked[0] if checked else ([], {})
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=first_args,
+            kwargs=first_kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -250,9 +258,13 @@ class Task(Generic[P, R]):
     ) -> list[AsyncResult]:
         """``delay_many`` for async code; ``connection=`` as in ``aapply_async``."""
         checked = self._checked_calls(calls)
+        # One route for the whole send, asked with its first call's arguments.
+        first_args, first_kwargs = checked[0] if checked else ([], {})
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=first_args,
+            kwargs=first_kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,

@@ -487,3 +487,11 @@ def test_dash_a_finds_the_app_of_proj_celery_as_celery_does(project: Path) -> No
     assert load_app("proj").main == "proj"  # type: ignore[attr-defined]
     assert load_app("proj2").main == "proj2"  # type: ignore[attr-defined]
     assert load_app("proj.celery.app").main == "proj"  # type: ignore[attr-defined]
+
+
+def test_the_settings_table_of_docs_celery_md_lists_every_celery_setting() -> None:
+    from sqlqueue.celery_names import CELERY_SETTINGS
+
+    text = (Path(__file__).parents[1] / "docs" / "celery.md").read_text()
+    table = text.split("### Settings\n", 1)[1]
+    assert sorted(name for name in CELERY_SETTINGS if f"`{name}`" not in table) == []

@@ -153,12 +153,12 @@ class Celery(SQLQueue):
         self._database: SQLQueue | None = None
         self._database_lock = threading.Lock()
         self._pending_config: list[tuple[Any, bool, str | None]] = []
+        self._config_lock = threading.RLock()  # re-entered when the settings import the app
         self._pending_discovery: list[tuple[Packages, str]] = []
         self._start()
         preconf = dict(changes or {}, **settings)
-        preconf |= {"broker_url": broker, "result_backend": backend}
-        if include is not None:
-            preconf["include"] = include
+        given_here = {"broker_url": broker, "result_backend": backend, "include": include}
+        preconf |= {name: value for name, value in given_here.items() if value is not None}
         apply_settings(self._conf, preconf, stacklevel=3)
         _one_database(self._conf.broker_url, self._conf.result_backend)
         if config_source is not None:
@@ -176,9 +176,11 @@ class Celery(SQLQueue):
     @property
     def conf(self) -> CelerySettings:
         """The settings; those of a pending ``config_from_object`` are read on first use."""
-        while self._pending_config:
-            source, silent, namespace = self._pending_config.pop(0)
-            self._read_config(source, silent, namespace)
+        if self._pending_config:
+            with self._config_lock:
+                while self._pending_config:
+                    source, silent, namespace = self._pending_config.pop(0)
+                    self._read_config(source, silent, namespace)
         return self._conf
 
     @conf.setter

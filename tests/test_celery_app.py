@@ -20,8 +20,10 @@ from sqlqueue import (
     Celery,
     CeleryCompatibilityWarning,
     ConfigurationError,
+    InvalidOptionError,
     JobStatus,
     SQLQueue,
+    WorkerOptions,
     states,
 )
 from sqlqueue.loading import load_app
@@ -119,11 +121,11 @@ def test_constructor_arguments_without_an_equivalent_are_refused_naming_the_sqlq
 def test_keyword_settings_and_changes_are_settings(tmp_path: Path) -> None:
     app = Celery(
         "proj",
-        broker=f"sqlite:///{tmp_path}/q.db",
-        changes={"task_default_queue": "web"},
+        changes={"task_default_queue": "web", "broker_url": f"sqlite:///{tmp_path}/q.db"},
         task_time_limit=30,
     )
     assert (app.conf.task_default_queue, app.conf.task_time_limit) == ("web", 30.0)
+    assert app.engine.url.database == f"{tmp_path}/q.db"
 
 
 def test_the_newest_celery_app_is_current() -> None:
@@ -469,6 +471,13 @@ def test_include_modules_are_imported_when_a_worker_starts(project: Path, db_url
     app.import_default_modules()
     assert "included" in sys.modules
     app.engine.dispose()
+
+
+def test_max_tasks_per_child_is_refused_for_a_thread_pool() -> None:
+    with pytest.raises(InvalidOptionError, match="needs pool='process'"):
+        WorkerOptions(max_tasks_per_child=10)
+    with pytest.raises(InvalidOptionError, match="1 or more"):
+        WorkerOptions(max_tasks_per_child=0, pool="process", app_spec="tasks")
 
 
 # -- finding the app with -A -----------------------------------------------------------------

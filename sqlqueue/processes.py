@@ -10,7 +10,9 @@ parallel, and a task can be stopped for real: a child that passes its task's har
 is killed, and a child that dies (a segfault, ``os._exit()``, the OOM killer) is noticed at
 once. Either way that job fails (``TimeLimitExceeded`` or ``WorkerLostError``) and the rest of
 its batch runs on a new child. The worker knows which job of a batch runs: the one after the
-last outcome. Children ignore SIGINT and SIGTERM: the worker decides when they stop. At a
+last outcome. With ``max_tasks_per_child`` (Celery's ``worker_max_tasks_per_child``) a child
+is handed no more jobs than it may still run, and once it has run them it exits and a new
+one takes its place, so memory a task leaks goes with it. Children ignore SIGINT and SIGTERM: the worker decides when they stop. At a
 graceful stop a child finishes the job it runs and gives back the rest of its batch.
 
 A child says when it has loaded the app, and only then gets a job: the hard limit counts from
@@ -226,7 +228,7 @@ class Child:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.connection, selectors.EVENT_READ)
         self.jobs_run = 0
-        """Jobs handed to this child that it has finished (or been stopped in)."""
+        """Jobs this child has run and sent the outcome of."""
 
     def wait_until_ready(self) -> None:
         """Wait until the child has loaded the app.

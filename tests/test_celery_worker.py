@@ -117,10 +117,13 @@ def test_process_pool_children_are_replaced_after_worker_max_tasks_per_child(
     proj: tuple[Path, Any],
 ) -> None:
     project, app = proj
-    pid = app.tasks["proj.billing.tasks.pid"]
+    pid, sleepy = app.tasks["proj.billing.tasks.pid"], app.tasks["proj.billing.tasks.sleepy"]
     results = [pid.delay() for _ in range(6)]
+    stopped = sleepy.delay()
     run_worker(project, "--pool", "process", "--concurrency", "1")
     assert jobs_per_child(app, results) == [2, 2, 2]
+    killed = app.store.get_job(stopped.id)  # task_time_limit: the child is killed
+    assert killed.status == states.FAILURE and "the process was killed" in killed.error_message
 
     results = [pid.delay() for _ in range(6)]
     run_worker(project, "--pool", "process", "--concurrency", "1", "--max-tasks-per-child", "3")

@@ -242,8 +242,8 @@ def _result_expires(value: Any) -> float | None:
 
 
 def _timezone(value: Any) -> str:
-    if value is None:
-        return "UTC"
+    if value is None or value == "UTC":
+        return "UTC"  # the default, valid even where the system has no tz database
     name = getattr(value, "key", value)  # a ZoneInfo gives its name
     if not isinstance(name, str):
         raise InvalidOptionError(f"give a zone name such as 'Europe/Paris', not {value!r}.")

@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.caller_connections import CallerConnection
-from sqlqueue.celery_names import CELERY_SETTINGS
+from sqlqueue.celery_names import CELERY_SETTINGS, OLD_PREFIXES
 from sqlqueue.conf import DATABASE_URL_ENV, Settings
 from sqlqueue.exceptions import CeleryCompatibilityWarning, ConfigurationError
 from sqlqueue.setting_checks import apply_settings, database_url
@@ -219,7 +219,7 @@ class Celery(SQLQueue):
                     return
                 raise
         known = {field.name for field in fields(self._conf)} | CELERY_SETTINGS
-        apply_settings(self._conf, _settings_in(source, known), namespace, stacklevel=5)
+        apply_settings(self._conf, _settings_in(source, known, namespace), namespace, stacklevel=5)
         _one_database(self._conf.broker_url, self._conf.result_backend)
 
     def autodiscover_tasks(
@@ -330,14 +330,26 @@ def _import_object(path: str) -> Any:
         return getattr(module, attribute)
 
 
-def _settings_in(source: Any, known: set[str]) -> dict[str, Any]:
-    """The keys and values of a settings source. A module or class of settings also holds
-    its imports and helpers (``os``, ``timedelta``, a router function): those whose name is
-    not a setting's are left out, rather than refused as typos."""
+def _settings_in(source: Any, known: set[str], namespace: str | None) -> dict[str, Any]:
+    """The keys and values of a settings source that may be settings. Of an object, only
+    the attributes whose names could be (under the namespace's prefix; else lower case or
+    one of Celery's old prefixes) are read, as Celery reads only its own: reading every
+    Django setting would trigger Django's warnings about its deprecated ones. A module or
+    class of settings also holds its imports and helpers (``os``, ``timedelta``, a router
+    function): those whose name is not a setting's are left out, not refused as typos."""
     if isinstance(source, Mapping):
         return dict(source)
-    values = {name: getattr(source, name) for name in dir(source) if not name.startswith("_")}
+    names = [
+        name
+        for name in dir(source)
+        if (name.startswith(f"{namespace}_") if namespace else _may_be_setting(name))
+    ]
+    values = {name: getattr(source, name) for name in names}
     return {name: value for name, value in values.items() if name in known or not _is_helper(value)}
+
+
+def _may_be_setting(name: str) -> bool:
+    return not name.startswith("_") and (name == name.lower() or name.startswith(OLD_PREFIXES))
 
 
 def _is_helper(value: Any) -> bool:

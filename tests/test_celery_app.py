@@ -363,6 +363,21 @@ def test_config_from_object_with_a_namespace_reads_prefixed_keys_of_module_attri
     assert (celery.conf.task_time_limit, celery.conf.worker_concurrency) == (30.0, 2)
 
 
+def test_only_attributes_that_may_be_settings_are_read_from_an_object(celery: Celery) -> None:
+    # Django warns when a deprecated setting is read: Celery reads only its own names.
+    class DjangoLike:
+        CELERY_TASK_DEFAULT_QUEUE = "namespaced"
+
+        @property
+        def EMAIL_BACKEND(self) -> str:
+            raise AssertionError("read a setting that is not Celery's")
+
+    celery.config_from_object(DjangoLike(), namespace="CELERY", force=True)
+    assert celery.conf.task_default_queue == "namespaced"
+    celery.config_from_object(DjangoLike(), force=True)  # no namespace: old names, read too
+    assert celery.conf.task_default_queue == "namespaced"
+
+
 def test_an_old_name_under_a_namespace_is_refused_with_its_new_spelling(celery: Celery) -> None:
     celery.config_from_object({"CELERY_ALWAYS_EAGER": True}, namespace="CELERY")
     with pytest.raises(ConfigurationError, match="did you mean 'CELERY_TASK_ALWAYS_EAGER'"):

@@ -1,9 +1,8 @@
 """Celery's state names (``from celery import states``), as sqlqueue stores them.
 
 A job's status is one of ``JobStatus``, whose values are these very strings, so
-``result.state == states.SUCCESS`` reads as it does with Celery. ``RECEIVED``, ``REJECTED``
-and ``IGNORED`` exist for code that names them; sqlqueue never stores them (a job that is
-taken is ``STARTED`` at once).
+``result.state == states.SUCCESS`` reads as it does with Celery. ``RECEIVED`` exists for code
+that names it; sqlqueue never stores it (a job that is taken is ``STARTED`` at once).
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from sqlqueue import states
 from sqlqueue.app import SQLQueue
+from sqlqueue.celery_app import Celery
 from sqlqueue.exceptions import (
+    CeleryCompatibilityWarning,
     ConfigurationError,
     DatabaseError,
     DuplicateJobIdError,
@@ -36,6 +39,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncResult",
+    "Celery",
+    "CeleryCompatibilityWarning",
     "ConfigurationError",
     "DatabaseError",
     "DuplicateJobIdError",
@@ -66,4 +71,5 @@ __all__ = [
     "__version__",
     "current_app",
     "shared_task",
+    "states",
 ]

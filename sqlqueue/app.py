@@ -72,14 +72,14 @@ class SQLQueue:
             self._store = JobStore(*create_engine_for_url(url or database_url_from_env()))
         self._start()
 
-    def _start(self) -> None:
+    def _start(self, *, set_as_current: bool = True) -> None:
         # Everything but the database; a subclass that finds its database later starts here.
         self.conf = Settings()
         self.tasks = TaskRegistry()
         self._connection: ContextVar[CallerConnection | None] = ContextVar(
             "sqlqueue_connection", default=None
         )
-        shared.adopt(self)  # the current app from now on, with every shared task
+        shared.adopt(self, current=set_as_current)  # with every shared task
 
     def set_current(self) -> None:
         """Make this the app that shared tasks use (by default, the last app made)."""
@@ -109,6 +109,10 @@ class SQLQueue:
     def around_job(self) -> AbstractContextManager[None]:
         """Entered around every run of a task, in the thread or process that runs it."""
         return nullcontext()
+
+    def import_default_modules(self) -> None:
+        """Import what a worker needs before it takes jobs (and each process-pool child once
+        it has loaded the app): nothing here; ``Celery`` imports its ``include`` modules."""
 
     @overload
     def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
@@ -170,7 +174,11 @@ class SQLQueue:
         else:
             args, kwargs = argument_lists(args, kwargs)
         return self.send_job(
-            task, name, args, kwargs, SendOptions.build(self.conf, task, **options)
+            task,
+            name,
+            args,
+            kwargs,
+            SendOptions.build(self.conf, task, name=name, args=args, kwargs=kwargs, **options),
         )
 
     def send_job(

@@ -117,9 +117,17 @@ def main() -> None:
     "--concurrency",
     type=click.IntRange(min=1),
     help=f"Jobs run at once, each in a thread (and a child process with --pool process). "
-    f"Default: {DEFAULT_CONCURRENCY} threads, or one child per CPU.",
+    f"Default: the app's worker_concurrency, else {DEFAULT_CONCURRENCY} threads, or one "
+    "child per CPU.",
 )
 @click.option("--burst", is_flag=True, help="Exit 0 once no ready job is left.")
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --pool process: replace a child once it has run N jobs. Default: the app's "
+    "worker_max_tasks_per_child (never).",
+)
 @click.option(
     "--pool",
     type=click.Choice(["thread", "process"]),
@@ -159,6 +167,7 @@ def worker(
     queues: list[str] | None,
     concurrency: int | None,
     burst: bool,
+    max_tasks_per_child: int | None,
     pool: Literal["thread", "process"],
     lease: float | None,
     visibility_timeout: float | None,
@@ -180,6 +189,7 @@ def worker(
         poll_interval=poll_interval,
         pool=pool,
         app_spec=app_spec,
+        max_tasks_per_child=max_tasks_per_child,
     )
     runner = Worker(app, options)
     with graceful_stop_signals(runner.stop):

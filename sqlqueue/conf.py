@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlqueue.routes import Routes
 
 DATABASE_URL_ENV = "SQLQUEUE_DATABASE_URL"
 """The environment variable naming the database when the app is given no URL or engine."""
@@ -89,7 +94,14 @@ on its next checkout; one in steady use is not pinged (see ``engines.ping_when_i
 
 @dataclass(kw_only=True)
 class Settings:
-    """The app's settings, as ``app.conf``; names follow Celery's where Celery has one."""
+    """The app's settings, as ``app.conf``; names follow Celery's where Celery has one.
+
+    Every assignment is checked, whether made as ``app.conf.name = value``, through
+    ``app.conf.update(...)`` or by ``config_from_object``: a malformed value or a name that is
+    not a setting is refused (``ConfigurationError``, with the nearest name), and a setting
+    of Celery's that has no effect here is accepted with a ``CeleryCompatibilityWarning``
+    that says why (see ``sqlqueue.setting_checks`` and docs/celery.md).
+    """
 
     task_always_eager: bool = False
     """Run tasks inline in ``delay()`` instead of writing a job (tests, scripts)."""
@@ -103,6 +115,22 @@ class Settings:
     task_ignore_result: bool = False
     """Keep no return value of tasks that do not set ``ignore_result`` themselves."""
 
+    task_default_priority: int | None = None
+    """The priority of jobs whose task, call and route give none; None means
+    ``DEFAULT_PRIORITY``."""
+
+    task_routes: Any = None
+    """Celery's routers, which pick a job's queue (and priority) from its task's name: a
+    dict of names or glob patterns, a router function, or a list of these (``routes``)."""
+
+    task_time_limit: float | None = None
+    """Seconds after which a running job of a task with no ``time_limit`` of its own is
+    stopped; None: no limit."""
+
+    task_soft_time_limit: float | None = None
+    """Seconds after which a task with no ``soft_time_limit`` of its own gets
+    ``SoftTimeLimitExceeded``; None: no limit."""
+
     lease: float = DEFAULT_LEASE
     """Seconds of a job's lease; see ``DEFAULT_LEASE``."""
 
@@ -113,21 +141,69 @@ class Settings:
     """See ``DEFAULT_POLL_INTERVAL``."""
 
     result_expires: float | None = DEFAULT_RESULT_EXPIRES
-    """Seconds finished jobs are kept; None keeps them until ``sqlqueue prune`` removes them."""
+    """Seconds finished jobs are kept; None keeps them until ``sqlqueue prune`` removes them.
+    Set as seconds or a ``timedelta``; 0 means None, as in Celery."""
 
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     """See ``DEFAULT_MAX_PAYLOAD_BYTES``."""
+
+    worker_concurrency: int | None = None
+    """Jobs a worker runs at once when not given ``--concurrency``; None:
+    ``default_concurrency``."""
+
+    worker_max_tasks_per_child: int | None = None
+    """Jobs a process-pool child runs before it is replaced by a new one, when the worker is
+    not given ``--max-tasks-per-child``; None: children are never replaced for age."""
+
+    timezone: str = "UTC"
+    """The zone (an IANA name) in which schedules are read; checked with ``zoneinfo``."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            self._update({name: value})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for a name that is not a field: one of Celery's that has no effect
+        # here (it reads back as set), else a typo.
+        if not name.startswith("_"):
+            from sqlqueue.setting_checks import missing_setting
+
+            ignored = self.__dict__.get("_ignored", {})
+            if name in ignored:
+                return ignored[name]
+            raise missing_setting(self, name)
+        raise AttributeError(name)
+
+    def update(self, settings: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        """Set several settings at once, as Celery's ``app.conf.update``: by their lower-case
+        names, Celery's old upper-case names (``CELERY_ALWAYS_EAGER``) read as the new ones,
+        and any other upper-case key ignored (so a web framework's whole config may be
+        passed). Every value is checked before any is set."""
+        self._update(dict(settings or {}, **more))
+
+    def _update(self, given: dict[str, Any]) -> None:
+        # Called by update() and __setattr__ alike, so warnings count the same frames up to
+        # the user's line.
+        from sqlqueue.setting_checks import apply_settings
+
+        for old in RENAMED_SETTINGS.keys() & given.keys():
+            _warn_renamed(old, stacklevel=4)
+            given[RENAMED_SETTINGS[old]] = given.pop(old)
+        apply_settings(self, given, stacklevel=4)
+
+    @property
+    def routes(self) -> Routes | None:
+        """``task_routes`` compiled, as sends ask it (None: no routes)."""
+        routes: Routes | None = self.__dict__.get("_routes")
+        return routes
 
     @property
     def visibility_timeout(self) -> float:
         """The first release's name for ``lease``; still read and set, with a warning."""
         _warn_renamed("visibility_timeout")
         return self.lease
-
-    @visibility_timeout.setter
-    def visibility_timeout(self, seconds: float) -> None:
-        _warn_renamed("visibility_timeout")
-        self.lease = seconds
 
 
 RENAMED_SETTINGS = {"visibility_timeout": "lease"}
@@ -147,8 +223,8 @@ def warn_renamed(old: str, new: str, *, stacklevel: int) -> None:
     )
 
 
-def _warn_renamed(old: str) -> None:
-    warn_renamed(f"app.conf.{old}", f"app.conf.{RENAMED_SETTINGS[old]}", stacklevel=3)
+def _warn_renamed(old: str, stacklevel: int = 3) -> None:
+    warn_renamed(f"app.conf.{old}", f"app.conf.{RENAMED_SETTINGS[old]}", stacklevel=stacklevel)
 
 
 def database_url_from_env() -> str:

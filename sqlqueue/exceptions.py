@@ -148,3 +148,8 @@ class Ignore(SQLQueueError):
 
 class MaxRetriesExceededError(SQLQueueError):
     """The task asked for another retry but has used all of its ``max_retries``."""
+
+
+class CeleryCompatibilityWarning(UserWarning):
+    """A Celery setting or argument was accepted but has no effect in sqlqueue; the message
+    says why. Filter it with ``warnings.filterwarnings("ignore", category=...)``."""

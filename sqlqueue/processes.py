@@ -10,7 +10,9 @@ parallel, and a task can be stopped for real: a child that passes its task's har
 is killed, and a child that dies (a segfault, ``os._exit()``, the OOM killer) is noticed at
 once. Either way that job fails (``TimeLimitExceeded`` or ``WorkerLostError``) and the rest of
 its batch runs on a new child. The worker knows which job of a batch runs: the one after the
-last outcome. Children ignore SIGINT and SIGTERM: the worker decides when they stop. At a
+last outcome. With ``max_tasks_per_child`` (Celery's ``worker_max_tasks_per_child``) a child
+is handed no more jobs than it may still run, and once it has run them it exits and a new
+one takes its place, so memory a task leaks goes with it. Children ignore SIGINT and SIGTERM: the worker decides when they stop. At a
 graceful stop a child finishes the job it runs and gives back the rest of its batch.
 
 A child says when it has loaded the app, and only then gets a job: the hard limit counts from
@@ -43,7 +45,7 @@ from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure
 from sqlqueue.tasks import Request, Task
-from sqlqueue.timelimits import alarm_soft_limit
+from sqlqueue.timelimits import alarm_soft_limit, limits_of
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
@@ -85,8 +87,11 @@ class ChildStartError(ConfigurationError):
 class ProcessPool:
     """One child process per worker thread: started with the worker, replaced when it dies."""
 
-    def __init__(self, app_spec: str) -> None:
+    def __init__(self, app_spec: str, max_tasks_per_child: int | None = None) -> None:
         self.app_spec = app_spec
+        self.max_tasks_per_child = max_tasks_per_child
+        """Jobs a child runs before it is replaced (Celery's ``worker_max_tasks_per_child``);
+        None: never."""
         # spawn, not fork: the worker has threads and open database connections.
         self._context = multiprocessing.get_context("spawn")
         self._local = threading.local()
@@ -144,18 +149,25 @@ class ProcessPool:
             if task is None:
                 report(job, unknown_task(job.task_name), 0.0)
             else:
-                left.append((job, task.time_limit))
+                left.append((job, limits_of(task)[1]))
         while left and not stopping.is_set():
             child: Child | None = getattr(self._local, "child", None)
             if child is None or not child.alive():
                 child = self._local.child = self._ready_child()
+            given, after = left, []
+            if self.max_tasks_per_child is not None:
+                # A child near its max_tasks_per_child gets no more than it may still run.
+                room = self.max_tasks_per_child - child.jobs_run
+                given, after = left[:room], left[room:]
             try:
-                left = child.run(left, self._report_to(report), stopping)
+                left = child.run(given, self._report_to(report), stopping) + after
             except BrokenPipeError:  # the idle child died since; the batch never reached it
                 self._local.child = None
                 continue
             if not child.alive():
                 self._local.child = None
+            elif child.jobs_run == self.max_tasks_per_child:
+                self._retire(child)
 
     def close(self) -> None:
         """Stop every child: each finishes the job it has, if any, then exits."""
@@ -163,6 +175,14 @@ class ProcessPool:
             children, self._children = self._children, []
         for child in children:
             child.close()
+
+    def _retire(self, child: Child) -> None:
+        """Replace a child that has run its ``max_tasks_per_child``: it exits (it is idle),
+        and this thread's next batch starts a new one."""
+        self._local.child = None
+        with self._lock:
+            self._children = [other for other in self._children if other is not child]
+        child.close()
 
     def _report_to(self, report: Report) -> Report:
         def learn_and_report(job: Job, outcome: Outcome, duration: float) -> None:
@@ -207,6 +227,8 @@ class Child:
         # One selector for the child's life: Connection.poll() builds one per call.
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.connection, selectors.EVENT_READ)
+        self.jobs_run = 0
+        """Jobs this child has run and sent the outcome of."""
 
     def wait_until_ready(self) -> None:
         """Wait until the child has loaded the app.
@@ -279,6 +301,7 @@ class Child:
             if message == STOP:  # the rest of the batch never started
                 return []
             now = time.monotonic()
+            self.jobs_run += 1
             report(job, outcome_from_message(message), now - started)
             started = now
         return []
@@ -328,6 +351,7 @@ def child_main(app_spec: str, connection: Connection, lifeline: Connection, pare
 
     try:
         app = load_app(app_spec)
+        app.import_default_modules()
         ready: dict[str, Any] = {"ready": True}
     except BaseException as exc:  # whatever the app's import raises, the worker shows it
         cause = exc.__cause__ or exc

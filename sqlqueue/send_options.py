@@ -8,6 +8,7 @@ other options is ``dataclasses.replace(options, queue="mail")``, checked like th
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -73,11 +74,25 @@ class SendOptions:
             )
 
     @classmethod
-    def build(cls, conf: Settings, task: Task[..., Any] | None = None, **given: Any) -> SendOptions:
-        """The options of a send from those its caller gave, where None means not given:
-        ``queue`` and ``priority`` fall back to the task's own, then to the app's default
-        (``conf.task_default_queue``, ``DEFAULT_PRIORITY``), ``expires`` to the task's; ``task`` is None for a name
-        sent with ``send_task`` that is not registered here."""
+    def build(
+        cls,
+        conf: Settings,
+        task: Task[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **given: Any,
+    ) -> SendOptions:
+        """The options of a send from those its caller gave, where None means not given.
+
+        ``queue`` and ``priority`` fall back to the task's own, then to the route that
+        ``conf.task_routes`` gives for the task's name (asked with the call's ``args`` and
+        ``kwargs``), then to the app's defaults (``conf.task_default_queue``,
+        ``conf.task_default_priority``, ``DEFAULT_PRIORITY``), in Celery's order. ``task`` is
+        None for a name sent with ``send_task`` that is not registered here: ``name`` is then
+        the name sent.
+        """
         unknown = given.keys() - OPTION_NAMES
         if unknown:
             raise InvalidOptionError(
@@ -90,6 +105,19 @@ class SendOptions:
             priority = task.priority if priority is None else priority
             if given.get("expires") is None and task.expires is not None:
                 given["expires"] = task.expires
+        routes = conf.routes
+        if routes is not None and (queue is None or priority is None):
+            route = routes.route(
+                task.name if task is not None else name or "",
+                args,
+                kwargs or {},
+                {key: value for key, value in given.items() if value is not None},
+                task=task,
+            )
+            queue = route.queue if queue is None else queue
+            priority = route.priority if priority is None else priority
+        if priority is None:
+            priority = conf.task_default_priority
         return cls(
             queue=conf.task_default_queue if queue is None else queue,
             priority=DEFAULT_PRIORITY if priority is None else priority,

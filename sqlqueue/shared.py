@@ -51,10 +51,12 @@ def set_current_app(app: SQLQueue) -> None:
     _current = app
 
 
-def adopt(app: SQLQueue) -> None:
-    """A new app: it becomes current, and registers every shared task defined so far."""
+def adopt(app: SQLQueue, *, current: bool = True) -> None:
+    """A new app: it becomes current (unless told not to: Celery's ``set_as_current=False``),
+    and registers every shared task defined so far."""
     with _lock:
-        set_current_app(app)
+        if current:
+            set_current_app(app)
         _apps.add(app)
         registers = list(_shared)
     for register in registers:

@@ -266,6 +266,8 @@ class Task(Generic[P, R]):
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=args,
+            kwargs=kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -300,6 +302,8 @@ class Task(Generic[P, R]):
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=args,
+            kwargs=kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -331,9 +335,13 @@ class Task(Generic[P, R]):
         ``app.using``) the jobs join that transaction: all of them commit, or none.
         """
         checked = self._checked_calls(calls)
+        # One route for the whole send, asked with its first call's arguments.
+        first_args, first_kwargs = checked[0] if checked else ([], {})
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=first_args,
+            kwargs=first_kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,
@@ -356,9 +364,13 @@ class Task(Generic[P, R]):
     ) -> list[AsyncResult]:
         """``delay_many`` for async code; ``connection=`` as in ``aapply_async``."""
         checked = self._checked_calls(calls)
+        # One route for the whole send, asked with its first call's arguments.
+        first_args, first_kwargs = checked[0] if checked else ([], {})
         options = SendOptions.build(
             self.app.conf,
             self,
+            args=first_args,
+            kwargs=first_kwargs,
             countdown=countdown,
             eta=eta,
             expires=expires,

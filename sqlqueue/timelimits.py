@@ -37,11 +37,22 @@ THREAD_START_WAIT = 0.001
 
 
 class Limited(Protocol):
-    """What the limits read from a task."""
+    """What the limits read from a task: its own limits, and its app's defaults."""
 
     name: str
     soft_time_limit: float | None
     time_limit: float | None
+    app: Any
+
+
+def limits_of(task: Limited) -> tuple[float | None, float | None]:
+    """The task's soft and hard limits in seconds: its own, else its app's
+    ``task_soft_time_limit`` and ``task_time_limit`` (Celery's defaults for every task)."""
+    conf = task.app.conf
+    return (
+        task.soft_time_limit or conf.task_soft_time_limit,
+        task.time_limit or conf.task_time_limit,
+    )
 
 
 def no_limits(_task: Limited, call: Callable[[], R]) -> R:
@@ -52,10 +63,11 @@ def no_limits(_task: Limited, call: Callable[[], R]) -> R:
 def thread_time_limits(task: Limited, call: Callable[[], R]) -> R:
     """Run ``call`` in this thread, raising ``SoftTimeLimitExceeded`` then
     ``TimeLimitExceeded`` in it when the task's limits pass."""
-    if not task.soft_time_limit and not task.time_limit:
+    soft, hard = limits_of(task)
+    if not soft and not hard:
         # Most tasks have no limit: no lock, no thread and no ctypes call for them.
         return call()
-    watch = _Watch(task)
+    watch = _Watch(task.name, soft, hard)
     returned = False
     try:
         try:
@@ -76,22 +88,17 @@ def thread_time_limits(task: Limited, call: Callable[[], R]) -> R:
 class _Watch:
     """A thread that raises a task's limits in the thread running it, until lifted."""
 
-    def __init__(self, task: Limited) -> None:
+    def __init__(self, name: str, soft: float | None, hard: float | None) -> None:
         self._target = ctypes.c_ulong(threading.get_ident())
         self._lock = threading.Lock()
         self._lifted = threading.Event()
-        limits = (
-            (task.soft_time_limit, SoftTimeLimitExceeded),
-            (task.time_limit, TimeLimitExceeded),
-        )
+        limits = ((soft, SoftTimeLimitExceeded), (hard, TimeLimitExceeded))
         self._limits = [(seconds, error) for seconds, error in limits if seconds]
         self._started = time.monotonic()
         # Held until armed: a limit raised before the caller is inside its try (here, while
         # Thread.start() waits for the new thread) would leave the limits never lifted.
         self._lock.acquire()
-        threading.Thread(
-            target=self._watch, name=f"sqlqueue-limits-{task.name}", daemon=True
-        ).start()
+        threading.Thread(target=self._watch, name=f"sqlqueue-limits-{name}", daemon=True).start()
 
     def arm(self) -> None:
         """Let limits be raised from now on (until lifted)."""
@@ -143,7 +150,7 @@ def _no_thread_starting() -> Iterator[bool]:
 def alarm_soft_limit(task: Limited, call: Callable[[], R]) -> R:
     """In a child process: run ``call``, raising ``SoftTimeLimitExceeded`` in it when the
     task's soft limit passes."""
-    seconds = task.soft_time_limit
+    seconds, _ = limits_of(task)
     if not seconds:
         return call()
 

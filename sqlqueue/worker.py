@@ -78,6 +78,10 @@ class WorkerOptions:
     CPU-bound tasks and hard time limits."""
     app_spec: str | None = None
     """``module[:attribute]`` of the app, which process-pool children import."""
+    max_tasks_per_child: int | None = None
+    """Jobs a process-pool child runs before a new child replaces it (memory that a task
+    leaks goes with it); None means the app's ``conf.worker_max_tasks_per_child``, where
+    None means never."""
     visibility_timeout: float | None = None
     """The first release's name for ``lease``; still accepted, with a warning, and copied
     into ``lease``."""
@@ -103,6 +107,16 @@ class WorkerOptions:
             check_name(queue, "queue name")
         if self.pool not in ("thread", "process"):
             raise InvalidOptionError(f"pool must be 'thread' or 'process', not {self.pool!r}.")
+        if self.max_tasks_per_child is not None:
+            if self.max_tasks_per_child < 1:
+                raise InvalidOptionError(
+                    f"max_tasks_per_child must be 1 or more, not {self.max_tasks_per_child}."
+                )
+            if self.pool != "process":
+                raise InvalidOptionError(
+                    "max_tasks_per_child replaces process-pool children; it needs "
+                    "pool='process' (--pool process)."
+                )
         if self.pool == "process" and not self.app_spec:
             raise InvalidOptionError(
                 "A process pool needs app_spec, the module[:attribute] its children import."
@@ -115,6 +129,7 @@ class Worker:
     def __init__(self, app: SQLQueue, options: WorkerOptions | None = None) -> None:
         self.app = app
         self.options = options or WorkerOptions()
+        app.import_default_modules()
         # The random part keeps ids apart where host names and pids repeat (containers that
         # all run the worker as pid 1, two workers in one process): a worker gives back
         # jobs leased to its id that it does not hold, so two with one id would undo each
@@ -137,8 +152,13 @@ class Worker:
         this same worker, which then holds two takes of it, each renewed and recorded alone."""
         self._unfinished = 0
         """Jobs taken whose task has not returned yet: running, or waiting in ``_to_run``."""
-        self.concurrency = self.options.concurrency or default_concurrency(self.options.pool)
-        """Jobs run at once: the option, or the default for the pool."""
+        self.concurrency = (
+            self.options.concurrency
+            or app.conf.worker_concurrency
+            or default_concurrency(self.options.pool)
+        )
+        """Jobs run at once: the option, else the app's ``worker_concurrency``, else the
+        default for the pool."""
         self._prefetch = Prefetch(self.concurrency)
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
@@ -150,7 +170,10 @@ class Worker:
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
-            ProcessPool(self.options.app_spec)
+            ProcessPool(
+                self.options.app_spec,
+                self.options.max_tasks_per_child or app.conf.worker_max_tasks_per_child,
+            )
             if self.options.pool == "process" and self.options.app_spec
             else None
         )

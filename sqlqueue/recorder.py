@@ -149,7 +149,8 @@ class Recorder:
         status = outcome.status.value
         if not kept:
             logger.warning(
-                "job lost its lease task=%s id=%s outcome=%s discarded: another worker has taken it",
+                "job lost its lease task=%s id=%s outcome=%s discarded: another worker has taken it, "
+                "or it was revoked",
                 job.task_name,
                 job.id,
                 status,

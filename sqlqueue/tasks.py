@@ -19,6 +19,7 @@ from sqlqueue.exceptions import (
     TaskRegistrationError,
 )
 from sqlqueue.options import check_countdown, check_limit, check_name, check_priority
+from sqlqueue.progress import update_state
 from sqlqueue.retry import backoff_delay
 from sqlqueue.send_options import SendOptions
 
@@ -124,6 +125,23 @@ class Task(Generic[P, R]):
         if request is None or request.task != self.name:
             return Request(id="", task=self.name, args=(), kwargs={})
         return request
+
+    def update_state(
+        self,
+        task_id: str | None = None,
+        state: str | None = None,
+        meta: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Report the running job's progress (Celery's ``update_state``): ``r.state`` is
+        ``state`` and ``r.info`` is ``meta`` (JSON) until the job leaves STARTED.
+
+        Raises:
+            NotRunningError: no job is running here.
+            InvalidOptionError: a state the worker records (SUCCESS, …), or another job's id.
+            SerializationError: ``meta`` is not JSON-serialisable.
+        """
+        update_state(self.app, current_request.get(), task_id, state, meta, kwargs)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Ask for ``task(*args, **kwargs)`` to run on a worker; shortcut for ``apply_async``."""
@@ -344,6 +362,12 @@ class Task(Generic[P, R]):
             )
         delay = check_countdown(countdown) if countdown is not None else policy.delay(retries)
         raise Retry(delay, exc)
+
+    # Last in the class: a method named like the class would hide it from the annotations
+    # of the methods after it.
+    def AsyncResult(self, task_id: str) -> AsyncResult:
+        """The receipt of an existing job from its id (Celery's ``task.AsyncResult``)."""
+        return self.app.AsyncResult(task_id)
 
 
 def argument_lists(

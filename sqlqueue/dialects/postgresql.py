@@ -276,8 +276,8 @@ class PostgreSQLDialect(Dialect):
         while not stop.is_set():
             try:
                 with _listen_connection(engine) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     conn.execute(f"LISTEN {REVOKE_CHANNEL}")
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = LISTEN_TIMEOUT
                     listening.set()
                     wake()  # sends committed while nobody listened announced nothing to us

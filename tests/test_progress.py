@@ -5,13 +5,11 @@ and the progress-bar pattern of "Using Celery with Flask" run as written."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import start_worker, wait_until, work_off
+from conftest import start_worker, stop_worker, wait_until, work_off
 
 from sqlqueue import (
     InvalidOptionError,
@@ -21,12 +19,6 @@ from sqlqueue import (
     TaskFailedError,
 )
 from sqlqueue.jobs import JobStatus
-
-
-def stop(worker: subprocess.Popen[str]) -> str:
-    worker.send_signal(signal.SIGTERM)
-    output, _ = worker.communicate(timeout=60)
-    return output
 
 
 @pytest.mark.parametrize("pool", ["thread", "process"])
@@ -47,7 +39,7 @@ def test_progress_of_a_running_job_is_read_from_another_process(
         assert (result.state, result.info) == ("SUCCESS", "finished")
         assert app.store.get_job(result.id).progress is None  # type: ignore[union-attr]
     finally:
-        output = stop(worker)
+        output = stop_worker(worker)
     assert "Traceback" not in output, output
 
 
@@ -62,6 +54,19 @@ def test_a_retry_clears_the_progress(app: SQLQueue) -> None:
     job = app.store.get_job(result.id)
     assert job is not None and (job.status, job.progress) == (JobStatus.RETRY, None)
     assert (result.state, result.info) == ("RETRY", None)
+
+
+def test_a_job_given_back_or_rescued_loses_its_progress(app: SQLQueue, add: Any) -> None:
+    result = add.delay(1, 2)
+    [job] = app.store.claim_jobs(1, None, "w1", 30)
+    assert app.store.update_progress((job.id, job.attempts), {"state": "P", "meta": 1})
+    assert result.state == "P"
+    assert app.store.release_jobs([(job.id, job.attempts)]) == 1
+    assert (result.state, app.store.get_job(job.id).progress) == ("PENDING", None)  # type: ignore[union-attr]
+    [job] = app.store.claim_jobs(1, None, "w1", 0.001)
+    assert app.store.update_progress((job.id, job.attempts), {"state": "P", "meta": 2})
+    wait_until(lambda: app.store.rescue_expired_jobs(3) == 1, 10, "the lease to run out")
+    assert (result.state, app.store.get_job(job.id).progress) == ("PENDING", None)  # type: ignore[union-attr]
 
 
 def test_a_run_that_lost_its_job_writes_no_progress(app: SQLQueue, add: Any) -> None:
@@ -183,7 +188,7 @@ def test_the_flask_progress_bar_pattern_works_as_written(app: SQLQueue, db_url: 
         wait_until(failed.ready, 60, "the failing job's end")
         failed_response = taskstatus(failing, failed.id)
     finally:
-        stop(worker)
+        stop_worker(worker)
     # A response whose state was read before the job's end and its info after shows the
     # result already: the view reads the row three times, as it reads Celery's backend.
     progress = [r for r in responses if r["state"] == "PROGRESS" and "result" not in r]

@@ -5,14 +5,12 @@ in real workers' thread and process pools."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import start_worker, wait_until, work_off
+from conftest import start_worker, stop_worker, wait_until, work_off
 
 from sqlqueue import (
     AsyncResult,
@@ -23,12 +21,6 @@ from sqlqueue import (
     TaskFailedError,
     TaskRevokedError,
 )
-
-
-def stop(worker: subprocess.Popen[str]) -> str:
-    worker.send_signal(signal.SIGTERM)
-    output, _ = worker.communicate(timeout=60)
-    return output
 
 
 def test_a_result_shows_its_job_as_celery_names_it(app: SQLQueue, add: Any) -> None:
@@ -162,7 +154,7 @@ def test_revoke_terminate_stops_a_running_job(
         assert running.state == "REVOKED"
         assert running.revoke(terminate=True) is False  # finished: nothing to do
     finally:
-        output = stop(worker)
+        output = stop_worker(worker)
     assert "revoked while it ran: stopping it" in output, output
 
 

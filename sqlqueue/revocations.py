@@ -4,26 +4,33 @@
 outcome, lease renewals and progress are refused from then on). The worker holding the job
 learns of it here, on a thread of its own: it asks which of its takes have been revoked,
 when PostgreSQL announces a revoke (``Dialect.announce_revoke``, heard on the worker's
-LISTEN connection) and otherwise every poll interval (SQLite, or the LISTEN connection lost),
-and while a revoked take is still held (it had not started when the revoke came). With
-LISTEN up and nothing pending it looks only every third of a lease, a safety net.
+LISTEN connection), and every ``REVOKE_POLL`` seconds (SQLite, the LISTEN connection lost,
+or a revoked take still held: it had not started when the revoke came). With LISTEN up and
+nothing pending it looks only every third of a lease, a safety net.
 
-A job running in a thread gets ``Terminated`` raised in it (the mechanism of the time
-limits: delivered between bytecodes, so a task blocked in C sees it when that call returns);
-a job in a process-pool child has its child killed, and replaced.
+A job running in a thread gets ``Terminated`` raised in it, as a time limit is
+(``timelimits``): delivered between bytecodes, so a task blocked in C sees it when that call
+returns. A job in a process-pool child has its child killed, and replaced.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, Terminated
-from sqlqueue.timelimits import Interrupt, Limited, run_interruptible, thread_time_limits
+from sqlqueue.timelimits import (
+    THREAD_START_WAIT,
+    Limited,
+    no_thread_starting,
+    thread_time_limits,
+)
 
 if TYPE_CHECKING:
     from sqlqueue.processes import ProcessPool
@@ -32,6 +39,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sqlqueue.worker")  # the revokes' lines are the worker's log
 
 R = TypeVar("R")
+
+
+REVOKE_POLL = 1.0
+"""Seconds between a worker's looks for revoked jobs while it runs jobs and hears no
+announcements (SQLite, or PostgreSQL's LISTEN connection down)."""
 
 
 class Revocations:
@@ -43,7 +55,6 @@ class Revocations:
         held: Callable[[], list[Take]],
         pool: ProcessPool | None,
         quiet_wait: float,
-        poll_interval: float,
         listening: threading.Event,
     ) -> None:
         self._store = store
@@ -52,12 +63,12 @@ class Revocations:
         self._pool = pool
         self._quiet_wait = quiet_wait
         """Seconds between looks while LISTEN is up and no revoked take waits to start."""
-        self._poll_interval = poll_interval
         self._listening = listening
         self._poked = threading.Event()
         self._lock = threading.Lock()
-        self._running: dict[Take, Interrupt] = {}
+        self._running: dict[Take, _JobThread] = {}
         """Jobs running in this worker's threads (not a process pool's), by take."""
+        self._threads = threading.local()
         self._stopped: set[Take] = set()
         """Revoked takes whose job was stopped: once is enough."""
 
@@ -71,22 +82,22 @@ class Revocations:
         return partial(self._run_stoppable, take)
 
     def _run_stoppable(self, take: Take, task: Limited, call: Callable[[], R]) -> R:
-        interrupt = Interrupt()
-        with self._lock:
-            self._running[take] = interrupt
+        thread = getattr(self._threads, "thread", None)
+        if thread is None:
+            thread = self._threads.thread = _JobThread()
+        # No lock: a dict's item set and delete are atomic, and this runs for every job.
+        self._running[take] = thread
         try:
-            limited = partial(thread_time_limits, task, call)
-            return run_interruptible(interrupt, limited, (Terminated,))
+            return thread.run(take, partial(thread_time_limits, task, call))
         finally:
-            with self._lock:
-                del self._running[take]
+            del self._running[take]
 
     def watch(self, finished: threading.Event) -> None:
         """Look for revoked takes until ``finished`` is set (the thread's body)."""
         pending = False
         while not finished.is_set():
             quiet = self._listening.is_set() and not pending
-            self._poked.wait(self._quiet_wait if quiet else self._poll_interval)
+            self._poked.wait(self._quiet_wait if quiet else REVOKE_POLL)
             self._poked.clear()
             takes = self._held()
             if not takes or finished.is_set():
@@ -106,11 +117,60 @@ class Revocations:
 
     def _stop(self, take: Take) -> bool:
         """Stop the job of this take if it runs; whether it did."""
-        interrupt = self._running.get(take)
-        if interrupt is not None:
-            # Another thread: raise_soon may wait for the job's thread to start one of its own.
-            threading.Thread(target=interrupt.raise_soon, args=(Terminated,), daemon=True).start()
-        elif self._pool is None or not self._pool.terminate(take):
-            return False
-        logger.info("job id=%s attempt=%d revoked while it ran: stopping it", *take)
-        return True
+        thread = self._running.get(take)
+        if thread is not None:
+            stopped = thread.stop(take)
+        else:
+            stopped = self._pool is not None and self._pool.terminate(take)
+        if stopped:
+            logger.info("job id=%s attempt=%d revoked while it ran: stopping it", *take)
+        return stopped
+
+
+class _JobThread:
+    """One of the worker's job threads, and the take it runs: ``Terminated`` is raised in it
+    only while that take's task runs. Made once per thread and kept, since every job needs
+    one: an ``Interrupt`` per job (a time limit's) would cost a short job a few percent."""
+
+    def __init__(self) -> None:
+        self._target = ctypes.c_ulong(threading.get_ident())
+        self._lock = threading.Lock()
+        self._take: Take | None = None
+
+    def run(self, take: Take, call: Callable[[], R]) -> R:
+        """Run ``call``, the task of ``take``, in this thread (the one that made this)."""
+        with self._lock:
+            self._take = take
+        # Raised before the try, Terminated is still the task's outcome: run_task takes
+        # whatever the limits raise.
+        returned = False
+        try:
+            try:
+                result = call()
+                returned = True
+            finally:
+                self._clear()
+        except Terminated:
+            self._clear()  # one that fired as the call returned may come only now
+            if not returned:
+                raise
+        return result
+
+    def stop(self, take: Take) -> bool:
+        """Raise ``Terminated`` in the thread if it still runs ``take``'s task; whether it did."""
+        while True:
+            with self._lock, no_thread_starting() as clear:
+                if self._take != take:
+                    return False
+                if clear:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        self._target, ctypes.py_object(Terminated)
+                    )
+                    self._take = None  # once: the task may be cleaning up
+                    return True
+            time.sleep(THREAD_START_WAIT)
+
+    def _clear(self) -> None:
+        with self._lock:
+            self._take = None
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(self._target, None)

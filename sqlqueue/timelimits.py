@@ -55,63 +55,66 @@ def thread_time_limits(task: Limited, call: Callable[[], R]) -> R:
     if not task.soft_time_limit and not task.time_limit:
         # Most tasks have no limit: no lock, no thread and no ctypes call for them.
         return call()
-    return run_interruptible(_Watch(task), call, LIMIT_ERRORS)
-
-
-def run_interruptible(
-    interrupt: Interrupt, call: Callable[[], R], errors: tuple[type[BaseException], ...]
-) -> R:
-    """Run ``call`` in this thread, the thread ``interrupt`` was made in, letting it raise
-    ``errors`` in the call and nowhere else."""
+    watch = _Watch(task)
     returned = False
     try:
         try:
-            interrupt.arm()
+            watch.arm()
             result = call()
             returned = True
         finally:
-            interrupt.lift()
-    except errors:
-        # Python may raise an error that fired as the call returned only on the way out, in
-        # the first lift(); nothing is raised for sure here, and the call's return stands.
-        interrupt.lift()
+            watch.lift()
+    except LIMIT_ERRORS:
+        # Python may raise a limit that fired as the task returned only on the way out, in
+        # the first lift(); the limits are lifted for sure here, and the task's return stands.
+        watch.lift()
         if not returned:
             raise
     return result
 
 
-class Interrupt:
-    """Raises exceptions in the thread that made it, from other threads, between ``arm()``
-    and ``lift()``: how a time limit or a revoke reaches a task running in a thread."""
+class _Watch:
+    """A thread that raises a task's limits in the thread running it, until lifted."""
 
-    def __init__(self) -> None:
+    def __init__(self, task: Limited) -> None:
         self._target = ctypes.c_ulong(threading.get_ident())
         self._lock = threading.Lock()
         self._lifted = threading.Event()
-        # Held until armed: an error raised before the caller is inside its try (for a
-        # _Watch, while Thread.start() waits for its new thread) would escape it.
+        limits = (
+            (task.soft_time_limit, SoftTimeLimitExceeded),
+            (task.time_limit, TimeLimitExceeded),
+        )
+        self._limits = [(seconds, error) for seconds, error in limits if seconds]
+        self._started = time.monotonic()
+        # Held until armed: a limit raised before the caller is inside its try (here, while
+        # Thread.start() waits for the new thread) would leave the limits never lifted.
         self._lock.acquire()
+        threading.Thread(
+            target=self._watch, name=f"sqlqueue-limits-{task.name}", daemon=True
+        ).start()
 
     def arm(self) -> None:
-        """Let errors be raised from now on (until lifted)."""
+        """Let limits be raised from now on (until lifted)."""
         self._lock.release()
 
     def lift(self) -> None:
-        """No error is raised in the thread after this, not even one that fired just before."""
+        """No limit is raised in the task after this, not even one that fired just before."""
         with self._lock:
             self._lifted.set()
             # One fired but not yet raised: Python would raise it in whatever runs next.
             ctypes.pythonapi.PyThreadState_SetAsyncExc(self._target, None)
 
-    def raise_soon(self, error: type[BaseException]) -> None:
-        """Raise ``error`` in the thread as soon as it may be, unless lifted first."""
-        while not self._raise(error):
-            if self._lifted.wait(THREAD_START_WAIT):
+    def _watch(self) -> None:
+        for seconds, error in self._limits:
+            if self._lifted.wait(self._started + seconds - time.monotonic()):
                 return
+            while not self._raise(error):
+                if self._lifted.wait(THREAD_START_WAIT):
+                    return
 
     def _raise(self, error: type[BaseException]) -> bool:
-        """Raise ``error`` in the thread, unless lifted; False means "not now"."""
-        with self._lock, _no_thread_starting() as clear:
+        """Raise ``error`` in the task's thread, unless lifted; False means "not now"."""
+        with self._lock, no_thread_starting() as clear:
             if not clear:
                 return False
             if not self._lifted.is_set():
@@ -119,30 +122,8 @@ class Interrupt:
             return True
 
 
-class _Watch(Interrupt):
-    """An interrupt with a thread that raises a task's limits when they pass, until lifted."""
-
-    def __init__(self, task: Limited) -> None:
-        super().__init__()
-        limits = (
-            (task.soft_time_limit, SoftTimeLimitExceeded),
-            (task.time_limit, TimeLimitExceeded),
-        )
-        self._limits = [(seconds, error) for seconds, error in limits if seconds]
-        self._started = time.monotonic()
-        threading.Thread(
-            target=self._watch, name=f"sqlqueue-limits-{task.name}", daemon=True
-        ).start()
-
-    def _watch(self) -> None:
-        for seconds, error in self._limits:
-            if self._lifted.wait(self._started + seconds - time.monotonic()):
-                return
-            self.raise_soon(error)
-
-
 @contextmanager
-def _no_thread_starting() -> Iterator[bool]:
+def no_thread_starting() -> Iterator[bool]:
     """While held, no ``threading.Thread`` starts; yields whether none was starting.
 
     Before Python 3.12 a thread being started carries the id of the thread that starts it

@@ -160,7 +160,6 @@ class Worker:
             self._held_takes,
             self._processes,
             quiet_wait=self.lease / 3,
-            poll_interval=self.poll_interval,
             listening=self._listening,
         )
 

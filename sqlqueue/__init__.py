@@ -7,11 +7,13 @@ from sqlqueue.exceptions import (
     ConfigurationError,
     DatabaseError,
     DuplicateJobIdError,
+    Ignore,
     InvalidOptionError,
     JobNotFinishedError,
     JobNotFoundError,
     MaxRetriesExceededError,
     NotRunningError,
+    Reject,
     Retry,
     SerializationError,
     SoftTimeLimitExceeded,
@@ -28,7 +30,8 @@ from sqlqueue.exceptions import (
     WorkerLostError,
 )
 from sqlqueue.jobs import JobStatus
-from sqlqueue.result import AsyncResult
+from sqlqueue.result import AsyncResult, EagerResult
+from sqlqueue.shared import current_app, shared_task
 from sqlqueue.tasks import Task
 from sqlqueue.worker import Worker, WorkerOptions
 
@@ -39,12 +42,15 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "DuplicateJobIdError",
+    "EagerResult",
+    "Ignore",
     "InvalidOptionError",
     "JobNotFinishedError",
     "JobNotFoundError",
     "JobStatus",
     "MaxRetriesExceededError",
     "NotRunningError",
+    "Reject",
     "Retry",
     "SQLQueue",
     "SQLQueueError",
@@ -64,4 +70,6 @@ __all__ = [
     "WorkerLostError",
     "WorkerOptions",
     "__version__",
+    "current_app",
+    "shared_task",
 ]

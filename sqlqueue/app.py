@@ -8,18 +8,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import Any, Concatenate, Literal, overload
+from typing import Any, Concatenate, Literal, Unpack, overload
 
 from sqlalchemy.engine import Engine
 
+from sqlqueue import shared
 from sqlqueue.caller_connections import CallerConnection
-from sqlqueue.conf import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_RETRY_BACKOFF_MAX,
-    DEFAULT_RETRY_DELAY,
-    Settings,
-    database_url_from_env,
-)
+from sqlqueue.conf import Settings, database_url_from_env
 from sqlqueue.dialects import create_engine_for_url
 from sqlqueue.dialects.base import Dialect
 from sqlqueue.eager import run_all_eagerly
@@ -30,12 +25,13 @@ from sqlqueue.exceptions import (
     UnknownTaskError,
 )
 from sqlqueue.jobs import NewJobs
-from sqlqueue.options import check_countdown, check_job_id, check_name
+from sqlqueue.options import check_job_id, check_name
 from sqlqueue.result import AsyncResult
 from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import encode_json
 from sqlqueue.store import JobStore
-from sqlqueue.tasks import P, R, RetryPolicy, Task, argument_lists
+from sqlqueue.task_options import TaskOptions
+from sqlqueue.tasks import P, R, Task, argument_lists
 
 
 class TaskRegistry(dict[str, Task[..., Any]]):
@@ -83,6 +79,11 @@ class SQLQueue:
         self._connection: ContextVar[CallerConnection | None] = ContextVar(
             "sqlqueue_connection", default=None
         )
+        shared.adopt(self)  # the current app from now on, with every shared task
+
+    def set_current(self) -> None:
+        """Make this the app that shared tasks use (by default, the last app made)."""
+        shared.set_current_app(self)
 
     def __repr__(self) -> str:
         return f"<SQLQueue {self.engine.url.render_as_string(hide_password=True)}>"
@@ -113,82 +114,32 @@ class SQLQueue:
     def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
     @overload
     def task(
-        self,
-        *,
-        bind: Literal[True],
-        name: str | None = ...,
-        queue: str | None = ...,
-        priority: int | None = ...,
-        max_retries: int | None = ...,
-        default_retry_delay: float = ...,
-        retry_backoff: bool | float = ...,
-        retry_backoff_max: float = ...,
-        autoretry_for: tuple[type[BaseException], ...] = ...,
-        time_limit: float | None = ...,
-        soft_time_limit: float | None = ...,
+        self, *, bind: Literal[True], **options: Unpack[TaskOptions]
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
     @overload
     def task(
-        self,
-        *,
-        bind: Literal[False] = ...,
-        name: str | None = ...,
-        queue: str | None = ...,
-        priority: int | None = ...,
-        max_retries: int | None = ...,
-        default_retry_delay: float = ...,
-        retry_backoff: bool | float = ...,
-        retry_backoff_max: float = ...,
-        autoretry_for: tuple[type[BaseException], ...] = ...,
-        time_limit: float | None = ...,
-        soft_time_limit: float | None = ...,
+        self, *, bind: Literal[False] = ..., **options: Unpack[TaskOptions]
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(
-        self,
-        fun: Callable[..., Any] | None = None,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        bind: bool = False,
-        max_retries: int | None = DEFAULT_MAX_RETRIES,
-        default_retry_delay: float = DEFAULT_RETRY_DELAY,
-        retry_backoff: bool | float = False,
-        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
-        autoretry_for: tuple[type[BaseException], ...] = (),
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
-    ) -> Any:
+    def task(self, fun: Callable[..., Any] | None = None, **options: Any) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(name=..., ...)``.
 
         Options: ``name`` (default ``module.function``), ``queue``, ``priority``, ``bind``
-        (pass the task as ``self``), the retry policy (``max_retries``,
-        ``default_retry_delay``, ``retry_backoff``, ``retry_backoff_max``, ``autoretry_for``)
-        and the time limits in seconds (``time_limit``, ``soft_time_limit``).
+        (pass the task as ``self``), ``base`` (a ``Task`` subclass whose attributes are the
+        defaults of the others, and whose hooks are called), the retry policy
+        (``max_retries``, ``default_retry_delay``, ``autoretry_for``, ``dont_autoretry_for``,
+        ``retry_kwargs``, ``retry_backoff``, ``retry_backoff_max``, ``retry_jitter``), the
+        time limits in seconds (``time_limit``, ``soft_time_limit``), ``ignore_result`` and
+        ``expires``; see docs/tasks.md.
         """
-        policy = RetryPolicy(
-            max_retries=max_retries,
-            default_retry_delay=check_countdown(default_retry_delay, "default_retry_delay"),
-            retry_backoff=retry_backoff,
-            retry_backoff_max=check_countdown(retry_backoff_max, "retry_backoff_max"),
-            autoretry_for=autoretry_for,
-        )
+        base = options.pop("base", Task)
+        if not (isinstance(base, type) and issubclass(base, Task)):
+            raise TaskRegistrationError(f"base= takes a subclass of sqlqueue.Task, not {base!r}.")
 
         def register(fun: Callable[..., Any]) -> Task[..., Any]:
             if not callable(fun):
                 raise TaskRegistrationError(f"@app.task decorates a function, not {fun!r}.")
-            task: Task[..., Any] = Task(
-                self,
-                fun,
-                name=name,
-                queue=queue,
-                priority=priority,
-                bind=bind,
-                retry_policy=policy,
-                time_limit=time_limit,
-                soft_time_limit=soft_time_limit,
-            )
+            task: Task[..., Any] = base(self, fun, **options)
             self.tasks.register(task)
             return task
 

@@ -100,6 +100,9 @@ class Settings:
     task_default_queue: str = DEFAULT_QUEUE
     """The queue of tasks that do not name one."""
 
+    task_ignore_result: bool = False
+    """Keep no return value of tasks that do not set ``ignore_result`` themselves."""
+
     lease: float = DEFAULT_LEASE
     """Seconds of a job's lease; see ``DEFAULT_LEASE``."""
 

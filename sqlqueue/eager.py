@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.conf import EAGER_MAX_RETRIES
-from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError
+from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError, TaskRevokedError
 from sqlqueue.execution import run_task
 from sqlqueue.jobs import JobStatus
 from sqlqueue.outcomes import Outcome
@@ -42,8 +42,13 @@ def run_eagerly(
     args: list[Any],
     kwargs: dict[str, Any],
     queue: str,
+    *,
+    propagate: bool | None = None,
 ) -> EagerResult:
-    """Run one call to its outcome; a failure is raised when ``task_eager_propagates``."""
+    """Run one call to its outcome; a failure is raised when ``propagate`` (default:
+    ``task_eager_propagates``). A retry runs at once, with the new arguments it gave, if
+    any; a ``Reject`` fails the run, even with ``requeue=True`` (as Celery's eager runs), and an
+    ``Ignore`` revokes it."""
     retries = 0
     while True:
         request = Request(
@@ -57,21 +62,29 @@ def run_eagerly(
             is_eager=True,
         )
         outcome = run_task(task, request)
-        if outcome.status is JobStatus.RETRY:
-            if retries < max(EAGER_MAX_RETRIES, task.retry_policy.max_retries or 0):
-                retries += 1  # at once: the countdown is not waited for, as in Celery
-                continue
+        if outcome.status is not JobStatus.RETRY:
+            break
+        if retries >= max(EAGER_MAX_RETRIES, task.retry_policy.max_retries or 0):
             outcome = _retries_exhausted(task, retries, outcome)
-        if outcome.result_json is not None:
-            # What a worker's result would read back from its row: tuples come back as lists.
-            return EagerResult(job_id, app, value=json.loads(outcome.result_json))
-        failure = cast(Failure, outcome.failure)  # not a success: a failure, which says why
+            break
+        retries += 1  # at once: the countdown is not waited for, as in Celery
+        args = args if outcome.new_args is None else outcome.new_args
+        kwargs = kwargs if outcome.new_kwargs is None else outcome.new_kwargs
+    if outcome.status is JobStatus.SUCCESS:
+        # What a worker's result would read back from its row: tuples come back as lists.
+        value = None if outcome.result_json is None else json.loads(outcome.result_json)
+        return EagerResult(job_id, app, value=value)
+    failure = cast(Failure, outcome.failure)  # not a success: a failure, which says why
+    error: TaskFailedError | TaskRevokedError
+    if outcome.status is JobStatus.IGNORED:
+        error = TaskRevokedError(f"Job {job_id} ({task.name}) was ignored: {failure.error_message}")
+    else:
         error = TaskFailedError(
             task.name, failure.error_type, failure.error_message, failure.traceback
         )
-        if app.conf.task_eager_propagates:
-            raise error
-        return EagerResult(job_id, app, error=error)
+    if app.conf.task_eager_propagates if propagate is None else propagate:
+        raise error
+    return EagerResult(job_id, app, error=error)
 
 
 def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Outcome) -> Outcome:

@@ -7,6 +7,7 @@ the raise site adds the specifics (which task, which value) and what to do about
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 
 class SQLQueueError(Exception):
@@ -119,11 +120,43 @@ class WorkerLostError(SQLQueueError):
 class Retry(SQLQueueError):
     """Raised by ``task.retry()`` to ask the worker to run the job again later."""
 
-    def __init__(self, countdown: float, exc: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        countdown: float,
+        exc: BaseException | None = None,
+        *,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
         reason = f" after {type(exc).__name__}: {exc}" if exc is not None else ""
         super().__init__(f"Retry in {countdown:g}s{reason}")
         self.countdown = countdown
         self.exc = exc
+        self.new_args = args
+        """The arguments of the next run, when ``retry(args=...)`` gave new ones."""
+        self.new_kwargs = kwargs
+        """The keyword arguments of the next run, when ``retry(kwargs=...)`` gave new ones."""
+
+
+class Reject(SQLQueueError):
+    """The task refused its job: it ends REJECTED at once, without retries (Celery's ``Reject``).
+
+    With ``requeue=True`` the job goes back to the queue instead, to run again at once; it
+    does not count as a retry, so a task that always rejects this way never ends.
+    """
+
+    def __init__(self, reason: object = None, requeue: bool = False) -> None:
+        super().__init__(*(() if reason is None else (reason,)))
+        self.reason = reason
+        self.requeue = requeue
+
+    def __repr__(self) -> str:
+        return f"reject requeue={self.requeue}: {self.reason}"
+
+
+class Ignore(SQLQueueError):
+    """The task dropped its job: it ends IGNORED, with no result and no hooks called
+    (Celery's ``Ignore``)."""
 
 
 class MaxRetriesExceededError(SQLQueueError):

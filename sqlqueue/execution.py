@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from sqlqueue.exceptions import Retry, SerializationError, UnknownTaskError
+from sqlqueue.exceptions import Ignore, Reject, Retry, SerializationError, UnknownTaskError
+from sqlqueue.hooks import call_hooks
 from sqlqueue.jobs import Job
 from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure, encode_json
@@ -63,6 +65,8 @@ def unknown_task(name: str) -> Outcome:
 
 def _call_task(task: Task[..., Any], request: Request, run_coroutine: RunCoroutine) -> Any:
     """The task's return value; an ``async def`` task's coroutine is run to its result."""
+    if "before_start" in task.hooks:
+        task.before_start(request.id, request.args, request.kwargs)
     result = task(*request.args, **request.kwargs)
     if inspect.iscoroutine(result):
         result = run_coroutine(result)
@@ -75,27 +79,68 @@ def run_task(
     limits: Limits = no_limits,
     run_coroutine: RunCoroutine = asyncio.run,
 ) -> Outcome:
-    """Call ``task`` with the request's arguments, with ``self.request`` set for the call.
+    """Call ``task`` with the request's arguments, with ``self.request`` set for the call
+    and for the hooks the task defines (``hooks``), which are called after it."""
+    token = current_request.set(request)
+    raised: BaseException | None
+    try:
+        try:
+            result = limits(task, partial(_call_task, task, request, run_coroutine))
+        except BaseException as exc:
+            # Whatever a task raises (SystemExit, CancelledError too) is its outcome; none of
+            # it may escape into the worker's threads.
+            result = None
+            outcome, raised = _raised(task, request, exc)
+        else:
+            if request.retry_later:  # retry(throw=False), then the run returned
+                outcome, raised = _raised(task, request, request.retry_later[0])
+            else:
+                outcome, raised = _returned(task, result)
+        return call_hooks(task, request, outcome, raised, result) if task.hooks else outcome
+    finally:
+        current_request.reset(token)
+
+
+def _returned(task: Task[..., Any], result: Any) -> tuple[Outcome, BaseException | None]:
+    """The outcome of a run that returned ``result``, and the exception behind it, if any.
 
     A success carries the return value as JSON text: encoding it is how it is checked, and
     that text is what the row stores, so it is encoded once."""
-    token = current_request.set(request)
-    try:
-        result = limits(task, partial(_call_task, task, request, run_coroutine))
-    except Retry as retry:
-        failure = Failure.from_exception(retry.exc) if retry.exc is not None else None
-        return Outcome.retrying(retry.countdown, failure)
-    except BaseException as exc:
-        # Whatever a task raises (SystemExit, CancelledError too) is its outcome; none of it
-        # may escape into the worker's threads.
-        policy = task.retry_policy
-        if isinstance(exc, policy.autoretry_for) and not policy.exhausted(request.retries):
-            return Outcome.retrying(policy.delay(request.retries), Failure.from_exception(exc))
-        return Outcome.failed(Failure.from_exception(exc))
-    finally:
-        current_request.reset(token)
+    if task.ignores_result:
+        return Outcome.succeeded(None), None
     try:
         result_json = encode_json(result, f"The return value of task {task.name!r}")
     except SerializationError as exc:
-        return Outcome.failed(Failure.from_exception(exc))
-    return Outcome.succeeded(result_json)
+        return Outcome.failed(Failure.from_exception(exc)), exc
+    return Outcome.succeeded(result_json), None
+
+
+def _raised(
+    task: Task[..., Any], request: Request, raised: BaseException
+) -> tuple[Outcome, BaseException]:
+    """The outcome of a run that raised, and the exception behind it: for an automatic
+    retry, the ``Retry`` that Celery's ``autoretry_for`` would have raised."""
+    if request.retry_later and not isinstance(raised, CONTROL):
+        # retry(throw=False): the job is retried whatever the rest of the run came to.
+        raised = request.retry_later[0]
+    if isinstance(raised, Retry):
+        failure = Failure.from_exception(raised.exc) if raised.exc is not None else None
+        return Outcome.retrying(
+            raised.countdown, failure, raised.new_args, raised.new_kwargs
+        ), raised
+    if isinstance(raised, Reject | Ignore):
+        failure = Failure.from_exception(raised)
+        if not failure.error_message:  # a bare Reject() or Ignore(): say what it was
+            failure = replace(failure, error_message=f"The task raised {type(raised).__name__}.")
+        if isinstance(raised, Ignore):
+            return Outcome.ignored(failure), raised
+        return (Outcome.requeued(failure) if raised.requeue else Outcome.rejected(failure)), raised
+    policy = task.retry_policy
+    if policy.autoretries(raised, request.retries):
+        retry = Retry(policy.delay(request.retries), raised)
+        return Outcome.retrying(retry.countdown, Failure.from_exception(raised)), retry
+    return Outcome.failed(Failure.from_exception(raised)), raised
+
+
+CONTROL = (Retry, Reject, Ignore)
+"""What a task raises to decide its job's outcome, rather than to fail it."""

@@ -11,7 +11,8 @@ from sqlqueue.serialization import Failure
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A success with its result, a failure, or a retry after a countdown.
+    """A success with its result, a failure, a retry after a countdown, a requeue
+    (``Reject(requeue=True)``) or a drop (``Ignore``).
 
     The result is JSON text, encoded once by the check that the task returned storable data
     (``execution.run_task``), and written to the row as it is. Which take of which job it
@@ -19,16 +20,24 @@ class Outcome:
     """
 
     status: JobStatus
-    """SUCCESS or FAILURE (the job is finished), or RETRY (it goes back to the queue)."""
+    """SUCCESS, FAILURE, REJECTED or IGNORED (the job is finished; the last two when the task
+    raised ``Reject`` or ``Ignore``), or RETRY or PENDING (it goes back to the queue: PENDING
+    when the task raised ``Reject(requeue=True)``, which is not counted as a retry)."""
     result_json: str | None = None
-    """For a success: the task's return value as JSON text."""
+    """For a success: the task's return value as JSON text; None when the task ignores
+    its result (``ignore_result``)."""
     failure: Failure | None = None
-    """For a failure: why. For a retry: the error that asked for it, if any."""
+    """For a failure: why. For a retry: the error that asked for it, if any. For a drop or
+    a requeue: the ``Ignore`` or ``Reject``."""
     countdown: float = 0.0
     """For a retry: seconds before the job is ready again."""
+    new_args: list[Any] | None = None
+    """For a retry: the arguments of the next run, when the task gave new ones."""
+    new_kwargs: dict[str, Any] | None = None
+    """For a retry: the keyword arguments of the next run, when the task gave new ones."""
 
     @classmethod
-    def succeeded(cls, result_json: str) -> Outcome:
+    def succeeded(cls, result_json: str | None) -> Outcome:
         return cls(JobStatus.SUCCESS, result_json=result_json)
 
     @classmethod
@@ -36,8 +45,37 @@ class Outcome:
         return cls(JobStatus.FAILURE, failure=failure)
 
     @classmethod
-    def retrying(cls, countdown: float, failure: Failure | None) -> Outcome:
-        return cls(JobStatus.RETRY, failure=failure, countdown=countdown)
+    def retrying(
+        cls,
+        countdown: float,
+        failure: Failure | None,
+        new_args: list[Any] | None = None,
+        new_kwargs: dict[str, Any] | None = None,
+    ) -> Outcome:
+        return cls(
+            JobStatus.RETRY,
+            failure=failure,
+            countdown=countdown,
+            new_args=new_args,
+            new_kwargs=new_kwargs,
+        )
+
+    @classmethod
+    def requeued(cls, failure: Failure) -> Outcome:
+        return cls(JobStatus.PENDING, failure=failure)
+
+    @classmethod
+    def rejected(cls, failure: Failure) -> Outcome:
+        return cls(JobStatus.REJECTED, failure=failure)
+
+    @classmethod
+    def ignored(cls, failure: Failure) -> Outcome:
+        return cls(JobStatus.IGNORED, failure=failure)
+
+    @property
+    def again(self) -> bool:
+        """Whether the job goes back to the queue (a retry or a requeue) rather than finish."""
+        return self.status is JobStatus.RETRY or self.status is JobStatus.PENDING
 
     def error_values(self) -> dict[str, Any]:
         """The error columns this outcome sets: a success clears the error an earlier try

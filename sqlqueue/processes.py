@@ -448,7 +448,13 @@ def outcome_message(outcome: Outcome) -> bytes:
     """An outcome as one message: its other fields as a line of JSON, then the result's JSON
     text as it is (a JSON line never holds a raw newline, so the first one ends it)."""
     failure = outcome.failure.as_values() if outcome.failure is not None else None
-    header = {"status": outcome.status.value, "failure": failure, "countdown": outcome.countdown}
+    header = {
+        "status": outcome.status.value,
+        "failure": failure,
+        "countdown": outcome.countdown,
+        "new_args": outcome.new_args,
+        "new_kwargs": outcome.new_kwargs,
+    }
     return f"{json.dumps(header)}\n{outcome.result_json or ''}".encode()
 
 
@@ -459,9 +465,11 @@ def outcome_from_message(message: bytes) -> Outcome:
     failure = Failure(**header["failure"]) if header["failure"] is not None else None
     return Outcome(
         status,
-        result_json=result if status is JobStatus.SUCCESS else None,
+        result_json=result or None,  # none for a success whose result the task ignores
         failure=failure,
         countdown=header["countdown"],
+        new_args=header["new_args"],
+        new_kwargs=header["new_kwargs"],
     )
 
 

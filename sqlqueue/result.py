@@ -236,17 +236,26 @@ class AsyncResult:
 
 
 class EagerResult(AsyncResult):
-    """The outcome of a task run inline by ``task_always_eager``; it touches no database."""
+    """The outcome of a task run inline (``task_always_eager``, ``task.apply()``); it
+    touches no database."""
 
     def __init__(
-        self, job_id: str, app: SQLQueue, *, value: Any = None, error: TaskFailedError | None = None
+        self,
+        job_id: str,
+        app: SQLQueue,
+        *,
+        value: Any = None,
+        error: TaskFailedError | TaskRevokedError | None = None,
     ) -> None:
         super().__init__(job_id, app)
         self._value = value
         self._error = error
+        """A failure, or the revocation of a run that raised ``Ignore``."""
 
     @property
     def status(self) -> str:
+        if isinstance(self._error, TaskRevokedError):
+            return JobStatus.REVOKED.value
         return (JobStatus.FAILURE if self._error else JobStatus.SUCCESS).value
 
     state = status
@@ -258,7 +267,7 @@ class EagerResult(AsyncResult):
         return self._error is None
 
     def failed(self) -> bool:
-        return self._error is not None
+        return isinstance(self._error, TaskFailedError)
 
     @property
     def info(self) -> Any:
@@ -272,7 +281,7 @@ class EagerResult(AsyncResult):
 
     @property
     def traceback(self) -> str | None:
-        return self._error.traceback if self._error is not None else None
+        return self._error.traceback if isinstance(self._error, TaskFailedError) else None
 
     def get(
         self, timeout: float | None = None, propagate: bool = True, interval: float = POLL_MAX
@@ -345,7 +354,8 @@ def _failure(job: Job) -> TaskFailedError:
 def _outcome(job: Job, propagate: bool) -> Any:
     if job.status is JobStatus.SUCCESS:
         return job.result
-    if job.status is JobStatus.FAILURE:
+    if job.status is JobStatus.FAILURE or job.status is JobStatus.REJECTED:
+        # A Reject is stored as the job's error, as in eager runs: it fails the result.
         error = _failure(job)
         if propagate:
             raise error

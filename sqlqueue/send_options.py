@@ -76,7 +76,7 @@ class SendOptions:
     def build(cls, conf: Settings, task: Task[..., Any] | None = None, **given: Any) -> SendOptions:
         """The options of a send from those its caller gave, where None means not given:
         ``queue`` and ``priority`` fall back to the task's own, then to the app's default
-        (``conf.task_default_queue``, ``DEFAULT_PRIORITY``); ``task`` is None for a name
+        (``conf.task_default_queue``, ``DEFAULT_PRIORITY``), ``expires`` to the task's; ``task`` is None for a name
         sent with ``send_task`` that is not registered here."""
         unknown = given.keys() - OPTION_NAMES
         if unknown:
@@ -88,6 +88,8 @@ class SendOptions:
         if task is not None:
             queue = task.queue if queue is None else queue
             priority = task.priority if priority is None else priority
+            if given.get("expires") is None and task.expires is not None:
+                given["expires"] = task.expires
         return cls(
             queue=conf.task_default_queue if queue is None else queue,
             priority=DEFAULT_PRIORITY if priority is None else priority,

@@ -39,7 +39,7 @@ from sqlqueue.exceptions import (
     InvalidOptionError,
     SQLQueueError,
 )
-from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
+from sqlqueue.jobs import Job, NewJobs, as_utc
 from sqlqueue.outcomes import Outcome
 
 if (
@@ -148,7 +148,7 @@ class JobStore:
             with self._translate_errors():
                 return fetch_takes_alone(self.engine, only)
         kept: set[Take] = set()
-        retried = any(outcome.status is JobStatus.RETRY for _, outcome in outcomes)
+        retried = any(outcome.again for _, outcome in outcomes)
         with self._write() as conn:
             for statement in statements:
                 rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))

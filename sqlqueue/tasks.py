@@ -3,33 +3,61 @@
 from __future__ import annotations
 
 import inspect
+import socket
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
+from types import MappingProxyType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    NoReturn,
+    overload,
+)
+
+from typing_extensions import ParamSpec, TypeVar
 
 from sqlqueue.conf import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF_MAX, DEFAULT_RETRY_DELAY
 from sqlqueue.exceptions import (
+    InvalidOptionError,
     MaxRetriesExceededError,
     Retry,
     TaskArgumentsError,
     TaskRegistrationError,
 )
-from sqlqueue.options import check_countdown, check_limit, check_name, check_priority
+from sqlqueue.options import (
+    check_aware,
+    check_countdown,
+    check_limit,
+    check_name,
+    check_priority,
+)
 from sqlqueue.progress import update_state
-from sqlqueue.retry import backoff_delay
+from sqlqueue.retry import RetryPolicy
 from sqlqueue.send_options import SendOptions
+from sqlqueue.serialization import encode_json
+from sqlqueue.task_options import set_options
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
     from sqlqueue.caller_connections import AsyncCallerConnection, CallerConnection
-    from sqlqueue.result import AsyncResult
+    from sqlqueue.hooks import ExceptionInfo
+    from sqlqueue.result import AsyncResult, EagerResult
 
-P = ParamSpec("P")
-R = TypeVar("R")
+# With defaults, a bare ``class Base(Task)`` (as Celery projects write it) is Task[..., Any]
+# to a type checker, even under --strict.
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
+
+HOSTNAME = socket.gethostname()
+"""The machine's name, as ``self.request.hostname`` gives it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,62 +74,85 @@ class Request:
     """How many times a worker has taken this job, this run included."""
     queue: str | None = None
     is_eager: bool = False
+    called_directly: bool = False
+    """True outside a run: the task was called as a function."""
+    hostname: str = HOSTNAME
+    retry_later: list[Retry] = field(default_factory=list, repr=False, compare=False)
+    """The retry asked for by ``retry(throw=False)``, which ends the run once it returns."""
+
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        """Celery's message delivery details, as far as a row has them: the queue (Celery's
+        routing key) and whether the job was taken before (``redelivered``)."""
+        return {"routing_key": self.queue, "redelivered": self.attempts > 1}
 
 
 current_request: ContextVar[Request | None] = ContextVar("sqlqueue_request", default=None)
 """The request of the job running in this thread (each worker thread has its own)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    """When and how often a failed run is tried again."""
-
-    max_retries: int | None = DEFAULT_MAX_RETRIES
-    default_retry_delay: float = DEFAULT_RETRY_DELAY
-    retry_backoff: bool | float = False
-    retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX
-    autoretry_for: tuple[type[BaseException], ...] = ()
-
-    def delay(self, retries: int) -> float:
-        """Seconds before the next try when the task did not name a countdown."""
-        if self.retry_backoff:
-            factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
-            return backoff_delay(retries, factor=factor, maximum=self.retry_backoff_max)
-        return self.default_retry_delay
-
-    def exhausted(self, retries: int) -> bool:
-        """Whether a job that has been retried ``retries`` times may not be retried again."""
-        return self.max_retries is not None and retries >= self.max_retries
-
-
 class Task(Generic[P, R]):
     """A function registered with ``@app.task``. Calling it runs it here and now; ``delay``
-    and ``apply_async`` write a job for a worker instead."""
+    and ``apply_async`` write a job for a worker instead.
+
+    A subclass given as ``base=`` sets defaults for its tasks' options as class attributes,
+    and may define Celery's hooks (``before_start``, ``on_success``, ``on_failure``,
+    ``on_retry``, ``after_return``), which the worker calls with Celery's arguments.
+    """
+
+    # The options' defaults: a base class's attributes override them, and the decorator's
+    # options override those, as in Celery.
+    name: str = ""
+    queue: str | None = None
+    priority: int | None = None
+    max_retries: int | None = DEFAULT_MAX_RETRIES
+    default_retry_delay: float = DEFAULT_RETRY_DELAY
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: Mapping[str, Any] = MappingProxyType({})
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX
+    retry_jitter: bool = True
+    time_limit: float | None = None
+    """Seconds after which a run is stopped and fails with ``TimeLimitExceeded``."""
+    soft_time_limit: float | None = None
+    """Seconds after which the run gets ``SoftTimeLimitExceeded`` and may clean up."""
+    ignore_result: bool | None = None
+    """Keep no return value (the job still ends SUCCESS); None: ``app.conf.task_ignore_result``."""
+    expires: float | datetime | None = None
+    """The default ``expires=`` of ``apply_async``."""
 
     def __init__(
-        self,
-        app: SQLQueue,
-        fun: Callable[..., R],
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        bind: bool = False,
-        retry_policy: RetryPolicy | None = None,
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
+        self, app: SQLQueue, fun: Callable[..., R], *, bind: bool = False, **options: Any
     ) -> None:
         self.app = app
         self.fun = fun
-        self.name = check_name(name or task_name_for(fun), "task name")
-        self.queue = check_name(queue, "queue name") if queue is not None else None
-        self.priority = check_priority(priority) if priority is not None else None
         self.bind = bind
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.time_limit = check_limit(time_limit, "time_limit")
-        """Seconds after which a run is stopped and fails with ``TimeLimitExceeded``."""
-        self.soft_time_limit = check_limit(soft_time_limit, "soft_time_limit")
-        """Seconds after which the run gets ``SoftTimeLimitExceeded`` and may clean up."""
+        set_options(self, options)
+        self.name = check_name(self.name or task_name_for(fun), "task name")
+        if self.queue is not None:
+            check_name(self.queue, "queue name")
+        if self.priority is not None:
+            check_priority(self.priority)
+        self.retry_policy = RetryPolicy(
+            max_retries=self.max_retries,
+            default_retry_delay=self.default_retry_delay,
+            retry_backoff=self.retry_backoff,
+            retry_backoff_max=self.retry_backoff_max,
+            retry_jitter=self.retry_jitter,
+            autoretry_for=self.autoretry_for,
+            dont_autoretry_for=self.dont_autoretry_for,
+            retry_kwargs=self.retry_kwargs,
+        )
+        self.time_limit = check_limit(self.time_limit, "time_limit")
+        self.soft_time_limit = check_limit(self.soft_time_limit, "soft_time_limit")
+        self.hooks = frozenset(
+            hook for hook in HOOKS if getattr(type(self), hook) is not getattr(Task, hook)
+        )
+        """The hooks this task's class defines: only those are called."""
+        self.run: Callable[..., R] = partial(fun, self) if bind else fun
+        """The function itself (with the task as ``self`` when bound), as Celery's ``run``:
+        a base class's ``__call__`` calls it."""
         self.__doc__ = fun.__doc__
         self.__wrapped__ = fun
         try:
@@ -114,16 +165,14 @@ class Task(Generic[P, R]):
         return f"<Task {self.name}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self.bind:
-            return self.fun(self, *args, **kwargs)
-        return self.fun(*args, **kwargs)
+        return self.run(*args, **kwargs)
 
     @property
     def request(self) -> Request:
-        """The job this task is running for; only meaningful inside a run."""
+        """The job this task is running for; outside a run, one with ``called_directly``."""
         request = current_request.get()
         if request is None or request.task != self.name:
-            return Request(id="", task=self.name, args=(), kwargs={})
+            return Request(id="", task=self.name, args=(), kwargs={}, called_directly=True)
         return request
 
     def update_state(
@@ -142,6 +191,56 @@ class Task(Generic[P, R]):
             SerializationError: ``meta`` is not JSON-serialisable.
         """
         update_state(self.app, current_request.get(), task_id, state, meta, kwargs)
+
+    @property
+    def ignores_result(self) -> bool:
+        """Whether a run keeps no return value: ``ignore_result``, else the app's setting."""
+        if self.ignore_result is None:
+            return self.app.conf.task_ignore_result
+        return self.ignore_result
+
+    # Celery's hooks: called by the worker (and by eager runs) in the process that ran the
+    # task, after the run and before its outcome is written. See docs/celery.md.
+
+    def before_start(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Called before each run; an exception here fails the run as the task's would."""
+
+    def on_success(
+        self, retval: Any, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Called after a run that returned ``retval``."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
+        """Called after a run that failed the job with ``exc``."""
+
+    def on_retry(
+        self,
+        exc: BaseException | None,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
+        """Called after a run that asked for a retry; ``exc`` is the error given to it."""
+
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        einfo: ExceptionInfo | None,
+    ) -> None:
+        """Called after ``on_success`` or ``on_failure``: ``status`` is SUCCESS or FAILURE,
+        ``retval`` the return value or the exception."""
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Ask for ``task(*args, **kwargs)`` to run on a worker; shortcut for ``apply_async``."""
@@ -337,37 +436,125 @@ class Task(Generic[P, R]):
             ) from exc
         return args, kwargs
 
+    @overload
     def retry(
         self,
+        args: Sequence[Any] | None = ...,
+        kwargs: Mapping[str, Any] | None = ...,
+        exc: BaseException | None = ...,
+        throw: Literal[True] = ...,
+        eta: datetime | None = ...,
+        countdown: float | None = ...,
+        max_retries: int | None = ...,
+        **options: Any,
+    ) -> NoReturn: ...
+    @overload
+    def retry(
+        self,
+        args: Sequence[Any] | None = ...,
+        kwargs: Mapping[str, Any] | None = ...,
+        exc: BaseException | None = ...,
         *,
-        countdown: float | None = None,
-        exc: BaseException | None = None,
-        max_retries: int | None = None,
-    ) -> NoReturn:
-        """Stop this run and have the job tried again later (Celery's ``self.retry``).
+        throw: Literal[False],
+        eta: datetime | None = ...,
+        countdown: float | None = ...,
+        max_retries: int | None = ...,
+        **options: Any,
+    ) -> Retry: ...
 
-        Raises ``Retry`` (so ``raise self.retry(...)`` reads as it does in Celery), or, once
-        the job has used its ``max_retries``, ``exc`` when given and
-        ``MaxRetriesExceededError`` otherwise.
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Have the job run again later (Celery's ``self.retry``), after ``countdown``
+        seconds, at ``eta``, or after ``default_retry_delay``; with ``args``/``kwargs``
+        the next run gets those arguments instead.
+
+        Raises ``Retry``, which ends the run (``raise self.retry(...)`` reads as in Celery);
+        with ``throw=False`` returns it instead, and the job is retried once the run ends,
+        whatever it returns or raises. Once the job has used its ``max_retries`` (the task's,
+        or the one given here), raises ``exc`` when given and ``MaxRetriesExceededError``
+        otherwise. Outside a run (a direct call) raises ``exc``, or ``Retry``. Celery's
+        other options (``queue``, ``priority``, …) are refused: the job keeps its own.
         """
-        retries = self.request.retries
-        policy = self.retry_policy
-        limit = max_retries if max_retries is not None else policy.max_retries
-        if limit is not None and retries >= limit:
+        if options:
+            raise InvalidOptionError(
+                f"retry() takes args, kwargs, exc, throw, eta, countdown and max_retries, not "
+                f"{', '.join(sorted(options))}: a retried job keeps its queue, priority and "
+                "limits."
+            )
+        request = self.request
+        if request.called_directly:
+            raise exc or Retry(0.0)
+        if self.retry_policy.exhausted(request.retries, max_retries):
             if exc is not None:
                 raise exc
             raise MaxRetriesExceededError(
-                f"Task {self.name!r} job {self.request.id} has been retried {retries} times, "
-                f"its limit; raise max_retries on the task to allow more."
+                f"Task {self.name!r} job {request.id} has been retried {request.retries} "
+                "times, its limit; raise max_retries on the task to allow more."
             )
-        delay = check_countdown(countdown) if countdown is not None else policy.delay(retries)
-        raise Retry(delay, exc)
+        if eta is not None:
+            if countdown is not None:
+                raise InvalidOptionError("Give retry() countdown= or eta=, not both.")
+            countdown = max(0.0, (check_aware(eta, "eta") - datetime.now(UTC)).total_seconds())
+        new_args = new_kwargs = None
+        if args is not None or kwargs is not None:
+            new_args, new_kwargs = self.check_arguments(
+                request.args if args is None else args,
+                request.kwargs if kwargs is None else kwargs,
+            )
+            encode_json(new_args, f"The arguments of task {self.name!r}'s retry")
+            encode_json(new_kwargs, f"The keyword arguments of task {self.name!r}'s retry")
+        retry = Retry(
+            self.default_retry_delay if countdown is None else check_countdown(countdown),
+            exc,
+            args=new_args,
+            kwargs=new_kwargs,
+        )
+        if throw:
+            raise retry
+        request.retry_later[:] = [retry]
+        return retry
 
-    # Last in the class: a method named like the class would hide it from the annotations
-    # of the methods after it.
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+        throw: bool | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here and now, as a worker would (hooks, retries at once), and return
+        an ``EagerResult``; nothing is written. ``throw`` (default:
+        ``app.conf.task_eager_propagates``) raises a failure instead of returning it;
+        ``options`` are those of ``apply_async``, checked, of which only ``queue`` shows
+        (in ``self.request.queue``)."""
+        from sqlqueue.eager import run_eagerly  # eager runs tasks: it imports this module
+
+        args, kwargs = self.check_arguments(args, kwargs)
+        encode_json(args, f"The arguments of task {self.name!r}")
+        encode_json(kwargs, f"The keyword arguments of task {self.name!r}")
+        queue = SendOptions.build(self.app.conf, self, **options).queue
+        job_id = str(uuid.uuid4()) if task_id is None else check_name(task_id, "task_id")
+        propagate = self.app.conf.task_eager_propagates if throw is None else throw
+        return run_eagerly(self.app, self, job_id, args, kwargs, queue, propagate=propagate)
+
+    # Last in the class: mypy reads a later annotation "AsyncResult" as this method.
     def AsyncResult(self, task_id: str) -> AsyncResult:
-        """The receipt of an existing job from its id (Celery's ``task.AsyncResult``)."""
+        """The receipt of an existing job of this task, from its id (``app.AsyncResult``);
+        ``task_id`` is Celery's name for it."""
         return self.app.AsyncResult(task_id)
+
+
+HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
+"""Celery's hooks, the methods of ``Task`` a base class may define."""
 
 
 def argument_lists(

@@ -41,7 +41,7 @@ from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency, warn_rename
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
-from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.jobs import Job
 from sqlqueue.options import check_name
 from sqlqueue.outcomes import Outcome
 from sqlqueue.prefetch import STALLED_BUFFER, Prefetch
@@ -465,9 +465,9 @@ class Worker:
         with self._held_lock:
             for finished in batch:
                 self._held.pop(take_of(finished.job), None)
-                retried = retried or finished.outcome.status is JobStatus.RETRY
+                retried = retried or finished.outcome.again
         if retried or self.options.burst:
-            self._wakeup.set()  # a retry may be due at once; burst mode counts held jobs
+            self._wakeup.set()  # a retry or requeue may be due at once; burst mode counts held jobs
 
     def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         # async def tasks share one event loop, so up to --concurrency of them run at once

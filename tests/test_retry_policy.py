@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from sqlqueue.retry import backoff_delay
-from sqlqueue.tasks import RetryPolicy
+from typing import Any
+
+import pytest
+
+from sqlqueue import InvalidOptionError
+from sqlqueue.retry import RetryPolicy, backoff_delay
 
 
 def test_backoff_doubles_per_retry_up_to_its_cap() -> None:
@@ -34,3 +38,38 @@ def test_backoff_never_overflows_however_many_retries() -> None:
     assert backoff_delay(1024, factor=1, maximum=600, jitter=False) == 600
     assert backoff_delay(10**9, factor=0.5, maximum=30, jitter=False) == 30
     assert 0 <= RetryPolicy(retry_backoff=True, retry_backoff_max=600).delay(5000) <= 600
+
+
+def test_autoretry_follows_celerys_rules() -> None:
+    # Given Celery's options: retry OSError except FileNotFoundError, at most once, after 7 s
+    policy = RetryPolicy(
+        autoretry_for=[OSError],  # type: ignore[arg-type]  # a list, as Celery's tuple() takes
+        dont_autoretry_for=(FileNotFoundError,),
+        retry_kwargs={"max_retries": 1, "countdown": 7},
+        max_retries=10,
+    )
+    assert policy.autoretries(ConnectionError("refused"), retries=0)  # an OSError
+    assert not policy.autoretries(FileNotFoundError("gone"), retries=0)
+    assert not policy.autoretries(ValueError("bad"), retries=0)
+    assert not policy.autoretries(ConnectionError("refused"), retries=1)  # retry_kwargs' limit
+    assert policy.delay(0) == 7
+
+
+def test_backoff_wins_over_retry_kwargs_countdown_and_jitter_can_be_off() -> None:
+    policy = RetryPolicy(retry_backoff=3, retry_jitter=False, retry_kwargs={"countdown": 7})
+    assert [policy.delay(n) for n in range(3)] == [3, 6, 12]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"autoretry_for": OSError}, "tuple of exception classes"),
+        ({"dont_autoretry_for": ("OSError",)}, "tuple of exception classes"),
+        ({"retry_kwargs": {"eta": 1}}, "retry_kwargs takes max_retries and countdown"),
+        ({"max_retries": -1}, "max_retries must be"),
+        ({"retry_backoff": -2}, "retry_backoff"),
+    ],
+)
+def test_a_malformed_retry_option_is_refused(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidOptionError, match=message):
+        RetryPolicy(**options)

@@ -209,18 +209,29 @@ def freeze(worker: WorkerProcess, app: SQLQueue, db_url: str) -> None:
 def test_worker_processes_run_each_of_2000_jobs_exactly_once(
     app: SQLQueue, workers: StartWorker, tmp_path: Path
 ) -> None:
-    # Given 2,000 jobs, committed together, that each append "job_id pid" to one log
+    # Given several workers, each running jobs in several threads, all started and waiting
+    # (SQLite: its single writer makes two processes enough to contend; a worker that came
+    # up a second after another would find the queue drained, since it prefetches)
+    processes = 4 if app.dialect.name == "postgresql" else 2
+    started = [workers("--concurrency", "4", *FAST) for _ in range(processes)]
+    for worker in started:
+        worker.wait_for_output("worker started id=", START_TIMEOUT)
+
+    # When 2,000 jobs, committed together, each append "job_id pid" to one log after 2 ms
+    # (all of them at once take about as long as the others' next look for work)
     total = 2000
     log = tmp_path / "runs.log"
     with app.engine.begin() as conn, app.using(conn):
-        sent = {app.send_task("tasks.record", args=[str(log)]).id for _ in range(total)}
+        sent = {app.send_task("tasks.record", args=[str(log), 0.002]).id for _ in range(total)}
     assert len(sent) == total
-
-    # When several burst workers, each running jobs in several threads, drain the queue
-    # (SQLite: its single writer makes two processes enough to contend)
-    processes = 4 if app.dialect.name == "postgresql" else 2
-    started = [workers("--burst", "--concurrency", "4", *FAST) for _ in range(processes)]
-    codes = [worker.wait(timeout=180) for worker in started]
+    wait_until(
+        lambda: count_jobs(app, "status IN ('SUCCESS', 'FAILURE')") == total,
+        180,
+        "every job to finish",
+    )
+    for worker in started:
+        worker.send_signal(signal.SIGTERM)
+    codes = [worker.wait() for worker in started]
 
     # I expect every worker to exit 0, and every job to have run exactly once
     assert codes == [0] * processes, "\n".join(worker.output for worker in started)

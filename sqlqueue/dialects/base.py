@@ -182,17 +182,24 @@ class Dialect(ABC):
         )
 
     def retry_job(self, take: Take, outcome: Outcome) -> ReturningUpdate[Any]:
-        """Put a job back for another try after the retry's countdown, unless its take has
-        been replaced; returns the take when it was written."""
+        """Put a job back for another try after the retry's countdown (with the new
+        arguments the retry gave, if any), unless its take has been replaced; returns the
+        take when it was written. A requeue (status PENDING) is not counted as a retry."""
+        new_arguments = {
+            name: value
+            for name, value in (("args", outcome.new_args), ("kwargs", outcome.new_kwargs))
+            if value is not None
+        }
         return (
             self._fenced_update([take])
             .values(
-                status=JobStatus.RETRY.value,
-                retries=jobs.c.retries + 1,
+                status=outcome.status.value,
+                retries=jobs.c.retries + int(outcome.status is JobStatus.RETRY),
                 scheduled_at=self.now_plus(outcome.countdown),
                 lease_expires_at=None,
                 worker_id=None,
                 progress=None,
+                **new_arguments,
                 **outcome.error_values(),
             )
             .returning(jobs.c.id, jobs.c.attempts)

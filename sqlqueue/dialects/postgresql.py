@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
 from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
-from sqlqueue.jobs import JobStatus, NewJobs
+from sqlqueue.jobs import NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.schema import jobs
 
@@ -229,11 +229,9 @@ class PostgreSQLDialect(Dialect):
         # Successes and failures, nearly every outcome of a busy worker, go in one statement;
         # retries (rarer, and each with its own delay) keep their per-job UPDATE.
         statements: list[Statement] = [
-            self.retry_job(take, outcome)
-            for take, outcome in outcomes
-            if outcome.status is JobStatus.RETRY
+            self.retry_job(take, outcome) for take, outcome in outcomes if outcome.again
         ]
-        finished = [(take, o) for take, o in outcomes if o.status is not JobStatus.RETRY]
+        finished = [(take, o) for take, o in outcomes if not o.again]
         if finished:
             columns = [o.finish_values() for _, o in finished]
             statements.append(

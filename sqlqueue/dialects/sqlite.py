@@ -155,7 +155,7 @@ class SQLiteDialect(Dialect):
         finished_at = _stored_time(datetime.now(UTC))
         return [
             self.retry_job(take, outcome)
-            if outcome.status is JobStatus.RETRY
+            if outcome.again
             else DriverStatement(
                 FINISH_JOB,
                 {

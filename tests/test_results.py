@@ -14,9 +14,11 @@ from conftest import start_worker, stop_worker, wait_until, work_off
 
 from sqlqueue import (
     AsyncResult,
+    Ignore,
     InvalidOptionError,
     JobNotFinishedError,
     JobNotFoundError,
+    Reject,
     SQLQueue,
     TaskFailedError,
     TaskRevokedError,
@@ -66,6 +68,30 @@ def test_info_of_a_failure_or_a_revoke_is_the_exception_get_returns(app: SQLQueu
     assert revoked.date_done is not None
     with pytest.raises(TaskFailedError):
         failed.wait(timeout=5, interval=0.1)
+
+
+def test_info_of_a_rejected_job_is_its_reject_and_of_an_ignored_one_a_revoke(
+    app: SQLQueue,
+) -> None:
+    @app.task(name="t.rejects")
+    def rejects() -> None:
+        raise Reject("bad payload")
+
+    @app.task(name="t.ignores")
+    def ignores() -> None:
+        raise Ignore()
+
+    rejected, ignored = rejects.delay(), ignores.delay()
+    work_off(app)
+    assert (rejected.state, ignored.state) == ("REJECTED", "IGNORED")
+    assert isinstance(rejected.info, TaskFailedError)
+    assert (rejected.info.exc_type, rejected.info.exc_message) == (
+        "sqlqueue.exceptions.Reject",
+        "bad payload",
+    )
+    with pytest.raises(TaskFailedError, match="bad payload"):
+        rejected.get(timeout=1)
+    assert isinstance(ignored.info, TaskRevokedError)
 
 
 def test_equality_hash_and_repr_are_celerys(app: SQLQueue) -> None:

@@ -1,8 +1,13 @@
-"""The no-op task the benchmark's workers run (`sqlqueue worker -A bench_tasks`, from benchmarks/)."""
+"""The tasks the benchmarks' workers run (`sqlqueue worker -A bench_tasks`, from benchmarks/)."""
 
 from __future__ import annotations
 
-from sqlqueue import SQLQueue
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlqueue import SQLQueue, Terminated
 
 app = SQLQueue()
 
@@ -10,3 +15,16 @@ app = SQLQueue()
 @app.task
 def noop(n: int) -> int:
     return n
+
+
+@app.task(bind=True)
+def run_until_terminated(self: Any, marker_dir: str) -> None:
+    """Write this process's pid to ``marker_dir/<job id>``, then run until revoked with
+    ``terminate=True``; in a thread, write ``<job id>.terminated`` when stopped."""
+    (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
+    try:
+        while True:
+            time.sleep(0.01)
+    except Terminated:
+        (Path(marker_dir) / f"{self.request.id}.terminated").write_text("")
+        raise

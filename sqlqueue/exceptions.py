@@ -54,6 +54,10 @@ class JobNotFoundError(SQLQueueError, LookupError):
     """No job exists with this id (it may have been pruned)."""
 
 
+class JobNotFinishedError(SQLQueueError):
+    """The job has not finished, and the call needs a finished one (``forget()``)."""
+
+
 class TaskFailedError(SQLQueueError):
     """The task raised an exception; its type, message and traceback are attached."""
 
@@ -74,6 +78,10 @@ class DuplicateJobIdError(SQLQueueError, ValueError):
 
 class TaskRevokedError(SQLQueueError):
     """The job was revoked before it ran, so it has no result."""
+
+
+class NotRunningError(SQLQueueError, RuntimeError):
+    """``update_state`` was called outside a running job: there is no job to write it to."""
 
 
 class DatabaseError(SQLQueueError):
@@ -98,6 +106,11 @@ class SoftTimeLimitExceeded(_LimitError):
 
 class TimeLimitExceeded(_LimitError):
     """The task ran past its time_limit and was stopped."""
+
+
+class Terminated(_LimitError):
+    """The job was revoked with terminate=True while it ran; it ends REVOKED whatever the
+    task does next (it may catch this to clean up)."""
 
 
 class WorkerLostError(SQLQueueError):

@@ -39,7 +39,12 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from sqlqueue.exceptions import ConfigurationError, TimeLimitExceeded, WorkerLostError
+from sqlqueue.exceptions import (
+    ConfigurationError,
+    Terminated,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from sqlqueue.execution import run_task, unknown_task
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.outcomes import Outcome
@@ -169,6 +174,13 @@ class ProcessPool:
             elif child.jobs_run == self.max_tasks_per_child:
                 self._retire(child)
 
+    def terminate(self, take: tuple[str, int]) -> bool:
+        """Kill the child running this take's job (revoked while it runs); whether one was.
+        The job's thread reports it ``Terminated`` and starts a new child for the rest."""
+        with self._lock:
+            children = list(self._children)
+        return any(child.terminate(take) for child in children)
+
     def close(self) -> None:
         """Stop every child: each finishes the job it has, if any, then exits."""
         with self._lock:
@@ -229,6 +241,12 @@ class Child:
         self._selector.register(self.connection, selectors.EVENT_READ)
         self.jobs_run = 0
         """Jobs this child has run and sent the outcome of."""
+        self._running: tuple[str, int] | None = None
+        """The take of the job whose outcome the parent waits for: the one running, unless
+        its outcome is already in the pipe."""
+        self._killed_for: tuple[str, int] | None = None
+        """The take whose revoke killed this child."""
+        self._terminating = threading.Lock()
 
     def wait_until_ready(self) -> None:
         """Wait until the child has loaded the app.
@@ -253,6 +271,15 @@ class Child:
                 f"{message['traceback']}"
             )
 
+    def terminate(self, take: tuple[str, int]) -> bool:
+        """Kill this child if it runs this take's job; whether it did."""
+        with self._terminating:
+            if self._running != take or self._killed_for is not None:
+                return False
+            self._killed_for = take
+            self.process.kill()  # the thread waiting for its outcome reaps it
+            return True
+
     def alive(self) -> bool:
         # is_alive() reaps the child when it has exited, like start() and join() do.
         with _REAPING:
@@ -272,6 +299,8 @@ class Child:
         started = time.monotonic()
         stop_sent = False
         for n, (job, limit) in enumerate(batch):
+            with self._terminating:
+                self._running = (job.id, job.attempts)
             deadline = started + limit if limit else None
             # Only a job with others behind it needs an eye on the worker's stop.
             watch_stop = n + 1 < len(batch) and not stop_sent
@@ -292,12 +321,22 @@ class Child:
                 with _REAPING:
                     self.process.join()
                 self._lifeline.close()
+                if self._killed_for == (job.id, job.attempts):
+                    stopped = Outcome.failed(Failure.from_exception(Terminated()))
+                    report(job, stopped, time.monotonic() - started)
+                    return list(batch[n + 1 :])
+                if self._killed_for is not None:
+                    # Killed for a job that finished just before: this one had only begun,
+                    # and runs again on a new child.
+                    return list(batch[n:])
                 lost = WorkerLostError(
                     "The process running the job exited with "
                     f"{exit_description(self.process.exitcode)} before it finished."
                 )
                 report(job, Outcome.failed(Failure.from_exception(lost)), 0.0)
                 return list(batch[n + 1 :])
+            with self._terminating:
+                self._running = None
             if message == STOP:  # the rest of the batch never started
                 return []
             now = time.monotonic()

@@ -15,13 +15,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 
-from sqlqueue.exceptions import DatabaseError
+from sqlqueue.exceptions import DatabaseError, Terminated
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.outcomes import Outcome
-from sqlqueue.serialization import Failure
+from sqlqueue.serialization import Failure, exception_path
 from sqlqueue.store import JobStore
 
 logger = logging.getLogger("sqlqueue.worker")  # the job lines are the worker's log
+
+TERMINATED = exception_path(Terminated)
+"""The error type of a run stopped by ``revoke(terminate=True)``."""
 
 MAX_OUTCOME_BATCH = 1000
 """Most outcomes the recorder writes in one transaction."""
@@ -147,9 +150,16 @@ class Recorder:
     def _log_outcome(self, finished: Finished, outcome: Outcome, kept: bool) -> None:
         job = finished.job
         status = outcome.status.value
-        if not kept:
+        if not kept and outcome.failure and outcome.failure.error_type == TERMINATED:
+            logger.info(
+                "job revoked task=%s id=%s: stopped while it ran (revoke(terminate=True))",
+                job.task_name,
+                job.id,
+            )
+        elif not kept:
             logger.warning(
-                "job lost its lease task=%s id=%s outcome=%s discarded: another worker has taken it",
+                "job lost its lease task=%s id=%s outcome=%s discarded: another worker has taken it, "
+                "or it was revoked",
                 job.task_name,
                 job.id,
                 status,

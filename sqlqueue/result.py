@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import signal as signals
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlqueue.exceptions import JobNotFoundError, TaskFailedError, TaskRevokedError, TimeoutError
+from sqlqueue.exceptions import (
+    InvalidOptionError,
+    JobNotFinishedError,
+    JobNotFoundError,
+    TaskFailedError,
+    TaskRevokedError,
+    TimeoutError,
+)
 from sqlqueue.jobs import FINISHED_STATUSES, Job, JobStatus
 
 if TYPE_CHECKING:
@@ -16,7 +26,10 @@ POLL_START = 0.02
 """Seconds ``get()`` first waits between reads of the job."""
 
 POLL_MAX = 0.5
-"""Longest wait, in seconds, between two reads in ``get()``."""
+"""Longest wait, in seconds, between two reads in ``get()``, unless its ``interval`` says."""
+
+OnError = Callable[[Exception], Any]
+"""What ``then()`` calls with the exception its callback raised."""
 
 
 class AsyncResult:
@@ -25,22 +38,78 @@ class AsyncResult:
     def __init__(self, job_id: str, app: SQLQueue) -> None:
         self.id = job_id
         self.app = app
+        self._callbacks: list[tuple[Callable[[AsyncResult], Any], OnError | None]] = []
+        """What ``then()`` asked to call once this handle sees the job finished."""
 
     def __repr__(self) -> str:
-        return f"<AsyncResult {self.id}>"
+        return f"<{type(self).__name__}: {self.id}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, AsyncResult) and other.id == self.id
+        # As Celery's: equal to a result of the same id, and to the id itself.
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash(self.id)
 
     @property
     def status(self) -> str:
-        """One of PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED."""
+        """One of PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED, IGNORED."""
         return self._job().status.value
 
-    state = status
+    @property
+    def state(self) -> str:
+        """``status``, except while the job runs with progress: the state the task reported
+        with ``update_state`` (Celery's ``state``)."""
+        job = self._job()
+        if job.status is JobStatus.STARTED and job.progress is not None:
+            return str(job.progress["state"])
+        return job.status.value
+
+    @property
+    def info(self) -> Any:
+        """Celery's ``info`` (and ``result``): the return value once SUCCESS; the exception
+        that ``get(propagate=False)`` returns once failed or revoked; while running, the
+        ``meta`` of ``update_state``, else a dict of the worker running it; while waiting
+        for a retry, the error that asked for it; None while PENDING."""
+        return _info(self._job())
+
+    result = info
+
+    @property
+    def date_done(self) -> datetime | None:
+        """When the job finished (UTC), None until then."""
+        return self._job().finished_at
+
+    @property
+    def name(self) -> str:
+        """The task's name."""
+        return self._job().task_name
+
+    @property
+    def args(self) -> list[Any]:
+        return self._job().args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self._job().kwargs
+
+    @property
+    def queue(self) -> str:
+        return self._job().queue
+
+    @property
+    def retries(self) -> int:
+        """How many times the job has been retried."""
+        return self._job().retries
+
+    @property
+    def worker(self) -> str | None:
+        """The id (``host:pid:random``) of the worker that holds the job, or last held it."""
+        return self._job().worker_id
 
     def ready(self) -> bool:
         """Whether the job has finished: succeeded, failed or been revoked."""
@@ -53,20 +122,15 @@ class AsyncResult:
         return self._job().status is JobStatus.FAILURE
 
     @property
-    def result(self) -> Any:
-        """The return value; for a failed job the ``TaskFailedError``; None until finished."""
-        job = self._job()
-        if job.status is JobStatus.FAILURE:
-            return _failure(job)
-        return job.result if job.status is JobStatus.SUCCESS else None
-
-    @property
     def traceback(self) -> str | None:
         """The worker's traceback text of the last failure, if any."""
         return self._job().traceback
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
-        """Wait for the job to finish and return its result.
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = POLL_MAX
+    ) -> Any:
+        """Wait for the job to finish and return its result; ``interval`` is the longest
+        pause, in seconds, between two reads of its row.
 
         Raises:
             TimeoutError: not finished within ``timeout`` seconds.
@@ -74,16 +138,19 @@ class AsyncResult:
             TaskRevokedError: the job was revoked (unless ``propagate=False``).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        pause = POLL_START
+        pause = min(POLL_START, interval)
         job = self._job()
         while job.status not in FINISHED_STATUSES:
             if deadline is not None and time.monotonic() >= deadline:
                 raise _still_waiting(job, timeout)
             wait = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
             time.sleep(wait)
-            pause = min(pause * 1.5, POLL_MAX)
+            pause = min(pause * 1.5, interval)
             job = self._job()
         return _outcome(job, propagate)
+
+    wait = get
+    """Celery's other name for ``get``."""
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
         """``get`` for async code: waits with ``asyncio.sleep`` and reads with the async driver."""
@@ -100,9 +167,46 @@ class AsyncResult:
             job = await self._ajob()
         return _outcome(job, propagate)
 
-    def revoke(self) -> bool:
-        """Make sure a job that has not started never runs; False if it already started."""
-        return self.app.store.revoke_job(self.id)
+    def then(self, callback: Callable[[AsyncResult], Any], on_error: OnError | None = None) -> None:
+        """Call ``callback(self)`` once this handle sees the job finished, as Celery's
+        promise does with a result backend that is read rather than pushed: at once if it
+        has finished, else from the ``get()``, ``wait()``, ``ready()`` or other read that
+        first finds it finished, in this process. An exception the callback raises goes to
+        ``on_error(exc)`` when given, else to the caller of that read."""
+        self._callbacks.append((callback, on_error))
+        self._job()
+
+    def forget(self) -> None:
+        """Delete the finished job's row, result and all (Celery's ``forget``); reading it
+        afterwards raises ``JobNotFoundError``. Nothing happens for an id with no row.
+
+        Raises:
+            JobNotFinishedError: the job has not finished; it would run and write its
+                result anyway. ``revoke()`` it first, or wait for it.
+        """
+        if self.app.store.delete_finished_job(self.id):
+            return
+        job = self.app.store.get_job(self.id)
+        if job is not None and job.status not in FINISHED_STATUSES:
+            raise JobNotFinishedError(
+                f"Job {self.id} ({job.task_name}) is {job.status}, not finished: forget() "
+                "deletes a finished job's result. revoke() it first, or wait for it."
+            )
+
+    def revoke(self, terminate: bool = False, signal: str | int | None = None) -> bool:
+        """Make sure the job never runs, or with ``terminate=True`` also stop it if it runs:
+        it ends REVOKED either way. Returns False when it had already finished (or, without
+        ``terminate``, started).
+
+        A running job is stopped by its worker as soon as it learns of the revoke (at once
+        on PostgreSQL, within its poll interval on SQLite): in a thread, ``Terminated`` is
+        raised in the task; in a process-pool child, the child is killed and replaced.
+        ``signal`` is accepted for Celery's sake and must name a signal, but the pool
+        decides how the job is stopped.
+        """
+        if signal is not None:
+            check_signal(signal)
+        return self.app.store.revoke_job(self.id, terminate)
 
     async def _ajob(self) -> Job:
         return self._found(await self.app.store.aget_job(self.id))
@@ -116,7 +220,19 @@ class AsyncResult:
                 f"No job with id {self.id} in this app's database; check the id and that "
                 "this app uses the database the job was sent to."
             )
+        if self._callbacks and job.status in FINISHED_STATUSES:
+            self._call_back()
         return job
+
+    def _call_back(self) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for callback, on_error in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
 
 
 class EagerResult(AsyncResult):
@@ -154,23 +270,72 @@ class EagerResult(AsyncResult):
         return isinstance(self._error, TaskFailedError)
 
     @property
-    def result(self) -> Any:
+    def info(self) -> Any:
         return self._error if self._error is not None else self._value
+
+    result = info
+
+    @property
+    def date_done(self) -> datetime | None:
+        return None  # the run's time was never stored, as with Celery's EagerResult
 
     @property
     def traceback(self) -> str | None:
         return self._error.traceback if isinstance(self._error, TaskFailedError) else None
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = POLL_MAX
+    ) -> Any:
         if self._error is not None and propagate:
             raise self._error
         return self.result
 
+    wait = get
+
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:
         return self.get(timeout, propagate)
 
-    def revoke(self) -> bool:
+    def then(self, callback: Callable[[AsyncResult], Any], on_error: OnError | None = None) -> None:
+        self._callbacks.append((callback, on_error))
+        self._call_back()  # it has finished
+
+    def forget(self) -> None:
+        return  # nothing was stored
+
+    def revoke(self, terminate: bool = False, signal: str | int | None = None) -> bool:
         return False
+
+
+def _info(job: Job) -> Any:
+    if job.status in FINISHED_STATUSES:
+        return _outcome(job, propagate=False)
+    if job.status is JobStatus.STARTED:
+        if job.progress is not None:
+            return job.progress["meta"]
+        return _runner(job.worker_id)
+    if job.status is JobStatus.RETRY and job.error_type is not None:
+        return _failure(job)
+    return None
+
+
+def _runner(worker_id: str | None) -> dict[str, Any]:
+    """What Celery says of a started task (its ``hostname`` and ``pid``), with the worker's id."""
+    host, _, rest = (worker_id or "").partition(":")
+    pid = rest.partition(":")[0]
+    return {"worker": worker_id, "hostname": host, "pid": int(pid) if pid.isdigit() else None}
+
+
+def check_signal(signal: str | int) -> signals.Signals:
+    """A signal named as Celery takes it (``"SIGKILL"``, ``"KILL"``, ``9``), or a refusal."""
+    try:
+        if isinstance(signal, str):
+            name = signal.upper()
+            return signals.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+        return signals.Signals(signal)
+    except (KeyError, ValueError):
+        raise InvalidOptionError(
+            f"revoke(signal={signal!r}) names no signal; use a name such as 'SIGTERM'."
+        ) from None
 
 
 def _still_waiting(job: Job, timeout: float | None) -> TimeoutError:
@@ -189,7 +354,8 @@ def _failure(job: Job) -> TaskFailedError:
 def _outcome(job: Job, propagate: bool) -> Any:
     if job.status is JobStatus.SUCCESS:
         return job.result
-    if job.status is JobStatus.FAILURE:
+    if job.status is JobStatus.FAILURE or job.status is JobStatus.REJECTED:
+        # A Reject is stored as the job's error, as in eager runs: it fails the result.
         error = _failure(job)
         if propagate:
             raise error

@@ -215,9 +215,31 @@ class JobStore:
             raise InvalidOptionError("Say which jobs to retry: by id, by task or by queue.")
         return self._make_ready(self.dialect.requeue_jobs(job_ids, task_name, queue))
 
-    def revoke_job(self, job_id: str) -> bool:
-        """Revoke a job that has not started; False when it had started or finished."""
-        return self._update_one(self.dialect.revoke_job(job_id))
+    def revoke_job(self, job_id: str, terminate: bool = False) -> bool:
+        """Revoke a job that has not started, or with ``terminate`` one that runs too; False
+        when it had finished (or started, without ``terminate``)."""
+        with self._write() as conn:
+            revoked = conn.execute(self.dialect.revoke_job(job_id, terminate)).rowcount == 1
+            announce = self.dialect.announce_revoke(job_id)
+            if revoked and terminate and announce is not None:
+                _execute(conn, announce)
+        return revoked
+
+    def revoked_takes(self, takes: Sequence[Take]) -> set[Take]:
+        """The takes among these whose job has been revoked while they held it."""
+        if not takes:
+            return set()
+        with self._translate_errors(), self.engine.connect() as conn:
+            rows = conn.execute(self.dialect.revoked_takes(takes))
+            return {(str(job_id), attempts) for job_id, attempts in rows}
+
+    def update_progress(self, take: Take, progress: dict[str, Any]) -> bool:
+        """Write a running job's progress; False when the take no longer holds the job."""
+        return self._update_one(self.dialect.update_progress(take, progress))
+
+    def delete_finished_job(self, job_id: str) -> bool:
+        """Delete a finished job; False when there is no such finished job."""
+        return self._update_one(self.dialect.delete_finished_job(job_id))
 
     def get_job(self, job_id: str) -> Job | None:
         """The job's current row, or None when there is no such job."""

@@ -39,6 +39,7 @@ from sqlqueue.options import (
     check_name,
     check_priority,
 )
+from sqlqueue.progress import update_state
 from sqlqueue.retry import RetryPolicy
 from sqlqueue.send_options import SendOptions
 from sqlqueue.serialization import encode_json
@@ -173,6 +174,23 @@ class Task(Generic[P, R]):
         if request is None or request.task != self.name:
             return Request(id="", task=self.name, args=(), kwargs={}, called_directly=True)
         return request
+
+    def update_state(
+        self,
+        task_id: str | None = None,
+        state: str | None = None,
+        meta: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Report the running job's progress (Celery's ``update_state``): ``r.state`` is
+        ``state`` and ``r.info`` is ``meta`` (JSON) until the job leaves STARTED.
+
+        Raises:
+            NotRunningError: no job is running here.
+            InvalidOptionError: a state the worker records (SUCCESS, …), or another job's id.
+            SerializationError: ``meta`` is not JSON-serialisable.
+        """
+        update_state(self.app, current_request.get(), task_id, state, meta, kwargs)
 
     @property
     def ignores_result(self) -> bool:
@@ -541,9 +559,10 @@ class Task(Generic[P, R]):
         return run_eagerly(self.app, self, job_id, args, kwargs, queue, propagate=propagate)
 
     # Last in the class: mypy reads a later annotation "AsyncResult" as this method.
-    def AsyncResult(self, job_id: str) -> AsyncResult:
-        """The receipt of an existing job of this task, from its id (``app.AsyncResult``)."""
-        return self.app.AsyncResult(job_id)
+    def AsyncResult(self, task_id: str) -> AsyncResult:
+        """The receipt of an existing job of this task, from its id (``app.AsyncResult``);
+        ``task_id`` is Celery's name for it."""
+        return self.app.AsyncResult(task_id)
 
 
 HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")

@@ -121,7 +121,7 @@ class _Watch:
 
     def _raise(self, error: type[BaseException]) -> bool:
         """Raise ``error`` in the task's thread, unless lifted; False means "not now"."""
-        with self._lock, _no_thread_starting() as clear:
+        with self._lock, no_thread_starting() as clear:
             if not clear:
                 return False
             if not self._lifted.is_set():
@@ -130,7 +130,7 @@ class _Watch:
 
 
 @contextmanager
-def _no_thread_starting() -> Iterator[bool]:
+def no_thread_starting() -> Iterator[bool]:
     """While held, no ``threading.Thread`` starts; yields whether none was starting.
 
     Before Python 3.12 a thread being started carries the id of the thread that starts it

@@ -47,6 +47,7 @@ from sqlqueue.outcomes import Outcome
 from sqlqueue.prefetch import STALLED_BUFFER, Prefetch
 from sqlqueue.processes import ChildStartError, ProcessPool
 from sqlqueue.recorder import Finished, Recorder
+from sqlqueue.revocations import Revocations
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,13 @@ class Worker:
             if self.options.pool == "process" and self.options.app_spec
             else None
         )
+        self._revocations = Revocations(
+            app.store,
+            self._held_takes,
+            self._processes,
+            quiet_wait=self.lease / 3,
+            listening=self._listening,
+        )
 
     def stop(self) -> None:
         """Stop taking jobs; running ones finish, and ``run()`` returns after them."""
@@ -216,12 +224,22 @@ class Worker:
             target=self._renew_leases, args=(finished,), name="sqlqueue-lease", daemon=True
         )
         renewer.start()
+        revocations = threading.Thread(
+            target=self._revocations.watch, args=(finished,), name="sqlqueue-revocations"
+        )
+        revocations.start()
         self._recorder.start()
         self._chores.start()
         if self.app.dialect.supports_listen_notify:
             threading.Thread(
                 target=self.app.dialect.listen,
-                args=(self.app.engine, self._wakeup.set, finished, self._listening),
+                args=(
+                    self.app.engine,
+                    self._wakeup.set,
+                    finished,
+                    self._listening,
+                    self._revocations.poke,
+                ),
                 name="sqlqueue-listen",
                 daemon=True,
             ).start()
@@ -246,7 +264,9 @@ class Worker:
                 unstarted = list(self._held.values())
             self._release(unstarted)
             finished.set()
+            self._revocations.poke()
             renewer.join()
+            revocations.join()
             loop.call_soon_threadsafe(loop.stop)
             loop_thread.join()
             loop.close()
@@ -401,7 +421,12 @@ class Worker:
         try:
             task = self.app.tasks.get(job.task_name)
             with self.app.around_job():
-                outcome = execute(task, job, run_coroutine=self._run_coroutine)
+                outcome = execute(
+                    task,
+                    job,
+                    limits=self._revocations.limits_for(take_of(job)),
+                    run_coroutine=self._run_coroutine,
+                )
             now = time.monotonic()
             self._recorder.put(Finished(job, outcome, now - started, now))
             self._prefetch.ran(now - started)
@@ -483,6 +508,10 @@ class Worker:
             future.cancel()
             raise
 
+    def _held_takes(self) -> list[Take]:
+        with self._held_lock:
+            return list(self._held)
+
     def _renew_leases(self, finished: threading.Event) -> None:
         lost: set[Take] = set()
         while not finished.wait(self.lease / 3):
@@ -500,7 +529,7 @@ class Worker:
                 } - lost
             for job_id, attempt in newly_lost:
                 logger.warning(
-                    "job id=%s attempt=%d lost its lease; another worker may run it",
+                    "job id=%s attempt=%d lost its lease; another worker may run it, or it was revoked",
                     job_id,
                     attempt,
                 )

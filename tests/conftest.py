@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -139,6 +140,13 @@ def start_worker(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def stop_worker(worker: subprocess.Popen[str]) -> str:
+    """Stop a worker started by ``start_worker`` as SIGTERM does; its output."""
+    worker.send_signal(signal.SIGTERM)
+    output, _ = worker.communicate(timeout=60)
+    return output
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlqueue import SoftTimeLimitExceeded, SQLQueue
+from sqlqueue import SoftTimeLimitExceeded, SQLQueue, Terminated
 
 app = SQLQueue()
 
@@ -97,3 +98,55 @@ def announce_then_sleep(self: Any, marker_dir: str, seconds: float) -> int:
     (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
     time.sleep(seconds)
     return os.getpid()
+
+
+@app.task(bind=True)
+def long_task(self: Any, seconds_per_step: float = 1.0) -> dict[str, Any]:
+    """Background task that runs a long function with progress reports.
+
+    The long_task of Miguel Grinberg's "Using Celery with Flask", as written there but for
+    its pace (a step of ``seconds_per_step`` rather than 1 s)."""
+    verb = ["Starting up", "Booting", "Repairing", "Loading", "Checking"]
+    adjective = ["master", "radiant", "silent", "harmonic", "fast"]
+    noun = ["solar array", "particle reshaper", "cosmic ray", "orbiter", "bit"]
+    message = ""
+    total = random.randint(10, 50)  # noqa: S311 (a progress bar's pace, not a secret)
+    for i in range(total):
+        if not message or random.random() < 0.25:  # noqa: S311
+            message = f"{random.choice(verb)} {random.choice(adjective)} {random.choice(noun)}..."  # noqa: S311
+        self.update_state(state="PROGRESS", meta={"current": i, "total": total, "status": message})
+        time.sleep(seconds_per_step)
+    return {"current": 100, "total": 100, "status": "Task completed!", "result": 42}
+
+
+@app.task(bind=True)
+def long_task_that_fails(self: Any) -> None:
+    self.update_state(state="PROGRESS", meta={"current": 1, "total": 2, "status": "halfway"})
+    raise ValueError("the particle reshaper broke")
+
+
+@app.task(bind=True)
+def progress_then_wait(self: Any, marker_dir: str) -> str:
+    """Report progress, then wait for ``marker_dir/go`` before returning: a test reads the
+    progress of a running job from another process."""
+    self.update_state(state="PROGRESS", meta={"done": 1, "total": 2, "pid": os.getpid()})
+    go = Path(marker_dir) / "go"
+    while not go.exists():
+        time.sleep(0.02)
+    return "finished"
+
+
+@app.task(bind=True)
+def run_until_terminated(self: Any, marker_dir: str) -> str:
+    """Write this process's pid to ``marker_dir/<job id>``, then run (in short sleeps, so that
+    an exception raised in its thread lands) until stopped; a thread that gets ``Terminated``
+    writes ``<job id>.terminated``."""
+    (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+    except Terminated:
+        (Path(marker_dir) / f"{self.request.id}.terminated").write_text("")
+        raise
+    return "never stopped"

@@ -122,7 +122,8 @@ def run_listener() -> Iterator[Any]:
     def start(app: SQLQueue) -> threading.Event:
         woken = threading.Event()
         thread = threading.Thread(
-            target=app.dialect.listen, args=(app.engine, woken.set, stop, threading.Event())
+            target=app.dialect.listen,
+            args=(app.engine, woken.set, stop, threading.Event(), lambda: None),
         )
         thread.start()
         threads.append(thread)

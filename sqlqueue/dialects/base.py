@@ -12,11 +12,15 @@ the subclass must provide, for its database:
 The rest are written once here with SQLAlchemy Core, and a dialect overrides one only where
 its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_time``,
 ``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
-``delete_finished_jobs``, ``requeue_jobs``, ``revoke_job``, ``get_job``; ``copy_jobs`` (a
+``delete_finished_jobs``, ``requeue_jobs``, ``revoke_job``, ``revoked_takes``,
+``update_progress``, ``delete_finished_job``, ``get_job``; ``copy_jobs`` (a
 large send by the database's bulk path, where it has one); the engine set-up
 (``create_engine``, ``create_async_engine``, ``configure_engine``, ``begin_write``); and the
 capabilities, off by default (``driver_autocommit``; ``supports_listen_notify`` with
-``listen`` and ``wake_workers``).
+``listen``, ``wake_workers`` and ``announce_revoke``).
+
+A job's ``progress`` (``update_state``) belongs to the take that wrote it: every statement by
+which a job leaves STARTED clears it.
 """
 
 from __future__ import annotations
@@ -117,16 +121,23 @@ class Dialect(ABC):
         wake: Callable[[], None],
         stop: threading.Event,
         listening: threading.Event,
+        revoked: Callable[[], None],
     ) -> None:
-        """Call ``wake`` whenever new jobs are committed, until ``stop`` is set; keep
-        ``listening`` set while a send is sure to call it (and call it when that changes).
-        Only where ``supports_listen_notify``; elsewhere workers poll."""
+        """Call ``wake`` whenever new jobs are committed, and ``revoked`` whenever a running
+        job is revoked (``announce_revoke``), until ``stop`` is set; keep ``listening`` set
+        while a send is sure to call it (and call it when that changes). Only where
+        ``supports_listen_notify``; elsewhere workers poll."""
         raise NotImplementedError(f"{type(self).__name__} has no listen(); its workers poll.")
 
     def wake_workers(self) -> Statement | None:
         """A statement that wakes listening workers when the transaction commits, for jobs
         made ready by anything but a send (a send's insert wakes them itself); None where
         workers poll."""
+        return None
+
+    def announce_revoke(self, job_id: str) -> Statement | None:
+        """A statement that tells listening workers, when the transaction commits, that this
+        job was revoked while it may be running; None where workers poll for revokes."""
         return None
 
     def begin_write(self, connection: Connection) -> None:
@@ -187,6 +198,7 @@ class Dialect(ABC):
                 scheduled_at=self.now_plus(outcome.countdown),
                 lease_expires_at=None,
                 worker_id=None,
+                progress=None,
                 **new_arguments,
                 **outcome.error_values(),
             )
@@ -228,6 +240,7 @@ class Dialect(ABC):
             started_at=None,
             lease_expires_at=None,
             worker_id=None,
+            progress=None,
         )
 
     def release_unknown_takes(self, worker_id: str, known: Sequence[Take]) -> Update:
@@ -245,6 +258,7 @@ class Dialect(ABC):
             started_at=None,
             lease_expires_at=None,
             worker_id=None,
+            progress=None,
         )
 
     def rescue_expired_jobs(self, max_lease_expiries: int) -> Update:
@@ -272,6 +286,7 @@ class Dialect(ABC):
                 ),
                 lease_expires_at=None,
                 worker_id=None,
+                progress=None,
             )
         )
 
@@ -325,14 +340,40 @@ class Dialect(ABC):
             finished_at=None,
         )
 
-    def revoke_job(self, job_id: str) -> Update:
-        """Mark a job that has not started as never to run."""
+    def revoke_job(self, job_id: str, terminate: bool) -> Update:
+        """Mark a job that has not started as never to run; with ``terminate``, a running
+        one too (its worker, told by ``announce_revoke`` or its next look, stops it). The
+        running take's own writes are fenced off from then on: they ask for STARTED."""
+        statuses = [status.value for status in READY_STATUSES]
+        if terminate:
+            statuses.append(JobStatus.STARTED.value)
         return (
             jobs.update()
             .where(jobs.c.id == job_id)
-            .where(jobs.c.status.in_([status.value for status in READY_STATUSES]))
-            .values(status=JobStatus.REVOKED.value, finished_at=self.now())
+            .where(jobs.c.status.in_(statuses))
+            .values(
+                status=JobStatus.REVOKED.value,
+                finished_at=self.now(),
+                lease_expires_at=None,
+                progress=None,
+            )
         )
+
+    def revoked_takes(self, takes: Sequence[Take]) -> sa.Select[Any]:
+        """Which of these takes have had their job revoked while they held it."""
+        return (
+            sa.select(jobs.c.id, jobs.c.attempts)
+            .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
+            .where(jobs.c.status == JobStatus.REVOKED.value)
+        )
+
+    def update_progress(self, take: Take, progress: dict[str, Any]) -> Update:
+        """Write what a running task says of itself, while its take still holds the job."""
+        return self._fenced_update([take]).values(progress=progress)
+
+    def delete_finished_job(self, job_id: str) -> Delete:
+        """Delete one job, if it has finished (``AsyncResult.forget()``)."""
+        return jobs.delete().where(jobs.c.id == job_id).where(FINISHED_WHERE)
 
     def get_job(self, job_id: str) -> sa.Select[Any]:
         """Read one job."""

@@ -33,6 +33,10 @@ if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
 NOTIFY_CHANNEL = "sqlqueue"
 """The channel new jobs are announced on; the payload is the job's queue."""
 
+REVOKE_CHANNEL = "sqlqueue_revoke"
+"""The channel revokes of running jobs (``revoke(terminate=True)``) are announced on; the
+payload is the job's id."""
+
 LISTEN_TIMEOUT = 1.0
 """Seconds the listener waits for a notification before checking whether to stop."""
 
@@ -106,7 +110,7 @@ FINISH_JOBS = f"""
 UPDATE {jobs.name} AS job
 SET status = done.status,
     finished_at = statement_timestamp(),
-    lease_expires_at = NULL,
+    lease_expires_at = NULL, progress = NULL,
     result = CASE WHEN done.status = 'SUCCESS' THEN done.result ELSE job.result END,
     error_type = done.error_type,
     error_message = done.error_message,
@@ -250,12 +254,16 @@ class PostgreSQLDialect(Dialect):
         # Any notification wakes a listener; the payload names no queue, so all of them look.
         return DriverStatement(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')", {})
 
+    def announce_revoke(self, job_id: str) -> DriverStatement:
+        return DriverStatement(f"SELECT pg_notify('{REVOKE_CHANNEL}', %(id)s)", {"id": job_id})
+
     def listen(
         self,
         engine: Engine,
         wake: Callable[[], None],
         stop: threading.Event,
         listening: threading.Event,
+        revoked: Callable[[], None],
     ) -> None:
         # One connection per worker process, in autocommit, doing nothing but LISTEN: an idle
         # worker is woken within milliseconds of a commit instead of at its next poll, and
@@ -266,13 +274,18 @@ class PostgreSQLDialect(Dialect):
         while not stop.is_set():
             try:
                 with _listen_connection(engine) as conn:
+                    conn.execute(f"LISTEN {REVOKE_CHANNEL}")
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = LISTEN_TIMEOUT
                     listening.set()
                     wake()  # sends committed while nobody listened announced nothing to us
+                    revoked()  # nor did revokes
                     while not stop.is_set():
-                        for _notification in conn.notifies(timeout=LISTEN_TIMEOUT):
-                            wake()
+                        for notification in conn.notifies(timeout=LISTEN_TIMEOUT):
+                            if notification.channel == REVOKE_CHANNEL:
+                                revoked()
+                            else:
+                                wake()
             except Exception as exc:  # any failure: poll meanwhile, then try again
                 listening.clear()
                 wake()  # back to polling, from now rather than after the fallback wait

@@ -196,7 +196,7 @@ text]; the texts are JSON strings there, so json_extract gives back the text to 
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}
-SET status = :status, finished_at = :finished_at, lease_expires_at = NULL,
+SET status = :status, finished_at = :finished_at, lease_expires_at = NULL, progress = NULL,
     result = CASE WHEN :status = 'SUCCESS' THEN :result ELSE result END,
     error_type = :error_type, error_message = :error_message, traceback = :traceback
 WHERE id = :id AND attempts = :attempt AND status = 'STARTED'

@@ -22,6 +22,10 @@ POLL_MAX = 0.5
 class AsyncResult:
     """A job's status and outcome, read from its row each time they are asked for."""
 
+    __slots__ = ("app", "id")
+    # A large send makes one per job: without a __dict__ each is one object for the garbage
+    # collector to track and walk, not two.
+
     def __init__(self, job_id: str, app: SQLQueue) -> None:
         self.id = job_id
         self.app = app

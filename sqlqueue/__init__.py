@@ -26,7 +26,8 @@ from sqlqueue.exceptions import (
 from sqlqueue.jobs import JobStatus
 from sqlqueue.result import AsyncResult
 from sqlqueue.tasks import Task
-from sqlqueue.worker import Worker, WorkerOptions
+from sqlqueue.worker import Worker
+from sqlqueue.worker_options import WorkerOptions
 
 __version__ = "0.1.0"
 

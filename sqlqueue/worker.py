@@ -30,23 +30,22 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterable, Sequence
 from queue import Empty, SimpleQueue
-from typing import Any, Literal
+from typing import Any
 
 from sqlqueue.app import SQLQueue
+from sqlqueue.batches import BatchRunner
 from sqlqueue.chores import Chores
-from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency, warn_renamed
-from sqlqueue.dialects.base import Take
+from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency
+from sqlqueue.dialects.base import Take, take_of
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
 from sqlqueue.jobs import Job, JobStatus
-from sqlqueue.options import check_name
-from sqlqueue.outcomes import Outcome
 from sqlqueue.prefetch import STALLED_BUFFER, Prefetch
-from sqlqueue.processes import ChildStartError, ProcessPool
+from sqlqueue.processes import ProcessPool
 from sqlqueue.recorder import Finished, Recorder
+from sqlqueue.worker_options import WorkerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -56,57 +55,6 @@ COROUTINE_WAIT = 0.05
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerOptions:
-    """How a worker runs; the CLI, the app and tests share this one definition."""
-
-    queues: Sequence[str] | None = None
-    """Queues to take jobs from; None means every queue."""
-    concurrency: int | None = None
-    """Jobs run at once, each in its own thread (and child process, with a process pool);
-    None means ``conf.default_concurrency(pool)``: 8 threads, or one child per CPU."""
-    burst: bool = False
-    """Exit once no ready job is left instead of waiting for more."""
-    lease: float | None = None
-    """Seconds of each lease; None means the app's ``conf.lease``."""
-    poll_interval: float | None = None
-    """Seconds between looks for work when idle; None means the app's ``conf.poll_interval``."""
-    pool: Literal["thread", "process"] = "thread"
-    """Run each job in the worker's thread (default), or in a child process per thread, for
-    CPU-bound tasks and hard time limits."""
-    app_spec: str | None = None
-    """``module[:attribute]`` of the app, which process-pool children import."""
-    visibility_timeout: float | None = None
-    """The first release's name for ``lease``; still accepted, with a warning, and copied
-    into ``lease``."""
-
-    def __post_init__(self) -> None:
-        if self.visibility_timeout is not None:
-            warn_renamed("WorkerOptions(visibility_timeout=...)", "lease=...", stacklevel=3)
-            if self.lease is not None:
-                raise InvalidOptionError(
-                    "Give lease or visibility_timeout (its old name), not both."
-                )
-            # A frozen dataclass: its own __post_init__ is the one place that may set it.
-            object.__setattr__(self, "lease", self.visibility_timeout)
-        if self.concurrency is not None and self.concurrency < 1:
-            raise InvalidOptionError(f"concurrency must be 1 or more, not {self.concurrency}.")
-        for value, what in (
-            (self.lease, "lease"),
-            (self.poll_interval, "poll interval"),
-        ):
-            if value is not None and value <= 0:
-                raise InvalidOptionError(f"The {what} must be more than 0 seconds, not {value}.")
-        for queue in self.queues or ():
-            check_name(queue, "queue name")
-        if self.pool not in ("thread", "process"):
-            raise InvalidOptionError(f"pool must be 'thread' or 'process', not {self.pool!r}.")
-        if self.pool == "process" and not self.app_spec:
-            raise InvalidOptionError(
-                "A process pool needs app_spec, the module[:attribute] its children import."
-            )
 
 
 class Worker:
@@ -154,6 +102,23 @@ class Worker:
             if self.options.pool == "process" and self.options.app_spec
             else None
         )
+        self._batches = (
+            None
+            if self._processes is None
+            else BatchRunner(
+                pool=self._processes,
+                buffer=self._to_run,
+                concurrency=self.concurrency,
+                tasks=app.tasks,
+                prefetch=self._prefetch,
+                recorder=self._recorder,
+                stopping=self._stopping,
+                free_slots=self._free_slots,
+                forget=self._forget,
+                fail=self._fail,
+            )
+        )
+        """With a process pool: what the job threads run, handing their children batches."""
 
     def stop(self) -> None:
         """Stop taking jobs; running ones finish, and ``run()`` returns after them."""
@@ -334,30 +299,11 @@ class Worker:
             logger.warning("gave back %d job(s) taken by a claim whose answer was lost", released)
 
     def _run_jobs(self) -> None:
-        if self._processes is not None:
-            self._run_batches(self._processes)
+        if self._batches is not None:
+            self._batches.run()
             return
         while (job := self._to_run.get()) is not None:
             self._run_job(job)
-
-    def _run_batches(self, pool: ProcessPool) -> None:
-        # A child is handed the first job waiting and, when more wait, a share of them
-        # (never more than the others' shares, so that every child has work).
-        last = False
-        while not last and (job := self._to_run.get()) is not None:
-            batch = [job]
-            share = min(pool.batch_size, 1 + self._to_run.qsize() // self.concurrency)
-            while len(batch) < share:
-                try:
-                    more = self._to_run.get_nowait()
-                except Empty:
-                    break
-                if more is None:  # this thread's stop: after this batch
-                    last = True
-                    break
-                batch.append(more)
-            self._prefetch.moved()
-            self._run_batch(pool, batch)
 
     def _stop_job_threads(self, threads: Sequence[threading.Thread]) -> None:
         # Jobs still in the queue have not started: they stay held, to be given back. The
@@ -387,51 +333,22 @@ class Worker:
             logger.exception(
                 "job crashed the worker's bookkeeping id=%s; it will run again", job.id
             )
-            with self._held_lock:
-                self._held.pop(take_of(job), None)
+            self._forget([take_of(job)])
         finally:
-            # The slot is free now; the job stays held until the recorder has written it.
-            with self._held_lock:
-                self._unfinished -= 1
-            self._wakeup.set()
+            self._free_slots(1)
 
-    def _run_batch(self, pool: ProcessPool, batch: Sequence[Job]) -> None:
-        # Each outcome is recorded, and its slot freed, as soon as the child sends it.
-        unreported = {take_of(job) for job in batch}
+    def _free_slots(self, count: int) -> None:
+        # Jobs whose task has returned (or that will never start): their threads are free.
+        # They stay held until the recorder has written them, or until they are given back.
+        with self._held_lock:
+            self._unfinished -= count
+        self._wakeup.set()
 
-        def report(job: Job, outcome: Outcome, duration: float) -> None:
-            self._prefetch.moved()
-            self._recorder.put(Finished(job, outcome, duration, time.monotonic()))
-            self._prefetch.ran(duration)
-            with self._held_lock:
-                unreported.discard(take_of(job))
-                self._unfinished -= 1
-            self._wakeup.set()
-
-        try:
-            tasks = [(self.app.tasks.get(job.task_name), job) for job in batch]
-            pool.run(tasks, report, self._stopping)
-        except ChildStartError as exc:
-            # The jobs not reported never started: they stay held, and are given back when
-            # the worker stops.
-            logger.error("stopping: %s", exc)
-            self._fail(exc)
-        except BaseException:
-            # Nothing may die silently in a pool thread; the jobs come back through their leases.
-            logger.exception(
-                "a batch of %d job(s) crashed the worker's bookkeeping; its unfinished jobs "
-                "will run again",
-                len(unreported),
-            )
-            with self._held_lock:
-                for take in unreported:
-                    self._held.pop(take, None)
-        finally:
-            # Jobs not reported did not start (a stop, a child that cannot start): their slots
-            # are free; they stay held until given back.
-            with self._held_lock:
-                self._unfinished -= len(unreported)
-            self._wakeup.set()
+    def _forget(self, takes: Iterable[Take]) -> None:
+        # Takes this worker gives up on without a write: they come back through their lease.
+        with self._held_lock:
+            for take in takes:
+                self._held.pop(take, None)
 
     def _recorded(self, batch: Sequence[Finished]) -> None:
         # Called by the recorder once a batch is written (or given up): the jobs are no
@@ -494,8 +411,3 @@ class Worker:
             )
             return
         logger.info("gave back %d job(s) taken but not started", released)
-
-
-def take_of(job: Job) -> Take:
-    """The take by which this worker holds a job, and which fences every write about it."""
-    return (job.id, job.attempts)

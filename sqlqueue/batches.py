@@ -66,7 +66,7 @@ class BatchRunner:
                     last = True
                     break
                 batch.append(more)
-            self.prefetch.moved()
+            self.prefetch.started()
             self._run_batch(batch)
 
     def _run_batch(self, batch: Sequence[Job]) -> None:
@@ -74,7 +74,6 @@ class BatchRunner:
         unreported = {take_of(job) for job in batch}
 
         def report(job: Job, outcome: Outcome, duration: float) -> None:  # in this thread
-            self.prefetch.moved()
             self.recorder.put(Finished(job, outcome, duration, time.monotonic()))
             self.prefetch.ran(duration)
             unreported.discard(take_of(job))

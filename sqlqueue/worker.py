@@ -42,7 +42,7 @@ from sqlqueue.dialects.base import Take, take_of
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
 from sqlqueue.jobs import Job, JobStatus
-from sqlqueue.prefetch import STALLED_BUFFER, Prefetch
+from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
 from sqlqueue.recorder import Finished, Recorder
 from sqlqueue.worker_options import WorkerOptions
@@ -215,15 +215,16 @@ class Worker:
                 unfinished = self._unfinished
             may_leave = self.options.burst and not held and self._chores.done.is_set()
             limit = self._prefetch.claim_size(unfinished)
-            # Jobs in the buffer while every thread has been busy for a while (jobs longer
-            # than the prefetch allowed for) may start sooner on another worker.
-            stalled = unfinished > self.concurrency and self._prefetch.stalled()
+            # A job that has waited in the buffer for longer than a claim should take (every
+            # thread busy with jobs longer than the prefetch allowed for) may start sooner
+            # on another worker.
+            overdue = self._prefetch.oldest_wait(self._to_run.qsize()) > MAX_BUFFER_WAIT
             due_in = None
             try:
                 if unsure:
                     self._release_unknown_takes()
                     unsure = False
-                if stalled:
+                if overdue:
                     self._give_back_buffer()
                 jobs = self._claim(limit) if limit else []
                 if limit and not jobs and not may_leave:
@@ -240,10 +241,9 @@ class Worker:
                 continue
             backoff = self.poll_interval
             if jobs:
-                self._prefetch.moved()
-            for job in jobs:
-                self._to_run.put(job)
-            if jobs:
+                self._prefetch.filled(len(jobs))
+                for job in jobs:
+                    self._to_run.put(job)
                 continue
             if may_leave:
                 logger.info("burst: no ready job left")
@@ -261,6 +261,7 @@ class Worker:
                 break
             if job is not None:  # (only a stop puts None, after this loop has ended)
                 waiting.append(job)
+        self._prefetch.gave_back()
         if not waiting:
             return
         with self._held_lock:
@@ -273,8 +274,10 @@ class Worker:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
         # lost) polling is how new jobs are found. Either way a due job comes first.
         wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
-        if not self._to_run.empty():
-            wait = STALLED_BUFFER  # to see whether the buffer still moves
+        waiting = self._to_run.qsize()
+        if waiting:  # until the oldest job in the buffer is overdue (again, if it is)
+            oldest = self._prefetch.oldest_wait(waiting)
+            wait = MAX_BUFFER_WAIT - oldest if oldest < MAX_BUFFER_WAIT else MAX_BUFFER_WAIT
         return wait if due_in is None else min(wait, due_in)
 
     def _claim(self, limit: int) -> list[Job]:
@@ -319,7 +322,7 @@ class Worker:
             thread.join()
 
     def _run_job(self, job: Job) -> None:
-        self._prefetch.moved()
+        self._prefetch.started()
         started = time.monotonic()
         try:
             task = self.app.tasks.get(job.task_name)

@@ -3,9 +3,9 @@
 The loop takes jobs for its free slots and, when jobs are short, a few more (prefetch): as
 many as the threads will start while the next claim is in flight, so the threads never wait
 for a round trip and the claims grow with the pace of the work. Jobs of unknown or long
-duration are never prefetched, and a buffer that stops moving (every thread busy with a job
-longer than expected) is given back, so no job waits in one worker's memory while another
-worker could run it. A slot frees as soon as its task returns. The job's thread then hands
+duration are never prefetched, and a buffer whose oldest job has waited longer than a claim
+should take (every thread busy with jobs longer than expected) is given back, so no job waits
+in one worker's memory while another worker could run it. A slot frees as soon as its task returns. The job's thread then hands
 the outcome to the recorder (``recorder``), which writes outcomes in batches. A job stays
 held, its lease renewed by a side thread, from its claim until its outcome is written.
 

@@ -261,9 +261,9 @@ class Worker:
                 break
             if job is not None:  # (only a stop puts None, after this loop has ended)
                 waiting.append(job)
-        self._prefetch.gave_back()
         if not waiting:
             return
+        self._prefetch.gave_back()
         with self._held_lock:
             for job in waiting:
                 self._held.pop(take_of(job), None)

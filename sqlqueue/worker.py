@@ -5,9 +5,10 @@ many as the threads will start while the next claim is in flight, so the threads
 for a round trip and the claims grow with the pace of the work. Jobs of unknown or long
 duration are never prefetched, and a buffer whose oldest job has waited longer than a claim
 should take (every thread busy with jobs longer than expected) is given back, so no job waits
-in one worker's memory while another worker could run it. A slot frees as soon as its task returns. The job's thread then hands
-the outcome to the recorder (``recorder``), which writes outcomes in batches. A job stays
-held, its lease renewed by a side thread, from its claim until its outcome is written.
+in one worker's memory while another worker could run it. A slot frees as soon as its task
+returns. The job's thread then hands the outcome to the recorder (``recorder``), which writes
+outcomes in batches. A job stays held, its lease renewed by a side thread, from its claim
+until its outcome is written.
 
 Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
 re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Each

@@ -36,7 +36,8 @@ from sqlqueue.jobs import JobStatus
 from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.shared import current_app, shared_task
 from sqlqueue.tasks import Task
-from sqlqueue.worker import Worker, WorkerOptions
+from sqlqueue.worker import Worker
+from sqlqueue.worker_options import WorkerOptions
 
 __version__ = "0.1.0"
 

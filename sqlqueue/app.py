@@ -28,7 +28,6 @@ from sqlqueue.jobs import NewJobs
 from sqlqueue.options import check_job_id, check_name
 from sqlqueue.result import AsyncResult
 from sqlqueue.send_options import SendOptions
-from sqlqueue.serialization import encode_json
 from sqlqueue.store import JobStore
 from sqlqueue.task_options import TaskOptions
 from sqlqueue.tasks import P, R, Task, argument_lists
@@ -196,13 +195,15 @@ class SQLQueue:
         self,
         task: Task[..., Any] | None,
         name: str,
-        calls: Sequence[tuple[list[Any], dict[str, Any]]],
+        calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         options: SendOptions,
     ) -> list[AsyncResult]:
-        """``send_job`` for many calls of one task: every one is checked, then all are
-        written in one statement (or run inline, in order, when eager)."""
+        """``send_job`` for many calls of one task, all written in one statement, all or
+        none: a call whose arguments the store refuses (not JSON, too large) writes none (or
+        they run inline, in order, when eager, once all are checked)."""
         new_jobs = self._new_jobs(task, name, calls, options)
         if self.conf.task_always_eager and task is not None:
+            new_jobs.arguments()  # refused as a worker's send would be, though none is written
             return run_all_eagerly(self, task, new_jobs.ids, calls, options)
         if new_jobs.ids:
             connection = options.connection
@@ -215,12 +216,13 @@ class SQLQueue:
         self,
         task: Task[..., Any] | None,
         name: str,
-        calls: Sequence[tuple[list[Any], dict[str, Any]]],
+        calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         options: SendOptions,
     ) -> list[AsyncResult]:
         """``send_jobs`` for async code: the same checks, written with an async driver."""
         new_jobs = self._new_jobs(task, name, calls, options)
         if self.conf.task_always_eager and task is not None:
+            new_jobs.arguments()  # refused as a worker's send would be, though none is written
             # In a thread, where an async def task can have an event loop of its own.
             return await asyncio.to_thread(
                 run_all_eagerly, self, task, new_jobs.ids, calls, options
@@ -233,34 +235,18 @@ class SQLQueue:
         self,
         task: Task[..., Any] | None,
         name: str,
-        calls: Sequence[tuple[list[Any], dict[str, Any]]],
+        calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         options: SendOptions,
     ) -> NewJobs:
-        """The jobs to write, once every argument has been checked (the options were checked
-        when they were built)."""
+        """The jobs to write: their calls fit the task (``Task`` checked them), and their
+        options were checked when they were built; their JSON is checked as they are written
+        (``NewJobs.arguments``)."""
         check_name(name, "task name")
         if options.task_id is not None and len(calls) != 1:
             raise InvalidOptionError(
                 f"task_id= names one job, and this send has {len(calls)}; send each with its "
                 "own apply_async(task_id=...), or leave the ids to sqlqueue."
             )
-        encoded_args, encoded_kwargs = [], []
-        args_are, kwargs_are = (
-            f"The arguments of task {name!r}",
-            f"The keyword arguments of task {name!r}",
-        )
-        for args, kwargs in calls:
-            args_json, kwargs_json = encode_json(args, args_are), encode_json(kwargs, kwargs_are)
-            # The encoder escapes everything outside ASCII, so characters are bytes.
-            size = len(args_json) + len(kwargs_json)
-            if size > self.conf.max_payload_bytes:
-                raise InvalidOptionError(
-                    f"The arguments of task {name!r} take {size} bytes as JSON, more than "
-                    f"app.conf.max_payload_bytes ({self.conf.max_payload_bytes}); pass a "
-                    "reference (an id, a URL) instead of the data, or raise the limit."
-                )
-            encoded_args.append(args_json)
-            encoded_kwargs.append(kwargs_json)
         return NewJobs(
             task_name=name,
             queue=options.queue,
@@ -270,8 +256,8 @@ class SQLQueue:
             expires_at=options.expires_at,
             expires_in=options.expires_in,
             ids=[options.task_id] if options.task_id is not None else new_job_ids(len(calls)),
-            args=encoded_args,
-            kwargs=encoded_kwargs,
+            calls=calls,
+            max_payload_bytes=self.conf.max_payload_bytes,
         )
 
     def AsyncResult(self, job_id: str) -> AsyncResult:

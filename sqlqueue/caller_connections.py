@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import psycopg
@@ -62,9 +61,9 @@ class CallerConnections:
                 cursor.execute(statement.sql, statement.params)
 
     def copy(self, connection: CallerConnection, statement: CopyStatement) -> None:
-        """Run a ``CopyStatement`` in the transaction of this connection (or session); on a
-        connection in autocommit, in a transaction of its own, so that the send stays all
-        or nothing."""
+        """Run a ``CopyStatement`` in the transaction of this connection (or session), under
+        a savepoint; on a connection in autocommit, in a transaction of its own: the send
+        stays all or nothing."""
         connection = self._checked(connection)
         shared: Sequence[Any] | None = None
         if isinstance(connection, Connection):
@@ -77,10 +76,13 @@ class CallerConnections:
             driver = connection
         if not isinstance(driver, psycopg.Connection):  # only PostgreSQL's dialect copies
             raise ConfigurationError(f"COPY needs a psycopg connection, not {driver!r}.")
-        with driver.transaction() if driver.autocommit else nullcontext():
-            if shared is None:
-                before = statement.before
-                shared = cast(Sequence[Any], driver.execute(before.sql, before.params).fetchone())
+        if shared is None:
+            before = statement.before
+            shared = cast(Sequence[Any], driver.execute(before.sql, before.params).fetchone())
+        # In autocommit, a transaction of its own; in the caller's transaction, a savepoint:
+        # a call refused as the rows stream (or a row the database refuses) takes the rows
+        # written so far with it, and leaves the caller's transaction as it was, to go on.
+        with driver.transaction():
             copy_rest(driver, statement, shared)
 
     def _checked(

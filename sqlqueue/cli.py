@@ -18,7 +18,8 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
 from sqlqueue.stop_signals import graceful_stop_signals
-from sqlqueue.worker import Worker, WorkerOptions
+from sqlqueue.worker import Worker
+from sqlqueue.worker_options import WorkerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 

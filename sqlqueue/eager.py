@@ -24,13 +24,13 @@ def run_all_eagerly(
     app: SQLQueue,
     task: Task[..., Any],
     ids: Sequence[str],
-    calls: Sequence[tuple[list[Any], dict[str, Any]]],
+    calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
     options: SendOptions,
 ) -> list[AsyncResult]:
     """Run each call in turn, as the jobs of these ids would have run on a worker (sent
     with ``options``, of which only the queue shows, in ``request.queue``)."""
     return [
-        run_eagerly(app, task, job_id, args, kwargs, options.queue)
+        run_eagerly(app, task, job_id, list(args), kwargs, options.queue)  # as a worker reads them
         for job_id, (args, kwargs) in zip(ids, calls, strict=True)
     ]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlqueue.serialization import encode_calls
 
 
 class JobStatus(enum.StrEnum):
@@ -106,11 +108,13 @@ class Job:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewJobs:
-    """Jobs of one task sent in one call with the same options, checked and ready to write.
+    """Jobs of one task sent in one call with the same options, ready to write.
 
     A send is one task and one set of options for any number of calls, so only the ids and
-    the arguments vary from job to job; the arguments are already JSON text, so the
-    encoding that checked them is the one stored.
+    the arguments vary from job to job. The calls fit the task's signature; their JSON, the
+    last check, is made as they are written (``arguments``), and the encoding that checked
+    them is the one stored: a large send encodes each chunk of its COPY while the database
+    takes in the previous one, and a refused call ends the send with nothing written.
     """
 
     task_name: str
@@ -124,5 +128,13 @@ class NewJobs:
     insert, or never when that is None too."""
     expires_in: float | None
     ids: list[str]
-    args: list[str]
-    kwargs: list[str]
+    calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]
+    """Each job's positional and keyword arguments, as Python values."""
+    max_payload_bytes: int
+    """The most bytes of JSON one job's arguments may take (``conf.max_payload_bytes``)."""
+
+    def arguments(self, start: int = 0, end: int | None = None) -> tuple[list[str], list[str]]:
+        """The JSON texts of the args and of the kwargs of ``calls[start:end]``; raises
+        ``SerializationError`` or ``InvalidOptionError`` for the first call that cannot be
+        stored."""
+        return encode_calls(self.task_name, self.calls[start:end], self.max_payload_bytes)

@@ -35,10 +35,14 @@ OnError = Callable[[Exception], Any]
 class AsyncResult:
     """A job's status and outcome, read from its row each time they are asked for."""
 
+    __slots__ = ("_callbacks", "app", "id")
+    # A large send makes one per job: without a __dict__ each is one object for the garbage
+    # collector to track and walk, not two.
+
     def __init__(self, job_id: str, app: SQLQueue) -> None:
         self.id = job_id
         self.app = app
-        self._callbacks: list[tuple[Callable[[AsyncResult], Any], OnError | None]] = []
+        self._callbacks: tuple[tuple[Callable[[AsyncResult], Any], OnError | None], ...] = ()
         """What ``then()`` asked to call once this handle sees the job finished."""
 
     def __repr__(self) -> str:
@@ -173,7 +177,7 @@ class AsyncResult:
         has finished, else from the ``get()``, ``wait()``, ``ready()`` or other read that
         first finds it finished, in this process. An exception the callback raises goes to
         ``on_error(exc)`` when given, else to the caller of that read."""
-        self._callbacks.append((callback, on_error))
+        self._callbacks += ((callback, on_error),)
         self._job()
 
     def forget(self) -> None:
@@ -225,7 +229,7 @@ class AsyncResult:
         return job
 
     def _call_back(self) -> None:
-        callbacks, self._callbacks = self._callbacks, []
+        callbacks, self._callbacks = self._callbacks, ()
         for callback, on_error in callbacks:
             try:
                 callback(self)
@@ -296,7 +300,7 @@ class EagerResult(AsyncResult):
         return self.get(timeout, propagate)
 
     def then(self, callback: Callable[[AsyncResult], Any], on_error: OnError | None = None) -> None:
-        self._callbacks.append((callback, on_error))
+        self._callbacks += ((callback, on_error),)
         self._call_back()  # it has finished
 
     def forget(self) -> None:

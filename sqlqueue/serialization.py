@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlqueue.exceptions import SerializationError
+from sqlqueue.exceptions import InvalidOptionError, SerializationError
 
 
 def encode_json(value: Any, what: str) -> str:
@@ -28,6 +29,30 @@ def encode_json(value: Any, what: str) -> str:
         # like its escape (an emoji, a backslash followed by "u0000"): find out which.
         refuse_unstorable_text(value, what)
     return encoded
+
+
+def encode_calls(
+    task_name: str, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], max_bytes: int
+) -> tuple[list[str], list[str]]:
+    """The JSON texts of the args and of the kwargs of each call of a task, or a clear
+    refusal of the first call that cannot be stored: not JSON, or more than ``max_bytes``."""
+    args_are = f"The arguments of task {task_name!r}"
+    kwargs_are = f"The keyword arguments of task {task_name!r}"
+    encoded_args, encoded_kwargs = [], []
+    for args, kwargs in calls:
+        args_json = encode_json(args, args_are)
+        kwargs_json = encode_json(kwargs, kwargs_are) if kwargs else "{}"
+        # The encoder escapes everything outside ASCII, so characters are bytes.
+        size = len(args_json) + len(kwargs_json)
+        if size > max_bytes:
+            raise InvalidOptionError(
+                f"The arguments of task {task_name!r} take {size} bytes as JSON, more than "
+                f"app.conf.max_payload_bytes ({max_bytes}); pass a reference (an id, a URL) "
+                "instead of the data, or raise the limit."
+            )
+        encoded_args.append(args_json)
+        encoded_kwargs.append(kwargs_json)
+    return encoded_args, encoded_kwargs
 
 
 def refuse_unstorable_text(value: Any, what: str) -> None:

@@ -348,7 +348,7 @@ class Task(Generic[P, R]):
 
         Each call is a tuple of positional arguments (``add.delay_many([(1, 2), (3, 4)])``)
         or a dict of keyword arguments (``welcome.delay_many([{"user_id": 7}])``). Every
-        call is checked as ``delay`` checks it before anything is written, and the options
+        call is checked as ``delay`` checks it, and one bad call writes none. The options
         (those of ``apply_async``) apply to all. With ``connection=`` (or inside
         ``app.using``) the jobs join that transaction: all of them commit, or none.
         """
@@ -400,21 +400,25 @@ class Task(Generic[P, R]):
 
     def _checked_calls(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]
-    ) -> list[tuple[list[Any], dict[str, Any]]]:
+    ) -> list[tuple[Sequence[Any], dict[str, Any]]]:
         if isinstance(calls, str | bytes | Mapping) or not isinstance(calls, Iterable):
             raise TaskArgumentsError(
                 f"delay_many takes a list of calls, not {type(calls).__name__}: "
                 "e.g. [(1, 2), (3, 4)] or [{'user_id': 7}]."
             )
-        checked = []
+        checked: list[tuple[Sequence[Any], dict[str, Any]]] = []
         # The usual call, a tuple whose length the signature takes, is checked here, without
-        # a call of _fit each: the same test as its first, per job of a large send.
+        # a call of _fit each: the same test as its first, per job of a large send. It is
+        # kept as it is (a tuple's JSON is a list's), not copied: a large send's time goes
+        # largely to the garbage collector walking its objects, so it makes fewer.
         fewest, most = self._positional_range or (1, 0)
         fewest, most = fewest - self.bind, most - self.bind
         for call in calls:
-            if isinstance(call, tuple | list):  # the usual shape, and the cheapest test
-                args = list(call)
-                checked.append((args, {}) if fewest <= len(args) <= most else self._fit(args, {}))
+            if isinstance(call, tuple):  # the usual shape, and the cheapest test
+                fits = fewest <= len(call) <= most
+                checked.append((call, {}) if fits else self._fit(list(call), {}))
+            elif isinstance(call, list):
+                checked.append(self._fit(list(call), {}))
             elif isinstance(call, Mapping):
                 checked.append(self._fit([], dict(call)))
             elif isinstance(call, Sequence) and not isinstance(call, str | bytes):

@@ -3,11 +3,12 @@
 The loop takes jobs for its free slots and, when jobs are short, a few more (prefetch): as
 many as the threads will start while the next claim is in flight, so the threads never wait
 for a round trip and the claims grow with the pace of the work. Jobs of unknown or long
-duration are never prefetched, and a buffer that stops moving (every thread busy with a job
-longer than expected) is given back, so no job waits in one worker's memory while another
-worker could run it. A slot frees as soon as its task returns. The job's thread then hands
-the outcome to the recorder (``recorder``), which writes outcomes in batches. A job stays
-held, its lease renewed by a side thread, from its claim until its outcome is written.
+duration are never prefetched, and a buffer whose oldest job has waited longer than a claim
+should take (every thread busy with jobs longer than expected) is given back, so no job waits
+in one worker's memory while another worker could run it. A slot frees as soon as its task
+returns. The job's thread then hands the outcome to the recorder (``recorder``), which writes
+outcomes in batches. A job stays held, its lease renewed by a side thread, from its claim
+until its outcome is written.
 
 Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
 re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Each
@@ -30,24 +31,23 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterable, Sequence
 from queue import Empty, SimpleQueue
-from typing import Any, Literal
+from typing import Any
 
 from sqlqueue.app import SQLQueue
+from sqlqueue.batches import BatchRunner
 from sqlqueue.chores import Chores
-from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency, warn_renamed
-from sqlqueue.dialects.base import Take
+from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency
+from sqlqueue.dialects.base import Take, take_of
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
 from sqlqueue.jobs import Job
-from sqlqueue.options import check_name
-from sqlqueue.outcomes import Outcome
-from sqlqueue.prefetch import STALLED_BUFFER, Prefetch
-from sqlqueue.processes import ChildStartError, ProcessPool
+from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
+from sqlqueue.processes import ProcessPool
 from sqlqueue.recorder import Finished, Recorder
 from sqlqueue.revocations import Revocations
+from sqlqueue.worker_options import WorkerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -57,71 +57,6 @@ COROUTINE_WAIT = 0.05
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerOptions:
-    """How a worker runs; the CLI, the app and tests share this one definition."""
-
-    queues: Sequence[str] | None = None
-    """Queues to take jobs from; None means every queue."""
-    concurrency: int | None = None
-    """Jobs run at once, each in its own thread (and child process, with a process pool);
-    None means ``conf.default_concurrency(pool)``: 8 threads, or one child per CPU."""
-    burst: bool = False
-    """Exit once no ready job is left instead of waiting for more."""
-    lease: float | None = None
-    """Seconds of each lease; None means the app's ``conf.lease``."""
-    poll_interval: float | None = None
-    """Seconds between looks for work when idle; None means the app's ``conf.poll_interval``."""
-    pool: Literal["thread", "process"] = "thread"
-    """Run each job in the worker's thread (default), or in a child process per thread, for
-    CPU-bound tasks and hard time limits."""
-    app_spec: str | None = None
-    """``module[:attribute]`` of the app, which process-pool children import."""
-    max_tasks_per_child: int | None = None
-    """Jobs a process-pool child runs before a new child replaces it (memory that a task
-    leaks goes with it); None means the app's ``conf.worker_max_tasks_per_child``, where
-    None means never."""
-    visibility_timeout: float | None = None
-    """The first release's name for ``lease``; still accepted, with a warning, and copied
-    into ``lease``."""
-
-    def __post_init__(self) -> None:
-        if self.visibility_timeout is not None:
-            warn_renamed("WorkerOptions(visibility_timeout=...)", "lease=...", stacklevel=3)
-            if self.lease is not None:
-                raise InvalidOptionError(
-                    "Give lease or visibility_timeout (its old name), not both."
-                )
-            # A frozen dataclass: its own __post_init__ is the one place that may set it.
-            object.__setattr__(self, "lease", self.visibility_timeout)
-        if self.concurrency is not None and self.concurrency < 1:
-            raise InvalidOptionError(f"concurrency must be 1 or more, not {self.concurrency}.")
-        for value, what in (
-            (self.lease, "lease"),
-            (self.poll_interval, "poll interval"),
-        ):
-            if value is not None and value <= 0:
-                raise InvalidOptionError(f"The {what} must be more than 0 seconds, not {value}.")
-        for queue in self.queues or ():
-            check_name(queue, "queue name")
-        if self.pool not in ("thread", "process"):
-            raise InvalidOptionError(f"pool must be 'thread' or 'process', not {self.pool!r}.")
-        if self.max_tasks_per_child is not None:
-            if self.max_tasks_per_child < 1:
-                raise InvalidOptionError(
-                    f"max_tasks_per_child must be 1 or more, not {self.max_tasks_per_child}."
-                )
-            if self.pool != "process":
-                raise InvalidOptionError(
-                    "max_tasks_per_child replaces process-pool children; it needs "
-                    "pool='process' (--pool process)."
-                )
-        if self.pool == "process" and not self.app_spec:
-            raise InvalidOptionError(
-                "A process pool needs app_spec, the module[:attribute] its children import."
-            )
 
 
 class Worker:
@@ -185,6 +120,23 @@ class Worker:
             quiet_wait=self.lease / 3,
             listening=self._listening,
         )
+        self._batches = (
+            None
+            if self._processes is None
+            else BatchRunner(
+                pool=self._processes,
+                buffer=self._to_run,
+                concurrency=self.concurrency,
+                tasks=app.tasks,
+                prefetch=self._prefetch,
+                recorder=self._recorder,
+                stopping=self._stopping,
+                free_slots=self._free_slots,
+                forget=self._forget,
+                fail=self._fail,
+            )
+        )
+        """With a process pool: what the job threads run, handing their children batches."""
 
     def stop(self) -> None:
         """Stop taking jobs; running ones finish, and ``run()`` returns after them."""
@@ -293,15 +245,16 @@ class Worker:
                 unfinished = self._unfinished
             may_leave = self.options.burst and not held and self._chores.done.is_set()
             limit = self._prefetch.claim_size(unfinished)
-            # Jobs in the buffer while every thread has been busy for a while (jobs longer
-            # than the prefetch allowed for) may start sooner on another worker.
-            stalled = unfinished > self.concurrency and self._prefetch.stalled()
+            # A job that has waited in the buffer for longer than a claim should take (every
+            # thread busy with jobs longer than the prefetch allowed for) may start sooner
+            # on another worker.
+            overdue = self._prefetch.oldest_wait(self._to_run.qsize()) > MAX_BUFFER_WAIT
             due_in = None
             try:
                 if unsure:
                     self._release_unknown_takes()
                     unsure = False
-                if stalled:
+                if overdue:
                     self._give_back_buffer()
                 jobs = self._claim(limit) if limit else []
                 if limit and not jobs and not may_leave:
@@ -318,10 +271,9 @@ class Worker:
                 continue
             backoff = self.poll_interval
             if jobs:
-                self._prefetch.moved()
-            for job in jobs:
-                self._to_run.put(job)
-            if jobs:
+                self._prefetch.filled(len(jobs))
+                for job in jobs:
+                    self._to_run.put(job)
                 continue
             if may_leave:
                 logger.info("burst: no ready job left")
@@ -341,6 +293,7 @@ class Worker:
                 waiting.append(job)
         if not waiting:
             return
+        self._prefetch.gave_back()
         with self._held_lock:
             for job in waiting:
                 self._held.pop(take_of(job), None)
@@ -351,8 +304,10 @@ class Worker:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
         # lost) polling is how new jobs are found. Either way a due job comes first.
         wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
-        if not self._to_run.empty():
-            wait = STALLED_BUFFER  # to see whether the buffer still moves
+        waiting = self._to_run.qsize()
+        if waiting:  # until the oldest job in the buffer is overdue (again, if it is)
+            oldest = self._prefetch.oldest_wait(waiting)
+            wait = MAX_BUFFER_WAIT - oldest if oldest < MAX_BUFFER_WAIT else MAX_BUFFER_WAIT
         return wait if due_in is None else min(wait, due_in)
 
     def _claim(self, limit: int) -> list[Job]:
@@ -377,30 +332,11 @@ class Worker:
             logger.warning("gave back %d job(s) taken by a claim whose answer was lost", released)
 
     def _run_jobs(self) -> None:
-        if self._processes is not None:
-            self._run_batches(self._processes)
+        if self._batches is not None:
+            self._batches.run()
             return
         while (job := self._to_run.get()) is not None:
             self._run_job(job)
-
-    def _run_batches(self, pool: ProcessPool) -> None:
-        # A child is handed the first job waiting and, when more wait, a share of them
-        # (never more than the others' shares, so that every child has work).
-        last = False
-        while not last and (job := self._to_run.get()) is not None:
-            batch = [job]
-            share = min(pool.batch_size, 1 + self._to_run.qsize() // self.concurrency)
-            while len(batch) < share:
-                try:
-                    more = self._to_run.get_nowait()
-                except Empty:
-                    break
-                if more is None:  # this thread's stop: after this batch
-                    last = True
-                    break
-                batch.append(more)
-            self._prefetch.moved()
-            self._run_batch(pool, batch)
 
     def _stop_job_threads(self, threads: Sequence[threading.Thread]) -> None:
         # Jobs still in the queue have not started: they stay held, to be given back. The
@@ -416,7 +352,7 @@ class Worker:
             thread.join()
 
     def _run_job(self, job: Job) -> None:
-        self._prefetch.moved()
+        self._prefetch.started()
         started = time.monotonic()
         try:
             task = self.app.tasks.get(job.task_name)
@@ -435,51 +371,22 @@ class Worker:
             logger.exception(
                 "job crashed the worker's bookkeeping id=%s; it will run again", job.id
             )
-            with self._held_lock:
-                self._held.pop(take_of(job), None)
+            self._forget([take_of(job)])
         finally:
-            # The slot is free now; the job stays held until the recorder has written it.
-            with self._held_lock:
-                self._unfinished -= 1
-            self._wakeup.set()
+            self._free_slots(1)
 
-    def _run_batch(self, pool: ProcessPool, batch: Sequence[Job]) -> None:
-        # Each outcome is recorded, and its slot freed, as soon as the child sends it.
-        unreported = {take_of(job) for job in batch}
+    def _free_slots(self, count: int) -> None:
+        # Jobs whose task has returned (or that will never start): their threads are free.
+        # They stay held until the recorder has written them, or until they are given back.
+        with self._held_lock:
+            self._unfinished -= count
+        self._wakeup.set()
 
-        def report(job: Job, outcome: Outcome, duration: float) -> None:
-            self._prefetch.moved()
-            self._recorder.put(Finished(job, outcome, duration, time.monotonic()))
-            self._prefetch.ran(duration)
-            with self._held_lock:
-                unreported.discard(take_of(job))
-                self._unfinished -= 1
-            self._wakeup.set()
-
-        try:
-            tasks = [(self.app.tasks.get(job.task_name), job) for job in batch]
-            pool.run(tasks, report, self._stopping)
-        except ChildStartError as exc:
-            # The jobs not reported never started: they stay held, and are given back when
-            # the worker stops.
-            logger.error("stopping: %s", exc)
-            self._fail(exc)
-        except BaseException:
-            # Nothing may die silently in a pool thread; the jobs come back through their leases.
-            logger.exception(
-                "a batch of %d job(s) crashed the worker's bookkeeping; its unfinished jobs "
-                "will run again",
-                len(unreported),
-            )
-            with self._held_lock:
-                for take in unreported:
-                    self._held.pop(take, None)
-        finally:
-            # Jobs not reported did not start (a stop, a child that cannot start): their slots
-            # are free; they stay held until given back.
-            with self._held_lock:
-                self._unfinished -= len(unreported)
-            self._wakeup.set()
+    def _forget(self, takes: Iterable[Take]) -> None:
+        # Takes this worker gives up on without a write: they come back through their lease.
+        with self._held_lock:
+            for take in takes:
+                self._held.pop(take, None)
 
     def _recorded(self, batch: Sequence[Finished]) -> None:
         # Called by the recorder once a batch is written (or given up): the jobs are no
@@ -546,8 +453,3 @@ class Worker:
             )
             return
         logger.info("gave back %d job(s) taken but not started", released)
-
-
-def take_of(job: Job) -> Take:
-    """The take by which this worker holds a job, and which fences every write about it."""
-    return (job.id, job.attempts)

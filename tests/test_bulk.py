@@ -327,8 +327,8 @@ def test_a_large_send_on_a_psycopg_connection_is_all_or_nothing(
         status = psycopg.pq.TransactionStatus
         if autocommit:  # the send's own transaction, rolled back
             assert conn.info.transaction_status is status.IDLE
-        else:  # the caller's, failed: theirs to end
-            assert conn.info.transaction_status is status.INERROR
+        else:  # the caller's, back to where it was before the send: theirs to go on with
+            assert conn.info.transaction_status is status.INTRANS
             conn.rollback()
         assert count_jobs(pg_app) == 1
         add.delay_many([(n, n) for n in range(LARGE)], connection=conn)
@@ -336,6 +336,30 @@ def test_a_large_send_on_a_psycopg_connection_is_all_or_nothing(
             assert count_jobs(pg_app) == 1
             conn.commit()
     assert count_jobs(pg_app) == 1 + LARGE
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("kind", ["sqlalchemy", "psycopg"])
+def test_a_large_send_refused_halfway_leaves_the_callers_transaction_as_it_was(
+    pg_app: SQLQueue, postgres_url: str, kind: str
+) -> None:
+    # The arguments of a large send are checked as its COPY streams: a bad call halfway
+    # comes after rows were sent, and must take only those with it.
+    add = pg_app.task(name="t.add")(lambda x, y: x + y)
+    calls: list[Any] = [(n, n) for n in range(LARGE)]
+    calls[LARGE // 2] = ("\x00", 1)
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlalchemy":
+            conn: Any = stack.enter_context(pg_app.engine.connect())
+        else:
+            conn = stack.enter_context(psycopg.connect(postgres_url))
+        (kept,) = add.delay_many([(1, 1)], connection=conn)
+        with pytest.raises(SerializationError, match="NUL"):
+            add.delay_many(calls, connection=conn)
+        add.delay_many([(2, 2)] * LARGE, connection=conn)  # the transaction goes on
+        conn.commit()
+    assert count_jobs(pg_app) == 1 + LARGE
+    assert pg_app.AsyncResult(kept.id).status == "PENDING"
 
 
 @pytest.mark.postgresql

@@ -53,7 +53,7 @@ def test_prefetched_jobs_waiting_longer_than_the_lease_keep_it_and_run_once(
     behind = {result.id for result in quick.delay_many([(n,) for n in range(20)])}
 
     # When a 2-thread worker with a 1 s lease has taken them all, and the gated two hold
-    # both threads for three leases (the give-back of a stalled buffer switched off, so
+    # both threads for three leases (the give-back of an overdue buffer switched off, so
     # that jobs wait in the buffer)
     worker = Worker(app, WorkerOptions(concurrency=2, burst=True, lease=1.0, poll_interval=0.05))
     worker._give_back_buffer = lambda: None  # type: ignore[method-assign]
@@ -148,3 +148,33 @@ def test_long_jobs_behind_short_ones_are_not_hoarded_while_another_worker_is_idl
         for worker_id in takers:
             counts[worker_id] += 1
     assert min(counts.values()) >= 1, counts
+
+
+@pytest.mark.slow
+def test_a_buffer_filled_by_quick_jobs_is_given_back_when_they_slow_to_just_under_a_stall(
+    app: SQLQueue, workers: StartWorker, tmp_path: Path
+) -> None:
+    # Given many quick jobs, then jobs of 80 ms each: one of the worker's threads frees
+    # every 10 ms or so, so its buffer never stops moving, but a buffer of such jobs, taken
+    # while the jobs were quick, would drain for seconds while another worker sat idle
+    log = tmp_path / "runs.log"
+    app.task(name="tasks.add")(add).delay_many([(n, n) for n in range(3000)], priority=10)
+    slow = {
+        r.id for r in app.task(name="tasks.record")(record).delay_many([(str(log), 0.08)] * 400)
+    }
+
+    # When a worker with default settings drains them
+    worker = workers("--burst", *FAST)
+    assert worker.wait(timeout=180) == 0, worker.output
+
+    # I expect it to have given back slow jobs from its buffer (a job taken again counts
+    # a second take), and every job to have run once
+    assert "gave back" in worker.output
+    with app.engine.connect() as conn:
+        retaken = conn.execute(
+            sa.select(sa.func.count()).where(jobs.c.id.in_(slow), jobs.c.attempts > 1)
+        ).scalar_one()
+    assert retaken > 0
+    assert count_jobs(app, "status = 'SUCCESS'") == 3400
+    ran = [line.split()[0] for line in log.read_text().splitlines()]
+    assert sorted(ran) == sorted(slow)

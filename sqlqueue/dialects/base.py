@@ -38,7 +38,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
 from sqlqueue.engines import ping_when_idle, unpooled_async_engine
-from sqlqueue.jobs import READY_STATUSES, JobStatus, NewJobs
+from sqlqueue.jobs import READY_STATUSES, Job, JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.schema import DEFERRED_WHERE, FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
 
@@ -47,6 +47,11 @@ if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
 
 Take = tuple[str, int]
 """A job id and the attempt number of the take that holds it: the fence on every write."""
+
+
+def take_of(job: Job) -> Take:
+    """The take by which a worker holds a job, and which fences every write about it."""
+    return (job.id, job.attempts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,19 +163,19 @@ class PostgreSQLDialect(Dialect):
             "expires_at": new_jobs.expires_at,
             "expires_in": new_jobs.expires_in,
         }
+        args, kwargs = new_jobs.arguments()
         if len(new_jobs.ids) == 1:
-            params.update(id=new_jobs.ids[0], args=new_jobs.args[0], kwargs=new_jobs.kwargs[0])
+            params.update(id=new_jobs.ids[0], args=args[0], kwargs=kwargs[0])
             return DriverStatement(INSERT_JOB, params)
-        params.update(
-            id=new_jobs.ids,
-            args=f"[{','.join(new_jobs.args)}]",
-            kwargs=f"[{','.join(new_jobs.kwargs)}]",
-        )
+        params.update(id=new_jobs.ids, args=f"[{','.join(args)}]", kwargs=f"[{','.join(kwargs)}]")
         return DriverStatement(INSERT_JOBS, params)
 
     def copy_jobs(self, new_jobs: NewJobs) -> CopyStatement | None:
         # The same rows as insert_jobs, streamed: the server's bulk insert path writes a
-        # page of rows per WAL record, and the driver sends text it need not convert.
+        # page of rows per WAL record, and the driver sends text it need not convert. Each
+        # chunk's arguments are encoded (and checked) while the server takes in the one
+        # before it, on the other side of the socket; a refused one ends the COPY, and
+        # the transaction around it (the send's own, or a savepoint in the caller's) with it.
         if len(new_jobs.ids) < COPY_MIN_JOBS:
             return None
         times = {
@@ -193,14 +193,15 @@ class PostgreSQLDialect(Dialect):
                 f"\t{_copy_text(new_jobs.task_name)}\t{_copy_text(new_jobs.queue)}"
                 f"\t{new_jobs.priority}\tPENDING\t{scheduled_at}\t{expires_at}\t{created_at}\n"
             )
-            ids, args, kwargs = new_jobs.ids, new_jobs.args, new_jobs.kwargs
+            ids = new_jobs.ids
             for start in range(0, len(ids), COPY_CHUNK):
                 end = start + COPY_CHUNK
+                args, kwargs = new_jobs.arguments(start, end)
                 yield "".join(
                     [
                         f"{job_id}\t{_copy_text(job_args)}\t{_copy_text(job_kwargs)}{rest}"
                         for job_id, job_args, job_kwargs in zip(
-                            ids[start:end], args[start:end], kwargs[start:end], strict=True
+                            ids[start:end], args, kwargs, strict=True
                         )
                     ]
                 )

@@ -87,7 +87,7 @@ class SQLiteDialect(Dialect):
         expires_at = new_jobs.expires_at
         if expires_at is None and new_jobs.expires_in is not None:
             expires_at = now + timedelta(seconds=new_jobs.expires_in)
-        rows = zip(new_jobs.ids, new_jobs.args, new_jobs.kwargs, strict=True)
+        rows = zip(new_jobs.ids, *new_jobs.arguments(), strict=True)
         return DriverStatement(
             INSERT_JOBS,
             {

@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 from sqlqueue.conf import DEFAULT_CONCURRENCY
 from sqlqueue.exceptions import SQLQueueError
 from sqlqueue.stop_signals import graceful_stop_signals
-from sqlqueue.worker import Worker, WorkerOptions
+from sqlqueue.worker import Worker
+from sqlqueue.worker_options import WorkerOptions
 
 APP_SPEC = "sqlqueue.contrib.django.worker_app:app"
 

@@ -40,6 +40,13 @@ demo: install ## Run the demo: the seed's tasks through a worker on the embedded
 		../../$(BIN)/sqlqueue worker -A tasks --burst --concurrency 4 && \
 		../../$(BIN)/python show_results.py
 
+.PHONY: demo-celery
+demo-celery: install ## Run a Celery project moved over by its imports (examples/celery_port): a worker, then its client
+	cd examples/celery_port && rm -f proj.db proj.db-wal proj.db-shm && \
+		../../$(BIN)/sqlqueue migrate -A proj && \
+		{ ../../$(BIN)/sqlqueue worker -A proj --queues default,emails & worker=$$!; \
+		  ../../$(BIN)/python client.py; status=$$?; kill -TERM $$worker; wait $$worker; exit $$status; }
+
 DJANGO_TESTS := DJANGO_SETTINGS_MODULE=django_shop.settings $(BIN)/pytest -o pythonpath=examples/django_shop tests/django
 
 # Django 6 needs Python >= 3.12; the package itself stays on 3.11.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlqueue import states
 from sqlqueue.app import SQLQueue
 from sqlqueue.celery_app import Celery
+from sqlqueue.celery_compat import current_task, get_task_logger
 from sqlqueue.exceptions import (
     CeleryCompatibilityWarning,
     ConfigurationError,
@@ -16,6 +17,7 @@ from sqlqueue.exceptions import (
     JobNotFoundError,
     MaxRetriesExceededError,
     NotRunningError,
+    NotSupportedError,
     Reject,
     Retry,
     SerializationError,
@@ -56,6 +58,7 @@ __all__ = [
     "JobStatus",
     "MaxRetriesExceededError",
     "NotRunningError",
+    "NotSupportedError",
     "Reject",
     "Retry",
     "SQLQueue",
@@ -77,6 +80,8 @@ __all__ = [
     "WorkerOptions",
     "__version__",
     "current_app",
+    "current_task",
+    "get_task_logger",
     "shared_task",
     "states",
 ]

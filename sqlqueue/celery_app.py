@@ -31,18 +31,24 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from functools import cached_property
 from types import FunctionType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 
+from sqlqueue import shared, tasks
 from sqlqueue.app import SQLQueue
 from sqlqueue.caller_connections import CallerConnection
+from sqlqueue.celery_compat import APP_GAPS, Control, current_task, refuse
 from sqlqueue.celery_names import CELERY_SETTINGS, OLD_PREFIXES
 from sqlqueue.conf import DATABASE_URL_ENV, Settings
 from sqlqueue.exceptions import CeleryCompatibilityWarning, ConfigurationError
 from sqlqueue.setting_checks import apply_settings, database_url
 from sqlqueue.store import JobStore
+from sqlqueue.tasks import Task
 
 Packages = Iterable[str] | Callable[[], Iterable[str]] | None
 """What ``autodiscover_tasks`` takes: package names, a function that returns them (read when
@@ -177,6 +183,33 @@ class Celery(SQLQueue):
         # SQLQueue._start sets plain Settings; this app's _start replaces them at once.
         self._conf = settings  # type: ignore[assignment]
 
+    Task: type[Task[..., Any]] = Task
+    """The task class, for ``class MyTask(app.Task)`` as Celery's docs write it."""
+
+    @cached_property
+    def control(self) -> Control:
+        """Celery's remote control, for ``app.control.revoke(job_id, terminate=True)``."""
+        return Control(self)
+
+    @property
+    def current_task(self) -> tasks.Task[..., Any]:
+        """The task whose job runs in this thread, as Celery's ``app.current_task``."""
+        return current_task
+
+    def set_default(self) -> None:
+        """Celery's ``set_default``: make this the current app (``set_current``)."""
+        self.set_current()
+
+    def now(self) -> datetime:
+        """The current time in the app's ``timezone``, as Celery's ``app.now()``."""
+        zone = self.conf.timezone
+        return datetime.now(UTC if zone == "UTC" else ZoneInfo(zone))
+
+    if not TYPE_CHECKING:  # a type checker keeps reporting unknown attributes
+
+        def __getattr__(self, name):
+            refuse(self, "app", name, APP_GAPS)
+
     def config_from_object(
         self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
     ) -> None:
@@ -258,7 +291,10 @@ class Celery(SQLQueue):
         return self._database
 
     def _find_database(self) -> SQLQueue:
-        conf = self.conf
+        with shared.apart():  # the database's app, not one of its own for shared tasks
+            return self._database_for(self.conf)
+
+    def _database_for(self, conf: CelerySettings) -> SQLQueue:
         from_env = os.environ.get("CELERY_BROKER_URL")
         if from_env and database_url(from_env) is None:
             raise ConfigurationError(

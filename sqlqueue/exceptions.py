@@ -163,6 +163,11 @@ class MaxRetriesExceededError(SQLQueueError):
     """The task asked for another retry but has used all of its ``max_retries``."""
 
 
+class NotSupportedError(SQLQueueError, AttributeError, NotImplementedError):
+    """A Celery name sqlqueue does not have (``app.backend``, ``task.s()``, ``control.inspect()``);
+    the message says the sqlqueue way. An ``AttributeError`` too, so ``hasattr`` answers False."""
+
+
 class CeleryCompatibilityWarning(UserWarning):
     """A Celery setting or argument was accepted but has no effect in sqlqueue; the message
     says why. Filter it with ``warnings.filterwarnings("ignore", category=...)``."""

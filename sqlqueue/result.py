@@ -39,7 +39,12 @@ class AsyncResult:
     # A large send makes one per job: without a __dict__ each is one object for the garbage
     # collector to track and walk, not two.
 
-    def __init__(self, job_id: str, app: SQLQueue) -> None:
+    def __init__(self, job_id: str, app: SQLQueue | None = None) -> None:
+        """``app`` defaults to the current app, as Celery's ``AsyncResult(task_id)`` does."""
+        if app is None:
+            from sqlqueue.shared import get_current_app  # shared imports tasks, which import this
+
+            app = get_current_app()
         self.id = job_id
         self.app = app
         self._callbacks: tuple[tuple[Callable[[AsyncResult], Any], OnError | None], ...] = ()
@@ -47,6 +52,19 @@ class AsyncResult:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.id}>"
+
+    @property
+    def task_id(self) -> str:
+        """Celery's other name for ``id``."""
+        return self.id
+
+    if not TYPE_CHECKING:  # a type checker keeps reporting unknown attributes
+
+        def __getattr__(self, name):
+            # Only names no attribute has: Celery's that sqlqueue lacks say what to do instead.
+            from sqlqueue.celery_compat import RESULT_GAPS, refuse
+
+            refuse(self, "result", name, RESULT_GAPS)
 
     def __eq__(self, other: object) -> bool:
         # As Celery's: equal to a result of the same id, and to the id itself.

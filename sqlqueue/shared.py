@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, Unpack, cast, overload
 
 from sqlqueue.exceptions import ConfigurationError
@@ -31,6 +32,8 @@ _current: SQLQueue | None = None
 _apps: weakref.WeakSet[SQLQueue] = weakref.WeakSet()
 _shared: list[Callable[[SQLQueue], Task[..., Any]]] = []
 """How each shared task registers itself in an app."""
+_apart = threading.local()
+"""Set while ``apart()`` makes apps that are not apps of their own."""
 
 
 def get_current_app() -> SQLQueue:
@@ -51,9 +54,22 @@ def set_current_app(app: SQLQueue) -> None:
     _current = app
 
 
+@contextmanager
+def apart() -> Iterator[None]:
+    """Apps made in this block, in this thread, hold a database for another app (a
+    ``Celery`` app's, made on first use): they are not apps of their own for shared tasks."""
+    _apart.on = True
+    try:
+        yield
+    finally:
+        _apart.on = False
+
+
 def adopt(app: SQLQueue, *, current: bool = True) -> None:
     """A new app: it becomes current (unless told not to: Celery's ``set_as_current=False``),
     and registers every shared task defined so far."""
+    if getattr(_apart, "on", False):
+        return
     with _lock:
         if current:
             set_current_app(app)

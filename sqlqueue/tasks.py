@@ -161,6 +161,14 @@ class Task(Generic[P, R]):
             self._signature = None
         self._positional_range = _positional_range(self._signature)
 
+    if not TYPE_CHECKING:  # a type checker keeps reporting unknown attributes
+
+        def __getattr__(self, name):
+            # Only names no attribute has: Celery's that sqlqueue lacks say what to do instead.
+            from sqlqueue.celery_compat import TASK_GAPS, refuse
+
+            refuse(self, "task", name, TASK_GAPS)
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 

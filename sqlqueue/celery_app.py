@@ -63,7 +63,6 @@ REFUSED_ARGUMENTS = {
     "tasks": "register tasks with @app.task or @shared_task",
     "fixups": "in a Django project (DJANGO_SETTINGS_MODULE set) the app uses Django's "
     "database by itself",
-    "task_cls": "give base= to @app.task",
 }
 """Celery's constructor arguments that have no sqlqueue equivalent, and what to do instead."""
 
@@ -97,6 +96,8 @@ class Celery(SQLQueue):
         config_source: read as ``config_from_object(config_source)``.
         namespace: the prefix of the keys ``config_from_object`` reads (``"CELERY"``).
         set_as_current: make this the current app (``shared_task``'s).
+        task_cls: the base class of the app's tasks (``app.Task``), a ``Task`` subclass or
+            its ``"module:Class"`` path, as in Flask's Celery pattern.
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class Celery(SQLQueue):
         **settings: Any,
     ) -> None:
         given = {"loader": loader, "amqp": amqp, "events": events, "log": log}
-        given |= {"control": control, "tasks": tasks, "fixups": fixups, "task_cls": task_cls}
+        given |= {"control": control, "tasks": tasks, "fixups": fixups}
         refused = [name for name, value in given.items() if value is not None]
         if refused:
             raise ConfigurationError(
@@ -145,6 +146,8 @@ class Celery(SQLQueue):
                 "Celery('proj', broker='postgresql://user@host/dbname') or "
                 "broker='sqlite:///proj.db'."
             )
+        if task_cls is not None:
+            self.Task = _task_class(task_cls)  # before _start: shared tasks register there
         self.main = main
         self.namespace = namespace
         self._database: SQLQueue | None = None
@@ -182,9 +185,6 @@ class Celery(SQLQueue):
     def conf(self, settings: Settings) -> None:
         # SQLQueue._start sets plain Settings; this app's _start replaces them at once.
         self._conf = settings  # type: ignore[assignment]
-
-    Task: type[Task[..., Any]] = Task
-    """The task class, for ``class MyTask(app.Task)`` as Celery's docs write it."""
 
     @cached_property
     def control(self) -> Control:
@@ -321,6 +321,16 @@ def _one_database(broker: str | None, backend: str | None) -> None:
             "sqlqueue keeps jobs and their results in one: give the same URL to both, or "
             "only one of them."
         )
+
+
+def _task_class(task_cls: Any) -> type[Task[..., Any]]:
+    found = _import_object(task_cls) if isinstance(task_cls, str) else task_cls
+    if not (isinstance(found, type) and issubclass(found, Task)):
+        raise ConfigurationError(
+            f"Celery(task_cls={task_cls!r}): give a subclass of sqlqueue.Task (or its "
+            "'module:Class' path); a celery.Task subclass becomes one by changing its import."
+        )
+    return found
 
 
 def _shown(url: str) -> str:

@@ -4,6 +4,7 @@ autodiscover_tasks."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 import textwrap
@@ -23,6 +24,7 @@ from sqlqueue import (
     InvalidOptionError,
     JobStatus,
     SQLQueue,
+    Task,
     WorkerOptions,
     states,
 )
@@ -112,10 +114,55 @@ def test_broker_and_backend_on_two_databases_are_refused(tmp_path: Path) -> None
 
 
 def test_constructor_arguments_without_an_equivalent_are_refused_naming_the_sqlqueue_way() -> None:
-    with pytest.raises(ConfigurationError, match=r"task_cls=\.\.\.: give base= to @app.task"):
-        Celery("proj", task_cls="proj.tasks:Base")
     with pytest.raises(ConfigurationError, match=r"amqp=.*no broker"):
         Celery("proj", amqp=object())
+    with pytest.raises(ConfigurationError, match=r"control=.*no remote control"):
+        Celery("proj", control=object())
+
+
+class InContext(Task):
+    """Flask's ``FlaskTask``: every run inside a context the app sets up."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return ("in context", self.run(*args, **kwargs))
+
+
+def test_task_cls_is_the_base_of_the_apps_tasks_as_in_flasks_pattern(
+    db_url: str, project: Path
+) -> None:
+    module = f"flaskish_{sa.make_url(db_url).get_backend_name()}"  # shared tasks stay shared
+    write(
+        project,
+        {
+            f"{module}.py": "from sqlqueue import shared_task\n"
+            "@shared_task\ndef double(x):\n    return 2 * x\n"
+        },
+    )
+    app = Celery("proj", broker=db_url, task_cls=InContext)  # Flask's celery_init_app
+    flaskish = importlib.import_module(module)  # a task module, imported after the app
+
+    @app.task
+    def triple(x: int) -> int:
+        return 3 * x
+
+    assert app.Task is InContext
+    assert triple.apply((2,)).get() == ["in context", 6]
+    assert flaskish.double.apply((2,)).get() == ["in context", 4]
+    by_path = Celery("proj", broker=db_url, task_cls=f"{__name__}:InContext")
+    assert by_path.Task is InContext
+    with pytest.raises(ConfigurationError, match=r"subclass of sqlqueue\.Task"):
+        Celery("proj", broker=db_url, task_cls=object)
+
+
+def test_replacing_app_task_changes_the_base_of_tasks_defined_after(celery: Celery) -> None:
+    celery.Task = InContext  # the older Flask pattern: celery.Task = ContextTask
+
+    @celery.task
+    def triple(x: int) -> int:
+        return 3 * x
+
+    assert triple.apply((2,)).get() == ["in context", 6]
+    assert SQLQueue.Task is Task  # a plain app has Celery's app.Task too
 
 
 def test_keyword_settings_and_changes_are_settings(tmp_path: Path) -> None:

@@ -154,6 +154,7 @@ class Celery(SQLQueue):
         self._database_lock = threading.Lock()
         self._pending_config: list[tuple[Any, bool, str | None]] = []
         self._config_lock = threading.RLock()  # re-entered when the settings import the app
+        self._config_reading = False  # set, under the lock, while pending settings are read
         self._pending_discovery: list[tuple[Packages, str]] = []
         self._start(set_as_current=set_as_current)
         preconf = dict(changes or {}, **settings)
@@ -173,12 +174,23 @@ class Celery(SQLQueue):
 
     @property
     def conf(self) -> CelerySettings:
-        """The settings; those of a pending ``config_from_object`` are read on first use."""
-        if self._pending_config:
+        """The settings; those of a pending ``config_from_object`` are read on first use.
+
+        Another thread waits until they are read; the thread reading them (a settings module
+        that imports the app) sees those read so far, as in Celery."""
+        if self._pending_config or self._config_reading:
             with self._config_lock:
-                while self._pending_config:
-                    source, silent, namespace = self._pending_config.pop(0)
-                    self._read_config(source, silent, namespace)
+                reading, self._config_reading = self._config_reading, True
+                try:
+                    while self._pending_config:
+                        pending = self._pending_config.pop(0)
+                        try:
+                            self._read_config(*pending)
+                        except BaseException:
+                            self._pending_config.insert(0, pending)  # refused again next time
+                            raise
+                finally:
+                    self._config_reading = reading
         return self._conf
 
     @conf.setter

@@ -8,6 +8,7 @@ import importlib
 import re
 import sys
 import textwrap
+import threading
 import types
 from collections.abc import Iterator
 from datetime import timedelta
@@ -386,6 +387,40 @@ def test_config_from_object_reads_a_module_path_a_module_a_dict_and_an_object(
     assert celery.conf.task_default_queue == "from-module-object"
 
 
+def test_a_thread_reading_conf_while_another_reads_the_pending_settings_waits_for_them(
+    celery: Celery,
+) -> None:
+    reading, release = threading.Event(), threading.Event()
+
+    class Slow:  # a settings object still being read by the first thread
+        @property
+        def task_default_queue(self) -> str:
+            reading.set()
+            release.wait()
+            return "web"
+
+    celery.config_from_object(Slow())
+    first = threading.Thread(target=lambda: celery.conf)
+    first.start()
+    reading.wait()
+    seen: list[str] = []
+    second = threading.Thread(target=lambda: seen.append(celery.conf.task_default_queue))
+    second.start()
+    release.set()
+    first.join()
+    second.join()
+    assert seen == ["web"]
+
+
+def test_settings_that_failed_to_read_are_refused_again_not_forgotten(db_url: str) -> None:
+    # Forgotten, the next read would use the defaults: jobs sent to sqlite:///sqlqueue.db.
+    celery = Celery("proj")  # no database is opened: the settings never read
+    celery.config_from_object({"task_rutes": {}, "broker_url": db_url})
+    for _ in range(2):
+        with pytest.raises(ConfigurationError, match="did you mean 'task_routes'"):
+            celery.conf  # noqa: B018
+
+
 def test_config_from_object_with_a_namespace_reads_prefixed_keys_of_module_attribute(
     project: Path, celery: Celery
 ) -> None:
@@ -425,17 +460,22 @@ def test_only_attributes_that_may_be_settings_are_read_from_an_object(celery: Ce
     assert celery.conf.task_default_queue == "namespaced"
 
 
-def test_an_old_name_under_a_namespace_is_refused_with_its_new_spelling(celery: Celery) -> None:
+def test_an_old_name_under_a_namespace_is_refused_with_its_new_spelling(db_url: str) -> None:
+    celery = Celery("proj", broker=db_url)  # no database is opened: the settings never read
     celery.config_from_object({"CELERY_ALWAYS_EAGER": True}, namespace="CELERY")
     with pytest.raises(ConfigurationError, match="did you mean 'CELERY_TASK_ALWAYS_EAGER'"):
         celery.conf  # noqa: B018 - the settings are read on first use, as in Celery
 
 
-def test_a_missing_config_module_is_an_error_unless_silent(celery: Celery) -> None:
+def test_a_missing_config_module_is_an_error_unless_silent(db_url: str) -> None:
+    celery = Celery("proj", broker=db_url)  # no database is opened: the settings never read
     celery.config_from_object("no_such_celeryconfig", force=False)
-    with pytest.raises(ModuleNotFoundError):
-        celery.conf  # noqa: B018
-    celery.config_from_object("no_such_celeryconfig", silent=True, force=True)
+    for _ in range(2):  # at each read, not only the first
+        with pytest.raises(ModuleNotFoundError):
+            celery.conf  # noqa: B018
+    quiet = Celery("proj", broker=db_url)
+    quiet.config_from_object("no_such_celeryconfig", silent=True, force=True)
+    assert quiet.conf.task_default_queue == "default"
 
 
 # -- task_routes -----------------------------------------------------------------------------

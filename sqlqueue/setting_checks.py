@@ -204,7 +204,16 @@ def missing_setting(conf: Settings, name: str) -> AttributeError:
             f"({reason}); it reads back only once set."
         )
     nearest = _nearest(name, {field.name for field in fields(conf)} | CELERY_SETTINGS)
-    return AttributeError(f"app.conf has no setting {name!r}; {_did_you_mean(nearest)}".strip())
+    hint = _did_you_mean(nearest) or NOT_A_MAPPING
+    return AttributeError(f"app.conf has no setting {name!r}; {hint}".strip())
+
+
+NOT_A_MAPPING = (
+    "app.conf is not a mapping, as Celery's is: read a setting as an attribute "
+    "(app.conf.task_routes, or getattr(app.conf, name, default)), set several with "
+    "app.conf.update(...)."
+)
+"""Said when ``app.conf`` is used as Celery's mapping (``conf.get``, ``conf[name]``)."""
 
 
 def _as_given(value: Any) -> Any:

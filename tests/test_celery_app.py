@@ -287,6 +287,14 @@ def test_a_lowercase_name_unknown_to_both_is_refused_with_the_nearest(celery: Ce
         celery.conf.task_time_limt  # noqa: B018
 
 
+def test_using_conf_as_celerys_mapping_says_to_read_attributes(celery: Celery) -> None:
+    with pytest.raises(AttributeError, match=r"not a mapping.*app\.conf\.task_routes") as raised:
+        celery.conf.get("task_routes")
+    assert not str(raised.value).endswith(";")
+    with pytest.raises(TypeError, match=r"app\.conf\['task_routes'\]: app\.conf is not a mapping"):
+        celery.conf["task_routes"]
+
+
 def test_settings_celery_has_but_that_do_not_apply_are_accepted_with_one_warning(
     celery: Celery,
 ) -> None:

@@ -65,6 +65,31 @@ RESULT_GAPS = {
 """Attributes of Celery's AsyncResult that sqlqueue does not have, and what to do instead."""
 
 
+PACKAGE_GAPS = {
+    **dict.fromkeys(
+        [
+            *("chain", "chord", "chunks", "group", "maybe_signature", "signature"),
+            *("Signature", "subtask", "xmap", "xstarmap"),
+        ],
+        _WORKFLOWS,
+    ),
+    "uuid": "a job's id is a new UUID unless apply_async(task_id=...) chooses one",
+}
+"""Names ``from celery import ...`` gives that ``sqlqueue`` does not, and what to do instead."""
+
+
+def refuse_import(name: str) -> NoReturn:
+    """The error for ``from sqlqueue import <name>``: for a name Celery's package has, an
+    ImportError saying the sqlqueue way (an AttributeError's message would be replaced by
+    Python's "cannot import name"); else the AttributeError any module gives."""
+    if name in PACKAGE_GAPS:
+        raise ImportError(
+            f"sqlqueue.{name} is Celery's and not sqlqueue's: {PACKAGE_GAPS[name]}.",
+            name="sqlqueue",
+        )
+    raise AttributeError(f"module 'sqlqueue' has no attribute {name!r}", name=name)
+
+
 def refuse(obj: object, label: str, name: str, gaps: dict[str, str]) -> NoReturn:
     """Raise the error for ``obj.name``: ``NotSupportedError`` with the sqlqueue way for a name
     Celery has (``label.name`` in the message), else the AttributeError any object gives."""

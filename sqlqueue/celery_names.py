@@ -195,3 +195,40 @@ def not_applied_reason(name: str) -> str | None:
         return None
     prefixes = [prefix for prefix in NOT_APPLIED_PREFIXES if name.startswith(prefix)]
     return NOT_APPLIED_PREFIXES[max(prefixes, key=len)] if prefixes else "not supported"
+
+
+WORKFLOWS = (
+    "workflows (chain, group, chord, signatures) are not in this release; until then, "
+    "send the next job from the task itself: next_step.delay(result)"
+)
+"""What to do instead of Celery's canvas."""
+
+SEND_OPTIONS_WITHOUT_EFFECT = {
+    **dict.fromkeys(
+        ["retry", "retry_policy"],
+        "there is no broker connection to retry: a send is one INSERT in the database",
+    ),
+    "serializer": "jobs are always JSON",
+    "compression": "jobs are JSON in a row, not compressed messages",
+    "add_to_parent": "a result has no parent or children",
+}
+"""Options of Celery's ``apply_async`` accepted with a warning, and why they change nothing."""
+
+SEND_OPTIONS_REFUSED = {
+    **dict.fromkeys(["link", "link_error"], WORKFLOWS),
+    "headers": "there are no message headers: pass the data as an argument of the task",
+    "ignore_result": "set it on the task, @app.task(ignore_result=True), or as "
+    "app.conf.task_ignore_result",
+    **dict.fromkeys(
+        ["time_limit", "soft_time_limit"],
+        "set the limits on the task, @app.task(time_limit=..., soft_time_limit=...), or as "
+        "app.conf.task_time_limit",
+    ),
+    **dict.fromkeys(
+        ["exchange", "routing_key"],
+        "give queue=: there are no exchanges, a job goes to the queue it names",
+    ),
+    "shadow": "a job is shown under its task's name",
+}
+"""Options of Celery's ``apply_async`` that sqlqueue does not take, and what to do instead:
+refused, since ignoring them would change where or how the job runs."""

@@ -22,6 +22,7 @@ from conftest import TESTS_DIR, count_jobs, sqlqueue_command, work_off
 
 import sqlqueue.shared
 from sqlqueue import (
+    CeleryCompatibilityWarning,
     ConfigurationError,
     EagerResult,
     Ignore,
@@ -278,7 +279,7 @@ def test_an_unknown_task_option_is_refused_with_the_nearest_name(app: SQLQueue) 
 
 
 def test_celery_options_without_effect_are_accepted_with_a_warning(app: SQLQueue) -> None:
-    with pytest.warns(UserWarning, match="acks_late= has no effect in sqlqueue"):
+    with pytest.warns(CeleryCompatibilityWarning, match="acks_late= has no effect in sqlqueue"):
 
         @app.task(acks_late=True)
         def late_ack() -> None: ...

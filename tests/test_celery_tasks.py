@@ -398,9 +398,13 @@ def test_apply_runs_inline_with_hooks_and_retries_and_writes_nothing(
     with pytest.raises(TaskFailedError, match="FileNotFoundError"):
         celery_shared.missing_file.apply(kwargs={"log": log}, throw=True)
 
-    # Reject fails, Ignore revokes, ignore_result returns None
-    assert celery_shared.rejects.apply((True,), {"log": log}).status == "FAILURE"
-    assert celery_shared.ignores.apply(kwargs={"log": log}).status == "REVOKED"
+    # Reject and Ignore end as a worker (and Celery's apply) ends them; ignore_result: None
+    rejected = celery_shared.rejects.apply((True,), {"log": log})  # requeue=True: nobody to take it
+    assert (rejected.status, rejected.state, rejected.failed()) == ("REJECTED", "REJECTED", False)
+    with pytest.raises(TaskFailedError, match="Reject"):
+        rejected.get()
+    ignored = celery_shared.ignores.apply(kwargs={"log": log})
+    assert (ignored.status, ignored.ready(), ignored.successful()) == ("IGNORED", True, False)
     assert celery_shared.big_report.apply(kwargs={"log": log}).get() is None
     assert count_jobs(app) == 0
 

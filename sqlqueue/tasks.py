@@ -36,6 +36,7 @@ from sqlqueue.exceptions import (
 from sqlqueue.options import (
     check_aware,
     check_countdown,
+    check_job_id,
     check_limit,
     check_name,
     check_priority,
@@ -574,7 +575,7 @@ class Task(Generic[P, R]):
         encode_json(args, f"The arguments of task {self.name!r}")
         encode_json(kwargs, f"The keyword arguments of task {self.name!r}")
         queue = SendOptions.build(self.app.conf, self, **options).queue
-        job_id = str(uuid.uuid4()) if task_id is None else check_name(task_id, "task_id")
+        job_id = str(uuid.uuid4()) if task_id is None else check_job_id(task_id)
         propagate = self.app.conf.task_eager_propagates if throw is None else throw
         return run_eagerly(self.app, self, job_id, args, kwargs, queue, propagate=propagate)
 

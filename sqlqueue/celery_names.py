@@ -232,3 +232,38 @@ SEND_OPTIONS_REFUSED = {
 }
 """Options of Celery's ``apply_async`` that sqlqueue does not take, and what to do instead:
 refused, since ignoring them would change where or how the job runs."""
+
+_PERIODIC = "periodic tasks are not in this release: send the job from cron meanwhile"
+_MANAGER = "run the worker under your process manager (systemd, supervisor, a container)"
+_NO_PREFETCH = "the worker claims what its free threads can start and sizes its prefetch itself"
+_NO_GOSSIP = "workers do not talk to each other: leave it out"
+
+WORKER_FLAGS = {
+    **dict.fromkeys(["-B", "--beat", "-s", "--schedule", "-S", "--scheduler"], _PERIODIC),
+    **dict.fromkeys(
+        ["-E", "--task-events"], "there are no events: a job's state is in the database"
+    ),
+    **dict.fromkeys(["-n", "--hostname"], "a worker names itself host:pid:random"),
+    "--autoscale": "give a fixed --concurrency",
+    **dict.fromkeys(["-O", "--prefetch-multiplier"], _NO_PREFETCH),
+    **dict.fromkeys(["--without-gossip", "--without-mingle", "--without-heartbeat"], _NO_GOSSIP),
+    **dict.fromkeys(["-D", "--detach", "--pidfile", "-f", "--logfile"], _MANAGER),
+    **dict.fromkeys(
+        ["--time-limit", "--soft-time-limit"],
+        "set app.conf.task_time_limit and task_soft_time_limit, or time_limit= on the task",
+    ),
+    "--max-memory-per-child": "use --max-tasks-per-child",
+    "-P": "use --pool thread or --pool process",
+    **dict.fromkeys(["-X", "--exclude-queues"], "name the queues to take with --queues"),
+    "--purge": "delete the jobs you do not want with SQL, or revoke them",
+}
+"""Options of ``celery worker`` that ``sqlqueue worker`` does not take, and what to do instead."""
+
+CELERY_POOLS = {
+    "prefork": "process",
+    "threads": "thread",
+    "solo": "thread --concurrency 1",
+    "gevent": "thread (async def tasks run on the worker's event loop)",
+    "eventlet": "thread (async def tasks run on the worker's event loop)",
+}
+"""Celery's ``--pool`` names, and the ``sqlqueue worker --pool`` to give instead."""

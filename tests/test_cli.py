@@ -96,6 +96,13 @@ def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: st
         (["retry", ""], "'' is not a job id"),
         (["migrate", "-A", "tasks", "--url", "sqlite:///x.db"], "not both"),
         (["worker", "-A", "tasks", "--lease", "5", "--visibility-timeout", "5"], "not both"),
+        # celery worker's options, as Procfiles write them, say the sqlqueue way
+        (["worker", "-A", "tasks", "--pool", "prefork"], "give --pool process"),
+        (["worker", "-A", "tasks", "-P", "solo"], "-P is an option of celery worker"),
+        (["worker", "-A", "tasks", "-B"], "periodic tasks are not in this release"),
+        (["worker", "-A", "tasks", "-n", "w1@%h"], "a worker names itself"),
+        (["worker", "-A", "tasks", "-Ofair"], "sizes its prefetch itself"),
+        (["worker", "-A", "tasks", "--bogus"], "No such option '--bogus'"),
     ],
 )
 def test_a_wrong_command_line_is_a_usage_error(

@@ -156,12 +156,14 @@ class Celery(SQLQueue):
         self._config_lock = threading.RLock()  # re-entered when the settings import the app
         self._config_reading = False  # set, under the lock, while pending settings are read
         self._pending_discovery: list[tuple[Packages, str]] = []
-        self._start(set_as_current=set_as_current)
         preconf = dict(changes or {}, **settings)
         given_here = {"broker_url": broker, "result_backend": backend, "include": include}
         preconf |= {name: value for name, value in given_here.items() if value is not None}
-        apply_settings(self._conf, preconf, stacklevel=3)
-        _one_database(self._conf.broker_url, self._conf.result_backend)
+        conf = CelerySettings()  # checked before the app becomes current: a bad one never does
+        apply_settings(conf, preconf, stacklevel=3)
+        _one_database(conf.broker_url, conf.result_backend)
+        self._start(set_as_current=set_as_current)
+        self._conf = conf
         if config_source is not None:
             self.config_from_object(config_source)
 

@@ -30,6 +30,7 @@ from sqlqueue import (
     states,
 )
 from sqlqueue.loading import load_app
+from sqlqueue.shared import get_current_app
 
 
 @pytest.fixture
@@ -107,6 +108,23 @@ def test_a_result_backend_that_is_not_a_database_is_ignored_with_a_warning(db_ur
     with pytest.warns(CeleryCompatibilityWarning, match="result_backend"):
         app = Celery("proj", broker=db_url, backend="rpc://")
     assert on(app, db_url)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"task_rutes": {}},
+        {"task_default_queue": ""},
+        {"backend": "sqlite:///elsewhere.db"},
+        {"include": 3},
+    ],
+)
+def test_an_app_refused_for_its_settings_never_becomes_the_current_app(
+    celery: Celery, bad: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        Celery("broken", broker=str(celery.conf.broker_url), **bad)
+    assert get_current_app() is celery  # shared tasks still go to the app that was made
 
 
 def test_broker_and_backend_on_two_databases_are_refused(tmp_path: Path) -> None:

@@ -185,7 +185,9 @@ def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     "--loglevel",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=click.Choice(
+        ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL"], case_sensitive=False
+    ),
 )
 @user_errors
 def worker(

@@ -142,3 +142,20 @@ def test_the_first_releases_name_for_the_lease_still_works_and_says_the_new_one(
     assert completed.returncode == 0, output
     assert "Warning: --visibility-timeout is now --lease" in output
     assert "lease=7s" in output
+
+
+@pytest.mark.parametrize("level", ["critical", "FATAL", "warning"])
+def test_the_worker_takes_celerys_log_levels(db_url: str, level: str) -> None:
+    completed = subprocess.run(
+        [*sqlqueue_command(), "worker", "-A", "tasks", "--burst", "-l", level],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "worker started" not in output  # an INFO line, below the level asked for

@@ -46,7 +46,7 @@ from sqlqueue.celery_compat import APP_GAPS, Control, current_task, refuse
 from sqlqueue.celery_names import CELERY_SETTINGS, OLD_PREFIXES
 from sqlqueue.conf import DATABASE_URL_ENV, Settings
 from sqlqueue.exceptions import CeleryCompatibilityWarning, ConfigurationError
-from sqlqueue.setting_checks import apply_settings, database_url
+from sqlqueue.setting_checks import Where, apply_settings, database_url
 from sqlqueue.store import JobStore
 from sqlqueue.tasks import Task
 
@@ -152,7 +152,7 @@ class Celery(SQLQueue):
         self.namespace = namespace
         self._database: SQLQueue | None = None
         self._database_lock = threading.Lock()
-        self._pending_config: list[tuple[Any, bool, str | None]] = []
+        self._pending_config: list[tuple[Any, bool, str | None, Where]] = []
         self._config_lock = threading.RLock()  # re-entered when the settings import the app
         self._config_reading = False  # set, under the lock, while pending settings are read
         self._pending_discovery: list[tuple[Packages, str]] = []
@@ -165,7 +165,7 @@ class Celery(SQLQueue):
         self._start(set_as_current=set_as_current)
         self._conf = conf
         if config_source is not None:
-            self.config_from_object(config_source)
+            self._pending_config.append((config_source, False, namespace, _caller()))
 
     def _start(self, *, set_as_current: bool = True) -> None:
         super()._start(set_as_current=set_as_current)
@@ -237,11 +237,11 @@ class Celery(SQLQueue):
         ``silent=True`` ignores a module that cannot be imported.
         """
         self.namespace = namespace or self.namespace
-        self._pending_config.append((obj, silent, self.namespace))
+        self._pending_config.append((obj, silent, self.namespace, _caller()))
         if force:
             self.conf  # noqa: B018 - reading it reads the pending settings
 
-    def _read_config(self, source: Any, silent: bool, namespace: str | None) -> None:
+    def _read_config(self, source: Any, silent: bool, namespace: str | None, where: Where) -> None:
         if isinstance(source, str):
             try:
                 source = _import_object(source)
@@ -250,7 +250,7 @@ class Celery(SQLQueue):
                     return
                 raise
         known = {field.name for field in fields(self._conf)} | CELERY_SETTINGS
-        apply_settings(self._conf, _settings_in(source, known, namespace), namespace, stacklevel=5)
+        apply_settings(self._conf, _settings_in(source, known, namespace), namespace, where=where)
         _one_database(self._conf.broker_url, self._conf.result_backend)
 
     def autodiscover_tasks(
@@ -326,6 +326,13 @@ class Celery(SQLQueue):
 
                 return DjangoSQLQueue()
         return SQLQueue(url)
+
+
+def _caller() -> Where:
+    """The user's line that called this module's caller (``config_from_object``, ``Celery``):
+    its settings are read later, from anywhere, but their warnings name that line."""
+    frame = sys._getframe(2)
+    return frame.f_code.co_filename, frame.f_lineno
 
 
 def _one_database(broker: str | None, backend: str | None) -> None:

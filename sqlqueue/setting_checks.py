@@ -67,11 +67,20 @@ def database_url(value: Any) -> str | None:
     return url if backend in DATABASE_BACKENDS else None
 
 
+Where = tuple[str, int]
+"""A file and line a warning names: where settings read later were given."""
+
+
 def apply_settings(
-    conf: Settings, given: Mapping[str, Any], namespace: str | None = None, stacklevel: int = 4
+    conf: Settings,
+    given: Mapping[str, Any],
+    namespace: str | None = None,
+    stacklevel: int = 4,
+    where: Where | None = None,
 ) -> None:
     """Check every key and value of ``given``, then set them on ``conf``; warn once about the
-    Celery settings among them that have no effect here."""
+    Celery settings among them that have no effect here, naming the caller ``stacklevel``
+    frames up, or the line ``where`` the settings were given."""
     names = {field.name for field in fields(conf)}
     changes: dict[str, Any] = {}
     ignored: dict[str, Any] = {}
@@ -94,14 +103,17 @@ def apply_settings(
     if "task_routes" in changes:
         conf.__dict__["_routes"] = routes
     conf.__dict__.setdefault("_ignored", {}).update(ignored)
-    if reasons:
-        warnings.warn(
-            "These Celery settings have no effect in sqlqueue: "
-            + "; ".join(f"{name} ({reason})" for name, reason in reasons.items())
-            + ".",
-            CeleryCompatibilityWarning,
-            stacklevel=stacklevel,
-        )
+    if not reasons:
+        return
+    message = (
+        "These Celery settings have no effect in sqlqueue: "
+        + "; ".join(f"{name} ({reason})" for name, reason in reasons.items())
+        + "."
+    )
+    if where is None:
+        warnings.warn(message, CeleryCompatibilityWarning, stacklevel=stacklevel)
+    else:
+        warnings.warn_explicit(message, CeleryCompatibilityWarning, *where)
 
 
 def setting_name(key: Any, names: set[str], namespace: str | None) -> str | None:

@@ -313,6 +313,15 @@ def test_using_conf_as_celerys_mapping_says_to_read_attributes(celery: Celery) -
         celery.conf["task_routes"]
 
 
+def test_the_warning_of_settings_read_later_names_the_line_that_gave_them(db_url: str) -> None:
+    app = Celery("proj", broker=db_url)
+    app.config_from_object({"task_acks_late": True})
+    given_at = sys._getframe().f_lineno - 1
+    with pytest.warns(CeleryCompatibilityWarning, match="task_acks_late") as caught:
+        app.conf  # noqa: B018 - read on first use, as a worker or a send would
+    assert (caught[0].filename, caught[0].lineno) == (__file__, given_at)
+
+
 def test_settings_celery_has_but_that_do_not_apply_are_accepted_with_one_warning(
     celery: Celery,
 ) -> None:

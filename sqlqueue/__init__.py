@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlqueue import states
 from sqlqueue.app import SQLQueue
 from sqlqueue.celery_app import Celery
-from sqlqueue.celery_compat import current_task, get_task_logger
+from sqlqueue.celery_compat import current_task, get_task_logger, refuse_import
 from sqlqueue.exceptions import (
     CeleryCompatibilityWarning,
     ConfigurationError,
@@ -42,6 +42,12 @@ from sqlqueue.worker import Worker
 from sqlqueue.worker_options import WorkerOptions
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # Only names the package lacks: Celery's (`from sqlqueue import chain`) say the way.
+    refuse_import(name)
+
 
 __all__ = [
     "AsyncResult",

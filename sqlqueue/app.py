@@ -12,7 +12,7 @@ from typing import Any, Concatenate, Literal, Unpack, overload
 
 from sqlalchemy.engine import Engine
 
-from sqlqueue import shared
+from sqlqueue import shared, tasks
 from sqlqueue.caller_connections import CallerConnection
 from sqlqueue.conf import Settings, database_url_from_env
 from sqlqueue.dialects import create_engine_for_url
@@ -71,6 +71,11 @@ class SQLQueue:
             self._store = JobStore(*create_engine_for_url(url or database_url_from_env()))
         self._start()
 
+    Task: type[tasks.Task[..., Any]] = Task
+    """The base class of this app's tasks when ``@app.task`` or ``@shared_task`` is given no
+    ``base=``. Celery's ``app.Task``: subclass it (``class MyTask(app.Task)``), or replace it
+    (``app.Task = ContextTask``, Flask's pattern) before the tasks are defined."""
+
     def _start(self, *, set_as_current: bool = True) -> None:
         # Everything but the database; a subclass that finds its database later starts here.
         self.conf = Settings()
@@ -114,28 +119,28 @@ class SQLQueue:
         it has loaded the app): nothing here; ``Celery`` imports its ``include`` modules."""
 
     @overload
-    def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
+    def task(self, fun: Callable[P, R], /) -> tasks.Task[P, R]: ...
     @overload
     def task(
         self, *, bind: Literal[True], **options: Unpack[TaskOptions]
-    ) -> Callable[[Callable[Concatenate[Any, P], R]], Task[P, R]]: ...
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], tasks.Task[P, R]]: ...
     @overload
     def task(
         self, *, bind: Literal[False] = ..., **options: Unpack[TaskOptions]
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> Callable[[Callable[P, R]], tasks.Task[P, R]]: ...
 
     def task(self, fun: Callable[..., Any] | None = None, **options: Any) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(name=..., ...)``.
 
         Options: ``name`` (default ``module.function``), ``queue``, ``priority``, ``bind``
         (pass the task as ``self``), ``base`` (a ``Task`` subclass whose attributes are the
-        defaults of the others, and whose hooks are called), the retry policy
-        (``max_retries``, ``default_retry_delay``, ``autoretry_for``, ``dont_autoretry_for``,
+        defaults of the others, and whose hooks are called; default: ``app.Task``), the retry
+        policy (``max_retries``, ``default_retry_delay``, ``autoretry_for``, ``dont_autoretry_for``,
         ``retry_kwargs``, ``retry_backoff``, ``retry_backoff_max``, ``retry_jitter``), the
         time limits in seconds (``time_limit``, ``soft_time_limit``), ``ignore_result`` and
         ``expires``; see docs/tasks.md.
         """
-        base = options.pop("base", Task)
+        base = options.pop("base", self.Task)
         if not (isinstance(base, type) and issubclass(base, Task)):
             raise TaskRegistrationError(f"base= takes a subclass of sqlqueue.Task, not {base!r}.")
 
@@ -182,7 +187,7 @@ class SQLQueue:
 
     def send_job(
         self,
-        task: Task[..., Any] | None,
+        task: tasks.Task[..., Any] | None,
         name: str,
         args: list[Any],
         kwargs: dict[str, Any],
@@ -193,7 +198,7 @@ class SQLQueue:
 
     def send_jobs(
         self,
-        task: Task[..., Any] | None,
+        task: tasks.Task[..., Any] | None,
         name: str,
         calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         options: SendOptions,
@@ -214,7 +219,7 @@ class SQLQueue:
 
     async def asend_jobs(
         self,
-        task: Task[..., Any] | None,
+        task: tasks.Task[..., Any] | None,
         name: str,
         calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         options: SendOptions,
@@ -233,7 +238,7 @@ class SQLQueue:
 
     def _new_jobs(
         self,
-        task: Task[..., Any] | None,
+        task: tasks.Task[..., Any] | None,
         name: str,
         calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         options: SendOptions,

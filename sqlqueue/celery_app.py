@@ -46,7 +46,7 @@ from sqlqueue.celery_compat import APP_GAPS, Control, current_task, refuse
 from sqlqueue.celery_names import CELERY_SETTINGS, OLD_PREFIXES
 from sqlqueue.conf import DATABASE_URL_ENV, Settings
 from sqlqueue.exceptions import CeleryCompatibilityWarning, ConfigurationError
-from sqlqueue.setting_checks import apply_settings, database_url
+from sqlqueue.setting_checks import Where, apply_settings, database_url
 from sqlqueue.store import JobStore
 from sqlqueue.tasks import Task
 
@@ -63,7 +63,6 @@ REFUSED_ARGUMENTS = {
     "tasks": "register tasks with @app.task or @shared_task",
     "fixups": "in a Django project (DJANGO_SETTINGS_MODULE set) the app uses Django's "
     "database by itself",
-    "task_cls": "give base= to @app.task",
 }
 """Celery's constructor arguments that have no sqlqueue equivalent, and what to do instead."""
 
@@ -97,6 +96,8 @@ class Celery(SQLQueue):
         config_source: read as ``config_from_object(config_source)``.
         namespace: the prefix of the keys ``config_from_object`` reads (``"CELERY"``).
         set_as_current: make this the current app (``shared_task``'s).
+        task_cls: the base class of the app's tasks (``app.Task``), a ``Task`` subclass or
+            its ``"module:Class"`` path, as in Flask's Celery pattern.
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class Celery(SQLQueue):
         **settings: Any,
     ) -> None:
         given = {"loader": loader, "amqp": amqp, "events": events, "log": log}
-        given |= {"control": control, "tasks": tasks, "fixups": fixups, "task_cls": task_cls}
+        given |= {"control": control, "tasks": tasks, "fixups": fixups}
         refused = [name for name, value in given.items() if value is not None]
         if refused:
             raise ConfigurationError(
@@ -145,21 +146,26 @@ class Celery(SQLQueue):
                 "Celery('proj', broker='postgresql://user@host/dbname') or "
                 "broker='sqlite:///proj.db'."
             )
+        if task_cls is not None:
+            self.Task = _task_class(task_cls)  # before _start: shared tasks register there
         self.main = main
         self.namespace = namespace
         self._database: SQLQueue | None = None
         self._database_lock = threading.Lock()
-        self._pending_config: list[tuple[Any, bool, str | None]] = []
+        self._pending_config: list[tuple[Any, bool, str | None, Where]] = []
         self._config_lock = threading.RLock()  # re-entered when the settings import the app
+        self._config_reading = False  # set, under the lock, while pending settings are read
         self._pending_discovery: list[tuple[Packages, str]] = []
-        self._start(set_as_current=set_as_current)
         preconf = dict(changes or {}, **settings)
         given_here = {"broker_url": broker, "result_backend": backend, "include": include}
         preconf |= {name: value for name, value in given_here.items() if value is not None}
-        apply_settings(self._conf, preconf, stacklevel=3)
-        _one_database(self._conf.broker_url, self._conf.result_backend)
+        conf = CelerySettings()  # checked before the app becomes current: a bad one never does
+        apply_settings(conf, preconf, stacklevel=3)
+        _one_database(conf.broker_url, conf.result_backend)
+        self._start(set_as_current=set_as_current)
+        self._conf = conf
         if config_source is not None:
-            self.config_from_object(config_source)
+            self._pending_config.append((config_source, False, namespace, _caller()))
 
     def _start(self, *, set_as_current: bool = True) -> None:
         super()._start(set_as_current=set_as_current)
@@ -170,21 +176,29 @@ class Celery(SQLQueue):
 
     @property
     def conf(self) -> CelerySettings:
-        """The settings; those of a pending ``config_from_object`` are read on first use."""
-        if self._pending_config:
+        """The settings; those of a pending ``config_from_object`` are read on first use.
+
+        Another thread waits until they are read; the thread reading them (a settings module
+        that imports the app) sees those read so far, as in Celery."""
+        if self._pending_config or self._config_reading:
             with self._config_lock:
-                while self._pending_config:
-                    source, silent, namespace = self._pending_config.pop(0)
-                    self._read_config(source, silent, namespace)
+                reading, self._config_reading = self._config_reading, True
+                try:
+                    while self._pending_config:
+                        pending = self._pending_config.pop(0)
+                        try:
+                            self._read_config(*pending)
+                        except BaseException:
+                            self._pending_config.insert(0, pending)  # refused again next time
+                            raise
+                finally:
+                    self._config_reading = reading
         return self._conf
 
     @conf.setter
     def conf(self, settings: Settings) -> None:
         # SQLQueue._start sets plain Settings; this app's _start replaces them at once.
         self._conf = settings  # type: ignore[assignment]
-
-    Task: type[Task[..., Any]] = Task
-    """The task class, for ``class MyTask(app.Task)`` as Celery's docs write it."""
 
     @cached_property
     def control(self) -> Control:
@@ -223,11 +237,11 @@ class Celery(SQLQueue):
         ``silent=True`` ignores a module that cannot be imported.
         """
         self.namespace = namespace or self.namespace
-        self._pending_config.append((obj, silent, self.namespace))
+        self._pending_config.append((obj, silent, self.namespace, _caller()))
         if force:
             self.conf  # noqa: B018 - reading it reads the pending settings
 
-    def _read_config(self, source: Any, silent: bool, namespace: str | None) -> None:
+    def _read_config(self, source: Any, silent: bool, namespace: str | None, where: Where) -> None:
         if isinstance(source, str):
             try:
                 source = _import_object(source)
@@ -236,7 +250,7 @@ class Celery(SQLQueue):
                     return
                 raise
         known = {field.name for field in fields(self._conf)} | CELERY_SETTINGS
-        apply_settings(self._conf, _settings_in(source, known, namespace), namespace, stacklevel=5)
+        apply_settings(self._conf, _settings_in(source, known, namespace), namespace, where=where)
         _one_database(self._conf.broker_url, self._conf.result_backend)
 
     def autodiscover_tasks(
@@ -314,6 +328,13 @@ class Celery(SQLQueue):
         return SQLQueue(url)
 
 
+def _caller() -> Where:
+    """The user's line that called this module's caller (``config_from_object``, ``Celery``):
+    its settings are read later, from anywhere, but their warnings name that line."""
+    frame = sys._getframe(2)
+    return frame.f_code.co_filename, frame.f_lineno
+
+
 def _one_database(broker: str | None, backend: str | None) -> None:
     if broker and backend and make_url(broker) != make_url(backend):
         raise ConfigurationError(
@@ -321,6 +342,16 @@ def _one_database(broker: str | None, backend: str | None) -> None:
             "sqlqueue keeps jobs and their results in one: give the same URL to both, or "
             "only one of them."
         )
+
+
+def _task_class(task_cls: Any) -> type[Task[..., Any]]:
+    found = _import_object(task_cls) if isinstance(task_cls, str) else task_cls
+    if not (isinstance(found, type) and issubclass(found, Task)):
+        raise ConfigurationError(
+            f"Celery(task_cls={task_cls!r}): give a subclass of sqlqueue.Task (or its "
+            "'module:Class' path); a celery.Task subclass becomes one by changing its import."
+        )
+    return found
 
 
 def _shown(url: str) -> str:

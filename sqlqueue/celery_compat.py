@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
+from sqlqueue.celery_names import WORKFLOWS
 from sqlqueue.exceptions import NotSupportedError
 from sqlqueue.shared import get_current_app
 from sqlqueue.tasks import current_request
@@ -17,10 +18,6 @@ if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
     from sqlqueue.tasks import Task
 
-_WORKFLOWS = (
-    "workflows (chain, group, chord, signatures) are not in this release; until then, "
-    "send the next job from the task itself: next_step.delay(result)"
-)
 _NO_BROKER = "there is no broker: jobs are rows in the queue's database"
 _NO_BACKEND = "results are kept in the queue's own table: read them with app.AsyncResult(job_id)"
 _NO_PERIODIC = (
@@ -33,7 +30,7 @@ _NO_REMOTE = (
 )
 
 APP_GAPS = {
-    **dict.fromkeys(["signature", "GroupResult", "chain", "group", "chord"], _WORKFLOWS),
+    **dict.fromkeys(["signature", "GroupResult", "chain", "group", "chord"], WORKFLOWS),
     **dict.fromkeys(["backend", "ResultSet"], _NO_BACKEND),
     **dict.fromkeys(
         ["amqp", "connection", "connection_for_read", "connection_for_write", "pool"], _NO_BROKER
@@ -51,7 +48,7 @@ APP_GAPS = {
 
 TASK_GAPS = {
     **dict.fromkeys(
-        ["s", "si", "signature", "subtask", "map", "starmap", "chunks", "replace"], _WORKFLOWS
+        ["s", "si", "signature", "subtask", "map", "starmap", "chunks", "replace"], WORKFLOWS
     ),
     "backend": _NO_BACKEND,
     "send_event": "there are no events: a job's state is in the database",
@@ -59,10 +56,35 @@ TASK_GAPS = {
 """Attributes of Celery's Task that sqlqueue does not have, and what to do instead."""
 
 RESULT_GAPS = {
-    **dict.fromkeys(["children", "parent", "collect", "get_leaf", "iterdeps", "graph"], _WORKFLOWS),
+    **dict.fromkeys(["children", "parent", "collect", "get_leaf", "iterdeps", "graph"], WORKFLOWS),
     "backend": _NO_BACKEND,
 }
 """Attributes of Celery's AsyncResult that sqlqueue does not have, and what to do instead."""
+
+
+PACKAGE_GAPS = {
+    **dict.fromkeys(
+        [
+            *("chain", "chord", "chunks", "group", "maybe_signature", "signature"),
+            *("Signature", "subtask", "xmap", "xstarmap"),
+        ],
+        WORKFLOWS,
+    ),
+    "uuid": "a job's id is a new UUID unless apply_async(task_id=...) chooses one",
+}
+"""Names ``from celery import ...`` gives that ``sqlqueue`` does not, and what to do instead."""
+
+
+def refuse_import(name: str) -> NoReturn:
+    """The error for ``from sqlqueue import <name>``: for a name Celery's package has, an
+    ImportError saying the sqlqueue way (an AttributeError's message would be replaced by
+    Python's "cannot import name"); else the AttributeError any module gives."""
+    if name in PACKAGE_GAPS:
+        raise ImportError(
+            f"sqlqueue.{name} is Celery's and not sqlqueue's: {PACKAGE_GAPS[name]}.",
+            name="sqlqueue",
+        )
+    raise AttributeError(f"module 'sqlqueue' has no attribute {name!r}", name=name)
 
 
 def refuse(obj: object, label: str, name: str, gaps: dict[str, str]) -> NoReturn:

@@ -195,3 +195,75 @@ def not_applied_reason(name: str) -> str | None:
         return None
     prefixes = [prefix for prefix in NOT_APPLIED_PREFIXES if name.startswith(prefix)]
     return NOT_APPLIED_PREFIXES[max(prefixes, key=len)] if prefixes else "not supported"
+
+
+WORKFLOWS = (
+    "workflows (chain, group, chord, signatures) are not in this release; until then, "
+    "send the next job from the task itself: next_step.delay(result)"
+)
+"""What to do instead of Celery's canvas."""
+
+SEND_OPTIONS_WITHOUT_EFFECT = {
+    **dict.fromkeys(
+        ["retry", "retry_policy"],
+        "there is no broker connection to retry: a send is one INSERT in the database",
+    ),
+    "serializer": "jobs are always JSON",
+    "compression": "jobs are JSON in a row, not compressed messages",
+    "add_to_parent": "a result has no parent or children",
+}
+"""Options of Celery's ``apply_async`` accepted with a warning, and why they change nothing."""
+
+SEND_OPTIONS_REFUSED = {
+    **dict.fromkeys(["link", "link_error"], WORKFLOWS),
+    "headers": "there are no message headers: pass the data as an argument of the task",
+    "ignore_result": "set it on the task, @app.task(ignore_result=True), or as "
+    "app.conf.task_ignore_result",
+    **dict.fromkeys(
+        ["time_limit", "soft_time_limit"],
+        "set the limits on the task, @app.task(time_limit=..., soft_time_limit=...), or as "
+        "app.conf.task_time_limit",
+    ),
+    **dict.fromkeys(
+        ["exchange", "routing_key"],
+        "give queue=: there are no exchanges, a job goes to the queue it names",
+    ),
+    "shadow": "a job is shown under its task's name",
+}
+"""Options of Celery's ``apply_async`` that sqlqueue does not take, and what to do instead:
+refused, since ignoring them would change where or how the job runs."""
+
+_PERIODIC = "periodic tasks are not in this release: send the job from cron meanwhile"
+_MANAGER = "run the worker under your process manager (systemd, supervisor, a container)"
+_NO_PREFETCH = "the worker claims what its free threads can start and sizes its prefetch itself"
+_NO_GOSSIP = "workers do not talk to each other: leave it out"
+
+WORKER_FLAGS = {
+    **dict.fromkeys(["-B", "--beat", "-s", "--schedule", "-S", "--scheduler"], _PERIODIC),
+    **dict.fromkeys(
+        ["-E", "--task-events"], "there are no events: a job's state is in the database"
+    ),
+    **dict.fromkeys(["-n", "--hostname"], "a worker names itself host:pid:random"),
+    "--autoscale": "give a fixed --concurrency",
+    **dict.fromkeys(["-O", "--prefetch-multiplier"], _NO_PREFETCH),
+    **dict.fromkeys(["--without-gossip", "--without-mingle", "--without-heartbeat"], _NO_GOSSIP),
+    **dict.fromkeys(["-D", "--detach", "--pidfile", "-f", "--logfile"], _MANAGER),
+    **dict.fromkeys(
+        ["--time-limit", "--soft-time-limit"],
+        "set app.conf.task_time_limit and task_soft_time_limit, or time_limit= on the task",
+    ),
+    "--max-memory-per-child": "use --max-tasks-per-child",
+    "-P": "use --pool thread or --pool process",
+    **dict.fromkeys(["-X", "--exclude-queues"], "name the queues to take with --queues"),
+    "--purge": "delete the jobs you do not want with SQL, or revoke them",
+}
+"""Options of ``celery worker`` that ``sqlqueue worker`` does not take, and what to do instead."""
+
+CELERY_POOLS = {
+    "prefork": "process",
+    "threads": "thread",
+    "solo": "thread --concurrency 1",
+    "gevent": "thread (async def tasks run on the worker's event loop)",
+    "eventlet": "thread (async def tasks run on the worker's event loop)",
+}
+"""Celery's ``--pool`` names, and the ``sqlqueue worker --pool`` to give instead."""

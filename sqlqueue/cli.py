@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 
 from sqlqueue import loading
 from sqlqueue.app import SQLQueue
+from sqlqueue.celery_names import CELERY_POOLS, WORKER_FLAGS
 from sqlqueue.conf import DEFAULT_CONCURRENCY, PRUNE_BATCH_SIZE
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
@@ -97,7 +98,29 @@ def main() -> None:
     """sqlqueue: a task queue in your application's own SQL database."""
 
 
-@main.command()
+class WorkerCommand(click.Command):
+    """``sqlqueue worker``, which says what to do instead of a ``celery worker`` option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            if exc.option_name in WORKER_FLAGS:
+                raise click.UsageError(
+                    f"{exc.option_name} is an option of celery worker, not of sqlqueue "
+                    f"worker: {WORKER_FLAGS[exc.option_name]}.",
+                    ctx,
+                ) from exc
+            raise
+
+
+def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if value in CELERY_POOLS:
+        raise click.BadParameter(f"{value!r} is Celery's; give --pool {CELERY_POOLS[value]}.")
+    return value
+
+
+@main.command(cls=WorkerCommand)
 @click.option(
     "-A",
     "--app",
@@ -131,7 +154,9 @@ def main() -> None:
 )
 @click.option(
     "--pool",
-    type=click.Choice(["thread", "process"]),
+    type=click.Choice(["thread", "process", *CELERY_POOLS]),
+    callback=check_pool,
+    metavar="[thread|process]",
     default="thread",
     show_default=True,
     help="Run jobs in threads, or each thread's jobs in a child process (CPU-bound tasks, "
@@ -160,7 +185,9 @@ def main() -> None:
     "--loglevel",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=click.Choice(
+        ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL"], case_sensitive=False
+    ),
 )
 @user_errors
 def worker(

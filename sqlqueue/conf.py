@@ -176,6 +176,11 @@ class Settings:
             raise missing_setting(self, name)
         raise AttributeError(name)
 
+    def __getitem__(self, name: str) -> Any:
+        from sqlqueue.setting_checks import NOT_A_MAPPING
+
+        raise TypeError(f"app.conf[{name!r}]: {NOT_A_MAPPING}")
+
     def update(self, settings: Mapping[str, Any] | None = None, /, **more: Any) -> None:
         """Set several settings at once, as Celery's ``app.conf.update``: by their lower-case
         names, Celery's old upper-case names (``CELERY_ALWAYS_EAGER``) read as the new ones,

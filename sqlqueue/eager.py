@@ -47,8 +47,9 @@ def run_eagerly(
 ) -> EagerResult:
     """Run one call to its outcome; a failure is raised when ``propagate`` (default:
     ``task_eager_propagates``). A retry runs at once, with the new arguments it gave, if
-    any; a ``Reject`` fails the run, even with ``requeue=True`` (as Celery's eager runs), and an
-    ``Ignore`` revokes it."""
+    any. The result's status is the one a worker would store (as Celery's eager runs), but a
+    ``Reject`` ends the run ``REJECTED`` even with ``requeue=True``, since nothing would take
+    it again."""
     retries = 0
     while True:
         request = Request(
@@ -84,7 +85,8 @@ def run_eagerly(
         )
     if app.conf.task_eager_propagates if propagate is None else propagate:
         raise error
-    return EagerResult(job_id, app, error=error)
+    status = JobStatus.REJECTED if outcome.status is JobStatus.PENDING else outcome.status
+    return EagerResult(job_id, app, error=error, status=status)
 
 
 def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Outcome) -> Outcome:

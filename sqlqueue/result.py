@@ -268,17 +268,18 @@ class EagerResult(AsyncResult):
         *,
         value: Any = None,
         error: TaskFailedError | TaskRevokedError | None = None,
+        status: JobStatus = JobStatus.SUCCESS,
     ) -> None:
         super().__init__(job_id, app)
         self._value = value
         self._error = error
-        """A failure, or the revocation of a run that raised ``Ignore``."""
+        """A failure (FAILURE, REJECTED), or what ``get()`` raises after an ``Ignore``."""
+        self._status = status
+        """What the run came to, as a worker would have stored it."""
 
     @property
     def status(self) -> str:
-        if isinstance(self._error, TaskRevokedError):
-            return JobStatus.REVOKED.value
-        return (JobStatus.FAILURE if self._error else JobStatus.SUCCESS).value
+        return self._status.value
 
     state = status
 
@@ -286,10 +287,10 @@ class EagerResult(AsyncResult):
         return True
 
     def successful(self) -> bool:
-        return self._error is None
+        return self._status is JobStatus.SUCCESS
 
     def failed(self) -> bool:
-        return isinstance(self._error, TaskFailedError)
+        return self._status is JobStatus.FAILURE
 
     @property
     def info(self) -> Any:

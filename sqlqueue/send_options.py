@@ -8,13 +8,15 @@ other options is ``dataclasses.replace(options, queue="mail")``, checked like th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from sqlqueue.celery_names import JSON_NAMES, SEND_OPTIONS_REFUSED, SEND_OPTIONS_WITHOUT_EFFECT
 from sqlqueue.conf import DEFAULT_PRIORITY, DEFAULT_QUEUE, Settings
-from sqlqueue.exceptions import InvalidOptionError
+from sqlqueue.exceptions import CeleryCompatibilityWarning, InvalidOptionError
 from sqlqueue.options import (
     check_aware,
     check_countdown,
@@ -93,6 +95,9 @@ class SendOptions:
         None for a name sent with ``send_task`` that is not registered here: ``name`` is then
         the name sent.
         """
+        celery_options = given.keys() & CELERY_OPTION_NAMES
+        if celery_options:
+            _check_celery_options({name: given.pop(name) for name in celery_options})
         unknown = given.keys() - OPTION_NAMES
         if unknown:
             raise InvalidOptionError(
@@ -146,3 +151,50 @@ class SendOptions:
 
 OPTION_NAMES = tuple(field.name for field in fields(SendOptions))
 """The options a send takes, in the order ``apply_async`` lists them."""
+
+
+class CelerySendOptions(TypedDict, total=False):
+    """Options of Celery's ``apply_async`` that sqlqueue takes only to say what they do here:
+    those in ``SEND_OPTIONS_WITHOUT_EFFECT`` warn, the others are refused naming the way."""
+
+    retry: bool
+    retry_policy: Mapping[str, Any]
+    serializer: str
+    compression: str
+    add_to_parent: bool
+    link: Any
+    link_error: Any
+    headers: Mapping[str, Any]
+    ignore_result: bool
+    time_limit: float
+    soft_time_limit: float
+    exchange: str
+    routing_key: str
+    shadow: str
+
+
+CELERY_OPTION_NAMES = frozenset(CelerySendOptions.__annotations__)
+
+
+def _check_celery_options(given: Mapping[str, Any]) -> None:
+    """Refuse Celery's send options that would change where or how the job runs, naming the
+    sqlqueue way, and warn once for those that change nothing here; nothing is sent when one
+    is refused."""
+    refused = [name for name in given if name in SEND_OPTIONS_REFUSED]
+    if given.get("serializer", "json") not in JSON_NAMES:
+        raise InvalidOptionError(
+            f"serializer={given['serializer']!r}: jobs are JSON only, never pickle (which runs "
+            "code chosen by whoever can write a job); leave serializer= out."
+        )
+    if refused:
+        raise InvalidOptionError(
+            "; ".join(f"{name}= is Celery's: {SEND_OPTIONS_REFUSED[name]}" for name in refused)
+            + "."
+        )
+    warnings.warn(
+        "These options of Celery's apply_async have no effect in sqlqueue: "
+        + "; ".join(f"{name} ({SEND_OPTIONS_WITHOUT_EFFECT[name]})" for name in given)
+        + ".",
+        CeleryCompatibilityWarning,
+        stacklevel=4,  # this function, build(), apply_async() or send_task(), the caller
+    )

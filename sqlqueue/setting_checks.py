@@ -67,11 +67,20 @@ def database_url(value: Any) -> str | None:
     return url if backend in DATABASE_BACKENDS else None
 
 
+Where = tuple[str, int]
+"""A file and line a warning names: where settings read later were given."""
+
+
 def apply_settings(
-    conf: Settings, given: Mapping[str, Any], namespace: str | None = None, stacklevel: int = 4
+    conf: Settings,
+    given: Mapping[str, Any],
+    namespace: str | None = None,
+    stacklevel: int = 4,
+    where: Where | None = None,
 ) -> None:
     """Check every key and value of ``given``, then set them on ``conf``; warn once about the
-    Celery settings among them that have no effect here."""
+    Celery settings among them that have no effect here, naming the caller ``stacklevel``
+    frames up, or the line ``where`` the settings were given."""
     names = {field.name for field in fields(conf)}
     changes: dict[str, Any] = {}
     ignored: dict[str, Any] = {}
@@ -94,14 +103,17 @@ def apply_settings(
     if "task_routes" in changes:
         conf.__dict__["_routes"] = routes
     conf.__dict__.setdefault("_ignored", {}).update(ignored)
-    if reasons:
-        warnings.warn(
-            "These Celery settings have no effect in sqlqueue: "
-            + "; ".join(f"{name} ({reason})" for name, reason in reasons.items())
-            + ".",
-            CeleryCompatibilityWarning,
-            stacklevel=stacklevel,
-        )
+    if not reasons:
+        return
+    message = (
+        "These Celery settings have no effect in sqlqueue: "
+        + "; ".join(f"{name} ({reason})" for name, reason in reasons.items())
+        + "."
+    )
+    if where is None:
+        warnings.warn(message, CeleryCompatibilityWarning, stacklevel=stacklevel)
+    else:
+        warnings.warn_explicit(message, CeleryCompatibilityWarning, *where)
 
 
 def setting_name(key: Any, names: set[str], namespace: str | None) -> str | None:
@@ -204,7 +216,16 @@ def missing_setting(conf: Settings, name: str) -> AttributeError:
             f"({reason}); it reads back only once set."
         )
     nearest = _nearest(name, {field.name for field in fields(conf)} | CELERY_SETTINGS)
-    return AttributeError(f"app.conf has no setting {name!r}; {_did_you_mean(nearest)}".strip())
+    hint = _did_you_mean(nearest) or NOT_A_MAPPING
+    return AttributeError(f"app.conf has no setting {name!r}; {hint}".strip())
+
+
+NOT_A_MAPPING = (
+    "app.conf is not a mapping, as Celery's is: read a setting as an attribute "
+    "(app.conf.task_routes, or getattr(app.conf, name, default)), set several with "
+    "app.conf.update(...)."
+)
+"""Said when ``app.conf`` is used as Celery's mapping (``conf.get``, ``conf[name]``)."""
 
 
 def _as_given(value: Any) -> Any:

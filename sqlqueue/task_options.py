@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from sqlqueue.exceptions import InvalidOptionError
+from sqlqueue.exceptions import CeleryCompatibilityWarning, InvalidOptionError
 
 if TYPE_CHECKING:
     from sqlqueue.tasks import Task
@@ -71,7 +71,7 @@ def set_options(task: Task[..., Any], options: Mapping[str, Any]) -> None:
         if option in WITHOUT_EFFECT:
             warnings.warn(
                 f"Task option {option}= has no effect in sqlqueue: {WITHOUT_EFFECT[option]}.",
-                UserWarning,
+                CeleryCompatibilityWarning,
                 stacklevel=4,
             )
         elif option not in OPTIONS and not hasattr(type(task), option):

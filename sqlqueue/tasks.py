@@ -19,6 +19,7 @@ from typing import (
     Generic,
     Literal,
     NoReturn,
+    Unpack,
     overload,
 )
 
@@ -35,13 +36,14 @@ from sqlqueue.exceptions import (
 from sqlqueue.options import (
     check_aware,
     check_countdown,
+    check_job_id,
     check_limit,
     check_name,
     check_priority,
 )
 from sqlqueue.progress import update_state
 from sqlqueue.retry import RetryPolicy
-from sqlqueue.send_options import SendOptions
+from sqlqueue.send_options import CelerySendOptions, SendOptions
 from sqlqueue.serialization import encode_json
 from sqlqueue.task_options import set_options
 
@@ -266,6 +268,7 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         task_id: str | None = None,
         connection: CallerConnection | None = None,
+        **celery_options: Unpack[CelerySendOptions],
     ) -> AsyncResult:
         """Write a job for this task and return its receipt.
 
@@ -281,6 +284,9 @@ class Task(Generic[P, R]):
             task_id: the job's id, of your choosing (a string of up to 255 characters);
                 default: a new UUID.
             connection: a connection whose open transaction the job joins (see the docs).
+            celery_options: Celery's other options: ``retry``, ``retry_policy``,
+                ``serializer="json"``, ``compression`` and ``add_to_parent`` change nothing
+                here and warn; the others are refused, naming the sqlqueue way.
 
         Raises:
             TaskArgumentsError: the arguments do not fit the function's signature.
@@ -301,6 +307,7 @@ class Task(Generic[P, R]):
             priority=priority,
             task_id=task_id,
             connection=connection,
+            **celery_options,
         )
         return self.app.send_job(self, self.name, args, kwargs, options)
 
@@ -320,6 +327,7 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         task_id: str | None = None,
         connection: AsyncCallerConnection | None = None,
+        **celery_options: Unpack[CelerySendOptions],
     ) -> AsyncResult:
         """``apply_async`` for async code. ``connection=`` takes an ``AsyncConnection`` or
         ``AsyncSession`` (SQLAlchemy), a ``psycopg.AsyncConnection`` or an
@@ -337,6 +345,7 @@ class Task(Generic[P, R]):
             priority=priority,
             task_id=task_id,
             connection=connection,
+            **celery_options,
         )
         results = await self.app.asend_jobs(self, self.name, [(args, kwargs)], options)
         return results[0]
@@ -566,7 +575,7 @@ class Task(Generic[P, R]):
         encode_json(args, f"The arguments of task {self.name!r}")
         encode_json(kwargs, f"The keyword arguments of task {self.name!r}")
         queue = SendOptions.build(self.app.conf, self, **options).queue
-        job_id = str(uuid.uuid4()) if task_id is None else check_name(task_id, "task_id")
+        job_id = str(uuid.uuid4()) if task_id is None else check_job_id(task_id)
         propagate = self.app.conf.task_eager_propagates if throw is None else throw
         return run_eagerly(self.app, self, job_id, args, kwargs, queue, propagate=propagate)
 

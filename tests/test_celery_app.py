@@ -4,9 +4,11 @@ autodiscover_tasks."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 import textwrap
+import threading
 import types
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,10 +25,12 @@ from sqlqueue import (
     InvalidOptionError,
     JobStatus,
     SQLQueue,
+    Task,
     WorkerOptions,
     states,
 )
 from sqlqueue.loading import load_app
+from sqlqueue.shared import get_current_app
 
 
 @pytest.fixture
@@ -106,16 +110,78 @@ def test_a_result_backend_that_is_not_a_database_is_ignored_with_a_warning(db_ur
     assert on(app, db_url)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"task_rutes": {}},
+        {"task_default_queue": ""},
+        {"backend": "sqlite:///elsewhere.db"},
+        {"include": 3},
+    ],
+)
+def test_an_app_refused_for_its_settings_never_becomes_the_current_app(
+    celery: Celery, bad: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        Celery("broken", broker=str(celery.conf.broker_url), **bad)
+    assert get_current_app() is celery  # shared tasks still go to the app that was made
+
+
 def test_broker_and_backend_on_two_databases_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="two databases"):
         Celery("proj", broker=f"sqlite:///{tmp_path}/a.db", backend=f"sqlite:///{tmp_path}/b.db")
 
 
 def test_constructor_arguments_without_an_equivalent_are_refused_naming_the_sqlqueue_way() -> None:
-    with pytest.raises(ConfigurationError, match=r"task_cls=\.\.\.: give base= to @app.task"):
-        Celery("proj", task_cls="proj.tasks:Base")
     with pytest.raises(ConfigurationError, match=r"amqp=.*no broker"):
         Celery("proj", amqp=object())
+    with pytest.raises(ConfigurationError, match=r"control=.*no remote control"):
+        Celery("proj", control=object())
+
+
+class InContext(Task):
+    """Flask's ``FlaskTask``: every run inside a context the app sets up."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return ("in context", self.run(*args, **kwargs))
+
+
+def test_task_cls_is_the_base_of_the_apps_tasks_as_in_flasks_pattern(
+    db_url: str, project: Path
+) -> None:
+    module = f"flaskish_{sa.make_url(db_url).get_backend_name()}"  # shared tasks stay shared
+    write(
+        project,
+        {
+            f"{module}.py": "from sqlqueue import shared_task\n"
+            "@shared_task\ndef double(x):\n    return 2 * x\n"
+        },
+    )
+    app = Celery("proj", broker=db_url, task_cls=InContext)  # Flask's celery_init_app
+    flaskish = importlib.import_module(module)  # a task module, imported after the app
+
+    @app.task
+    def triple(x: int) -> int:
+        return 3 * x
+
+    assert app.Task is InContext
+    assert triple.apply((2,)).get() == ["in context", 6]
+    assert flaskish.double.apply((2,)).get() == ["in context", 4]
+    by_path = Celery("proj", broker=db_url, task_cls=f"{__name__}:InContext")
+    assert by_path.Task is InContext
+    with pytest.raises(ConfigurationError, match=r"subclass of sqlqueue\.Task"):
+        Celery("proj", broker=db_url, task_cls=object)
+
+
+def test_replacing_app_task_changes_the_base_of_tasks_defined_after(celery: Celery) -> None:
+    celery.Task = InContext  # the older Flask pattern: celery.Task = ContextTask
+
+    @celery.task
+    def triple(x: int) -> int:
+        return 3 * x
+
+    assert triple.apply((2,)).get() == ["in context", 6]
+    assert SQLQueue.Task is Task  # a plain app has Celery's app.Task too
 
 
 def test_keyword_settings_and_changes_are_settings(tmp_path: Path) -> None:
@@ -239,6 +305,23 @@ def test_a_lowercase_name_unknown_to_both_is_refused_with_the_nearest(celery: Ce
         celery.conf.task_time_limt  # noqa: B018
 
 
+def test_using_conf_as_celerys_mapping_says_to_read_attributes(celery: Celery) -> None:
+    with pytest.raises(AttributeError, match=r"not a mapping.*app\.conf\.task_routes") as raised:
+        celery.conf.get("task_routes")
+    assert not str(raised.value).endswith(";")
+    with pytest.raises(TypeError, match=r"app\.conf\['task_routes'\]: app\.conf is not a mapping"):
+        celery.conf["task_routes"]
+
+
+def test_the_warning_of_settings_read_later_names_the_line_that_gave_them(db_url: str) -> None:
+    app = Celery("proj", broker=db_url)
+    app.config_from_object({"task_acks_late": True})
+    given_at = sys._getframe().f_lineno - 1
+    with pytest.warns(CeleryCompatibilityWarning, match="task_acks_late") as caught:
+        app.conf  # noqa: B018 - read on first use, as a worker or a send would
+    assert (caught[0].filename, caught[0].lineno) == (__file__, given_at)
+
+
 def test_settings_celery_has_but_that_do_not_apply_are_accepted_with_one_warning(
     celery: Celery,
 ) -> None:
@@ -339,6 +422,40 @@ def test_config_from_object_reads_a_module_path_a_module_a_dict_and_an_object(
     assert celery.conf.task_default_queue == "from-module-object"
 
 
+def test_a_thread_reading_conf_while_another_reads_the_pending_settings_waits_for_them(
+    celery: Celery,
+) -> None:
+    reading, release = threading.Event(), threading.Event()
+
+    class Slow:  # a settings object still being read by the first thread
+        @property
+        def task_default_queue(self) -> str:
+            reading.set()
+            release.wait()
+            return "web"
+
+    celery.config_from_object(Slow())
+    first = threading.Thread(target=lambda: celery.conf)
+    first.start()
+    reading.wait()
+    seen: list[str] = []
+    second = threading.Thread(target=lambda: seen.append(celery.conf.task_default_queue))
+    second.start()
+    release.set()
+    first.join()
+    second.join()
+    assert seen == ["web"]
+
+
+def test_settings_that_failed_to_read_are_refused_again_not_forgotten(db_url: str) -> None:
+    # Forgotten, the next read would use the defaults: jobs sent to sqlite:///sqlqueue.db.
+    celery = Celery("proj")  # no database is opened: the settings never read
+    celery.config_from_object({"task_rutes": {}, "broker_url": db_url})
+    for _ in range(2):
+        with pytest.raises(ConfigurationError, match="did you mean 'task_routes'"):
+            celery.conf  # noqa: B018
+
+
 def test_config_from_object_with_a_namespace_reads_prefixed_keys_of_module_attribute(
     project: Path, celery: Celery
 ) -> None:
@@ -378,17 +495,22 @@ def test_only_attributes_that_may_be_settings_are_read_from_an_object(celery: Ce
     assert celery.conf.task_default_queue == "namespaced"
 
 
-def test_an_old_name_under_a_namespace_is_refused_with_its_new_spelling(celery: Celery) -> None:
+def test_an_old_name_under_a_namespace_is_refused_with_its_new_spelling(db_url: str) -> None:
+    celery = Celery("proj", broker=db_url)  # no database is opened: the settings never read
     celery.config_from_object({"CELERY_ALWAYS_EAGER": True}, namespace="CELERY")
     with pytest.raises(ConfigurationError, match="did you mean 'CELERY_TASK_ALWAYS_EAGER'"):
         celery.conf  # noqa: B018 - the settings are read on first use, as in Celery
 
 
-def test_a_missing_config_module_is_an_error_unless_silent(celery: Celery) -> None:
+def test_a_missing_config_module_is_an_error_unless_silent(db_url: str) -> None:
+    celery = Celery("proj", broker=db_url)  # no database is opened: the settings never read
     celery.config_from_object("no_such_celeryconfig", force=False)
-    with pytest.raises(ModuleNotFoundError):
-        celery.conf  # noqa: B018
-    celery.config_from_object("no_such_celeryconfig", silent=True, force=True)
+    for _ in range(2):  # at each read, not only the first
+        with pytest.raises(ModuleNotFoundError):
+            celery.conf  # noqa: B018
+    quiet = Celery("proj", broker=db_url)
+    quiet.config_from_object("no_such_celeryconfig", silent=True, force=True)
+    assert quiet.conf.task_default_queue == "default"
 
 
 # -- task_routes -----------------------------------------------------------------------------

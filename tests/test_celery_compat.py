@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import count_jobs, work_off
 
+import sqlqueue
 from sqlqueue import (
     Celery,
     NotSupportedError,
@@ -128,6 +129,15 @@ def test_hasattr_answers_false_and_a_typo_is_a_plain_attribute_error(app: Any) -
     with pytest.raises(AttributeError, match="'Celery' object has no attribute 'confg'") as caught:
         app.confg  # noqa: B018
     assert not isinstance(caught.value, NotSupportedError)
+
+
+def test_importing_celerys_canvas_from_sqlqueue_says_the_sqlqueue_way() -> None:
+    with pytest.raises(ImportError, match=r"sqlqueue\.chain is Celery's.*next_step\.delay"):
+        from sqlqueue import chain  # noqa: F401 - was: from celery import chain
+    with pytest.raises(ImportError, match=r"sqlqueue\.group is Celery's"):
+        from sqlqueue import group  # noqa: F401
+    with pytest.raises(AttributeError, match="module 'sqlqueue' has no attribute 'chian'"):
+        sqlqueue.chian  # noqa: B018
 
 
 def test_a_result_made_from_an_id_alone_reads_the_current_app(app: Any) -> None:

@@ -22,6 +22,7 @@ from conftest import TESTS_DIR, count_jobs, sqlqueue_command, work_off
 
 import sqlqueue.shared
 from sqlqueue import (
+    CeleryCompatibilityWarning,
     ConfigurationError,
     EagerResult,
     Ignore,
@@ -278,7 +279,7 @@ def test_an_unknown_task_option_is_refused_with_the_nearest_name(app: SQLQueue) 
 
 
 def test_celery_options_without_effect_are_accepted_with_a_warning(app: SQLQueue) -> None:
-    with pytest.warns(UserWarning, match="acks_late= has no effect in sqlqueue"):
+    with pytest.warns(CeleryCompatibilityWarning, match="acks_late= has no effect in sqlqueue"):
 
         @app.task(acks_late=True)
         def late_ack() -> None: ...
@@ -397,9 +398,13 @@ def test_apply_runs_inline_with_hooks_and_retries_and_writes_nothing(
     with pytest.raises(TaskFailedError, match="FileNotFoundError"):
         celery_shared.missing_file.apply(kwargs={"log": log}, throw=True)
 
-    # Reject fails, Ignore revokes, ignore_result returns None
-    assert celery_shared.rejects.apply((True,), {"log": log}).status == "FAILURE"
-    assert celery_shared.ignores.apply(kwargs={"log": log}).status == "REVOKED"
+    # Reject and Ignore end as a worker (and Celery's apply) ends them; ignore_result: None
+    rejected = celery_shared.rejects.apply((True,), {"log": log})  # requeue=True: nobody to take it
+    assert (rejected.status, rejected.state, rejected.failed()) == ("REJECTED", "REJECTED", False)
+    with pytest.raises(TaskFailedError, match="Reject"):
+        rejected.get()
+    ignored = celery_shared.ignores.apply(kwargs={"log": log})
+    assert (ignored.status, ignored.ready(), ignored.successful()) == ("IGNORED", True, False)
     assert celery_shared.big_report.apply(kwargs={"log": log}).get() is None
     assert count_jobs(app) == 0
 

@@ -37,6 +37,22 @@ def assert_clean_error(completed: subprocess.CompletedProcess[str], code: int) -
     return last
 
 
+def run_burst_worker(db_url: str, *args: str) -> str:
+    """Run `sqlqueue worker -A tasks --burst` with these options; its output, once it exited 0."""
+    completed = subprocess.run(
+        [*sqlqueue_command(), "worker", "-A", "tasks", "--burst", *args],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    return output
+
+
 def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -96,6 +112,13 @@ def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: st
         (["retry", ""], "'' is not a job id"),
         (["migrate", "-A", "tasks", "--url", "sqlite:///x.db"], "not both"),
         (["worker", "-A", "tasks", "--lease", "5", "--visibility-timeout", "5"], "not both"),
+        # celery worker's options, as Procfiles write them, say the sqlqueue way
+        (["worker", "-A", "tasks", "--pool", "prefork"], "give --pool process"),
+        (["worker", "-A", "tasks", "-P", "solo"], "-P is an option of celery worker"),
+        (["worker", "-A", "tasks", "-B"], "periodic tasks are not in this release"),
+        (["worker", "-A", "tasks", "-n", "w1@%h"], "a worker names itself"),
+        (["worker", "-A", "tasks", "-Ofair"], "sizes its prefetch itself"),
+        (["worker", "-A", "tasks", "--bogus"], "No such option '--bogus'"),
     ],
 )
 def test_a_wrong_command_line_is_a_usage_error(
@@ -121,17 +144,14 @@ def test_maintenance_against_an_unreachable_server_is_one_line(command: str) -> 
 def test_the_first_releases_name_for_the_lease_still_works_and_says_the_new_one(
     db_url: str,
 ) -> None:
-    completed = subprocess.run(
-        [*sqlqueue_command(), "worker", "-A", "tasks", "--burst", "--visibility-timeout", "7"],
-        cwd=Path(__file__).parent,
-        env={**os.environ, "SQLQUEUE_DATABASE_URL": db_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    output = run_burst_worker(db_url, "--visibility-timeout", "7")
 
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output
     assert "Warning: --visibility-timeout is now --lease" in output
     assert "lease=7s" in output
+
+
+@pytest.mark.parametrize("level", ["critical", "FATAL", "warning"])
+def test_the_worker_takes_celerys_log_levels(db_url: str, level: str) -> None:
+    output = run_burst_worker(db_url, "-l", level)
+
+    assert "worker started" not in output  # an INFO line, below the level asked for

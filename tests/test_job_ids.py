@@ -80,6 +80,15 @@ def test_an_eager_run_keeps_the_chosen_id(app: SQLQueue, add: Any) -> None:
     assert (result.id, result.get()) == ("inline", 4)
 
 
+def test_apply_takes_the_ids_apply_async_takes(app: SQLQueue, add: Any) -> None:
+    chosen = uuid.uuid4()
+    assert add.apply((2, 2), task_id=chosen).id == str(chosen)
+    long_id = "order-" + "9" * 240  # longer than a task name may be, as long as an id may
+    assert add.apply((2, 2), task_id=long_id).id == long_id
+    with pytest.raises(InvalidOptionError, match="is not a job id"):
+        add.apply((2, 2), task_id="")
+
+
 @pytest.mark.postgresql
 def test_ids_compare_byte_by_byte_on_postgresql(pg_app: SQLQueue) -> None:
     with pg_app.engine.connect() as connection:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import count_jobs
 
-from sqlqueue import SQLQueue
+from sqlqueue import CeleryCompatibilityWarning, SQLQueue
 from sqlqueue.conf import DEFAULT_PRIORITY, Settings
 from sqlqueue.exceptions import InvalidOptionError
 from sqlqueue.send_options import OPTION_NAMES, SendOptions
@@ -98,10 +98,42 @@ def test_a_bad_option_is_refused_and_nothing_is_written(
     assert count_jobs(app) == 0
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"link": "next"}, r"link= is Celery's: workflows .* next_step\.delay"),
+        ({"headers": {"a": 1}}, "no message headers: pass the data as an argument"),
+        ({"ignore_result": True}, r"@app\.task\(ignore_result=True\)"),
+        ({"time_limit": 5}, r"time_limit= is Celery's: set the limits on the task"),
+        ({"routing_key": "x", "exchange": "y"}, "routing_key= is Celery's: give queue="),
+        ({"serializer": "pickle", "retry": True}, "JSON only, never pickle"),
+    ],
+)
+def test_celerys_send_options_sqlqueue_lacks_are_refused_naming_the_way(
+    app: SQLQueue, add: Any, given: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidOptionError, match=message):
+        add.apply_async((1, 2), **given)
+    with pytest.raises(InvalidOptionError, match=message):
+        app.send_task("t.elsewhere", **given)
+    assert count_jobs(app) == 0
+
+
+def test_celerys_send_options_that_change_nothing_here_warn_once(app: SQLQueue, add: Any) -> None:
+    with pytest.warns(CeleryCompatibilityWarning) as caught:
+        add.apply_async((1, 2), retry=True, retry_policy={"max_retries": 3}, serializer="json")
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # the caller's line, not sqlqueue's
+    assert "retry (there is no broker connection to retry" in str(caught[0].message)
+    with pytest.warns(CeleryCompatibilityWarning, match="compression"):
+        app.send_task("t.add", (1, 2), compression="zlib")
+    assert count_jobs(app) == 2
+
+
 def test_the_unknown_option_error_lists_the_options() -> None:
     with pytest.raises(InvalidOptionError) as caught:
-        SendOptions.build(Settings(), routing_key="x", queue_name="y")
-    assert "'queue_name', 'routing_key'" in str(caught.value)
+        SendOptions.build(Settings(), route="x", queue_name="y")
+    assert "'queue_name', 'route'" in str(caught.value)
     assert ", ".join(OPTION_NAMES) in str(caught.value)
     assert OPTION_NAMES == (
         "countdown",

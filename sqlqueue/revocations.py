@@ -108,6 +108,9 @@ class Revocations:
             except DatabaseError as exc:
                 logger.warning("could not look for revoked jobs: %s", exc)
                 continue
+            except Exception:  # a bug here must not end the thread: revokes would stop arriving
+                logger.exception("could not look for revoked jobs")
+                continue
             with self._lock:
                 self._stopped &= revoked
                 for take in revoked - self._stopped:

@@ -323,7 +323,7 @@ def _database_error(exc: BaseException) -> SQLQueueError:
                 "code (it lacks migration 0004): run `sqlqueue migrate` against it.",
                 transient=False,
             )
-        if "sqlqueue_" in message or "no such column" in message or "column" in message:
+        if "sqlqueue_" in message or "column" in message:
             return DatabaseError(
                 f"{message.rstrip('.')}. The queue's tables are missing: run `sqlqueue migrate` "
                 "(or `alembic upgrade head` in the sqlqueue repository) against this database.",

@@ -242,11 +242,14 @@ def test_0007_keeps_the_ids_of_existing_jobs_and_takes_ids_callers_choose(
     assert chosen == "order-42-receipt"
     claimed = {job.id for job in app.store.claim_jobs(10, None, "w", 30)}
     assert claimed == {old_id, chosen}
-    with pytest.raises(RuntimeError, match="cannot hold; delete them"):
-        sqlqueue.migrate.downgrade(empty_engine, "0006")
-    assert versions(empty_engine) == [HEAD]  # refused before changing anything
-    with empty_engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM sqlqueue_jobs WHERE id = :id"), {"id": chosen})
+    for kept in (chosen, "order-42-receipt-sent-to-ann-at-noon"):  # the second: 36 characters
+        if kept != chosen:
+            app.send_task("tasks.add", args=[5, 6], task_id=kept)
+        with pytest.raises(RuntimeError, match="cannot hold; delete them"):
+            sqlqueue.migrate.downgrade(empty_engine, "0006")
+        assert versions(empty_engine) == [HEAD]  # refused before changing anything
+        with empty_engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM sqlqueue_jobs WHERE id = :id"), {"id": kept})
     sqlqueue.migrate.downgrade(empty_engine, "0006")
     with empty_engine.connect() as connection:
         assert connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalar_one() in (

@@ -64,6 +64,14 @@ WHERE length(id) = 36 AND replace(id, '-', '') NOT GLOB '*[^0-9a-f]*'
 """
 
 
+_HEX = "[0-9a-f]"
+_IS_UUID = {
+    "postgresql": f"id ~ '^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$'",
+    "sqlite": f"id GLOB '{'-'.join(_HEX * n for n in (8, 4, 4, 4, 12))}'",
+}
+"""Whether a job's id is a UUID in canonical form, the only ids 0006's column holds."""
+
+
 def upgrade() -> None:
     if op.get_context().dialect.name == "sqlite" and op.get_context().as_sql:
         raise RuntimeError(
@@ -89,14 +97,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Jobs with a caller's id, or in a new state, cannot go back: refuse before changing anything.
+    dialect = op.get_context().dialect.name
     if op.get_context().as_sql:
         raise RuntimeError("Revision 0007 is undone on a live database only: run it without --sql.")
     kept = (
         op.get_bind()
         .execute(
             sa.text(
-                "SELECT count(*) FROM sqlqueue_jobs "
-                "WHERE status IN ('REJECTED', 'IGNORED') OR length(id) <> 36"
+                "SELECT count(*) FROM sqlqueue_jobs "  # noqa: S608 (constants, no input)
+                f"WHERE status IN ('REJECTED', 'IGNORED') OR NOT ({_IS_UUID[dialect]})"
             )
         )
         .scalar()

@@ -17,6 +17,12 @@ def noop(n: int) -> int:
     return n
 
 
+@app.task
+def print_clock() -> None:
+    """Print the wall clock as the task starts, for benchmarks/peer_latency.py to read."""
+    print(time.time(), flush=True)
+
+
 @app.task(bind=True)
 def run_until_terminated(self: Any, marker_dir: str) -> None:
     """Write this process's pid to ``marker_dir/<job id>``, then run until revoked with

@@ -70,9 +70,15 @@ def test_the_process_pool_pipe_carries_each_outcome_whole() -> None:
     sent = [
         Outcome.succeeded(json.dumps({"text": "two\nlines, é, 😀", "ratio": 0.1, "big": BIG})),
         Outcome.succeeded("null"),
+        Outcome.succeeded(None),  # ignore_result
+        Outcome.succeeded('""'),
         Outcome.failed(failure),
         Outcome.retrying(2.5, failure),
         Outcome.retrying(0.0, None),
+        Outcome.retrying(1.0, None, [1, "a\nb"], {"k": None}),
+        Outcome.requeued(failure),
+        Outcome.rejected(failure),
+        Outcome.ignored(failure),
     ]
 
     received = [outcome_from_message(outcome_message(outcome)) for outcome in sent]

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from sqlqueue.celery_names import WORKFLOWS
 from sqlqueue.exceptions import NotSupportedError
+from sqlqueue.request import current_request
 from sqlqueue.shared import get_current_app
-from sqlqueue.tasks import current_request
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue

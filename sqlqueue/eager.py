@@ -11,9 +11,10 @@ from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError, TaskRe
 from sqlqueue.execution import run_task
 from sqlqueue.jobs import JobStatus
 from sqlqueue.outcomes import Outcome
+from sqlqueue.request import Request
 from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.serialization import Failure
-from sqlqueue.tasks import Request, Task
+from sqlqueue.tasks import Task
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue

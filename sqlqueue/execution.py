@@ -17,8 +17,9 @@ from sqlqueue.exceptions import Ignore, Reject, Retry, SerializationError, Unkno
 from sqlqueue.hooks import call_hooks
 from sqlqueue.jobs import Job
 from sqlqueue.outcomes import Outcome
+from sqlqueue.request import Request, current_request
 from sqlqueue.serialization import Failure, encode_json
-from sqlqueue.tasks import Request, Task, current_request
+from sqlqueue.tasks import Task
 from sqlqueue.timelimits import no_limits, thread_time_limits
 
 Limits = Callable[[Task[..., Any], Callable[[], Any]], Any]

@@ -25,7 +25,8 @@ from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure
 
 if TYPE_CHECKING:
-    from sqlqueue.tasks import Request, Task
+    from sqlqueue.request import Request
+from sqlqueue.tasks import Task
 
 logger = logging.getLogger("sqlqueue.worker")
 

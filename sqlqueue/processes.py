@@ -48,8 +48,9 @@ from sqlqueue.exceptions import (
 from sqlqueue.execution import run_task, unknown_task
 from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.outcomes import Outcome
+from sqlqueue.request import Request
 from sqlqueue.serialization import Failure
-from sqlqueue.tasks import Request, Task
+from sqlqueue.tasks import Task
 from sqlqueue.timelimits import alarm_soft_limit, limits_of
 
 if TYPE_CHECKING:

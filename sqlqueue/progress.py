@@ -25,7 +25,7 @@ from sqlqueue.serialization import encode_json
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
-    from sqlqueue.tasks import Request
+    from sqlqueue.request import Request
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from sqlqueue import JobStatus, SQLQueue
 from sqlqueue.execution import run_task
 from sqlqueue.outcomes import Outcome
 from sqlqueue.processes import outcome_from_message, outcome_message
+from sqlqueue.request import Request
 from sqlqueue.serialization import Failure
-from sqlqueue.tasks import Request
 
 BIG = 2**70 + 1
 """An int no float holds: a round trip through a float would change its last digits."""

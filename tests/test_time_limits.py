@@ -14,7 +14,7 @@ from sqlqueue import SoftTimeLimitExceeded, SQLQueue, WorkerOptions, timelimits
 from sqlqueue.exceptions import InvalidOptionError, TaskFailedError
 from sqlqueue.execution import run_task
 from sqlqueue.outcomes import Outcome
-from sqlqueue.tasks import Request
+from sqlqueue.request import Request
 from sqlqueue.timelimits import thread_time_limits
 
 

@@ -29,6 +29,7 @@ from sqlqueue.timelimits import (
     THREAD_START_WAIT,
     Limited,
     no_thread_starting,
+    run_then_clear,
     thread_time_limits,
 )
 
@@ -144,20 +145,9 @@ class _JobThread:
         """Run ``call``, the task of ``take``, in this thread (the one that made this)."""
         with self._lock:
             self._take = take
-        # Raised before the try, Terminated is still the task's outcome: run_task takes
+        # Raised before the call, Terminated is still the task's outcome: run_task takes
         # whatever the limits raise.
-        returned = False
-        try:
-            try:
-                result = call()
-                returned = True
-            finally:
-                self._clear()
-        except Terminated:
-            self._clear()  # one that fired as the call returned may come only now
-            if not returned:
-                raise
-        return result
+        return run_then_clear(call, self._clear, Terminated)
 
     def stop(self, take: Take) -> bool:
         """Raise ``Terminated`` in the thread if it still runs ``take``'s task; whether it did."""

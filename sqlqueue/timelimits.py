@@ -159,15 +159,24 @@ def alarm_soft_limit(task: Limited, call: Callable[[], R]) -> R:
 
     previous = signal.signal(signal.SIGALRM, raise_soft_limit)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    return run_then_clear(call, lambda: _disarm(previous), SoftTimeLimitExceeded)
+
+
+def run_then_clear(
+    call: Callable[[], R], clear: Callable[[], None], late: type[BaseException]
+) -> R:
+    """Run ``call``, then ``clear`` what would raise ``late`` in it (an alarm, another
+    thread's raise). One that lands as ``call`` returns, or inside the first ``clear``, is
+    not the call's outcome: ``clear`` runs again and the call's result stands."""
     returned = False
     try:
         try:
             result = call()
             returned = True
         finally:
-            _disarm(previous)
-    except SoftTimeLimitExceeded:
-        _disarm(previous)  # the alarm may have cut the first _disarm short
+            clear()
+    except late:
+        clear()
         if not returned:
             raise
     return result

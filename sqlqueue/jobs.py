@@ -14,6 +14,8 @@ from sqlqueue.serialization import encode_calls
 class JobStatus(enum.StrEnum):
     """Celery's state names, stored in the table as these very strings."""
 
+    WAITING = "WAITING"
+    """A workflow's step waiting for the jobs before it; never taken until they release it."""
     PENDING = "PENDING"
     STARTED = "STARTED"
     RETRY = "RETRY"

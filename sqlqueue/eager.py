@@ -1,4 +1,5 @@
-"""Eager mode (``task_always_eager``): a send runs its task inline, retries included."""
+"""Eager mode (``task_always_eager``): a send runs its task inline, retries included; a
+workflow runs its jobs inline in its plan's order, as workers would have."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.conf import EAGER_MAX_RETRIES
-from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError, TaskRevokedError
+from sqlqueue.exceptions import (
+    ChordError,
+    MaxRetriesExceededError,
+    TaskFailedError,
+    TaskRevokedError,
+    UnknownTaskError,
+)
 from sqlqueue.execution import run_task
 from sqlqueue.jobs import JobStatus
 from sqlqueue.outcomes import Outcome
+from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
 from sqlqueue.request import Request
 from sqlqueue.result import AsyncResult, EagerResult
-from sqlqueue.serialization import Failure
+from sqlqueue.serialization import Failure, encode_calls
 from sqlqueue.tasks import Task
 
 if TYPE_CHECKING:
@@ -88,6 +96,90 @@ def run_eagerly(
         raise error
     status = JobStatus.REJECTED if outcome.status is JobStatus.PENDING else outcome.status
     return EagerResult(job_id, app, error=error, status=status)
+
+
+def run_workflow_eagerly(
+    app: SQLQueue, plan: WorkflowPlan, *, propagate: bool | None = None
+) -> dict[str, EagerResult]:
+    """Run a workflow's jobs inline, in the plan's order, and return their results by id.
+
+    A job whose prerequisites all succeeded runs with what they feed it. One that follows a
+    job that did not succeed never runs: it ends REVOKED, and its ``get()`` raises the error
+    that stopped it; but a chord's body fails, with ``ChordError``. A ``link_error``
+    callback runs only if its job failed. With ``propagate`` (default:
+    ``task_eager_propagates``), the first failure is raised once every job has had its turn.
+    """
+    for job in plan.jobs:  # refused before any runs, as a send is before any is written
+        if job.task_name not in app.tasks:
+            raise UnknownTaskError(
+                f"No task named {job.task_name!r} is registered here to run inline "
+                "(task_always_eager, or apply()); import the module that defines it."
+            )
+        encode_calls(job.task_name, [(job.args, job.kwargs)], app.conf.max_payload_bytes)
+    results: dict[str, EagerResult] = {}
+    stops: dict[str, tuple[str, TaskFailedError | TaskRevokedError]] = {}
+    """Why a job did not succeed: the job that failed (itself, or one before it), its error."""
+    for job in plan.jobs:
+        results[job.id] = _run_step(app, job, [results[i] for i in job.prerequisites], stops)
+    if app.conf.task_eager_propagates if propagate is None else propagate:
+        for result in results.values():
+            if result.status in _FAILED:
+                raise result.info
+    return results
+
+
+_FAILED = (JobStatus.FAILURE.value, JobStatus.REJECTED.value)
+"""What releases a ``link_error`` callback: the job failed for good."""
+
+
+def _run_step(
+    app: SQLQueue,
+    job: PlannedJob,
+    before: list[EagerResult],
+    stops: dict[str, tuple[str, TaskFailedError | TaskRevokedError]],
+) -> EagerResult:
+    """Run one job of a workflow whose prerequisites (``before``) have had their turn."""
+    failed = next((result for result in before if result.status in _FAILED), None)
+    if job.feed is Feed.FAILED_ID:
+        if failed is None:
+            stops[job.id] = (
+                job.id,
+                TaskRevokedError(
+                    f"Job {job.id} ({job.task_name}) never ran: it is the link_error callback of "
+                    "a job that did not fail."
+                ),
+            )
+            return EagerResult(job.id, app, error=stops[job.id][1], status=JobStatus.REVOKED)
+        fed: list[Any] = [failed.id]
+    elif all(result.successful() for result in before):
+        values = [result.result for result in before]
+        fed = {None: [], Feed.RESULT: values[:1], Feed.RESULTS: [values]}[job.feed]
+    else:
+        culprit = next(result for result in before if not result.successful())
+        failed_id, error = stops[culprit.id]
+        if job.feed is not Feed.RESULTS:
+            stops[job.id] = (failed_id, error)
+            return EagerResult(job.id, app, error=error, status=JobStatus.REVOKED)
+        failure = Failure.from_exception(
+            ChordError(
+                f"The chord's header did not succeed, so its body did not run: job "
+                f"{failed_id}: {error}"
+            )
+        )
+        stops[job.id] = (
+            job.id,
+            TaskFailedError(
+                job.task_name, failure.error_type, failure.error_message, failure.traceback
+            ),
+        )
+        return EagerResult(job.id, app, error=stops[job.id][1], status=JobStatus.FAILURE)
+    task = app.tasks[job.task_name]
+    result = run_eagerly(
+        app, task, job.id, [*fed, *job.args], dict(job.kwargs), job.options.queue, propagate=False
+    )
+    if not result.successful():
+        stops[job.id] = (job.id, cast("TaskFailedError | TaskRevokedError", result.info))
+    return result
 
 
 def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Outcome) -> Outcome:

@@ -390,3 +390,13 @@ def _outcome(job: Job, propagate: bool) -> Any:
     if propagate:
         raise revoked
     return revoked
+
+
+def __getattr__(name: str) -> object:
+    # ``from sqlqueue.result import GroupResult``, where Celery's users look for it; its module
+    # imports this one.
+    if name == "GroupResult":
+        from sqlqueue.group_result import GroupResult
+
+        return GroupResult
+    raise AttributeError(f"module 'sqlqueue.result' has no attribute {name!r}", name=name)

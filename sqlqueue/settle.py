@@ -13,10 +13,11 @@ its id, and the callbacks no failure will release are deleted.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.engine import Connection, RowMapping
 
 from sqlqueue.dialects.base import Dialect
@@ -40,7 +41,7 @@ class _Cause:
 def settle(conn: Connection, dialect: Dialect, job_ids: Iterable[str]) -> bool:
     """Release or stop the steps waiting for these jobs, which have just finished, in
     ``conn``'s transaction; returns whether a step was released (workers should be woken)."""
-    finished = conn.execute(dialect.jobs_settled(sorted(set(job_ids)))).mappings().all()
+    finished = _rows(conn, dialect.jobs_settled, job_ids)
     successes: Counter[str] = Counter()
     releases: dict[str, str | None] = {}
     """Steps to release: for each, the failed job's id it receives (a ``link_error``), or None."""
@@ -61,7 +62,8 @@ def settle(conn: Connection, dialect: Dialect, job_ids: Iterable[str]) -> bool:
             releases[job_id] = None
     _stop(conn, dialect, stopped, releases, unneeded)
     if unneeded:
-        conn.execute(dialect.drop_waiting(sorted(set(unneeded))))
+        for chunk in chunks(unneeded):
+            conn.execute(dialect.drop_waiting(chunk))
     if releases:
         _release(conn, dialect, releases)
     return bool(releases)
@@ -99,7 +101,7 @@ def _stop(
         for job_id, cause in stopped:
             level.setdefault(job_id, cause)
         stopped = []
-        for row in conn.execute(dialect.lock_waiting(sorted(level))).mappings():
+        for row in _rows(conn, dialect.lock_waiting, level):
             cause = level[row["id"]]
             if row["feed"] == Feed.RESULTS:
                 error = _chord_error(cause)
@@ -129,18 +131,14 @@ def _chord_error(cause: _Cause) -> dict[str, Any]:
 
 def _release(conn: Connection, dialect: Dialect, releases: Mapping[str, str | None]) -> None:
     """Make these steps ready, each with what it receives put before its own arguments."""
-    rows = conn.execute(dialect.released_jobs(sorted(releases))).mappings().all()
+    rows = _rows(conn, dialect.released_jobs, releases)
     needed = {
         prerequisite
         for row in rows
         if row["feed"] in (Feed.RESULT, Feed.RESULTS)
         for prerequisite in row["prerequisites"]
     }
-    results: dict[str, Any] = {}
-    if needed:
-        results.update(
-            (row.id, row.result) for row in conn.execute(dialect.results_of(sorted(needed)))
-        )
+    results = {row["id"]: row["result"] for row in _rows(conn, dialect.results_of, needed)}
     for row in rows:
         args: list[Any] = list(row["args"])
         feed = row["feed"]
@@ -152,3 +150,21 @@ def _release(conn: Connection, dialect: Dialect, releases: Mapping[str, str | No
             args.insert(0, releases[row["id"]])
         delay = (as_utc(row["scheduled_at"]) - as_utc(row["created_at"])).total_seconds()  # type: ignore[operator]
         conn.execute(dialect.release_waiting(row["id"], args, max(0.0, delay)))
+
+
+CHUNK = 1000
+"""Ids per statement: a chord's body may wait for more jobs than a statement takes
+parameters (PostgreSQL's driver allows 65,535, SQLite 32,766)."""
+
+
+def chunks(job_ids: Iterable[str]) -> Iterator[list[str]]:
+    """The distinct ids in ascending order, a chunk at a time (so locks follow id order)."""
+    ordered = sorted(set(job_ids))
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start : start + CHUNK]
+
+
+def _rows(
+    conn: Connection, statement: Callable[[Sequence[str]], Select[Any]], job_ids: Iterable[str]
+) -> list[RowMapping]:
+    return [row for chunk in chunks(job_ids) for row in conn.execute(statement(chunk)).mappings()]

@@ -43,7 +43,7 @@ from sqlqueue.exceptions import (
 from sqlqueue.jobs import Job, NewJobs, as_utc
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan
-from sqlqueue.settle import settle
+from sqlqueue.settle import chunks, settle
 
 if (
     TYPE_CHECKING
@@ -249,7 +249,11 @@ class JobStore:
         every step not yet started of the workflows these ids are the handles of; the
         steps that wait for them stop. Returns how many jobs were revoked."""
         with self._write() as conn:
-            rows = conn.execute(self.dialect.revoke_jobs(job_ids, terminate)).all()
+            rows = [
+                row
+                for chunk in chunks(job_ids)
+                for row in conn.execute(self.dialect.revoke_jobs(chunk, terminate))
+            ]
             settled = [row.id for row in rows if row.releases]
             if settled and settle(conn, self.dialect, settled):
                 self._wake_workers(conn)

@@ -19,7 +19,9 @@ class GroupResult:
 
     __slots__ = ("app", "id", "results")
 
-    def __init__(self, id: str, results: Sequence[AsyncResult], app: SQLQueue | None = None) -> None:
+    def __init__(
+        self, id: str, results: Sequence[AsyncResult], app: SQLQueue | None = None
+    ) -> None:
         if app is None:
             from sqlqueue.shared import get_current_app  # shared imports tasks, which import this
 

@@ -78,6 +78,14 @@ class Job:
     traceback: str | None
     progress: dict[str, Any] | None
     """What the task last said of itself while running (``update_state``): its state and meta."""
+    workflow_id: str | None = None
+    """The workflow it belongs to (``plans``), if any."""
+    parent_id: str | None = None
+    """The job, or group, whose outcome it follows in its workflow."""
+    group_id: str | None = None
+    group_index: int | None = None
+    releases: bool = False
+    """Whether other jobs wait for its outcome: recording it must release or stop them."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -105,6 +113,11 @@ class Job:
             error_message=row["error_message"],
             traceback=row["traceback"],
             progress=row["progress"],
+            workflow_id=row["workflow_id"],
+            parent_id=row["parent_id"],
+            group_id=row["group_id"],
+            group_index=row["group_index"],
+            releases=row["dependents"] is not None or row["errbacks"] is not None,
         )
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlqueue.serialization import encode_calls
 
 if TYPE_CHECKING:
     from sqlqueue.caller_connections import CallerConnection
@@ -63,3 +66,77 @@ class WorkflowPlan:
     connection: CallerConnection | None = None
     """A connection whose open transaction the workflow joins; None: one of its own (or
     the ``app.using()`` block's)."""
+
+
+def released_by(plan: WorkflowPlan) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """For each job of the plan that others wait for: the jobs its success releases (its
+    dependents), and those its failure releases (its ``link_error`` callbacks)."""
+    dependents: dict[str, list[str]] = {}
+    errbacks: dict[str, list[str]] = {}
+    for job in plan.jobs:
+        released = errbacks if job.feed is Feed.FAILED_ID else dependents
+        for prerequisite in dict.fromkeys(job.prerequisites):
+            released.setdefault(prerequisite, []).append(job.id)
+    return dependents, errbacks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedRow:
+    """One job of a plan as its row is written, every check made: its arguments are JSON
+    texts, and its times wait for the database's clock."""
+
+    id: str
+    task_name: str
+    queue: str
+    priority: int
+    args: str
+    kwargs: str
+    eta: datetime | None
+    countdown: float
+    """Seconds after the insert; for a waiting job, after its release."""
+    expires_at: datetime | None
+    expires_in: float | None
+    parent_id: str | None
+    group_id: str | None
+    group_index: int | None
+    waiting_for: int
+    """Prerequisites still to finish: 0 for a job ready at once."""
+    prerequisites: list[str] | None
+    feed: str | None
+    dependents: list[str] | None
+    errbacks: list[str] | None
+
+
+def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]:
+    """The rows of a plan's jobs; raises ``SerializationError`` or ``InvalidOptionError``
+    for the first job whose arguments cannot be stored, before anything is written."""
+    dependents, errbacks = released_by(plan)
+    rows = []
+    for job in plan.jobs:
+        (args,), (kwargs,) = encode_calls(
+            job.task_name, [(job.args, job.kwargs)], max_payload_bytes
+        )
+        prerequisites = list(dict.fromkeys(job.prerequisites))
+        rows.append(
+            PlannedRow(
+                id=job.id,
+                task_name=job.task_name,
+                queue=job.options.queue,
+                priority=job.options.priority,
+                args=args,
+                kwargs=kwargs,
+                eta=job.options.eta,
+                countdown=job.options.countdown or 0.0,
+                expires_at=job.options.expires_at,
+                expires_in=job.options.expires_in,
+                parent_id=job.parent_id,
+                group_id=job.group_id,
+                group_index=job.group_index,
+                waiting_for=len(prerequisites),
+                prerequisites=list(job.prerequisites) or None,
+                feed=None if job.feed is None else job.feed.value,
+                dependents=dependents.get(job.id),
+                errbacks=errbacks.get(job.id),
+            )
+        )
+    return rows

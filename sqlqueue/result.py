@@ -21,6 +21,7 @@ from sqlqueue.jobs import FINISHED_STATUSES, Job, JobStatus
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
+    from sqlqueue.group_result import GroupResult
 
 POLL_START = 0.02
 """Seconds ``get()`` first waits between reads of the job."""
@@ -133,6 +134,19 @@ class AsyncResult:
         """The id (``host:pid:random``) of the worker that holds the job, or last held it."""
         return self._job().worker_id
 
+    @property
+    def parent(self) -> AsyncResult | GroupResult | None:
+        """The result this job's workflow step follows: the chain's step before it, or the
+        group whose results a chord's body receives; None for a job that follows none."""
+        parent_id = self._job().parent_id
+        if parent_id is None:
+            return None
+        if self.app.store.get_job(parent_id) is not None:
+            return AsyncResult(parent_id, self.app)
+        from sqlqueue.group_result import GroupResult  # which imports this module
+
+        return GroupResult.restore(parent_id, self.app)
+
     def ready(self) -> bool:
         """Whether the job has finished: succeeded, failed or been revoked."""
         return self._job().status in FINISHED_STATUSES
@@ -228,7 +242,7 @@ class AsyncResult:
         """
         if signal is not None:
             check_signal(signal)
-        return self.app.store.revoke_job(self.id, terminate)
+        return self.app.store.revoke_jobs([self.id], terminate) > 0
 
     async def _ajob(self) -> Job:
         return self._found(await self.app.store.aget_job(self.id))
@@ -379,6 +393,13 @@ def _outcome(job: Job, propagate: bool) -> Any:
         return job.result
     if job.status is JobStatus.FAILURE or job.status is JobStatus.REJECTED:
         # A Reject is stored as the job's error, as in eager runs: it fails the result.
+        error = _failure(job)
+        if propagate:
+            raise error
+        return error
+    if job.error_type not in (None, "Expired"):
+        # A workflow's step that never ran because a step before it failed: its get()
+        # raises that failure.
         error = _failure(job)
         if propagate:
             raise error

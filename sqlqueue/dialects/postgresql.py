@@ -9,6 +9,7 @@ clocks agree on when a job is due and when a lease has run out.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -25,6 +26,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
 from sqlqueue.jobs import NewJobs
 from sqlqueue.outcomes import Outcome
+from sqlqueue.plans import WorkflowPlan, planned_rows
 from sqlqueue.schema import jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
@@ -79,6 +81,40 @@ WITH inserted AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 """  # noqa: S608 (constants, no input)
+# A workflow: every column a job may differ in travels as an array (JSON ones as one JSON
+# array each), zipped by ROWS FROM, so a workflow of any size is one statement, atomic even
+# on a caller's connection in autocommit. Steps with prerequisites are stored WAITING.
+INSERT_WORKFLOW = f"""
+WITH inserted AS (
+    INSERT INTO {jobs.name} ({_COLUMNS}, workflow_id, parent_id, group_id, group_index,
+                             waiting_for, prerequisites, feed, dependents, errbacks)
+    SELECT new.id, new.args, new.kwargs, new.task_name, new.queue, new.priority,
+           CASE WHEN new.waiting_for > 0 THEN 'WAITING' ELSE 'PENDING' END,
+           coalesce(new.eta,
+                    statement_timestamp() + new.countdown * interval '1 second'),
+           coalesce(new.expires_at,
+                    statement_timestamp() + new.expires_in * interval '1 second'),
+           statement_timestamp(), %(workflow_id)s, new.parent_id, new.group_id,
+           new.group_index, nullif(new.waiting_for, 0), nullif(new.prerequisites, 'null'),
+           new.feed, nullif(new.dependents, 'null'), nullif(new.errbacks, 'null')
+    FROM ROWS FROM (
+        unnest(%(ids)s::text[]), jsonb_array_elements(%(args)s::jsonb),
+        jsonb_array_elements(%(kwargs)s::jsonb), unnest(%(task_names)s::text[]),
+        unnest(%(queues)s::text[]), unnest(%(priorities)s::integer[]),
+        unnest(%(etas)s::timestamptz[]), unnest(%(countdowns)s::float8[]),
+        unnest(%(expires_ats)s::timestamptz[]), unnest(%(expires_ins)s::float8[]),
+        unnest(%(parent_ids)s::text[]), unnest(%(group_ids)s::text[]),
+        unnest(%(group_indexes)s::integer[]), unnest(%(waiting_fors)s::integer[]),
+        jsonb_array_elements(%(prerequisites)s::jsonb), unnest(%(feeds)s::text[]),
+        jsonb_array_elements(%(dependents)s::jsonb), jsonb_array_elements(%(errbacks)s::jsonb)
+    ) AS new (id, args, kwargs, task_name, queue, priority, eta, countdown, expires_at,
+              expires_in, parent_id, group_id, group_index, waiting_for, prerequisites,
+              feed, dependents, errbacks)
+    RETURNING status
+)
+SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM inserted WHERE status = 'PENDING' LIMIT 1
+"""  # noqa: S608 (constants, no input)
+
 COPY_MIN_JOBS = 1000
 """Sends of this many jobs or more are written with COPY (``copy_jobs``); smaller ones with
 the one INSERT, whose single round trip costs as much or less than COPY's five there."""
@@ -169,6 +205,41 @@ class PostgreSQLDialect(Dialect):
             return DriverStatement(INSERT_JOB, params)
         params.update(id=new_jobs.ids, args=f"[{','.join(args)}]", kwargs=f"[{','.join(kwargs)}]")
         return DriverStatement(INSERT_JOBS, params)
+
+    def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
+        rows = planned_rows(plan, max_payload_bytes)
+
+        def column(name: str) -> list[Any]:
+            return [getattr(row, name) for row in rows]
+
+        def json_column(name: str) -> str:
+            return json.dumps(column(name))
+
+        return DriverStatement(
+            INSERT_WORKFLOW,
+            {
+                "workflow_id": plan.id,
+                "ids": column("id"),
+                # Each job's arguments are JSON texts already: joined, not encoded again.
+                "args": f"[{','.join(column('args'))}]",
+                "kwargs": f"[{','.join(column('kwargs'))}]",
+                "task_names": column("task_name"),
+                "queues": column("queue"),
+                "priorities": column("priority"),
+                "etas": column("eta"),
+                "countdowns": column("countdown"),
+                "expires_ats": column("expires_at"),
+                "expires_ins": column("expires_in"),
+                "parent_ids": column("parent_id"),
+                "group_ids": column("group_id"),
+                "group_indexes": column("group_index"),
+                "waiting_fors": column("waiting_for"),
+                "prerequisites": json_column("prerequisites"),
+                "feeds": column("feed"),
+                "dependents": json_column("dependents"),
+                "errbacks": json_column("errbacks"),
+            },
+        )
 
     def copy_jobs(self, new_jobs: NewJobs) -> CopyStatement | None:
         # The same rows as insert_jobs, streamed: the server's bulk insert path writes a

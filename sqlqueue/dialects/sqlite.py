@@ -36,6 +36,7 @@ from sqlqueue.engines import unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
+from sqlqueue.plans import WorkflowPlan, planned_rows
 from sqlqueue.schema import READY_WHERE, Timestamp, jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
@@ -99,6 +100,41 @@ class SQLiteDialect(Dialect):
                 "expires_at": _stored_time(expires_at) if expires_at is not None else None,
                 "created_at": _stored_time(now),
             },
+        )
+
+    def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
+        now = datetime.now(UTC)
+
+        def at(when: datetime | None, seconds: float | None) -> str | None:
+            if when is None and seconds is not None:
+                when = now + timedelta(seconds=seconds)
+            return None if when is None else _stored_time(when)
+
+        rows = [
+            [
+                row.id,
+                row.args,
+                row.kwargs,
+                row.task_name,
+                row.queue,
+                row.priority,
+                (JobStatus.WAITING if row.waiting_for else JobStatus.PENDING).value,
+                at(row.eta, row.countdown),
+                at(row.expires_at, row.expires_in),
+                row.parent_id,
+                row.group_id,
+                row.group_index,
+                row.waiting_for or None,
+                row.prerequisites,
+                row.feed,
+                row.dependents,
+                row.errbacks,
+            ]
+            for row in planned_rows(plan, max_payload_bytes)
+        ]
+        return DriverStatement(
+            INSERT_WORKFLOW,
+            {"jobs": json.dumps(rows), "created_at": _stored_time(now), "workflow_id": plan.id},
         )
 
     def claim_jobs(
@@ -193,6 +229,23 @@ FROM json_each(:jobs)
 """  # noqa: S608 (constants, no input)
 """Each element of ``:jobs`` is [stored id, arguments' JSON text, keyword arguments' JSON
 text]; the texts are JSON strings there, so json_extract gives back the text to store."""
+
+INSERT_WORKFLOW = f"""
+INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status, scheduled_at,
+                         expires_at, created_at, workflow_id, parent_id, group_id,
+                         group_index, waiting_for, prerequisites, feed, dependents, errbacks)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
+       :created_at, :workflow_id, json_extract(value, '$[9]'), json_extract(value, '$[10]'),
+       json_extract(value, '$[11]'), json_extract(value, '$[12]'),
+       json_extract(value, '$[13]'), json_extract(value, '$[14]'),
+       json_extract(value, '$[15]'), json_extract(value, '$[16]')
+FROM json_each(:jobs)
+"""  # noqa: S608 (constants, no input)
+"""Each element of ``:jobs`` is one job's columns (see ``insert_workflow``): texts that are
+JSON already travel as JSON strings, lists of ids as arrays, which json_extract gives back
+as their JSON text."""
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}

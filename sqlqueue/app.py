@@ -280,7 +280,9 @@ class SQLQueue:
         if plan.jobs:  # an empty group has none
             connection = plan.connection
             self.store.insert_workflow(
-                plan, connection if connection is not None else self.default_connection()
+                plan,
+                self.conf.max_payload_bytes,
+                connection if connection is not None else self.default_connection(),
             )
         return {job.id: AsyncResult(job.id, self) for job in plan.jobs}
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.conf import EAGER_MAX_RETRIES
 from sqlqueue.exceptions import (
-    ChordError,
     MaxRetriesExceededError,
     TaskFailedError,
     TaskRevokedError,
@@ -101,11 +100,12 @@ def run_eagerly(
 def run_workflow_eagerly(
     app: SQLQueue, plan: WorkflowPlan, *, propagate: bool | None = None
 ) -> dict[str, EagerResult]:
-    """Run a workflow's jobs inline, in the plan's order, and return their results by id.
+    """Run a workflow's jobs inline, in the plan's order, and return their results by id,
+    as the store settles them (``settle``) when workers run them.
 
     A job whose prerequisites all succeeded runs with what they feed it. One that follows a
-    job that did not succeed never runs: it ends REVOKED, and its ``get()`` raises the error
-    that stopped it; but a chord's body fails, with ``ChordError``. A ``link_error``
+    job that did not succeed never runs: it ends REVOKED, its ``get()`` raising the failure
+    that stopped it; but a chord's body fails, with a ``ChordError``. A ``link_error``
     callback runs only if its job failed. With ``propagate`` (default:
     ``task_eager_propagates``), the first failure is raised once every job has had its turn.
     """
@@ -117,10 +117,11 @@ def run_workflow_eagerly(
             )
         encode_calls(job.task_name, [(job.args, job.kwargs)], app.conf.max_payload_bytes)
     results: dict[str, EagerResult] = {}
-    stops: dict[str, tuple[str, TaskFailedError | TaskRevokedError]] = {}
-    """Why a job did not succeed: the job that failed (itself, or one before it), its error."""
+    causes: dict[str, tuple[str, TaskFailedError | None]] = {}
+    """Why a job did not succeed: the job that stopped it (itself, or one before it), and
+    that job's failure (None when it was revoked or ignored)."""
     for job in plan.jobs:
-        results[job.id] = _run_step(app, job, [results[i] for i in job.prerequisites], stops)
+        results[job.id] = _run_step(app, job, [results[i] for i in job.prerequisites], causes)
     if app.conf.task_eager_propagates if propagate is None else propagate:
         for result in results.values():
             if result.status in _FAILED:
@@ -129,57 +130,59 @@ def run_workflow_eagerly(
 
 
 _FAILED = (JobStatus.FAILURE.value, JobStatus.REJECTED.value)
-"""What releases a ``link_error`` callback: the job failed for good."""
+"""What releases a ``link_error`` callback: the task failed (a revoked or ignored job did not)."""
 
 
 def _run_step(
     app: SQLQueue,
     job: PlannedJob,
     before: list[EagerResult],
-    stops: dict[str, tuple[str, TaskFailedError | TaskRevokedError]],
+    causes: dict[str, tuple[str, TaskFailedError | None]],
 ) -> EagerResult:
     """Run one job of a workflow whose prerequisites (``before``) have had their turn."""
     failed = next((result for result in before if result.status in _FAILED), None)
     if job.feed is Feed.FAILED_ID:
-        if failed is None:
-            stops[job.id] = (
-                job.id,
-                TaskRevokedError(
-                    f"Job {job.id} ({job.task_name}) never ran: it is the link_error callback of "
-                    "a job that did not fail."
-                ),
-            )
-            return EagerResult(job.id, app, error=stops[job.id][1], status=JobStatus.REVOKED)
+        if failed is None:  # its job did not fail: never run (the store deletes its row)
+            causes[job.id] = (job.id, None)
+            return _stopped(app, job, "its job did not fail")
         fed: list[Any] = [failed.id]
     elif all(result.successful() for result in before):
         values = [result.result for result in before]
         fed = {None: [], Feed.RESULT: values[:1], Feed.RESULTS: [values]}[job.feed]
     else:
         culprit = next(result for result in before if not result.successful())
-        failed_id, error = stops[culprit.id]
-        if job.feed is not Feed.RESULTS:
-            stops[job.id] = (failed_id, error)
-            return EagerResult(job.id, app, error=error, status=JobStatus.REVOKED)
-        failure = Failure.from_exception(
-            ChordError(
-                f"The chord's header did not succeed, so its body did not run: job "
-                f"{failed_id}: {error}"
+        cause_id, failure = causes[culprit.id]
+        if job.feed is Feed.RESULTS:  # a chord's body fails; its errbacks run
+            what = f"raised {failure.exc_type}: {failure.exc_message}" if failure else "was revoked"
+            error = TaskFailedError(
+                job.task_name, "ChordError", f"Dependency {cause_id} {what}", None
             )
+            causes[job.id] = (job.id, error)
+            return EagerResult(job.id, app, error=error, status=JobStatus.FAILURE)
+        causes[job.id] = (cause_id, failure)
+        if failure is None:
+            return _stopped(app, job, f"The step before it, job {cause_id}, was revoked.")
+        # As the store keeps it: the stopping failure, in the row of the step it stopped.
+        error = TaskFailedError(
+            job.task_name, failure.exc_type, failure.exc_message, failure.traceback
         )
-        stops[job.id] = (
-            job.id,
-            TaskFailedError(
-                job.task_name, failure.error_type, failure.error_message, failure.traceback
-            ),
-        )
-        return EagerResult(job.id, app, error=stops[job.id][1], status=JobStatus.FAILURE)
+        return EagerResult(job.id, app, error=error, status=JobStatus.REVOKED)
     task = app.tasks[job.task_name]
     result = run_eagerly(
         app, task, job.id, [*fed, *job.args], dict(job.kwargs), job.options.queue, propagate=False
     )
-    if not result.successful():
-        stops[job.id] = (job.id, cast("TaskFailedError | TaskRevokedError", result.info))
+    if result.status in _FAILED:
+        causes[job.id] = (job.id, cast(TaskFailedError, result.info))
+    elif not result.successful():
+        causes[job.id] = (job.id, None)
     return result
+
+
+def _stopped(app: SQLQueue, job: PlannedJob, reason: str) -> EagerResult:
+    error = TaskRevokedError(
+        f"Job {job.id} ({job.task_name}) was revoked ({reason}); it has no result."
+    )
+    return EagerResult(job.id, app, error=error, status=JobStatus.REVOKED)
 
 
 def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Outcome) -> Outcome:

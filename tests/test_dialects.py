@@ -16,6 +16,7 @@ PER_DATABASE = {
     "now_plus",
     "insert_jobs",
     "insert_workflow",
+    "results_in_order",
     "claim_jobs",
     "record_outcomes",
 }

@@ -6,8 +6,11 @@ lock, and the one transaction that brings a count to zero releases the step: a c
 is released exactly once, by whichever header job finishes last, and a header job that
 retries releases nothing, as it has not finished. A failure stops what waits for it, through
 every step after: a chain's later steps become REVOKED carrying the failure, a chord's body
-FAILURE with a ``ChordError``; the ``link_error`` callbacks of a failed job are released with
-its id, and the callbacks no failure will release are deleted.
+FAILURE with a ``ChordError``; the ``link_error`` callbacks of a failed job are released (each
+receives its id when taken), and the callbacks no failure will release are deleted.
+
+On PostgreSQL the successes a worker records are settled by the finishing statement itself
+(``Dialect.releases_in_finish``); everything else comes here.
 """
 
 from __future__ import annotations
@@ -61,9 +64,8 @@ def settle(conn: Connection, dialect: Dialect, job_ids: Iterable[str]) -> bool:
         if left == 0:
             releases.add(job_id)
     _stop(conn, dialect, stopped, releases, unneeded)
-    if unneeded:
-        for chunk in chunks(unneeded):
-            conn.execute(dialect.drop_waiting(chunk))
+    for chunk in chunks(unneeded):
+        conn.execute(dialect.drop_waiting(chunk))
     if releases:
         _release(conn, dialect, releases)
     return bool(releases)

@@ -86,6 +86,10 @@ class Job:
     group_index: int | None = None
     releases: bool = False
     """Whether other jobs wait for its outcome: recording it must release or stop them."""
+    feed: str | None = None
+    """What it receives from the jobs it waited for (``plans.Feed``), put before its
+    arguments when it is taken: stored apart, since those jobs finish after it is sent."""
+    prerequisites: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -118,6 +122,8 @@ class Job:
             group_id=row["group_id"],
             group_index=row["group_index"],
             releases=row["dependents"] is not None or row["errbacks"] is not None,
+            feed=row["feed"],
+            prerequisites=row["prerequisites"],
         )
 
 

@@ -10,10 +10,12 @@ the last one's outcome: the database, not a worker's memory, decides when a step
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlqueue.jobs import Job
 from sqlqueue.serialization import encode_calls
 
 if TYPE_CHECKING:
@@ -140,3 +142,18 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
             )
         )
     return rows
+
+
+def fed(job: Job, received: Mapping[str, Any]) -> Job:
+    """A taken job with what it receives put before its own arguments: ``received`` holds
+    the result of each job that feeds one, by that job's id, and the list a chord's body
+    receives, by the body's id."""
+    if job.feed == Feed.RESULT and job.prerequisites:
+        value = received.get(job.prerequisites[0])
+    elif job.feed == Feed.RESULTS:
+        value = received.get(job.id, [])
+    elif job.feed == Feed.FAILED_ID and job.prerequisites:
+        value = job.prerequisites[0]
+    else:
+        return job
+    return replace(job, args=[value, *job.args])

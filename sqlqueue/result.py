@@ -397,7 +397,7 @@ def _outcome(job: Job, propagate: bool) -> Any:
         if propagate:
             raise error
         return error
-    if job.error_type not in (None, "Expired"):
+    if job.status is JobStatus.REVOKED and job.error_type not in (None, "Expired"):
         # A workflow's step that never ran because a step before it failed: its get()
         # raises that failure.
         error = _failure(job)

@@ -6,8 +6,11 @@ lock, and the one transaction that brings a count to zero releases the step: a c
 is released exactly once, by whichever header job finishes last, and a header job that
 retries releases nothing, as it has not finished. A failure stops what waits for it, through
 every step after: a chain's later steps become REVOKED carrying the failure, a chord's body
-FAILURE with a ``ChordError``; the ``link_error`` callbacks of a failed job are released with
-its id, and the callbacks no failure will release are deleted.
+FAILURE with a ``ChordError``; the ``link_error`` callbacks of a failed job are released (each
+receives its id when taken), and the callbacks no failure will release are deleted.
+
+On PostgreSQL the successes a worker records are settled by the finishing statement itself
+(``Dialect.releases_in_finish``); everything else comes here.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ def settle(conn: Connection, dialect: Dialect, job_ids: Iterable[str]) -> bool:
     ``conn``'s transaction; returns whether a step was released (workers should be woken)."""
     finished = _rows(conn, dialect.jobs_settled, job_ids)
     successes: Counter[str] = Counter()
-    releases: dict[str, str | None] = {}
-    """Steps to release: for each, the failed job's id it receives (a ``link_error``), or None."""
+    releases: set[str] = set()
+    """Steps to release."""
     unneeded: list[str] = []
     stopped: list[tuple[str, _Cause]] = []
     for row in finished:
@@ -59,22 +62,19 @@ def settle(conn: Connection, dialect: Dialect, job_ids: Iterable[str]) -> bool:
     for job_id in sorted(successes):
         left = conn.execute(dialect.count_down(job_id, successes[job_id])).scalar()
         if left == 0:
-            releases[job_id] = None
+            releases.add(job_id)
     _stop(conn, dialect, stopped, releases, unneeded)
-    if unneeded:
-        for chunk in chunks(unneeded):
-            conn.execute(dialect.drop_waiting(chunk))
+    for chunk in chunks(unneeded):
+        conn.execute(dialect.drop_waiting(chunk))
     if releases:
         _release(conn, dialect, releases)
     return bool(releases)
 
 
-def _fail_callbacks(
-    row: RowMapping, failed: bool, releases: dict[str, str | None], unneeded: list[str]
-) -> None:
+def _fail_callbacks(row: RowMapping, failed: bool, releases: set[str], unneeded: list[str]) -> None:
     for errback in row["errbacks"] or ():
         if failed:
-            releases[errback] = row["id"]
+            releases.add(errback)
         else:
             unneeded.append(errback)
 
@@ -91,7 +91,7 @@ def _stop(
     conn: Connection,
     dialect: Dialect,
     stopped: list[tuple[str, _Cause]],
-    releases: dict[str, str | None],
+    releases: set[str],
     unneeded: list[str],
 ) -> None:
     """Stop the steps that wait for a job that did not succeed, and every step after them,
@@ -129,27 +129,12 @@ def _chord_error(cause: _Cause) -> dict[str, Any]:
     }
 
 
-def _release(conn: Connection, dialect: Dialect, releases: Mapping[str, str | None]) -> None:
-    """Make these steps ready, each with what it receives put before its own arguments."""
-    rows = _rows(conn, dialect.released_jobs, releases)
-    needed = {
-        prerequisite
-        for row in rows
-        if row["feed"] in (Feed.RESULT, Feed.RESULTS)
-        for prerequisite in row["prerequisites"]
-    }
-    results = {row["id"]: row["result"] for row in _rows(conn, dialect.results_of, needed)}
-    for row in rows:
-        args: list[Any] = list(row["args"])
-        feed = row["feed"]
-        if feed == Feed.RESULT:
-            args.insert(0, results.get(row["prerequisites"][0]))
-        elif feed == Feed.RESULTS:
-            args.insert(0, [results.get(job_id) for job_id in row["prerequisites"]])
-        elif feed == Feed.FAILED_ID:
-            args.insert(0, releases[row["id"]])
+def _release(conn: Connection, dialect: Dialect, releases: Iterable[str]) -> None:
+    """Make these steps ready; a countdown of theirs counts from now. What they receive
+    from the steps before them is read when they are taken (``JobStore.claim_jobs``)."""
+    for row in _rows(conn, dialect.released_jobs, releases):
         delay = (as_utc(row["scheduled_at"]) - as_utc(row["created_at"])).total_seconds()  # type: ignore[operator]
-        conn.execute(dialect.release_waiting(row["id"], args, max(0.0, delay)))
+        conn.execute(dialect.release_waiting(row["id"], max(0.0, delay)))
 
 
 CHUNK = 1000

@@ -9,6 +9,7 @@ stands alone, in autocommit (``autocommit``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,9 +41,9 @@ from sqlqueue.exceptions import (
     InvalidOptionError,
     SQLQueueError,
 )
-from sqlqueue.jobs import Job, NewJobs, as_utc
+from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
 from sqlqueue.outcomes import Outcome
-from sqlqueue.plans import WorkflowPlan
+from sqlqueue.plans import Feed, WorkflowPlan, fed
 from sqlqueue.settle import chunks, settle
 
 if (
@@ -137,7 +138,9 @@ class JobStore:
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> list[Job]:
-        """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease."""
+        """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease;
+        a workflow's step with what it receives from the steps before it put first in its
+        arguments."""
         statement = self.dialect.claim_jobs(limit, queues, worker_id, lease)
         if goes_alone(statement, self.dialect):
             with self._translate_errors():
@@ -145,8 +148,33 @@ class JobStore:
         else:
             with self._write() as conn:
                 claimed = [Job.from_row(row) for row in _execute(conn, statement).mappings()]
+        if any(job.feed is not None for job in claimed):
+            claimed = self._fed(claimed)
         claimed.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
         return claimed
+
+    def _fed(self, claimed: list[Job]) -> list[Job]:
+        # Read after the claim, outside its transaction: a finished job's result never
+        # changes, and pruning keeps a workflow's results until all of it has finished.
+        # The steps that receive one result are served by one read; a chord's body, by its own.
+        singles = [
+            job.prerequisites[0] for job in claimed if job.feed == Feed.RESULT and job.prerequisites
+        ]
+        received = dict(zip(singles, self._results_in_order(singles), strict=True))
+        fed_jobs = []
+        for job in claimed:
+            if job.feed == Feed.RESULTS:
+                received = {**received, job.id: self._results_in_order(job.prerequisites or [])}
+            fed_jobs.append(fed(job, received))
+        return fed_jobs
+
+    def _results_in_order(self, job_ids: Sequence[str]) -> list[Any]:
+        if not job_ids:
+            return []
+        statement = self.dialect.results_in_order(job_ids)
+        with self._translate_errors(), self.engine.connect() as conn:
+            results = conn.exec_driver_sql(statement.sql, statement.params).scalar_one()
+        return cast(list[Any], json.loads(results) if isinstance(results, str) else results)
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> set[Take]:
         """Renew the leases of these takes; a take missing from the answer has lost its job."""
@@ -165,8 +193,13 @@ class JobStore:
         wait for, settled (``settle``) in the same transaction when they finish."""
         if not outcomes:
             return set()
-        settling = {take[0] for take, outcome in outcomes if not outcome.again} & set(releasing)
-        statements = self.dialect.record_outcomes(outcomes)
+        finishing = {take[0]: outcome for take, outcome in outcomes if not outcome.again}
+        settling = finishing.keys() & set(releasing)
+        if self.dialect.releases_in_finish:  # the finish releases what waits for a success
+            settling = {
+                job_id for job_id in settling if finishing[job_id].status is not JobStatus.SUCCESS
+            }
+        statements = self.dialect.record_outcomes(outcomes, releasing=bool(releasing))
         if (
             not settling
             and len(statements) == 1

@@ -7,6 +7,7 @@ the subclass must provide, for its database:
 - ``now`` and ``now_plus``: its clock, as SQL expressions the other statements use;
 - ``insert_jobs``: the jobs of one send, one or many, in one ``DriverStatement``;
 - ``insert_workflow``: the jobs of a workflow (``plans``), in one ``DriverStatement``;
+- ``results_in_order``: the results a workflow's step receives, as one JSON array;
 - ``claim_jobs``: take ready jobs in priority order and lease them;
 - ``record_outcomes``: write a batch of outcomes, each fenced by its take.
 
@@ -102,6 +103,11 @@ class Dialect(WorkflowStatements, ABC):
     a claim, a batch of outcomes) goes straight to the driver in autocommit: where such
     statements are ``DriverStatement``s and the driver is psycopg (``sqlqueue.autocommit``)."""
 
+    releases_in_finish = False
+    """Whether ``record_outcomes(..., releasing=True)`` itself releases the steps waiting for
+    the successes it records (PostgreSQL, in one statement); otherwise ``settle`` does, in
+    the same transaction. Failures are always ``settle``'s."""
+
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
 
@@ -194,11 +200,13 @@ class Dialect(WorkflowStatements, ABC):
         """Put a job back for another try after the retry's countdown (with the new
         arguments the retry gave, if any), unless its take has been replaced; returns the
         take when it was written. A requeue (status PENDING) is not counted as a retry."""
-        new_arguments = {
+        new_arguments: dict[str, Any] = {
             name: value
             for name, value in (("args", outcome.new_args), ("kwargs", outcome.new_kwargs))
             if value is not None
         }
+        if outcome.new_args is not None:
+            new_arguments["feed"] = None  # the new args hold all the task receives
         return (
             self._fenced_update([take])
             .values(
@@ -220,10 +228,18 @@ class Dialect(WorkflowStatements, ABC):
         workers, where the database can, when a job is ready at once."""
 
     @abstractmethod
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
+    def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
+        """One row, one value: the results of these jobs as one JSON array in their order
+        (null for a job with none), for a workflow's step to receive."""
+
+    @abstractmethod
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+    ) -> list[Statement]:
         """Statements that write these outcomes, each of the take beside it, to run in one
         transaction; each returns the ids it changed, so a take that was fenced off is the
-        one missing."""
+        one missing. ``releasing``: workflow steps wait for some of these jobs; where
+        ``releases_in_finish``, the statements settle their successes too."""
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's
@@ -322,19 +338,19 @@ class Dialect(WorkflowStatements, ABC):
 
     def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
         """Delete up to ``limit`` jobs finished more than ``older_than`` seconds ago."""
-        waiting = jobs.alias("waiting")
+        unfinished = jobs.alias("unfinished")
         oldest = (
             sa.select(jobs.c.id)
             .where(FINISHED_WHERE)
             .where(jobs.c.finished_at < self.now_plus(-older_than))
             .where(
-                # A workflow's results stay while one of its steps waits: a chord's body
-                # receives its header's results when the last of them finishes.
+                # A workflow's results stay until all of it has finished: a step receives
+                # the results of those before it when it is taken.
                 sa.or_(
                     jobs.c.workflow_id.is_(None),
                     ~sa.exists()
-                    .where(waiting.c.workflow_id == jobs.c.workflow_id)
-                    .where(waiting.c.status == JobStatus.WAITING.value),
+                    .where(unfinished.c.workflow_id == jobs.c.workflow_id)
+                    .where(unfinished.c.status.in_(UNFINISHED)),
                 )
             )
             .order_by(jobs.c.finished_at)
@@ -424,6 +440,9 @@ class Dialect(WorkflowStatements, ABC):
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
+
+
+UNFINISHED = [status.value for status in (JobStatus.WAITING, *READY_STATUSES, JobStatus.STARTED)]
 
 
 def _settled_columns(finished: sa.ColumnElement[bool]) -> tuple[sa.ColumnElement[Any], ...]:

@@ -115,6 +115,14 @@ WITH inserted AS (
 SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM inserted WHERE status = 'PENDING' LIMIT 1
 """  # noqa: S608 (constants, no input)
 
+# One array in, one JSON array out: a chord's body receives thousands of results, which as
+# rows would cost the driver a JSON decoding each.
+RESULTS_IN_ORDER = f"""
+SELECT coalesce(jsonb_agg(job.result ORDER BY wanted.position), '[]')
+FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS wanted (id, position)
+LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
+"""  # noqa: S608 (constants, no input)
+
 COPY_MIN_JOBS = 1000
 """Sends of this many jobs or more are written with COPY (``copy_jobs``); smaller ones with
 the one INSERT, whose single round trip costs as much or less than COPY's five there."""
@@ -162,6 +170,50 @@ RETURNING job.id, job.attempts
 one row of arrays per job. Its text never changes with the batch's size, so
 psycopg prepares it once per connection."""
 
+_FINISHED = FINISH_JOBS.replace(
+    "RETURNING job.id, job.attempts",
+    "RETURNING job.id, job.attempts, job.status, job.dependents, job.errbacks",
+)
+
+FINISH_AND_RELEASE = f"""
+WITH finished AS ({_FINISHED}),
+counted AS (
+    SELECT dependent.id, count(*) AS successes
+    FROM finished, jsonb_array_elements_text(finished.dependents) AS dependent (id)
+    WHERE finished.status = 'SUCCESS'
+    GROUP BY dependent.id
+),
+released AS (
+    UPDATE {jobs.name} AS waiting
+    SET waiting_for = waiting.waiting_for - counted.successes,
+        status = CASE WHEN waiting.waiting_for > counted.successes THEN 'WAITING'
+                      ELSE 'PENDING' END,
+        scheduled_at = CASE WHEN waiting.waiting_for > counted.successes
+                            THEN waiting.scheduled_at
+                            ELSE statement_timestamp()
+                                 + (waiting.scheduled_at - waiting.created_at) END
+    FROM counted
+    WHERE waiting.id = counted.id AND waiting.status = 'WAITING'
+    RETURNING waiting.status
+),
+unneeded AS (
+    DELETE FROM {jobs.name}
+    WHERE status = 'WAITING' AND id = ANY (ARRAY(  -- an array: probed by primary key
+        SELECT jsonb_array_elements_text(errbacks) FROM finished WHERE status = 'SUCCESS'
+    ))
+)
+SELECT id, attempts FROM finished
+WHERE (SELECT count(*) FROM (SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM released
+                             WHERE status = 'PENDING' LIMIT 1) AS woken) >= 0
+"""  # noqa: S608 (constants, no input)
+"""``FINISH_JOBS`` for a batch with jobs that workflow steps wait for: each success counts
+its dependents down under their row locks, and the one statement that brings a count to zero
+makes the step ready (a countdown counting from now) and wakes the workers; the link_error
+callbacks of each success are deleted. READ COMMITTED re-reads a waiting row another
+transaction changed before counting it down, so two batches finishing a chord's last header
+jobs at once release its body once. The workers' answer is the takes, as ``FINISH_JOBS``'s;
+the notification rides in the WHERE, whose subquery runs once."""
+
 CLAIM_JOBS = """
 SELECT * FROM sqlqueue_claim(%(limit)s, %(lease)s, %(worker_id)s, %(queues)s::text[])
 """
@@ -174,6 +226,7 @@ those it keeps (migration 0006)."""
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
     driver_autocommit = True
+    releases_in_finish = True
     supports_listen_notify = True
 
     def create_engine(self, url: URL) -> Engine:
@@ -297,7 +350,9 @@ class PostgreSQLDialect(Dialect):
             },
         )
 
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+    ) -> list[Statement]:
         # Successes and failures, nearly every outcome of a busy worker, go in one statement;
         # retries (rarer, and each with its own delay) keep their per-job UPDATE.
         statements: list[Statement] = [
@@ -308,7 +363,7 @@ class PostgreSQLDialect(Dialect):
             columns = [o.finish_values() for _, o in finished]
             statements.append(
                 DriverStatement(
-                    FINISH_JOBS,
+                    FINISH_AND_RELEASE if releasing else FINISH_JOBS,
                     {
                         "ids": [take[0] for take, _ in finished],
                         "attempts": [take[1] for take, _ in finished],
@@ -321,6 +376,9 @@ class PostgreSQLDialect(Dialect):
                 )
             )
         return statements
+
+    def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
+        return DriverStatement(RESULTS_IN_ORDER, {"ids": list(job_ids)})
 
     def wake_workers(self) -> DriverStatement:
         # Any notification wakes a listener; the payload names no queue, so all of them look.

@@ -137,6 +137,9 @@ class SQLiteDialect(Dialect):
             {"jobs": json.dumps(rows), "created_at": _stored_time(now), "workflow_id": plan.id},
         )
 
+    def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
+        return DriverStatement(RESULTS_IN_ORDER, {"ids": json.dumps(list(job_ids))})
+
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> ReturningUpdate[Any]:
@@ -184,7 +187,9 @@ class SQLiteDialect(Dialect):
             .limit(limit)
         )
 
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+    ) -> list[Statement]:
         # One fenced UPDATE per job, all under one write lock; successes and failures as
         # fixed text (SQLAlchemy's statement building cost more than SQLite's work), each
         # answering with the job's id when its take still held the job.
@@ -246,6 +251,12 @@ FROM json_each(:jobs)
 """Each element of ``:jobs`` is one job's columns (see ``insert_workflow``): texts that are
 JSON already travel as JSON strings, lists of ids as arrays, which json_extract gives back
 as their JSON text."""
+
+RESULTS_IN_ORDER = f"""
+SELECT json_group_array(json(job.result))
+FROM (SELECT wanted.key, job.result FROM json_each(:ids) AS wanted
+      LEFT JOIN {jobs.name} AS job ON job.id = wanted.value ORDER BY wanted.key) AS job
+"""  # noqa: S608 (constants, no input)
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}

@@ -68,29 +68,20 @@ class WorkflowStatements:
         )
 
     def released_jobs(self, job_ids: Sequence[str]) -> sa.Select[Any]:
-        """What releasing needs of steps whose prerequisites are done."""
-        return sa.select(
-            jobs.c.id,
-            jobs.c.args,
-            jobs.c.feed,
-            jobs.c.prerequisites,
-            jobs.c.scheduled_at,
-            jobs.c.created_at,
-        ).where(jobs.c.id.in_(list(job_ids)))
+        """What releasing needs of steps whose prerequisites are done: when they were sent
+        to run, their countdown being counted from their release."""
+        return sa.select(jobs.c.id, jobs.c.scheduled_at, jobs.c.created_at).where(
+            jobs.c.id.in_(list(job_ids))
+        )
 
-    def results_of(self, job_ids: Sequence[str]) -> sa.Select[Any]:
-        return sa.select(jobs.c.id, jobs.c.result).where(jobs.c.id.in_(list(job_ids)))
-
-    def release_waiting(self, job_id: str, args: list[Any], delay: float) -> Update:
-        """Make a waiting step ready, with its arguments completed, ``delay`` seconds from
-        now (its countdown, which counts from its release)."""
+    def release_waiting(self, job_id: str, delay: float) -> Update:
+        """Make a waiting step ready ``delay`` seconds from now."""
         return (
             jobs.update()
             .where(jobs.c.id == job_id)
             .where(jobs.c.status == WAITING)
             .values(
                 status=JobStatus.PENDING.value,
-                args=args,
                 waiting_for=None,
                 scheduled_at=self.now_plus(delay) if delay else self.now(),
             )

@@ -15,6 +15,7 @@ from sqlqueue.exceptions import (
     UnknownTaskError,
 )
 from sqlqueue.execution import run_task
+from sqlqueue.group_result import GroupResult
 from sqlqueue.jobs import JobStatus
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
@@ -122,6 +123,7 @@ def run_workflow_eagerly(
     that job's failure (None when it was revoked or ignored)."""
     for job in plan.jobs:
         results[job.id] = _run_step(app, job, [results[i] for i in job.prerequisites], causes)
+    _give_parents(app, plan, results)
     if app.conf.task_eager_propagates if propagate is None else propagate:
         for result in results.values():
             if result.status in _FAILED:
@@ -131,6 +133,19 @@ def run_workflow_eagerly(
 
 _FAILED = (JobStatus.FAILURE.value, JobStatus.REJECTED.value)
 """What releases a ``link_error`` callback: the task failed (a revoked or ignored job did not)."""
+
+
+def _give_parents(app: SQLQueue, plan: WorkflowPlan, results: dict[str, EagerResult]) -> None:
+    """Set each result's ``parent``, as the store's rows give it: the job or group it followed."""
+    members: dict[str, list[EagerResult]] = {}
+    for job in sorted(plan.jobs, key=lambda job: job.group_index or 0):
+        if job.group_id is not None:
+            members.setdefault(job.group_id, []).append(results[job.id])
+    for job in plan.jobs:
+        if job.parent_id in results:
+            results[job.id].parent = results[job.parent_id]
+        elif job.parent_id in members:
+            results[job.id].parent = GroupResult(job.parent_id, members[job.parent_id], app)
 
 
 def _run_step(

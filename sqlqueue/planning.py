@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlqueue.app import new_job_ids
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
     from sqlqueue.caller_connections import CallerConnection
     from sqlqueue.result import AsyncResult
+    from sqlqueue.tasks import Task
 
 
 def send(
@@ -140,13 +141,13 @@ def plan_workflow(
         return final.get(job_id, job_id)
 
     jobs = tuple(
-        replace(
-            job,
-            id=rename(job.id),
-            prerequisites=tuple(map(rename, job.prerequisites)),
-            parent_id=None if job.parent_id is None else rename(job.parent_id),
+        PlannedJob(
+            **fields,
+            id=rename(job_id),
+            prerequisites=tuple(map(rename, prerequisites)),
+            parent_id=None if parent_id is None else rename(parent_id),
         )
-        for job in planner.jobs
+        for job_id, prerequisites, parent_id, fields in planner.jobs
     )
     outcome = Outcome(
         outcome.then,
@@ -173,7 +174,9 @@ class _Planner:
 
     def __init__(self, app: SQLQueue) -> None:
         self.app = app
-        self.jobs: list[PlannedJob] = []
+        self.jobs: list[tuple[str, tuple[str, ...], str | None, dict[str, Any]]] = []
+        """Each job as its id, prerequisites, parent (stand-in ids) and other fields."""
+        self.built: dict[tuple[Any, ...], SendOptions] = {}
         self.drawn = 0
         """How many stand-in ids were given out."""
         self.chosen: set[str] = set()
@@ -300,28 +303,43 @@ class _Planner:
                     "before its own arguments; make it immutable (.si()) to ignore it."
                 ) from exc
         values = send_values(options)
-        chosen = values.pop("task_id", None)
-        job_id = self._id(chosen)
-        job = PlannedJob(
-            id=job_id,
-            task_name=name,
-            args=args,
-            kwargs=kwargs,
-            options=SendOptions.build(
-                self.app.conf, task, name=name, args=args, kwargs=kwargs, **values
-            ),
-            prerequisites=after.prerequisites,
-            feed=after.feed,
-            parent_id=after.parent_id,
-            group_id=None if member is None else member[0],
-            group_index=None if member is None else member[1],
-        )
-        self.jobs.append(job)
+        job_id = self._id(values.pop("task_id", None))
+        fields = {
+            "task_name": name,
+            "args": args,
+            "kwargs": kwargs,
+            "options": self._send_options(task, name, args, kwargs, values),
+            "feed": after.feed,
+            "group_id": None if member is None else member[0],
+            "group_index": None if member is None else member[1],
+        }
+        self.jobs.append((job_id, after.prerequisites, after.parent_id, fields))
         for callback in links:
             self.part(callback, After((job_id,), Feed.RESULT, job_id), {}, (), (), None)
         for errback in errbacks:
             self.part(errback, After((job_id,), Feed.FAILED_ID, job_id), {}, (), (), None)
         return Outcome(After((job_id,), Feed.RESULT, job_id), job_id=job_id)
+
+    def _send_options(
+        self,
+        task: Task[..., Any] | None,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        values: dict[str, Any],
+    ) -> SendOptions:
+        """The job's options, built as a send's: once for each task and set of values,
+        unless routes, which may read the arguments, are configured."""
+        if self.app.conf.routes is not None:
+            return SendOptions.build(
+                self.app.conf, task, name=name, args=args, kwargs=kwargs, **values
+            )
+        key = (name, *sorted(values.items()))
+        if key not in self.built:
+            self.built[key] = SendOptions.build(
+                self.app.conf, task, name=name, args=args, kwargs=kwargs, **values
+            )
+        return self.built[key]
 
     def _id(self, chosen: str | None) -> str:
         if chosen is None:

@@ -290,10 +290,20 @@ class EagerResult(AsyncResult):
         """A failure (FAILURE, REJECTED), or what ``get()`` raises after an ``Ignore``."""
         self._status = status
         """What the run came to, as a worker would have stored it."""
+        self._parent: AsyncResult | GroupResult | None = None
 
     @property
     def status(self) -> str:
         return self._status.value
+
+    @property
+    def parent(self) -> AsyncResult | GroupResult | None:
+        """The result of what it followed in a workflow run inline with it (set by that run)."""
+        return self._parent
+
+    @parent.setter
+    def parent(self, parent: AsyncResult | GroupResult | None) -> None:
+        self._parent = parent
 
     state = status
 

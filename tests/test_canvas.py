@@ -415,6 +415,16 @@ def test_start_options_reach_every_job_that_starts_the_workflow(tasks: Any) -> N
     assert [job.options.countdown for job in at_once.jobs] == [9.0]
 
 
+def test_routes_are_asked_with_each_jobs_own_arguments(tasks: Any, app: SQLQueue) -> None:
+    def route(name: str, args: Any, kwargs: Any, options: Any, **rest: Any) -> dict[str, Any]:
+        return {"queue": f"q{args[0]}"} if name == "t.add" else {}
+
+    app.conf.task_routes = route
+    plan = compile_(app, group(tasks.add.s(1, 1), tasks.add.s(2, 2), tasks.tsum.s([])))
+
+    assert [job.options.queue for job in plan.jobs] == ["q1", "q2", "default"]
+
+
 def test_a_steps_task_id_is_its_job_id_and_the_connection_is_the_plans(
     tasks: Any, app: SQLQueue
 ) -> None:
@@ -518,6 +528,8 @@ def test_eager_chain_passes_results_along(tasks: Any, eager: SQLQueue) -> None:
     result = (tasks.add.s(2, 2) | tasks.add.s(4) | tasks.add.s(8)).apply_async()
 
     assert result.get() == 16
+    assert result.parent is not None and result.parent.get() == 8  # as a worker's run gives
+    assert result.parent.parent.parent is None  # type: ignore[union-attr]
     assert tasks.add.s(2).delay(4).get() == 6
     assert tasks.record.s(2, b=1).delay(4, c=3).get() == [[4, 2], {"b": 1, "c": 3}]
     assert (tasks.add.s(1, 1) | tasks.record.si("ignores")).delay().get() == [["ignores"], {}]
@@ -529,7 +541,9 @@ def test_eager_groups_and_chords_of_every_shape(tasks: Any, eager: SQLQueue) -> 
     g = group(add.s(i, i) for i in range(10)).apply_async()
     assert isinstance(g, GroupResult) and g.get() == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]
     assert (g.ready(), g.successful(), g.completed_count(), len(g)) == (True, True, 10, 10)
-    assert chord((add.s(i, i) for i in range(10)), tsum.s()).apply_async().get() == 90
+    body = chord((add.s(i, i) for i in range(10)), tsum.s()).apply_async()
+    assert body.get() == 90
+    assert isinstance(body.parent, GroupResult) and body.parent.get()[-1] == 18
     assert chord(add.s(i, i) for i in range(10))(tsum.s()).get() == 90
     assert (group(add.s(1, 1), add.s(2, 2)) | tsum.s()).delay().get() == 6
     assert chord([add.s(3, 4)], tsum.s()).delay().get() == 7  # one member

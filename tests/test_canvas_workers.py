@@ -14,6 +14,7 @@ from conftest import count_jobs, work_off
 from sqlqueue import (
     AsyncResult,
     GroupResult,
+    JobNotFoundError,
     Signature,
     SQLQueue,
     TaskFailedError,
@@ -193,16 +194,23 @@ SHAPES: list[Callable[[Any], Signature]] = [
 ]
 
 
-def outcome(result: AsyncResult | GroupResult) -> Any:
-    """What a handle says, without ids: its results, or its status and error."""
+def outcome(result: AsyncResult | GroupResult | None, parents: int = 3) -> Any:
+    """What a handle says, without ids: its results, or its status and error; and what the
+    handles it follows say (``parent``), a few steps back."""
+    if result is None:
+        return None
     if isinstance(result, GroupResult):
-        return [outcome(member) for member in result.results]
+        return [outcome(member, 0) for member in result.results]
     value = result.get(timeout=10, propagate=False)
     if isinstance(value, TaskFailedError):
         value = (value.task_name, value.exc_type, value.exc_message)
     elif isinstance(value, TaskRevokedError):
         value = "revoked"
-    return without_ids((result.status, value))
+    try:
+        parent = outcome(result.parent, parents - 1) if parents else None
+    except JobNotFoundError:  # an empty group: it has no rows to find it by
+        parent = None
+    return without_ids((result.status, value, parent))
 
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -48,9 +48,9 @@ from sqlqueue.task_options import set_options
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
     from sqlqueue.caller_connections import AsyncCallerConnection, CallerConnection
-    from sqlqueue.canvas import Signature
     from sqlqueue.hooks import ExceptionInfo
     from sqlqueue.result import AsyncResult, EagerResult
+    from sqlqueue.signatures import Signature
 
 # With defaults, a bare ``class Base(Task)`` (as Celery projects write it) is Task[..., Any]
 # to a type checker, even under --strict.
@@ -419,7 +419,7 @@ class Task(Generic[P, R]):
     ) -> Signature:
         """Celery's ``task.signature(args, kwargs, **options)``: a signature of a call of
         this task with these send options (``immutable=True`` for ``si``)."""
-        from sqlqueue.canvas import Signature  # canvas makes signatures of tasks
+        from sqlqueue.signatures import Signature  # which imports this module
 
         return Signature(self, args, kwargs, options, **more_options)
 

@@ -290,10 +290,20 @@ class EagerResult(AsyncResult):
         """A failure (FAILURE, REJECTED), or what ``get()`` raises after an ``Ignore``."""
         self._status = status
         """What the run came to, as a worker would have stored it."""
+        self._parent: AsyncResult | GroupResult | None = None
 
     @property
     def status(self) -> str:
         return self._status.value
+
+    @property
+    def parent(self) -> AsyncResult | GroupResult | None:
+        """The result of what it followed in a workflow run inline with it (set by that run)."""
+        return self._parent
+
+    @parent.setter
+    def parent(self, parent: AsyncResult | GroupResult | None) -> None:
+        self._parent = parent
 
     state = status
 
@@ -411,3 +421,13 @@ def _outcome(job: Job, propagate: bool) -> Any:
     if propagate:
         raise revoked
     return revoked
+
+
+def __getattr__(name: str) -> object:
+    # ``from sqlqueue.result import GroupResult``, where Celery's users look for it; its module
+    # imports this one.
+    if name == "GroupResult":
+        from sqlqueue.group_result import GroupResult
+
+        return GroupResult
+    raise AttributeError(f"module 'sqlqueue.result' has no attribute {name!r}", name=name)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.conf import EAGER_MAX_RETRIES
 from sqlqueue.exceptions import (
+    ChordError,
     MaxRetriesExceededError,
     TaskFailedError,
     TaskRevokedError,
@@ -18,7 +19,7 @@ from sqlqueue.execution import run_task
 from sqlqueue.group_result import GroupResult
 from sqlqueue.jobs import JobStatus
 from sqlqueue.outcomes import Outcome
-from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
+from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan, follows_group
 from sqlqueue.request import Request
 from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.serialization import Failure, encode_calls
@@ -144,8 +145,8 @@ def _give_parents(app: SQLQueue, plan: WorkflowPlan, results: dict[str, EagerRes
     for job in plan.jobs:
         if job.parent_id in results:
             results[job.id].parent = results[job.parent_id]
-        elif job.parent_id in members:
-            results[job.id].parent = GroupResult(job.parent_id, members[job.parent_id], app)
+        elif job.parent_id is not None:  # a group (with no jobs, when it was empty)
+            results[job.id].parent = GroupResult(job.parent_id, members.get(job.parent_id, []), app)
 
 
 def _run_step(
@@ -167,13 +168,13 @@ def _run_step(
     else:
         culprit = next(result for result in before if not result.successful())
         cause_id, failure = causes[culprit.id]
-        if job.feed is Feed.RESULTS:  # a chord's body fails; its errbacks run
+        if follows_group(job.feed, job.parent_id, job.prerequisites):  # a chord's body fails
             what = f"raised {failure.exc_type}: {failure.exc_message}" if failure else "was revoked"
-            error = TaskFailedError(
+            chord_error = ChordError(
                 job.task_name, "ChordError", f"Dependency {cause_id} {what}", None
             )
-            causes[job.id] = (job.id, error)
-            return EagerResult(job.id, app, error=error, status=JobStatus.FAILURE)
+            causes[job.id] = (job.id, chord_error)
+            return EagerResult(job.id, app, error=chord_error, status=JobStatus.FAILURE)
         causes[job.id] = (cause_id, failure)
         if failure is None:
             return _stopped(app, job, f"The step before it, job {cause_id}, was revoked.")

@@ -71,9 +71,9 @@ class TaskFailedError(SQLQueueError):
         self.traceback = traceback
 
 
-class ChordError(SQLQueueError):
-    """A job of a chord's header failed or was revoked, so its body never ran; the message
-    names that job and its error."""
+class ChordError(TaskFailedError):
+    """A job of a chord's header failed or was revoked, so its body never ran: what the
+    body's ``get()`` raises, its message naming that job and its error."""
 
 
 class DuplicateJobIdError(SQLQueueError, ValueError):

@@ -10,7 +10,7 @@ the last one's outcome: the database, not a worker's memory, decides when a step
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -157,3 +157,9 @@ def fed(job: Job, received: Mapping[str, Any]) -> Job:
     else:
         return job
     return replace(job, args=[value, *job.args])
+
+
+def follows_group(feed: str | None, parent_id: str | None, prerequisites: Sequence[str]) -> bool:
+    """Whether a step is a chord's body: it follows a group, whose results it receives (or
+    would, but for ``.si()``); its parent is then the group, not one of the jobs it waits for."""
+    return feed == Feed.RESULTS or (parent_id is not None and parent_id not in prerequisites)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlqueue.exceptions import (
+    ChordError,
     InvalidOptionError,
     JobNotFinishedError,
     JobNotFoundError,
@@ -145,7 +146,11 @@ class AsyncResult:
             return AsyncResult(parent_id, self.app)
         from sqlqueue.group_result import GroupResult  # which imports this module
 
-        return GroupResult.restore(parent_id, self.app)
+        # A group: its jobs, in order (none for an empty group, which has no rows).
+        members = self.app.store.group_member_ids(parent_id)
+        return GroupResult(
+            parent_id, [AsyncResult(job_id, self.app) for job_id in members], self.app
+        )
 
     def ready(self) -> bool:
         """Whether the job has finished: succeeded, failed or been revoked."""
@@ -393,9 +398,8 @@ def _still_waiting(job: Job, timeout: float | None) -> TimeoutError:
 
 
 def _failure(job: Job) -> TaskFailedError:
-    return TaskFailedError(
-        job.task_name, job.error_type or "Error", job.error_message or "", job.traceback
-    )
+    error = ChordError if job.error_type == "ChordError" else TaskFailedError
+    return error(job.task_name, job.error_type or "Error", job.error_message or "", job.traceback)
 
 
 def _outcome(job: Job, propagate: bool) -> Any:

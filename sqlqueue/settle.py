@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from sqlqueue.dialects.base import Dialect
 from sqlqueue.jobs import JobStatus, as_utc
-from sqlqueue.plans import Feed
+from sqlqueue.plans import follows_group
 
 FAILED = frozenset({JobStatus.FAILURE, JobStatus.REJECTED})
 """Outcomes that release ``link_error`` callbacks: the task failed (revoked and ignored
@@ -103,7 +103,7 @@ def _stop(
         stopped = []
         for row in _rows(conn, dialect.lock_waiting, level):
             cause = level[row["id"]]
-            if row["feed"] == Feed.RESULTS:
+            if follows_group(row["feed"], row["parent_id"], row["prerequisites"] or ()):
                 error = _chord_error(cause)
                 conn.execute(dialect.stop_waiting(row["id"], JobStatus.FAILURE, error))
                 _fail_callbacks(row, True, releases, unneeded)

@@ -1,15 +1,13 @@
 """A chord's body runs exactly once, however many workers finish its header at once, and
 whichever of them is killed: the count that releases it lives in the database.
 
-Real ``sqlqueue worker`` processes on both databases; the workflow is a plan built by hand,
-as the canvas would build it (``tests/test_canvas.py`` checks that part).
+Real ``sqlqueue worker`` processes on both databases.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,7 @@ import test_worker_processes
 from conftest import count_jobs, wait_until
 from test_worker_processes import FAST, StartWorker
 
-from sqlqueue import SQLQueue
-from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
-from sqlqueue.send_options import SendOptions
+from sqlqueue import SQLQueue, chord
 
 workers = test_worker_processes.workers
 """The fixture starting real worker processes, shared with test_worker_processes."""
@@ -29,32 +25,9 @@ HEADER = 1000
 
 def send_chord(app: SQLQueue, log_path: Path, seconds: float) -> str:
     """A chord of HEADER ``tasks.add_slowly(n, 0)`` jobs whose body records each run."""
-    group_id = str(uuid.uuid4())
-    header = [
-        PlannedJob(
-            id=str(uuid.uuid4()),
-            task_name="tasks.add_slowly",
-            args=[n, 0, seconds],
-            kwargs={},
-            options=SendOptions(),
-            group_id=group_id,
-            group_index=n,
-        )
-        for n in range(HEADER)
-    ]
-    body = PlannedJob(
-        id=str(uuid.uuid4()),
-        task_name="tasks.record_results",
-        args=[str(log_path)],
-        kwargs={},
-        options=SendOptions(),
-        prerequisites=tuple(job.id for job in header),
-        feed=Feed.RESULTS,
-        parent_id=group_id,
-    )
-    plan = WorkflowPlan(id=body.id, jobs=(*header, body))
-    app.store.insert_workflow(plan, app.conf.max_payload_bytes, None)
-    return body.id
+    header = (app.signature("tasks.add_slowly", args=(n, 0, seconds)) for n in range(HEADER))
+    body = app.signature("tasks.record_results", args=(str(log_path),))
+    return chord(header, body).apply_async().id
 
 
 def assert_ran_once_with_every_result(app: SQLQueue, body_id: str, log_path: Path) -> None:

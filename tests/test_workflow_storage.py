@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from conftest import count_jobs, work_off
 
 from sqlqueue import SQLQueue
-from sqlqueue.exceptions import TaskFailedError, TaskRevokedError
+from sqlqueue.exceptions import ChordError, TaskFailedError, TaskRevokedError
 from sqlqueue.group_result import GroupResult
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
@@ -126,16 +126,20 @@ def test_a_failed_step_revokes_the_rest_of_its_chain_with_its_error(wf_app: SQLQ
     assert wf_app.store.get_job(unused_errback.id) is None
 
 
-def test_a_failed_header_job_fails_the_chord_body_with_a_chord_error(wf_app: SQLQueue) -> None:
+@pytest.mark.parametrize("feed", [Feed.RESULTS, None], ids=["s", "si"])
+def test_a_failed_header_job_fails_the_chord_body_with_a_chord_error(
+    wf_app: SQLQueue, feed: Feed | None
+) -> None:
+    group_id = str(uuid.uuid4())
     header = [job("w.add", 1, 1), job("w.fail", "bad header"), job("w.add", 2, 2)]
-    body = job("w.tsum", after=header, feed=Feed.RESULTS)
+    body = job("w.tsum", [], after=header, feed=feed, parent=group_id)
     after_body = job("w.add", 1, after=[body])
     send(wf_app, *header, body, after_body)
 
     work_off(wf_app)
 
     with pytest.raises(
-        TaskFailedError,
+        ChordError,
         match=f"ChordError: Dependency {header[1].id} raised ValueError: bad header",
     ):
         wf_app.AsyncResult(body.id).get(timeout=5)

@@ -46,6 +46,7 @@ class WorkflowStatements:
             sa.select(
                 jobs.c.id,
                 jobs.c.feed,
+                jobs.c.parent_id,
                 jobs.c.prerequisites,
                 jobs.c.dependents,
                 jobs.c.errbacks,

@@ -152,15 +152,17 @@ sa.Index(
     sqlite_where=FINISHED_WHERE,
 )
 
-# Serve the revoke of a whole workflow, and pruning's question whether a finished job's
-# workflow still has a step waiting (which may need its result).
-WORKFLOW_WHERE = sa.text("workflow_id IS NOT NULL")
+# Serves the revoke of a whole workflow, and pruning's question whether a finished job's
+# workflow has a job left to run (which may yet read its result): both ask only for the
+# unfinished jobs of a workflow, so a job leaves the index as it finishes.
+UNFINISHED_WORKFLOW_WHERE = sa.text(
+    "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')"
+)
 sa.Index(
     "ix_sqlqueue_jobs_workflow",
     jobs.c.workflow_id,
-    jobs.c.status,
-    postgresql_where=WORKFLOW_WHERE,
-    sqlite_where=WORKFLOW_WHERE,
+    postgresql_where=UNFINISHED_WORKFLOW_WHERE,
+    sqlite_where=UNFINISHED_WORKFLOW_WHERE,
 )
 
 # Serves GroupResult.restore: a group's jobs in the group's order.

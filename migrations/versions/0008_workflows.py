@@ -10,7 +10,7 @@
   records the prerequisite's outcome.
 - ``workflow_id``, ``parent_id``, ``group_id``, ``group_index``: what ``AsyncResult.parent``,
   ``GroupResult.restore`` and the revoke of a whole workflow read, with an index each for
-  the workflow and the group (partial: plain jobs never enter them).
+  the workflow's unfinished jobs and for the group (partial: plain jobs never enter them).
 
 Adding nullable columns rewrites nothing on PostgreSQL. On SQLite the new CHECK rebuilds the
 table (alembic's batch mode), which needs a live database: ``alembic upgrade --sql`` stops
@@ -55,7 +55,10 @@ COLUMNS = (
 )
 
 INDEXES = {
-    "ix_sqlqueue_jobs_workflow": (["workflow_id", "status"], "workflow_id IS NOT NULL"),
+    "ix_sqlqueue_jobs_workflow": (
+        ["workflow_id"],
+        "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')",
+    ),
     "ix_sqlqueue_jobs_group": (["group_id", "group_index"], "group_id IS NOT NULL"),
 }
 

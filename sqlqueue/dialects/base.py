@@ -45,7 +45,14 @@ from sqlqueue.engines import ping_when_idle, unpooled_async_engine
 from sqlqueue.jobs import READY_STATUSES, Job, JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan
-from sqlqueue.schema import DEFERRED_WHERE, FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
+from sqlqueue.schema import (
+    DEFERRED_WHERE,
+    FINISHED_WHERE,
+    LEASED_WHERE,
+    READY_WHERE,
+    UNFINISHED_WORKFLOW_WHERE,
+    jobs,
+)
 
 if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -350,7 +357,7 @@ class Dialect(WorkflowStatements, ABC):
                     jobs.c.workflow_id.is_(None),
                     ~sa.exists()
                     .where(unfinished.c.workflow_id == jobs.c.workflow_id)
-                    .where(unfinished.c.status.in_(UNFINISHED)),
+                    .where(UNFINISHED_WORKFLOW_WHERE),  # its words, for SQLite's index
                 )
             )
             .order_by(jobs.c.finished_at)
@@ -395,7 +402,12 @@ class Dialect(WorkflowStatements, ABC):
         ids = list(job_ids)
         return (
             jobs.update()
-            .where(sa.or_(jobs.c.id.in_(ids), jobs.c.workflow_id.in_(ids)))
+            .where(
+                sa.or_(
+                    jobs.c.id.in_(ids),
+                    sa.and_(jobs.c.workflow_id.in_(ids), UNFINISHED_WORKFLOW_WHERE),
+                )
+            )
             .where(jobs.c.status.in_(statuses))
             .values(
                 status=JobStatus.REVOKED.value,
@@ -440,9 +452,6 @@ class Dialect(WorkflowStatements, ABC):
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
-
-
-UNFINISHED = [status.value for status in (JobStatus.WAITING, *READY_STATUSES, JobStatus.STARTED)]
 
 
 def _settled_columns(finished: sa.ColumnElement[bool]) -> tuple[sa.ColumnElement[Any], ...]:

@@ -93,7 +93,7 @@ class Job:
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
-        """Build a snapshot from a result row of the jobs table."""
+        """Build a snapshot from a result row of the jobs table, read as ``job_columns``."""
         return cls(
             id=str(row["id"]),
             task_name=row["task_name"],
@@ -121,7 +121,7 @@ class Job:
             parent_id=row["parent_id"],
             group_id=row["group_id"],
             group_index=row["group_index"],
-            releases=row["dependents"] is not None or row["errbacks"] is not None,
+            releases=row["releases"],
             feed=row["feed"],
             prerequisites=row["prerequisites"],
         )

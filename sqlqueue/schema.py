@@ -5,6 +5,8 @@ The migrations in ``migrations/`` create exactly this; a test compares the two.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -174,3 +176,16 @@ sa.Index(
     postgresql_where=GROUP_WHERE,
     sqlite_where=GROUP_WHERE,
 )
+
+
+def job_columns(table: sa.Table | sa.TableClause = jobs) -> list[sa.ColumnElement[Any]]:
+    """What a ``Job`` is read from: the columns, but for the lists of the jobs a job releases,
+    of which only whether there are any (``releases``) matters to a reader, as a claim
+    would otherwise decode them for every job it takes."""
+    return [
+        *(column for column in table.c if column.name not in RELEASED_LISTS),
+        sa.or_(table.c.dependents.is_not(None), table.c.errbacks.is_not(None)).label("releases"),
+    ]
+
+
+RELEASED_LISTS = ("dependents", "errbacks")

@@ -51,6 +51,7 @@ from sqlqueue.schema import (
     LEASED_WHERE,
     READY_WHERE,
     UNFINISHED_WORKFLOW_WHERE,
+    job_columns,
     jobs,
 )
 
@@ -442,7 +443,7 @@ class Dialect(WorkflowStatements, ABC):
 
     def get_job(self, job_id: str) -> sa.Select[Any]:
         """Read one job."""
-        return sa.select(jobs).where(jobs.c.id == job_id)
+        return sa.select(*job_columns()).where(jobs.c.id == job_id)
 
     def _fenced_update(self, takes: Sequence[Take]) -> Update:
         # The attempt number in the WHERE is the fence: once a job's lease has expired and

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, cast
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.engine import URL, Engine
 
 from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
 from sqlqueue.jobs import NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
-from sqlqueue.schema import jobs
+from sqlqueue.schema import job_columns, jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -214,9 +215,13 @@ transaction changed before counting it down, so two batches finishing a chord's 
 jobs at once release its body once. The workers' answer is the takes, as ``FINISH_JOBS``'s;
 the notification rides in the WHERE, whose subquery runs once."""
 
-CLAIM_JOBS = """
-SELECT * FROM sqlqueue_claim(%(limit)s, %(lease)s, %(worker_id)s, %(queues)s::text[])
-"""
+_POSTGRESQL = postgresql_dialect.dialect()  # type: ignore[no-untyped-call]
+CLAIM_JOBS = f"""
+SELECT {
+    ", ".join(f"{column.compile(dialect=_POSTGRESQL)} AS {column.name}" for column in job_columns())
+}
+FROM sqlqueue_claim(%(limit)s, %(lease)s, %(worker_id)s, %(queues)s::text[]) AS sqlqueue_jobs
+"""  # noqa: S608 (constants, no input)
 """The claim (see the module's docstring), a function made by migration 0004 so that the
 planner always walks the ready index in order; the migration says why. Given queues, it
 picks candidates from each queue's own index without locking them, then locks and takes only

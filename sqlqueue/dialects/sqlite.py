@@ -37,7 +37,7 @@ from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
-from sqlqueue.schema import READY_WHERE, Timestamp, jobs
+from sqlqueue.schema import READY_WHERE, Timestamp, job_columns, jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -173,7 +173,7 @@ class SQLiteDialect(Dialect):
                 lease_expires_at=self.now_plus(lease),
                 worker_id=worker_id,
             )
-            .returning(*jobs.c)
+            .returning(*job_columns())
         )
 
     def _ready_jobs(self, limit: int) -> sa.Select[Any]:

@@ -27,24 +27,23 @@ if TYPE_CHECKING:
 __all__ = ["Signature", "chain", "chord", "group", "maybe_signature", "signature", "subtask"]
 
 
-class chain(Signature, kind="chain"):  # lower case, as Celery's chain, group and chord
-    """Steps run one after the other, each given the previous step's result before its own
-    arguments: ``chain(add.s(2, 2), add.s(4))`` or ``add.s(2, 2) | add.s(4)``. A step may be
-    a group (the next step gets the list of its results) or a chord; nested chains without
-    options of their own are flattened."""
+class _Signatures(Signature):
+    """A chain or a group: the signatures it is made of, kept in its ``kwargs``, those of
+    its own kind without options of their own flattened into it."""
 
     def __init__(self, *tasks: Any, app: SQLQueue | None = None, **options: Any) -> None:
-        steps: list[Signature] = []
-        for step in _parts(tasks, "chain"):
-            if isinstance(step, chain) and not step.options and not step.immutable:
-                steps.extend(step.tasks)
+        kind = cast(str, self.kind)
+        parts: list[Signature] = []
+        for part in _parts(tasks, kind):
+            if isinstance(part, type(self)) and not part.options and not part.immutable:
+                parts.extend(part.tasks)
             else:
-                steps.append(step)
+                parts.append(part)
         super().__init__(
-            "sqlqueue.chain",
-            kwargs={"tasks": steps},
-            subtask_type="chain",
-            app=app or _app_of(steps),
+            f"sqlqueue.{kind}",
+            kwargs={"tasks": parts},
+            subtask_type=kind,
+            app=app or _app_of(parts),
             **options,
         )
 
@@ -57,6 +56,13 @@ class chain(Signature, kind="chain"):  # lower case, as Celery's chain, group an
         cls, parts: Mapping[str, Any], app: SQLQueue | None, options: Mapping[str, Any]
     ) -> Signature:
         return cls(*[copy_of(part, app) for part in parts.get("tasks") or ()], app=app, **options)
+
+
+class chain(_Signatures, kind="chain"):  # lower case, as Celery's chain, group and chord
+    """Steps run one after the other, each given the previous step's result before its own
+    arguments: ``chain(add.s(2, 2), add.s(4))`` or ``add.s(2, 2) | add.s(4)``. A step may be
+    a group (the next step gets the list of its results) or a chord; nested chains without
+    options of their own are flattened."""
 
     def _give(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         if not self.immutable and self.tasks:
@@ -80,35 +86,10 @@ class chain(Signature, kind="chain"):  # lower case, as Celery's chain, group an
         return " | ".join(map(repr, self.tasks)) if self.tasks else "chain()"
 
 
-class group(Signature, kind="group"):
+class group(_Signatures, kind="group"):
     """Calls run side by side: ``group(add.s(i, i) for i in range(10))``; its result is the
     list of theirs, in the group's order. Nested groups without options of their own are
     flattened; a group may be empty."""
-
-    def __init__(self, *tasks: Any, app: SQLQueue | None = None, **options: Any) -> None:
-        members: list[Signature] = []
-        for member in _parts(tasks, "group"):
-            if isinstance(member, group) and not member.options and not member.immutable:
-                members.extend(member.tasks)
-            else:
-                members.append(member)
-        super().__init__(
-            "sqlqueue.group",
-            kwargs={"tasks": members},
-            subtask_type="group",
-            app=app or _app_of(members),
-            **options,
-        )
-
-    @property
-    def tasks(self) -> list[Signature]:
-        return cast(list[Signature], self.kwargs["tasks"])
-
-    @classmethod
-    def from_parts(
-        cls, parts: Mapping[str, Any], app: SQLQueue | None, options: Mapping[str, Any]
-    ) -> Signature:
-        return cls(*[copy_of(part, app) for part in parts.get("tasks") or ()], app=app, **options)
 
     def _give(self, args: list[Any], kwargs: dict[str, Any]) -> None:
         if not self.immutable:

@@ -50,9 +50,13 @@ class Signature(dict[str, Any]):
     KINDS: ClassVar[dict[str, type[Signature]]] = {}
     """The kinds of workflow (chain, group, chord), by their ``subtask_type``."""
 
+    kind: ClassVar[str | None] = None
+    """A workflow kind's ``subtask_type``; None for a task's signature."""
+
     def __init_subclass__(cls, kind: str | None = None, **rest: Any) -> None:
         super().__init_subclass__(**rest)
         if kind is not None:
+            cls.kind = kind
             Signature.KINDS[kind] = cls
 
     def __init__(

@@ -82,23 +82,16 @@ class JobStore:
                 else:
                     copy_alone(self.engine, copy)
             return
-        statement = self.dialect.insert_jobs(new_jobs)
-        if connection is not None:
-            with self._translate_errors():
-                self._callers.execute(connection, statement)
-        elif goes_alone(statement, self.dialect):
-            with self._translate_errors():
-                execute_alone(self.engine, statement)
-        else:
-            with self._write() as conn:
-                conn.exec_driver_sql(statement.sql, statement.params)
+        self._insert(self.dialect.insert_jobs(new_jobs), connection)
 
     def insert_workflow(
         self, plan: WorkflowPlan, max_payload_bytes: int, connection: CallerConnection | None
     ) -> None:
         """Write every job of a workflow at once: in its own committed transaction, or in
         the caller's; nothing of it exists if that rolls back."""
-        statement = self.dialect.insert_workflow(plan, max_payload_bytes)
+        self._insert(self.dialect.insert_workflow(plan, max_payload_bytes), connection)
+
+    def _insert(self, statement: DriverStatement, connection: CallerConnection | None) -> None:
         if connection is not None:
             with self._translate_errors():
                 self._callers.execute(connection, statement)

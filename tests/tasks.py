@@ -39,6 +39,18 @@ def record_results(results: list[int], log_path: str) -> list[int]:
 
 
 @app.task
+def tsum(numbers: list[int]) -> int:
+    """A chord's body: the sum of its header's results."""
+    return sum(numbers)
+
+
+@app.task
+def echo(*args: Any) -> list[Any]:
+    """What it was called with (a link_error callback: the failed job's id first)."""
+    return list(args)
+
+
+@app.task
 def fail(message: str) -> None:
     raise ValueError(message)
 

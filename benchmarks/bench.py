@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from sqlqueue import SQLQueue, Task
+from sqlqueue import SQLQueue, Task, chord
 from sqlqueue.conf import DEFAULT_CONCURRENCY
 from sqlqueue.prefetch import MAX_PREFETCH
 from sqlqueue.schema import jobs
@@ -45,6 +45,9 @@ BULK_JOBS = 50_000
 
 DRAIN_RUNS = 5
 """Drains measured for each drain figure, which is their median."""
+
+CHORD_JOBS = 10_000
+"""Header jobs of the benchmark's chord (issue 13)."""
 
 CHURNED = 50_000
 """Jobs run while a snapshot is held open, for the dead-rows figure."""
@@ -177,6 +180,26 @@ def drain(
     for worker in workers:
         worker.wait()
     return drained_per_second(app, count)
+
+
+def chord_drain(app: SQLQueue, count: int) -> tuple[float, float]:
+    """A chord of ``count`` no-op header jobs and a body, run by one default burst worker:
+    seconds from the send to the body's finish (wall clock), and the jobs per second from the
+    first header job's claim to the body's finish (database clock, as ``drain``)."""
+    header_task, body_task = noop_task(app), app.task(name="bench_tasks.count")(_count)
+    started = time.perf_counter()
+    body = chord(header_task.s(n) for n in range(count))(body_task.s())
+    worker = start_worker(app, "--burst", "--poll-interval", "0.05")
+    if body.get(timeout=600) != count:
+        raise RuntimeError("the chord's body did not receive every header result")
+    seconds = time.perf_counter() - started
+    worker.wait()
+    return seconds, drained_per_second(app, count + 1)
+
+
+def _count(results: list[int]) -> int:
+    """The sender's side of bench_tasks.count."""
+    raise AssertionError("only the worker runs it")
 
 
 def plain_inserts(app: SQLQueue, count: int) -> float:
@@ -467,6 +490,20 @@ def main() -> int:
         lambda a: drain(a, args.jobs, 1, cores, "--pool", "process"),
         args.url,
     )
+    # The chord and the plain drain it is compared with, alternated, medians of three.
+    chords, plains = [], []
+    for _ in range(3):
+        chords.append(measure("chord", lambda a: chord_drain(a, CHORD_JOBS), args.url))
+        plains.append(
+            measure(
+                f"drain of {CHORD_JOBS:,}, default settings",
+                lambda a: drain(a, CHORD_JOBS, 1, None),
+                args.url,
+            )
+        )
+    results["chord_send_to_body_s"] = statistics.median(seconds for seconds, _ in chords)
+    results["chord_drain_per_s"] = statistics.median(rate for _, rate in chords)
+    results["chord_plain_drain_per_s"] = statistics.median(plains)
     p50, p99 = measure("latency", lambda a: latency(a, 200), args.url)
     results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
     results["plain_latency_ms"] = (
@@ -555,6 +592,18 @@ def main() -> int:
                 results["drain_process_pool_per_s"] >= 0.5 * results["drain_default_per_s"],
                 f">= 50% of the default drain (issue 11): "
                 f"{results['drain_process_pool_per_s'] / results['drain_default_per_s']:.0%}",
+            ),
+        ),
+        (
+            f"chord of {CHORD_JOBS:,} no-op header jobs, 1 default worker: send -> body "
+            "finished; jobs/s (against a plain drain of as many)",
+            f"{results['chord_send_to_body_s']:.2f} s; {results['chord_drain_per_s']:,.0f} jobs/s",
+            jobs_per_s(results["chord_plain_drain_per_s"]),
+            target(
+                True,
+                results["chord_drain_per_s"] >= results["chord_plain_drain_per_s"] / 1.25,
+                "bookkeeping <= 25% over the plain drain (issue 13): "
+                f"{results['chord_plain_drain_per_s'] / results['chord_drain_per_s'] - 1:+.0%}",
             ),
         ),
         (

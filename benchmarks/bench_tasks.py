@@ -18,6 +18,12 @@ def noop(n: int) -> int:
 
 
 @app.task
+def count(results: list[int]) -> int:
+    """A chord's body: how many header results it received."""
+    return len(results)
+
+
+@app.task
 def print_clock() -> None:
     """Print the wall clock as the task starts, for benchmarks/peer_latency.py to read."""
     print(time.time(), flush=True)

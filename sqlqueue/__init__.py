@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sqlqueue import states
 from sqlqueue.app import SQLQueue
+from sqlqueue.canvas import Signature, chain, chord, group, maybe_signature, signature, subtask
 from sqlqueue.celery_app import Celery
 from sqlqueue.celery_compat import current_task, get_task_logger, refuse_import
 from sqlqueue.exceptions import (
     CeleryCompatibilityWarning,
+    ChordError,
     ConfigurationError,
     DatabaseError,
     DuplicateJobIdError,
@@ -34,6 +36,7 @@ from sqlqueue.exceptions import (
     UnsupportedDatabaseError,
     WorkerLostError,
 )
+from sqlqueue.group_result import GroupResult
 from sqlqueue.jobs import JobStatus
 from sqlqueue.result import AsyncResult, EagerResult
 from sqlqueue.shared import current_app, shared_task
@@ -45,7 +48,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    # Only names the package lacks: Celery's (`from sqlqueue import chain`) say the way.
+    # Only names the package lacks: Celery's (`from sqlqueue import xmap`) say the way.
     refuse_import(name)
 
 
@@ -53,10 +56,12 @@ __all__ = [
     "AsyncResult",
     "Celery",
     "CeleryCompatibilityWarning",
+    "ChordError",
     "ConfigurationError",
     "DatabaseError",
     "DuplicateJobIdError",
     "EagerResult",
+    "GroupResult",
     "Ignore",
     "InvalidOptionError",
     "JobNotFinishedError",
@@ -70,6 +75,7 @@ __all__ = [
     "SQLQueue",
     "SQLQueueError",
     "SerializationError",
+    "Signature",
     "SoftTimeLimitExceeded",
     "Task",
     "TaskArgumentsError",
@@ -85,9 +91,15 @@ __all__ = [
     "WorkerLostError",
     "WorkerOptions",
     "__version__",
+    "chain",
+    "chord",
     "current_app",
     "current_task",
     "get_task_logger",
+    "group",
+    "maybe_signature",
     "shared_task",
+    "signature",
     "states",
+    "subtask",
 ]

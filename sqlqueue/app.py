@@ -8,16 +8,16 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import Any, Concatenate, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, Unpack, overload
 
 from sqlalchemy.engine import Engine
 
-from sqlqueue import shared, tasks
+from sqlqueue import canvas, shared, tasks
 from sqlqueue.caller_connections import CallerConnection
 from sqlqueue.conf import Settings, database_url_from_env
 from sqlqueue.dialects import create_engine_for_url
 from sqlqueue.dialects.base import Dialect
-from sqlqueue.eager import run_all_eagerly
+from sqlqueue.eager import run_all_eagerly, run_workflow_eagerly
 from sqlqueue.exceptions import (
     ConfigurationError,
     InvalidOptionError,
@@ -31,6 +31,9 @@ from sqlqueue.send_options import SendOptions
 from sqlqueue.store import JobStore
 from sqlqueue.task_options import TaskOptions
 from sqlqueue.tasks import P, R, Task, argument_lists
+
+if TYPE_CHECKING:
+    from sqlqueue.plans import WorkflowPlan
 
 
 class TaskRegistry(dict[str, Task[..., Any]]):
@@ -165,8 +168,11 @@ class SQLQueue:
         A name registered here is checked like ``apply_async``; any other name is written
         as given, for a worker that knows it (a worker that does not fails the job with a
         message naming the task). Takes the same options as ``Task.apply_async``; any other
-        is refused with ``InvalidOptionError``.
+        is refused with ``InvalidOptionError``; ``link=``/``link_error=`` as there.
         """
+        if options.get("link") is not None or options.get("link_error") is not None:
+            connection = options.pop("connection", None)
+            return self.signature(name, args, kwargs, **options).apply_async(connection=connection)
         check_name(name, "task name")
         task = self.tasks.get(name)
         if task is not None:
@@ -264,6 +270,26 @@ class SQLQueue:
             calls=calls,
             max_payload_bytes=self.conf.max_payload_bytes,
         )
+
+    def send_workflow(self, plan: WorkflowPlan) -> Mapping[str, AsyncResult]:
+        """Write a workflow's jobs in one transaction (the caller's, when the plan has a
+        connection or an ``app.using()`` block encloses the send), or run them inline when
+        eager; the receipt of each of its jobs, by id."""
+        if self.conf.task_always_eager:
+            return run_workflow_eagerly(self, plan)
+        if plan.jobs:  # an empty group has none
+            connection = plan.connection
+            self.store.insert_workflow(
+                plan,
+                self.conf.max_payload_bytes,
+                connection if connection is not None else self.default_connection(),
+            )
+        return {job.id: AsyncResult(job.id, self) for job in plan.jobs}
+
+    def signature(self, *args: Any, **kwargs: Any) -> canvas.Signature:
+        """Celery's ``app.signature``: ``sqlqueue.signature`` with this app's tasks, e.g.
+        ``app.signature("tasks.add", args=(2, 2))``."""
+        return canvas.signature(*args, **{"app": self, **kwargs})
 
     def AsyncResult(self, job_id: str) -> AsyncResult:
         """The receipt of an existing job, from its id alone."""

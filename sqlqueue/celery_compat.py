@@ -9,7 +9,6 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from sqlqueue.celery_names import WORKFLOWS
 from sqlqueue.exceptions import NotSupportedError
 from sqlqueue.request import current_request
 from sqlqueue.shared import get_current_app
@@ -24,13 +23,21 @@ _NO_PERIODIC = (
     "periodic tasks are not in this release; until then, send the job from cron: "
     "python -c 'from proj.tasks import report; report.delay()'"
 )
+_MANY_CALLS = (
+    "send many calls of a task as a group, group(task.s(*call) for call in calls), or with "
+    "task.delay_many(calls)"
+)
+_NO_CHILDREN = (
+    "a result knows its parent (r.parent), not its children: keep the handles apply_async "
+    "returns (a group's GroupResult holds its members')"
+)
 _NO_REMOTE = (
     "workers take no remote commands: a job's and a worker's state are in the database "
     "(query sqlqueue_jobs, or use the Django admin); revoke is app.control.revoke(job_id)"
 )
 
 APP_GAPS = {
-    **dict.fromkeys(["signature", "GroupResult", "chain", "group", "chord"], WORKFLOWS),
+    "GroupResult": "use sqlqueue.GroupResult.restore(group_id, app=app)",
     **dict.fromkeys(["backend", "ResultSet"], _NO_BACKEND),
     **dict.fromkeys(
         ["amqp", "connection", "connection_for_read", "connection_for_write", "pool"], _NO_BROKER
@@ -47,29 +54,23 @@ APP_GAPS = {
 """Attributes of Celery's app that sqlqueue does not have, and what to do instead."""
 
 TASK_GAPS = {
-    **dict.fromkeys(
-        ["s", "si", "signature", "subtask", "map", "starmap", "chunks", "replace"], WORKFLOWS
-    ),
+    **dict.fromkeys(["map", "starmap", "chunks"], _MANY_CALLS),
+    "replace": "a running job cannot become another: return its result, and send the next "
+    "step after it in a chain (task.s() | next_step.s())",
     "backend": _NO_BACKEND,
     "send_event": "there are no events: a job's state is in the database",
 }
 """Attributes of Celery's Task that sqlqueue does not have, and what to do instead."""
 
 RESULT_GAPS = {
-    **dict.fromkeys(["children", "parent", "collect", "get_leaf", "iterdeps", "graph"], WORKFLOWS),
+    **dict.fromkeys(["children", "collect", "get_leaf", "iterdeps", "graph"], _NO_CHILDREN),
     "backend": _NO_BACKEND,
 }
 """Attributes of Celery's AsyncResult that sqlqueue does not have, and what to do instead."""
 
 
 PACKAGE_GAPS = {
-    **dict.fromkeys(
-        [
-            *("chain", "chord", "chunks", "group", "maybe_signature", "signature"),
-            *("Signature", "subtask", "xmap", "xstarmap"),
-        ],
-        WORKFLOWS,
-    ),
+    **dict.fromkeys(["chunks", "xmap", "xstarmap"], _MANY_CALLS),
     "uuid": "a job's id is a new UUID unless apply_async(task_id=...) chooses one",
 }
 """Names ``from celery import ...`` gives that ``sqlqueue`` does not, and what to do instead."""

@@ -159,7 +159,8 @@ NOT_APPLIED = {
     "(AsyncResult.traceback)",
     "task_store_errors_even_if_ignored": "a failure is always stored",
     "task_store_eager_result": "an eager run is not stored",
-    "task_allow_error_cb_on_chord_header": "workflows are not in this release yet",
+    "task_allow_error_cb_on_chord_header": "a chord's link_error is its body's, called once "
+    "when a header job's failure fails the body; give header tasks link_error= for theirs",
     "enable_utc": "times are always stored in UTC",
     "event_serializer": NOT_APPLIED_PREFIXES["event_"],
 }
@@ -197,11 +198,11 @@ def not_applied_reason(name: str) -> str | None:
     return NOT_APPLIED_PREFIXES[max(prefixes, key=len)] if prefixes else "not supported"
 
 
-WORKFLOWS = (
-    "workflows (chain, group, chord, signatures) are not in this release; until then, "
-    "send the next job from the task itself: next_step.delay(result)"
+CALLBACKS_ELSEWHERE = (
+    "callbacks are taken by apply_async(), send_task() and signatures; here, send a signature "
+    "that has them: add.s(2, 2).set(link=other.s()).apply_async(), or .apply() to run inline"
 )
-"""What to do instead of Celery's canvas."""
+"""Where ``link=``/``link_error=`` go when a send that takes no callbacks is given them."""
 
 SEND_OPTIONS_WITHOUT_EFFECT = {
     **dict.fromkeys(
@@ -215,7 +216,7 @@ SEND_OPTIONS_WITHOUT_EFFECT = {
 """Options of Celery's ``apply_async`` accepted with a warning, and why they change nothing."""
 
 SEND_OPTIONS_REFUSED = {
-    **dict.fromkeys(["link", "link_error"], WORKFLOWS),
+    **dict.fromkeys(["link", "link_error"], CALLBACKS_ELSEWHERE),
     "headers": "there are no message headers: pass the data as an argument of the task",
     "ignore_result": "set it on the task, @app.task(ignore_result=True), or as "
     "app.conf.task_ignore_result",

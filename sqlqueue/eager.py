@@ -1,4 +1,5 @@
-"""Eager mode (``task_always_eager``): a send runs its task inline, retries included."""
+"""Eager mode (``task_always_eager``): a send runs its task inline, retries included; a
+workflow runs its jobs inline in its plan's order, as workers would have."""
 
 from __future__ import annotations
 
@@ -7,13 +8,21 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.conf import EAGER_MAX_RETRIES
-from sqlqueue.exceptions import MaxRetriesExceededError, TaskFailedError, TaskRevokedError
+from sqlqueue.exceptions import (
+    ChordError,
+    MaxRetriesExceededError,
+    TaskFailedError,
+    TaskRevokedError,
+    UnknownTaskError,
+)
 from sqlqueue.execution import run_task
+from sqlqueue.group_result import GroupResult
 from sqlqueue.jobs import JobStatus
 from sqlqueue.outcomes import Outcome
+from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan, follows_group
 from sqlqueue.request import Request
 from sqlqueue.result import AsyncResult, EagerResult
-from sqlqueue.serialization import Failure
+from sqlqueue.serialization import Failure, encode_calls
 from sqlqueue.tasks import Task
 
 if TYPE_CHECKING:
@@ -88,6 +97,108 @@ def run_eagerly(
         raise error
     status = JobStatus.REJECTED if outcome.status is JobStatus.PENDING else outcome.status
     return EagerResult(job_id, app, error=error, status=status)
+
+
+def run_workflow_eagerly(
+    app: SQLQueue, plan: WorkflowPlan, *, propagate: bool | None = None
+) -> dict[str, EagerResult]:
+    """Run a workflow's jobs inline, in the plan's order, and return their results by id,
+    as the store settles them (``settle``) when workers run them.
+
+    A job whose prerequisites all succeeded runs with what they feed it. One that follows a
+    job that did not succeed never runs: it ends REVOKED, its ``get()`` raising the failure
+    that stopped it; but a chord's body fails, with a ``ChordError``. A ``link_error``
+    callback runs only if its job failed. With ``propagate`` (default:
+    ``task_eager_propagates``), the first failure is raised once every job has had its turn.
+    """
+    for job in plan.jobs:  # refused before any runs, as a send is before any is written
+        if job.task_name not in app.tasks:
+            raise UnknownTaskError(
+                f"No task named {job.task_name!r} is registered here to run inline "
+                "(task_always_eager, or apply()); import the module that defines it."
+            )
+        encode_calls(job.task_name, [(job.args, job.kwargs)], app.conf.max_payload_bytes)
+    results: dict[str, EagerResult] = {}
+    causes: dict[str, tuple[str, TaskFailedError | None]] = {}
+    """Why a job did not succeed: the job that stopped it (itself, or one before it), and
+    that job's failure (None when it was revoked or ignored)."""
+    for job in plan.jobs:
+        results[job.id] = _run_step(app, job, [results[i] for i in job.prerequisites], causes)
+    _give_parents(app, plan, results)
+    if app.conf.task_eager_propagates if propagate is None else propagate:
+        for result in results.values():
+            if result.status in _FAILED:
+                raise result.info
+    return results
+
+
+_FAILED = (JobStatus.FAILURE.value, JobStatus.REJECTED.value)
+"""What releases a ``link_error`` callback: the task failed (a revoked or ignored job did not)."""
+
+
+def _give_parents(app: SQLQueue, plan: WorkflowPlan, results: dict[str, EagerResult]) -> None:
+    """Set each result's ``parent``, as the store's rows give it: the job or group it followed."""
+    members: dict[str, list[EagerResult]] = {}
+    for job in sorted(plan.jobs, key=lambda job: job.group_index or 0):
+        if job.group_id is not None:
+            members.setdefault(job.group_id, []).append(results[job.id])
+    for job in plan.jobs:
+        if job.parent_id in results:
+            results[job.id].parent = results[job.parent_id]
+        elif job.parent_id is not None:  # a group (with no jobs, when it was empty)
+            results[job.id].parent = GroupResult(job.parent_id, members.get(job.parent_id, []), app)
+
+
+def _run_step(
+    app: SQLQueue,
+    job: PlannedJob,
+    before: list[EagerResult],
+    causes: dict[str, tuple[str, TaskFailedError | None]],
+) -> EagerResult:
+    """Run one job of a workflow whose prerequisites (``before``) have had their turn."""
+    failed = next((result for result in before if result.status in _FAILED), None)
+    if job.feed is Feed.FAILED_ID:
+        if failed is None:  # its job did not fail: never run (the store deletes its row)
+            causes[job.id] = (job.id, None)
+            return _stopped(app, job, "its job did not fail")
+        fed: list[Any] = [failed.id]
+    elif all(result.successful() for result in before):
+        values = [result.result for result in before]
+        fed = {None: [], Feed.RESULT: values[:1], Feed.RESULTS: [values]}[job.feed]
+    else:
+        culprit = next(result for result in before if not result.successful())
+        cause_id, failure = causes[culprit.id]
+        if follows_group(job.feed, job.parent_id, job.prerequisites):  # a chord's body fails
+            what = f"raised {failure.exc_type}: {failure.exc_message}" if failure else "was revoked"
+            chord_error = ChordError(
+                job.task_name, "ChordError", f"Dependency {cause_id} {what}", None
+            )
+            causes[job.id] = (job.id, chord_error)
+            return EagerResult(job.id, app, error=chord_error, status=JobStatus.FAILURE)
+        causes[job.id] = (cause_id, failure)
+        if failure is None:
+            return _stopped(app, job, f"The step before it, job {cause_id}, was revoked.")
+        # As the store keeps it: the stopping failure, in the row of the step it stopped.
+        error = TaskFailedError(
+            job.task_name, failure.exc_type, failure.exc_message, failure.traceback
+        )
+        return EagerResult(job.id, app, error=error, status=JobStatus.REVOKED)
+    task = app.tasks[job.task_name]
+    result = run_eagerly(
+        app, task, job.id, [*fed, *job.args], dict(job.kwargs), job.options.queue, propagate=False
+    )
+    if result.status in _FAILED:
+        causes[job.id] = (job.id, cast(TaskFailedError, result.info))
+    elif not result.successful():
+        causes[job.id] = (job.id, None)
+    return result
+
+
+def _stopped(app: SQLQueue, job: PlannedJob, reason: str) -> EagerResult:
+    error = TaskRevokedError(
+        f"Job {job.id} ({job.task_name}) was revoked ({reason}); it has no result."
+    )
+    return EagerResult(job.id, app, error=error, status=JobStatus.REVOKED)
 
 
 def _retries_exhausted(task: Task[..., Any], retries: int, retrying: Outcome) -> Outcome:

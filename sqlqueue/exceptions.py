@@ -71,6 +71,11 @@ class TaskFailedError(SQLQueueError):
         self.traceback = traceback
 
 
+class ChordError(TaskFailedError):
+    """A job of a chord's header failed or was revoked, so its body never ran: what the
+    body's ``get()`` raises, its message naming that job and its error."""
+
+
 class DuplicateJobIdError(SQLQueueError, ValueError):
     """A job with the id given as ``task_id=`` exists already; nothing was written. Inside a
     transaction of the caller's, PostgreSQL has aborted that transaction: roll it back."""

@@ -14,6 +14,8 @@ from sqlqueue.serialization import encode_calls
 class JobStatus(enum.StrEnum):
     """Celery's state names, stored in the table as these very strings."""
 
+    WAITING = "WAITING"
+    """A workflow's step waiting for the jobs before it; never taken until they release it."""
     PENDING = "PENDING"
     STARTED = "STARTED"
     RETRY = "RETRY"
@@ -76,10 +78,22 @@ class Job:
     traceback: str | None
     progress: dict[str, Any] | None
     """What the task last said of itself while running (``update_state``): its state and meta."""
+    workflow_id: str | None = None
+    """The workflow it belongs to (``plans``), if any."""
+    parent_id: str | None = None
+    """The job, or group, whose outcome it follows in its workflow."""
+    group_id: str | None = None
+    group_index: int | None = None
+    releases: bool = False
+    """Whether other jobs wait for its outcome: recording it must release or stop them."""
+    feed: str | None = None
+    """What it receives from the jobs it waited for (``plans.Feed``), put before its
+    arguments when it is taken: stored apart, since those jobs finish after it is sent."""
+    prerequisites: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
-        """Build a snapshot from a result row of the jobs table."""
+        """Build a snapshot from a result row of the jobs table, read as ``job_columns``."""
         return cls(
             id=str(row["id"]),
             task_name=row["task_name"],
@@ -103,6 +117,13 @@ class Job:
             error_message=row["error_message"],
             traceback=row["traceback"],
             progress=row["progress"],
+            workflow_id=row["workflow_id"],
+            parent_id=row["parent_id"],
+            group_id=row["group_id"],
+            group_index=row["group_index"],
+            releases=row["releases"],
+            feed=row["feed"],
+            prerequisites=row["prerequisites"],
         )
 
 

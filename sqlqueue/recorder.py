@@ -116,7 +116,8 @@ class Recorder:
                     [
                         ((finished.job.id, finished.job.attempts), outcome)
                         for finished, outcome in zip(batch, outcomes, strict=True)
-                    ]
+                    ],
+                    releasing=[finished.job.id for finished in batch if finished.job.releases],
                 )
                 return [
                     (finished, outcome, (finished.job.id, finished.job.attempts) in kept)

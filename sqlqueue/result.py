@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlqueue.exceptions import (
+    ChordError,
     InvalidOptionError,
     JobNotFinishedError,
     JobNotFoundError,
@@ -21,6 +22,7 @@ from sqlqueue.jobs import FINISHED_STATUSES, Job, JobStatus
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
+    from sqlqueue.group_result import GroupResult
 
 POLL_START = 0.02
 """Seconds ``get()`` first waits between reads of the job."""
@@ -133,6 +135,23 @@ class AsyncResult:
         """The id (``host:pid:random``) of the worker that holds the job, or last held it."""
         return self._job().worker_id
 
+    @property
+    def parent(self) -> AsyncResult | GroupResult | None:
+        """The result this job's workflow step follows: the chain's step before it, or the
+        group whose results a chord's body receives; None for a job that follows none."""
+        parent_id = self._job().parent_id
+        if parent_id is None:
+            return None
+        if self.app.store.get_job(parent_id) is not None:
+            return AsyncResult(parent_id, self.app)
+        from sqlqueue.group_result import GroupResult  # which imports this module
+
+        # A group: its jobs, in order (none for an empty group, which has no rows).
+        members = self.app.store.group_member_ids(parent_id)
+        return GroupResult(
+            parent_id, [AsyncResult(job_id, self.app) for job_id in members], self.app
+        )
+
     def ready(self) -> bool:
         """Whether the job has finished: succeeded, failed or been revoked."""
         return self._job().status in FINISHED_STATUSES
@@ -228,7 +247,7 @@ class AsyncResult:
         """
         if signal is not None:
             check_signal(signal)
-        return self.app.store.revoke_job(self.id, terminate)
+        return self.app.store.revoke_jobs([self.id], terminate) > 0
 
     async def _ajob(self) -> Job:
         return self._found(await self.app.store.aget_job(self.id))
@@ -276,10 +295,20 @@ class EagerResult(AsyncResult):
         """A failure (FAILURE, REJECTED), or what ``get()`` raises after an ``Ignore``."""
         self._status = status
         """What the run came to, as a worker would have stored it."""
+        self._parent: AsyncResult | GroupResult | None = None
 
     @property
     def status(self) -> str:
         return self._status.value
+
+    @property
+    def parent(self) -> AsyncResult | GroupResult | None:
+        """The result of what it followed in a workflow run inline with it (set by that run)."""
+        return self._parent
+
+    @parent.setter
+    def parent(self, parent: AsyncResult | GroupResult | None) -> None:
+        self._parent = parent
 
     state = status
 
@@ -369,9 +398,8 @@ def _still_waiting(job: Job, timeout: float | None) -> TimeoutError:
 
 
 def _failure(job: Job) -> TaskFailedError:
-    return TaskFailedError(
-        job.task_name, job.error_type or "Error", job.error_message or "", job.traceback
-    )
+    error = ChordError if job.error_type == "ChordError" else TaskFailedError
+    return error(job.task_name, job.error_type or "Error", job.error_message or "", job.traceback)
 
 
 def _outcome(job: Job, propagate: bool) -> Any:
@@ -383,6 +411,13 @@ def _outcome(job: Job, propagate: bool) -> Any:
         if propagate:
             raise error
         return error
+    if job.status is JobStatus.REVOKED and job.error_type not in (None, "Expired"):
+        # A workflow's step that never ran because a step before it failed: its get()
+        # raises that failure.
+        error = _failure(job)
+        if propagate:
+            raise error
+        return error
     reason = f" ({job.error_message})" if job.error_message else ""
     revoked = TaskRevokedError(
         f"Job {job.id} ({job.task_name}) was revoked{reason}; it has no result."
@@ -390,3 +425,13 @@ def _outcome(job: Job, propagate: bool) -> Any:
     if propagate:
         raise revoked
     return revoked
+
+
+def __getattr__(name: str) -> object:
+    # ``from sqlqueue.result import GroupResult``, where Celery's users look for it; its module
+    # imports this one.
+    if name == "GroupResult":
+        from sqlqueue.group_result import GroupResult
+
+        return GroupResult
+    raise AttributeError(f"module 'sqlqueue.result' has no attribute {name!r}", name=name)

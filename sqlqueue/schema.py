@@ -5,6 +5,8 @@ The migrations in ``migrations/`` create exactly this; a test compares the two.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -38,16 +40,14 @@ LEASED_WHERE = sa.text("status = 'STARTED'")
 DEFERRED_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND scheduled_at > created_at")
 EXPIRING_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND expires_at IS NOT NULL")
 
+JobId = sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql")
+"""Text: a caller may choose a job's id (Celery's task_id=); sqlqueue's own ids are UUIDs.
+Compared byte by byte on PostgreSQL, whatever the database's locale."""
+
 jobs = sa.Table(
     "sqlqueue_jobs",
     metadata,
-    # Text: a caller may choose a job's id (Celery's task_id=); sqlqueue's own ids are UUIDs.
-    # Compared byte by byte on PostgreSQL, whatever the database's locale.
-    sa.Column(
-        "id",
-        sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql"),
-        primary_key=True,
-    ),
+    sa.Column("id", JobId, primary_key=True),
     sa.Column("task_name", sa.String(200), nullable=False),
     sa.Column("queue", sa.String(200), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
@@ -70,6 +70,21 @@ jobs = sa.Table(
     sa.Column("traceback", sa.Text),
     # What a running task last said of itself with update_state: {"state": ..., "meta": ...}.
     sa.Column("progress", Json),
+    # Workflows (``plans``): the workflow a job belongs to (the id of the handle its sender
+    # holds), the job or group it follows, and the group whose results it is one of.
+    sa.Column("workflow_id", JobId),
+    sa.Column("parent_id", JobId),
+    sa.Column("group_id", JobId),
+    sa.Column("group_index", sa.Integer),
+    # A WAITING job: how many prerequisites have yet to succeed, which they are (in the
+    # order their results are fed), and what it receives from them (``plans.Feed``).
+    sa.Column("waiting_for", sa.Integer),
+    sa.Column("prerequisites", Json),
+    sa.Column("feed", sa.String(16)),
+    # The jobs this one releases: those waiting for its success, and its link_error
+    # callbacks, waiting for its failure. Null for a job nothing waits for.
+    sa.Column("dependents", Json),
+    sa.Column("errbacks", Json),
     sa.CheckConstraint(
         sa.column("status").in_([status.value for status in JobStatus]), name="status"
     ),
@@ -138,3 +153,39 @@ sa.Index(
     postgresql_where=FINISHED_WHERE,
     sqlite_where=FINISHED_WHERE,
 )
+
+# Serves the revoke of a whole workflow, and pruning's question whether a finished job's
+# workflow has a job left to run (which may yet read its result): both ask only for the
+# unfinished jobs of a workflow, so a job leaves the index as it finishes.
+UNFINISHED_WORKFLOW_WHERE = sa.text(
+    "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')"
+)
+sa.Index(
+    "ix_sqlqueue_jobs_workflow",
+    jobs.c.workflow_id,
+    postgresql_where=UNFINISHED_WORKFLOW_WHERE,
+    sqlite_where=UNFINISHED_WORKFLOW_WHERE,
+)
+
+# Serves GroupResult.restore: a group's jobs in the group's order.
+GROUP_WHERE = sa.text("group_id IS NOT NULL")
+sa.Index(
+    "ix_sqlqueue_jobs_group",
+    jobs.c.group_id,
+    jobs.c.group_index,
+    postgresql_where=GROUP_WHERE,
+    sqlite_where=GROUP_WHERE,
+)
+
+
+def job_columns(table: sa.Table | sa.TableClause = jobs) -> list[sa.ColumnElement[Any]]:
+    """What a ``Job`` is read from: the columns, but for the lists of the jobs a job releases,
+    of which only whether there are any (``releases``) matters to a reader, as a claim
+    would otherwise decode them for every job it takes."""
+    return [
+        *(column for column in table.c if column.name not in RELEASED_LISTS),
+        sa.or_(table.c.dependents.is_not(None), table.c.errbacks.is_not(None)).label("releases"),
+    ]
+
+
+RELEASED_LISTS = ("dependents", "errbacks")

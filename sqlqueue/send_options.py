@@ -97,7 +97,7 @@ class SendOptions:
         """
         celery_options = given.keys() & CELERY_OPTION_NAMES
         if celery_options:
-            _check_celery_options({name: given.pop(name) for name in celery_options})
+            check_celery_options({name: given.pop(name) for name in celery_options})
         unknown = given.keys() - OPTION_NAMES
         if unknown:
             raise InvalidOptionError(
@@ -176,10 +176,10 @@ class CelerySendOptions(TypedDict, total=False):
 CELERY_OPTION_NAMES = frozenset(CelerySendOptions.__annotations__)
 
 
-def _check_celery_options(given: Mapping[str, Any]) -> None:
+def check_celery_options(given: Mapping[str, Any]) -> None:
     """Refuse Celery's send options that would change where or how the job runs, naming the
     sqlqueue way, and warn once for those that change nothing here; nothing is sent when one
-    is refused."""
+    is refused. Also what a signature's options go through when set (``canvas``)."""
     refused = [name for name in given if name in SEND_OPTIONS_REFUSED]
     if given.get("serializer", "json") not in JSON_NAMES:
         raise InvalidOptionError(

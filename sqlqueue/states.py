@@ -19,10 +19,13 @@ REVOKED = JobStatus.REVOKED.value
 REJECTED = "REJECTED"
 RETRY = JobStatus.RETRY.value
 IGNORED = "IGNORED"
+WAITING = JobStatus.WAITING.value
+"""sqlqueue's own: a workflow's step waiting for the steps before it (Celery sends such a
+step only once they finish, so it has no name for it)."""
 
 READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 """States a job never leaves: ``AsyncResult.ready()`` is True."""
-UNREADY_STATES = frozenset({PENDING, RECEIVED, STARTED, REJECTED, RETRY})
+UNREADY_STATES = frozenset({WAITING, PENDING, RECEIVED, STARTED, REJECTED, RETRY})
 EXCEPTION_STATES = frozenset({RETRY, FAILURE, REVOKED})
 """States whose ``info`` is an exception."""
 PROPAGATE_STATES = frozenset({FAILURE, REVOKED})
@@ -45,4 +48,5 @@ __all__ = [
     "STARTED",
     "SUCCESS",
     "UNREADY_STATES",
+    "WAITING",
 ]

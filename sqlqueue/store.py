@@ -9,8 +9,9 @@ stands alone, in autocommit (``autocommit``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,6 +19,7 @@ import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from sqlqueue.autocommit import (
     copy_alone,
@@ -39,8 +41,10 @@ from sqlqueue.exceptions import (
     InvalidOptionError,
     SQLQueueError,
 )
-from sqlqueue.jobs import Job, NewJobs, as_utc
+from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
 from sqlqueue.outcomes import Outcome
+from sqlqueue.plans import Feed, WorkflowPlan, fed
+from sqlqueue.settle import chunks, settle
 
 if (
     TYPE_CHECKING
@@ -78,7 +82,16 @@ class JobStore:
                 else:
                     copy_alone(self.engine, copy)
             return
-        statement = self.dialect.insert_jobs(new_jobs)
+        self._insert(self.dialect.insert_jobs(new_jobs), connection)
+
+    def insert_workflow(
+        self, plan: WorkflowPlan, max_payload_bytes: int, connection: CallerConnection | None
+    ) -> None:
+        """Write every job of a workflow at once: in its own committed transaction, or in
+        the caller's; nothing of it exists if that rolls back."""
+        self._insert(self.dialect.insert_workflow(plan, max_payload_bytes), connection)
+
+    def _insert(self, statement: DriverStatement, connection: CallerConnection | None) -> None:
         if connection is not None:
             with self._translate_errors():
                 self._callers.execute(connection, statement)
@@ -118,7 +131,9 @@ class JobStore:
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> list[Job]:
-        """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease."""
+        """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease;
+        a workflow's step with what it receives from the steps before it put first in its
+        arguments."""
         statement = self.dialect.claim_jobs(limit, queues, worker_id, lease)
         if goes_alone(statement, self.dialect):
             with self._translate_errors():
@@ -126,8 +141,33 @@ class JobStore:
         else:
             with self._write() as conn:
                 claimed = [Job.from_row(row) for row in _execute(conn, statement).mappings()]
+        if any(job.feed is not None for job in claimed):
+            claimed = self._fed(claimed)
         claimed.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
         return claimed
+
+    def _fed(self, claimed: list[Job]) -> list[Job]:
+        # Read after the claim, outside its transaction: a finished job's result never
+        # changes, and pruning keeps a workflow's results until all of it has finished.
+        # The steps that receive one result are served by one read; a chord's body, by its own.
+        singles = [
+            job.prerequisites[0] for job in claimed if job.feed == Feed.RESULT and job.prerequisites
+        ]
+        received = dict(zip(singles, self._results_in_order(singles), strict=True))
+        fed_jobs = []
+        for job in claimed:
+            if job.feed == Feed.RESULTS:
+                received = {**received, job.id: self._results_in_order(job.prerequisites or [])}
+            fed_jobs.append(fed(job, received))
+        return fed_jobs
+
+    def _results_in_order(self, job_ids: Sequence[str]) -> list[Any]:
+        if not job_ids:
+            return []
+        statement = self.dialect.results_in_order(job_ids)
+        with self._translate_errors(), self.engine.connect() as conn:
+            results = conn.exec_driver_sql(statement.sql, statement.params).scalar_one()
+        return cast(list[Any], json.loads(results) if isinstance(results, str) else results)
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> set[Take]:
         """Renew the leases of these takes; a take missing from the answer has lost its job."""
@@ -137,23 +177,39 @@ class JobStore:
             rows = conn.execute(self.dialect.extend_leases(takes, lease))
             return {(str(job_id), attempts) for job_id, attempts in rows}
 
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> set[Take]:
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: Collection[str] = ()
+    ) -> set[Take]:
         """Write many jobs' outcomes, each of the take beside it, in one transaction; returns
         the takes that still held their job. The others' jobs were taken again meanwhile, and
-        nothing about them changed."""
+        nothing about them changed. ``releasing``: the ids of the jobs that workflow steps
+        wait for, settled (``settle``) in the same transaction when they finish."""
         if not outcomes:
             return set()
-        statements = self.dialect.record_outcomes(outcomes)
-        if len(statements) == 1 and goes_alone(only := statements[0], self.dialect):
+        finishing = {take[0]: outcome for take, outcome in outcomes if not outcome.again}
+        settling = finishing.keys() & set(releasing)
+        if self.dialect.releases_in_finish:  # the finish releases what waits for a success
+            settling = {
+                job_id for job_id in settling if finishing[job_id].status is not JobStatus.SUCCESS
+            }
+        statements = self.dialect.record_outcomes(outcomes, releasing=bool(releasing))
+        if (
+            not settling
+            and len(statements) == 1
+            and goes_alone(only := statements[0], self.dialect)
+        ):
             with self._translate_errors():
                 return fetch_takes_alone(self.engine, only)
         kept: set[Take] = set()
-        retried = any(outcome.again for _, outcome in outcomes)
+        wake = any(outcome.again for _, outcome in outcomes)
         with self._write() as conn:
             for statement in statements:
                 rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))
                 kept.update((str(job_id), attempt) for job_id, attempt in rows)
-            if retried:
+            settled = [job_id for job_id, _ in kept if job_id in settling]
+            if settled and settle(conn, self.dialect, settled):
+                wake = True
+            if wake:
                 self._wake_workers(conn)
         return kept
 
@@ -179,12 +235,11 @@ class JobStore:
 
     def rescue_expired_jobs(self, max_lease_expiries: int) -> int:
         """Re-queue (or fail) every job whose lease ran out; returns how many."""
-        return self._make_ready(self.dialect.rescue_expired_jobs(max_lease_expiries))
+        return self._finish(self.dialect.rescue_expired_jobs(max_lease_expiries), ready=True)
 
     def expire_jobs(self) -> int:
         """Revoke ready jobs that passed their ``expires_at`` unstarted; returns how many."""
-        with self._write() as conn:
-            return conn.execute(self.dialect.expire_jobs()).rowcount
+        return self._finish(self.dialect.expire_jobs())
 
     def delete_finished_jobs(
         self, older_than: float, batch_size: int, max_batches: int | None = None
@@ -215,15 +270,25 @@ class JobStore:
             raise InvalidOptionError("Say which jobs to retry: by id, by task or by queue.")
         return self._make_ready(self.dialect.requeue_jobs(job_ids, task_name, queue))
 
-    def revoke_job(self, job_id: str, terminate: bool = False) -> bool:
-        """Revoke a job that has not started, or with ``terminate`` one that runs too; False
-        when it had finished (or started, without ``terminate``)."""
+    def revoke_jobs(self, job_ids: Sequence[str], terminate: bool = False) -> int:
+        """Revoke jobs that have not started, or with ``terminate`` running ones too, and
+        every step not yet started of the workflows these ids are the handles of; the
+        steps that wait for them stop. Returns how many jobs were revoked."""
         with self._write() as conn:
-            revoked = conn.execute(self.dialect.revoke_job(job_id, terminate)).rowcount == 1
-            announce = self.dialect.announce_revoke(job_id)
-            if revoked and terminate and announce is not None:
-                _execute(conn, announce)
-        return revoked
+            rows = [
+                row
+                for chunk in chunks(job_ids)
+                for row in conn.execute(self.dialect.revoke_jobs(chunk, terminate))
+            ]
+            settled = [row.id for row in rows if row.releases]
+            if settled and settle(conn, self.dialect, settled):
+                self._wake_workers(conn)
+            running = [row.id for row in rows if row.running]
+            for job_id in running if terminate else ():
+                announce = self.dialect.announce_revoke(job_id)
+                if announce is not None:
+                    _execute(conn, announce)
+        return len(rows)
 
     def revoked_takes(self, takes: Sequence[Take]) -> set[Take]:
         """The takes among these whose job has been revoked while they held it."""
@@ -246,6 +311,22 @@ class JobStore:
         with self._translate_errors(), self.engine.connect() as conn:
             row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
         return Job.from_row(row) if row is not None else None
+
+    def group_member_ids(self, group_id: str) -> list[str]:
+        """The ids of a group's jobs, in the group's order."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            return list(conn.execute(self.dialect.group_member_ids(group_id)).scalars())
+
+    def _finish(self, statement: ReturningUpdate[Any], ready: bool = False) -> int:
+        # Jobs moved by a chore: those that finished settle the steps waiting for them, and
+        # those made ready (and the released steps) must wake the workers that listen.
+        with self._write() as conn:
+            rows = conn.execute(statement).all()
+            settled = [row.id for row in rows if row.releases and row.finished]
+            released = bool(settled) and settle(conn, self.dialect, settled)
+            if released or (ready and any(not row.finished for row in rows)):
+                self._wake_workers(conn)
+        return len(rows)
 
     def _make_ready(self, statement: Executable) -> int:
         # Jobs put back in the queue by anything but a send: workers that listen must hear

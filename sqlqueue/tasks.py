@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from sqlqueue.caller_connections import AsyncCallerConnection, CallerConnection
     from sqlqueue.hooks import ExceptionInfo
     from sqlqueue.result import AsyncResult, EagerResult
+    from sqlqueue.signatures import Signature
 
 # With defaults, a bare ``class Base(Task)`` (as Celery projects write it) is Task[..., Any]
 # to a type checker, even under --strict.
@@ -248,7 +249,10 @@ class Task(Generic[P, R]):
             task_id: the job's id, of your choosing (a string of up to 255 characters);
                 default: a new UUID.
             connection: a connection whose open transaction the job joins (see the docs).
-            celery_options: Celery's other options: ``retry``, ``retry_policy``,
+            celery_options: Celery's other options: ``link=`` (a signature, or a list of
+                them, sent with this job's result first once it succeeds) and
+                ``link_error=`` (sent with this job's id first if it fails), written with
+                the job in one transaction; ``retry``, ``retry_policy``,
                 ``serializer="json"``, ``compression`` and ``add_to_parent`` change nothing
                 here and warn; the others are refused, naming the sqlqueue way.
 
@@ -258,6 +262,22 @@ class Task(Generic[P, R]):
             InvalidOptionError: an option is out of range.
             DuplicateJobIdError: a job with ``task_id`` exists already.
         """
+        link, link_error = celery_options.pop("link", None), celery_options.pop("link_error", None)
+        if link is not None or link_error is not None:
+            # Callbacks make a workflow; without them, the send stays the plain one below.
+            callbacks = {"link": link, "link_error": link_error}
+            return self.signature(
+                args,
+                kwargs,
+                countdown=countdown,
+                eta=eta,
+                expires=expires,
+                queue=queue,
+                priority=priority,
+                task_id=task_id,
+                **callbacks,
+                **celery_options,
+            ).apply_async(connection=connection)
         args, kwargs = self.check_arguments(args, kwargs)
         options = SendOptions.build(
             self.app.conf,
@@ -378,6 +398,33 @@ class Task(Generic[P, R]):
             connection=connection,
         )
         return await self.app.asend_jobs(self, self.name, checked, options)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of a call of this task (Celery's ``task.s``), with partial arguments:
+        ``add.s(2).delay(4)`` sends ``add(4, 2)``; in a chain, the previous step's result
+        comes first."""
+        return self.signature(args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature (Celery's ``task.si``): in a chain it waits for the step
+        before it but ignores its result, and arguments given when sending are ignored."""
+        return self.signature(args, kwargs, immutable=True)
+
+    def signature(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        **more_options: Any,
+    ) -> Signature:
+        """Celery's ``task.signature(args, kwargs, **options)``: a signature of a call of
+        this task with these send options (``immutable=True`` for ``si``)."""
+        from sqlqueue.signatures import Signature  # which imports this module
+
+        return Signature(self, args, kwargs, options, **more_options)
+
+    subtask = signature
+    """Celery's older name for ``signature``."""
 
     def _checked_calls(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]

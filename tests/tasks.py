@@ -24,6 +24,33 @@ def add(x: int, y: int) -> int:
 
 
 @app.task
+def add_slowly(x: int, y: int, seconds: float) -> int:
+    """``add``, after ``seconds`` of sleep: a chord header job a test can kill workers under."""
+    time.sleep(seconds)
+    return x + y
+
+
+@app.task
+def record_results(results: list[int], log_path: str) -> list[int]:
+    """A chord body that appends one line per run, so a test can count how often it ran."""
+    with open(log_path, "a") as log:
+        log.write(f"{os.getpid()}\n")
+    return results
+
+
+@app.task
+def tsum(numbers: list[int]) -> int:
+    """A chord's body: the sum of its header's results."""
+    return sum(numbers)
+
+
+@app.task
+def echo(*args: Any) -> list[Any]:
+    """What it was called with (a link_error callback: the failed job's id first)."""
+    return list(args)
+
+
+@app.task
 def fail(message: str) -> None:
     raise ValueError(message)
 

@@ -64,7 +64,9 @@ def test_states_have_celerys_names_and_sets_and_match_the_stored_statuses() -> N
     for status in JobStatus:
         assert getattr(states, status.name) == status
     assert states.READY_STATES == {"SUCCESS", "FAILURE", "REVOKED"}
-    assert states.UNREADY_STATES == {"PENDING", "RECEIVED", "STARTED", "REJECTED", "RETRY"}
+    assert states.UNREADY_STATES == {
+        "WAITING", "PENDING", "RECEIVED", "STARTED", "REJECTED", "RETRY"
+    }  # fmt: skip
     assert states.EXCEPTION_STATES == {"RETRY", "FAILURE", "REVOKED"}
     assert states.PROPAGATE_STATES == {"FAILURE", "REVOKED"}
     assert states.ALL_STATES == {

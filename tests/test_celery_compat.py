@@ -94,15 +94,15 @@ def test_app_task_is_the_base_class_and_now_is_in_the_apps_timezone(app: Any) ->
     ("reach", "says"),
     [
         (lambda app, task: app.backend, "app.AsyncResult"),
-        (lambda app, task: app.signature("t.noop"), "workflows"),
+        (lambda app, task: app.GroupResult, r"sqlqueue\.GroupResult\.restore"),
         (lambda app, task: app.on_after_configure, "periodic tasks"),
         (lambda app, task: app.worker_main(), "sqlqueue worker -A proj"),
         (lambda app, task: app.control.inspect(), "app.control.revoke"),
         (lambda app, task: app.control.purge(), "no remote commands"),
-        (lambda app, task: task.s(1), "workflows"),
-        (lambda app, task: task.si(1), "workflows"),
-        (lambda app, task: task.chunks([(1,)], 10), "workflows"),
-        (lambda app, task: task.delay(1).children, "workflows"),
+        (lambda app, task: task.chunks([(1,)], 10), r"group\(task\.s\(\*call\)"),
+        (lambda app, task: task.map([1]), "task.delay_many"),
+        (lambda app, task: task.replace(task.s(1)), r"task\.s\(\) \| next_step\.s\(\)"),
+        (lambda app, task: task.delay(1).children, r"its parent \(r\.parent\)"),
         (lambda app, task: task.delay(1).backend, "app.AsyncResult"),
     ],
 )
@@ -125,19 +125,33 @@ def test_hasattr_answers_false_and_a_typo_is_a_plain_attribute_error(app: Any) -
         return n
 
     assert not hasattr(app, "backend")
-    assert not hasattr(one, "s")
+    assert not hasattr(one, "chunks")
     with pytest.raises(AttributeError, match="'Celery' object has no attribute 'confg'") as caught:
         app.confg  # noqa: B018
     assert not isinstance(caught.value, NotSupportedError)
 
 
-def test_importing_celerys_canvas_from_sqlqueue_says_the_sqlqueue_way() -> None:
-    with pytest.raises(ImportError, match=r"sqlqueue\.chain is Celery's.*next_step\.delay"):
-        from sqlqueue import chain  # noqa: F401 - was: from celery import chain
-    with pytest.raises(ImportError, match=r"sqlqueue\.group is Celery's"):
-        from sqlqueue import group  # noqa: F401
+def test_celerys_canvas_imports_from_sqlqueue_and_what_it_lacks_says_the_way() -> None:
+    from sqlqueue import chain, chord, group, signature  # was: from celery import ...
+    from sqlqueue.canvas import Signature  # was: from celery.canvas import Signature
+
+    assert all(callable(name) for name in (chain, chord, group, signature, Signature))
+    with pytest.raises(ImportError, match=r"sqlqueue\.xmap is Celery's.*group\(task\.s"):
+        from sqlqueue import xmap  # noqa: F401
     with pytest.raises(AttributeError, match="module 'sqlqueue' has no attribute 'chian'"):
         sqlqueue.chian  # noqa: B018
+
+
+def test_a_celery_apps_signature_and_tasks_signatures_send_by_name(app: Any) -> None:
+    @app.task(name="t.one")
+    def one(n: int) -> int:
+        return n
+
+    sig = app.signature("t.one", args=(7,))
+    assert sig == one.s(7) == one.subtask((7,)) and sig.app is app
+    sent = sig.delay()
+    work_off(app)
+    assert sent.get(timeout=5) == 7
 
 
 def test_a_result_made_from_an_id_alone_reads_the_current_app(app: Any) -> None:

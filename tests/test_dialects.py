@@ -11,7 +11,15 @@ from sqlqueue.dialects import DIALECTS
 from sqlqueue.dialects.base import Dialect
 from sqlqueue.dialects.sqlite import SQLiteDialect
 
-PER_DATABASE = {"now", "now_plus", "insert_jobs", "claim_jobs", "record_outcomes"}
+PER_DATABASE = {
+    "now",
+    "now_plus",
+    "insert_jobs",
+    "insert_workflow",
+    "results_in_order",
+    "claim_jobs",
+    "record_outcomes",
+}
 """The statements no two databases write alike: each dialect module holds its own."""
 
 

@@ -76,7 +76,7 @@ def test_a_run_that_lost_its_job_writes_no_progress(app: SQLQueue, add: Any) -> 
     # A later take of the job (the lease ran out, another worker took it): the old one is
     # fenced off.
     assert not app.store.update_progress((job.id, job.attempts - 1), {"state": "B", "meta": 2})
-    assert app.store.revoke_job(job.id, terminate=True)
+    assert app.store.revoke_jobs([job.id], terminate=True) == 1
     assert not app.store.update_progress((job.id, job.attempts), {"state": "C", "meta": 3})
     assert (result.state, app.store.get_job(job.id).progress) == ("REVOKED", None)  # type: ignore[union-attr]
 

@@ -366,8 +366,22 @@ def test_job_rows_hold_json_text(app: SQLQueue) -> None:
         (lambda d: d.expire_jobs(), "ix_sqlqueue_jobs_expiring"),
         (lambda d: d.rescue_expired_jobs(3), "ix_sqlqueue_jobs_leased"),
         (lambda d: d.delete_finished_jobs(60, 100), "ix_sqlqueue_jobs_finished"),
+        (lambda d: d.delete_finished_jobs(60, 100), "ix_sqlqueue_jobs_workflow"),
+        (lambda d: d.revoke_jobs(["w"], False), "ix_sqlqueue_jobs_workflow"),
+        (lambda d: d.group_member_ids("g"), "ix_sqlqueue_jobs_group"),
     ],
-    ids=["claim", "claim-queues", "next-due", "next-due-queues", "expire", "rescue", "prune"],
+    ids=[
+        "claim",
+        "claim-queues",
+        "next-due",
+        "next-due-queues",
+        "expire",
+        "rescue",
+        "prune",
+        "prune-keeps-workflows",
+        "revoke-workflow",
+        "group",
+    ],
 )
 def test_sqlite_reads_the_partial_indexes(
     sqlite_template: Path, tmp_path: Path, statement: Any, index: str

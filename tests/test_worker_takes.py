@@ -46,7 +46,7 @@ def expire_and_rescue(app: SQLQueue, job_id: str) -> None:
             .where(jobs.c.id == job_id)
             .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-        assert conn.execute(app.dialect.rescue_expired_jobs(10)).rowcount == 1
+        assert len(conn.execute(app.dialect.rescue_expired_jobs(10)).all()) == 1
         if app.dialect.supports_listen_notify:  # as the worker's own rescue would
             conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
 

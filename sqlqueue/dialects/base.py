@@ -6,13 +6,16 @@ the subclass must provide, for its database:
 
 - ``now`` and ``now_plus``: its clock, as SQL expressions the other statements use;
 - ``insert_jobs``: the jobs of one send, one or many, in one ``DriverStatement``;
+- ``insert_workflow``: the jobs of a workflow (``plans``), in one ``DriverStatement``;
+- ``results_in_order``: the results a workflow's step receives, as one JSON array;
 - ``claim_jobs``: take ready jobs in priority order and lease them;
 - ``record_outcomes``: write a batch of outcomes, each fenced by its take.
 
 The rest are written once here with SQLAlchemy Core, and a dialect overrides one only where
 its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_time``,
 ``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
-``delete_finished_jobs``, ``requeue_jobs``, ``revoke_job``, ``revoked_takes``,
+``delete_finished_jobs``, ``requeue_jobs``, ``revoke_jobs``, ``revoked_takes``,
+``group_member_ids``,
 ``update_progress``, ``delete_finished_job``, ``get_job``; ``copy_jobs`` (a
 large send by the database's bulk path, where it has one); the engine set-up
 (``create_engine``, ``create_async_engine``, ``configure_engine``, ``begin_write``); and the
@@ -37,10 +40,20 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
+from sqlqueue.dialects.workflow_statements import WorkflowStatements
 from sqlqueue.engines import ping_when_idle, unpooled_async_engine
 from sqlqueue.jobs import READY_STATUSES, Job, JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
-from sqlqueue.schema import DEFERRED_WHERE, FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs
+from sqlqueue.plans import WorkflowPlan
+from sqlqueue.schema import (
+    DEFERRED_WHERE,
+    FINISHED_WHERE,
+    LEASED_WHERE,
+    READY_WHERE,
+    UNFINISHED_WORKFLOW_WHERE,
+    job_columns,
+    jobs,
+)
 
 if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -86,7 +99,7 @@ Statement = Executable | DriverStatement
 """What a dialect hands the store to run: SQLAlchemy Core, or fixed driver SQL on hot paths."""
 
 
-class Dialect(ABC):
+class Dialect(WorkflowStatements, ABC):
     """The statements of one database; see the module's docstring for what a subclass
     provides."""
 
@@ -97,6 +110,11 @@ class Dialect(ABC):
     """Whether a statement atomic on its own (a send outside any transaction of the caller,
     a claim, a batch of outcomes) goes straight to the driver in autocommit: where such
     statements are ``DriverStatement``s and the driver is psycopg (``sqlqueue.autocommit``)."""
+
+    releases_in_finish = False
+    """Whether ``record_outcomes(..., releasing=True)`` itself releases the steps waiting for
+    the successes it records (PostgreSQL, in one statement); otherwise ``settle`` does, in
+    the same transaction. Failures are always ``settle``'s."""
 
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
@@ -190,11 +208,13 @@ class Dialect(ABC):
         """Put a job back for another try after the retry's countdown (with the new
         arguments the retry gave, if any), unless its take has been replaced; returns the
         take when it was written. A requeue (status PENDING) is not counted as a retry."""
-        new_arguments = {
+        new_arguments: dict[str, Any] = {
             name: value
             for name, value in (("args", outcome.new_args), ("kwargs", outcome.new_kwargs))
             if value is not None
         }
+        if outcome.new_args is not None:
+            new_arguments["feed"] = None  # the new args hold all the task receives
         return (
             self._fenced_update([take])
             .values(
@@ -211,10 +231,23 @@ class Dialect(ABC):
         )
 
     @abstractmethod
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
+    def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
+        """Every job of a workflow in one statement, those with prerequisites WAITING; waking
+        workers, where the database can, when a job is ready at once."""
+
+    @abstractmethod
+    def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
+        """One row, one value: the results of these jobs as one JSON array in their order
+        (null for a job with none), for a workflow's step to receive."""
+
+    @abstractmethod
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+    ) -> list[Statement]:
         """Statements that write these outcomes, each of the take beside it, to run in one
         transaction; each returns the ids it changed, so a take that was fenced off is the
-        one missing."""
+        one missing. ``releasing``: workflow steps wait for some of these jobs; where
+        ``releases_in_finish``, the statements settle their successes too."""
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's
@@ -266,7 +299,7 @@ class Dialect(ABC):
             progress=None,
         )
 
-    def rescue_expired_jobs(self, max_lease_expiries: int) -> Update:
+    def rescue_expired_jobs(self, max_lease_expiries: int) -> ReturningUpdate[Any]:
         """Re-queue jobs whose worker stopped renewing their lease, or fail them when they
         have lost their worker too often (a job that kills its worker must not loop)."""
         out_of_attempts = jobs.c.expired_leases + 1 >= max_lease_expiries
@@ -293,9 +326,10 @@ class Dialect(ABC):
                 worker_id=None,
                 progress=None,
             )
+            .returning(*_settled_columns(jobs.c.status == JobStatus.FAILURE.value))
         )
 
-    def expire_jobs(self) -> Update:
+    def expire_jobs(self) -> ReturningUpdate[Any]:
         """Revoke ready jobs whose ``expires_at`` passed before any worker took them."""
         return (
             jobs.update()
@@ -307,14 +341,26 @@ class Dialect(ABC):
                 error_type="Expired",
                 error_message="The job expired before a worker started it.",
             )
+            .returning(*_settled_columns(sa.true()))
         )
 
     def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
         """Delete up to ``limit`` jobs finished more than ``older_than`` seconds ago."""
+        unfinished = jobs.alias("unfinished")
         oldest = (
             sa.select(jobs.c.id)
             .where(FINISHED_WHERE)
             .where(jobs.c.finished_at < self.now_plus(-older_than))
+            .where(
+                # A workflow's results stay until all of it has finished: a step receives
+                # the results of those before it when it is taken.
+                sa.or_(
+                    jobs.c.workflow_id.is_(None),
+                    ~sa.exists()
+                    .where(unfinished.c.workflow_id == jobs.c.workflow_id)
+                    .where(UNFINISHED_WORKFLOW_WHERE),  # its words, for SQLite's index
+                )
+            )
             .order_by(jobs.c.finished_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -345,24 +391,39 @@ class Dialect(ABC):
             finished_at=None,
         )
 
-    def revoke_job(self, job_id: str, terminate: bool) -> Update:
-        """Mark a job that has not started as never to run; with ``terminate``, a running
-        one too (its worker, told by ``announce_revoke`` or its next look, stops it). The
-        running take's own writes are fenced off from then on: they ask for STARTED."""
-        statuses = [status.value for status in READY_STATUSES]
+    def revoke_jobs(self, job_ids: Sequence[str], terminate: bool) -> ReturningUpdate[Any]:
+        """Mark jobs that have not started, and the steps not started of the workflows
+        whose handles these ids are, as never to run; with ``terminate``, running ones too
+        (a worker, told by ``announce_revoke`` or its next look, stops its job). A running
+        take's own writes are fenced off from then on: they ask for STARTED. Answers with
+        each job revoked, whether others wait for it, and whether it was running."""
+        statuses = [status.value for status in (*READY_STATUSES, JobStatus.WAITING)]
         if terminate:
             statuses.append(JobStatus.STARTED.value)
+        ids = list(job_ids)
         return (
             jobs.update()
-            .where(jobs.c.id == job_id)
+            .where(
+                sa.or_(
+                    jobs.c.id.in_(ids),
+                    sa.and_(jobs.c.workflow_id.in_(ids), UNFINISHED_WORKFLOW_WHERE),
+                )
+            )
             .where(jobs.c.status.in_(statuses))
             .values(
                 status=JobStatus.REVOKED.value,
                 finished_at=self.now(),
                 lease_expires_at=None,
                 progress=None,
+                waiting_for=None,
             )
+            # A claim sets worker_id and every way back to the queue clears it.
+            .returning(*_settled_columns(sa.true()), jobs.c.worker_id.is_not(None).label("running"))
         )
+
+    def group_member_ids(self, group_id: str) -> sa.Select[Any]:
+        """The ids of a group's jobs, in the group's order."""
+        return sa.select(jobs.c.id).where(jobs.c.group_id == group_id).order_by(jobs.c.group_index)
 
     def revoked_takes(self, takes: Sequence[Take]) -> sa.Select[Any]:
         """Which of these takes have had their job revoked while they held it."""
@@ -382,7 +443,7 @@ class Dialect(ABC):
 
     def get_job(self, job_id: str) -> sa.Select[Any]:
         """Read one job."""
-        return sa.select(jobs).where(jobs.c.id == job_id)
+        return sa.select(*job_columns()).where(jobs.c.id == job_id)
 
     def _fenced_update(self, takes: Sequence[Take]) -> Update:
         # The attempt number in the WHERE is the fence: once a job's lease has expired and
@@ -392,3 +453,13 @@ class Dialect(ABC):
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.STARTED.value)
         )
+
+
+def _settled_columns(finished: sa.ColumnElement[bool]) -> tuple[sa.ColumnElement[Any], ...]:
+    """What a statement that may finish jobs answers with: each job's id, whether workflow
+    steps wait for it (``releases``), and whether it finished (``finished``)."""
+    return (
+        jobs.c.id,
+        sa.or_(jobs.c.dependents.is_not(None), jobs.c.errbacks.is_not(None)).label("releases"),
+        finished.label("finished"),
+    )

@@ -9,6 +9,7 @@ clocks agree on when a job is due and when a lease has run out.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -20,12 +21,14 @@ from typing import TYPE_CHECKING, Any, cast
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.engine import URL, Engine
 
 from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
 from sqlqueue.jobs import NewJobs
 from sqlqueue.outcomes import Outcome
-from sqlqueue.schema import jobs
+from sqlqueue.plans import WorkflowPlan, planned_rows
+from sqlqueue.schema import job_columns, jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -79,6 +82,48 @@ WITH inserted AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 """  # noqa: S608 (constants, no input)
+# A workflow: every column a job may differ in travels as an array (JSON ones as one JSON
+# array each), zipped by ROWS FROM, so a workflow of any size is one statement, atomic even
+# on a caller's connection in autocommit. Steps with prerequisites are stored WAITING.
+INSERT_WORKFLOW = f"""
+WITH inserted AS (
+    INSERT INTO {jobs.name} ({_COLUMNS}, workflow_id, parent_id, group_id, group_index,
+                             waiting_for, prerequisites, feed, dependents, errbacks)
+    SELECT new.id, new.args, new.kwargs, new.task_name, new.queue, new.priority,
+           CASE WHEN new.waiting_for > 0 THEN 'WAITING' ELSE 'PENDING' END,
+           coalesce(new.eta,
+                    statement_timestamp() + new.countdown * interval '1 second'),
+           coalesce(new.expires_at,
+                    statement_timestamp() + new.expires_in * interval '1 second'),
+           statement_timestamp(), %(workflow_id)s, new.parent_id, new.group_id,
+           new.group_index, nullif(new.waiting_for, 0), nullif(new.prerequisites, 'null'),
+           new.feed, nullif(new.dependents, 'null'), nullif(new.errbacks, 'null')
+    FROM ROWS FROM (
+        unnest(%(ids)s::text[]), jsonb_array_elements(%(args)s::jsonb),
+        jsonb_array_elements(%(kwargs)s::jsonb), unnest(%(task_names)s::text[]),
+        unnest(%(queues)s::text[]), unnest(%(priorities)s::integer[]),
+        unnest(%(etas)s::timestamptz[]), unnest(%(countdowns)s::float8[]),
+        unnest(%(expires_ats)s::timestamptz[]), unnest(%(expires_ins)s::float8[]),
+        unnest(%(parent_ids)s::text[]), unnest(%(group_ids)s::text[]),
+        unnest(%(group_indexes)s::integer[]), unnest(%(waiting_fors)s::integer[]),
+        jsonb_array_elements(%(prerequisites)s::jsonb), unnest(%(feeds)s::text[]),
+        jsonb_array_elements(%(dependents)s::jsonb), jsonb_array_elements(%(errbacks)s::jsonb)
+    ) AS new (id, args, kwargs, task_name, queue, priority, eta, countdown, expires_at,
+              expires_in, parent_id, group_id, group_index, waiting_for, prerequisites,
+              feed, dependents, errbacks)
+    RETURNING status
+)
+SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM inserted WHERE status = 'PENDING' LIMIT 1
+"""  # noqa: S608 (constants, no input)
+
+# One array in, one JSON array out: a chord's body receives thousands of results, which as
+# rows would cost the driver a JSON decoding each.
+RESULTS_IN_ORDER = f"""
+SELECT coalesce(jsonb_agg(job.result ORDER BY wanted.position), '[]')
+FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS wanted (id, position)
+LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
+"""  # noqa: S608 (constants, no input)
+
 COPY_MIN_JOBS = 1000
 """Sends of this many jobs or more are written with COPY (``copy_jobs``); smaller ones with
 the one INSERT, whose single round trip costs as much or less than COPY's five there."""
@@ -126,9 +171,57 @@ RETURNING job.id, job.attempts
 one row of arrays per job. Its text never changes with the batch's size, so
 psycopg prepares it once per connection."""
 
-CLAIM_JOBS = """
-SELECT * FROM sqlqueue_claim(%(limit)s, %(lease)s, %(worker_id)s, %(queues)s::text[])
-"""
+_FINISHED = FINISH_JOBS.replace(
+    "RETURNING job.id, job.attempts",
+    "RETURNING job.id, job.attempts, job.status, job.dependents, job.errbacks",
+)
+
+FINISH_AND_RELEASE = f"""
+WITH finished AS ({_FINISHED}),
+counted AS (
+    SELECT dependent.id, count(*) AS successes
+    FROM finished, jsonb_array_elements_text(finished.dependents) AS dependent (id)
+    WHERE finished.status = 'SUCCESS'
+    GROUP BY dependent.id
+),
+released AS (
+    UPDATE {jobs.name} AS waiting
+    SET waiting_for = waiting.waiting_for - counted.successes,
+        status = CASE WHEN waiting.waiting_for > counted.successes THEN 'WAITING'
+                      ELSE 'PENDING' END,
+        scheduled_at = CASE WHEN waiting.waiting_for > counted.successes
+                            THEN waiting.scheduled_at
+                            ELSE statement_timestamp()
+                                 + (waiting.scheduled_at - waiting.created_at) END
+    FROM counted
+    WHERE waiting.id = counted.id AND waiting.status = 'WAITING'
+    RETURNING waiting.status
+),
+unneeded AS (
+    DELETE FROM {jobs.name}
+    WHERE status = 'WAITING' AND id = ANY (ARRAY(  -- an array: probed by primary key
+        SELECT jsonb_array_elements_text(errbacks) FROM finished WHERE status = 'SUCCESS'
+    ))
+)
+SELECT id, attempts FROM finished
+WHERE (SELECT count(*) FROM (SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM released
+                             WHERE status = 'PENDING' LIMIT 1) AS woken) >= 0
+"""  # noqa: S608 (constants, no input)
+"""``FINISH_JOBS`` for a batch with jobs that workflow steps wait for: each success counts
+its dependents down under their row locks, and the one statement that brings a count to zero
+makes the step ready (a countdown counting from now) and wakes the workers; the link_error
+callbacks of each success are deleted. READ COMMITTED re-reads a waiting row another
+transaction changed before counting it down, so two batches finishing a chord's last header
+jobs at once release its body once. The workers' answer is the takes, as ``FINISH_JOBS``'s;
+the notification rides in the WHERE, whose subquery runs once."""
+
+_POSTGRESQL = postgresql_dialect.dialect()  # type: ignore[no-untyped-call]
+CLAIM_JOBS = f"""
+SELECT {
+    ", ".join(f"{column.compile(dialect=_POSTGRESQL)} AS {column.name}" for column in job_columns())
+}
+FROM sqlqueue_claim(%(limit)s, %(lease)s, %(worker_id)s, %(queues)s::text[]) AS sqlqueue_jobs
+"""  # noqa: S608 (constants, no input)
 """The claim (see the module's docstring), a function made by migration 0004 so that the
 planner always walks the ready index in order; the migration says why. Given queues, it
 picks candidates from each queue's own index without locking them, then locks and takes only
@@ -138,6 +231,7 @@ those it keeps (migration 0006)."""
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
     driver_autocommit = True
+    releases_in_finish = True
     supports_listen_notify = True
 
     def create_engine(self, url: URL) -> Engine:
@@ -169,6 +263,41 @@ class PostgreSQLDialect(Dialect):
             return DriverStatement(INSERT_JOB, params)
         params.update(id=new_jobs.ids, args=f"[{','.join(args)}]", kwargs=f"[{','.join(kwargs)}]")
         return DriverStatement(INSERT_JOBS, params)
+
+    def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
+        rows = planned_rows(plan, max_payload_bytes)
+
+        def column(name: str) -> list[Any]:
+            return [getattr(row, name) for row in rows]
+
+        def json_column(name: str) -> str:
+            return json.dumps(column(name))
+
+        return DriverStatement(
+            INSERT_WORKFLOW,
+            {
+                "workflow_id": plan.id,
+                "ids": column("id"),
+                # Each job's arguments are JSON texts already: joined, not encoded again.
+                "args": f"[{','.join(column('args'))}]",
+                "kwargs": f"[{','.join(column('kwargs'))}]",
+                "task_names": column("task_name"),
+                "queues": column("queue"),
+                "priorities": column("priority"),
+                "etas": column("eta"),
+                "countdowns": column("countdown"),
+                "expires_ats": column("expires_at"),
+                "expires_ins": column("expires_in"),
+                "parent_ids": column("parent_id"),
+                "group_ids": column("group_id"),
+                "group_indexes": column("group_index"),
+                "waiting_fors": column("waiting_for"),
+                "prerequisites": json_column("prerequisites"),
+                "feeds": column("feed"),
+                "dependents": json_column("dependents"),
+                "errbacks": json_column("errbacks"),
+            },
+        )
 
     def copy_jobs(self, new_jobs: NewJobs) -> CopyStatement | None:
         # The same rows as insert_jobs, streamed: the server's bulk insert path writes a
@@ -226,7 +355,9 @@ class PostgreSQLDialect(Dialect):
             },
         )
 
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+    ) -> list[Statement]:
         # Successes and failures, nearly every outcome of a busy worker, go in one statement;
         # retries (rarer, and each with its own delay) keep their per-job UPDATE.
         statements: list[Statement] = [
@@ -237,7 +368,7 @@ class PostgreSQLDialect(Dialect):
             columns = [o.finish_values() for _, o in finished]
             statements.append(
                 DriverStatement(
-                    FINISH_JOBS,
+                    FINISH_AND_RELEASE if releasing else FINISH_JOBS,
                     {
                         "ids": [take[0] for take, _ in finished],
                         "attempts": [take[1] for take, _ in finished],
@@ -250,6 +381,9 @@ class PostgreSQLDialect(Dialect):
                 )
             )
         return statements
+
+    def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
+        return DriverStatement(RESULTS_IN_ORDER, {"ids": list(job_ids)})
 
     def wake_workers(self) -> DriverStatement:
         # Any notification wakes a listener; the payload names no queue, so all of them look.

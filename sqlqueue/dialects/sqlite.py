@@ -36,7 +36,8 @@ from sqlqueue.engines import unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
-from sqlqueue.schema import READY_WHERE, Timestamp, jobs
+from sqlqueue.plans import WorkflowPlan, planned_rows
+from sqlqueue.schema import READY_WHERE, Timestamp, job_columns, jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -101,6 +102,44 @@ class SQLiteDialect(Dialect):
             },
         )
 
+    def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
+        now = datetime.now(UTC)
+
+        def at(when: datetime | None, seconds: float | None) -> str | None:
+            if when is None and seconds is not None:
+                when = now + timedelta(seconds=seconds)
+            return None if when is None else _stored_time(when)
+
+        rows = [
+            [
+                row.id,
+                row.args,
+                row.kwargs,
+                row.task_name,
+                row.queue,
+                row.priority,
+                (JobStatus.WAITING if row.waiting_for else JobStatus.PENDING).value,
+                at(row.eta, row.countdown),
+                at(row.expires_at, row.expires_in),
+                row.parent_id,
+                row.group_id,
+                row.group_index,
+                row.waiting_for or None,
+                row.prerequisites,
+                row.feed,
+                row.dependents,
+                row.errbacks,
+            ]
+            for row in planned_rows(plan, max_payload_bytes)
+        ]
+        return DriverStatement(
+            INSERT_WORKFLOW,
+            {"jobs": json.dumps(rows), "created_at": _stored_time(now), "workflow_id": plan.id},
+        )
+
+    def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
+        return DriverStatement(RESULTS_IN_ORDER, {"ids": json.dumps(list(job_ids))})
+
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> ReturningUpdate[Any]:
@@ -134,7 +173,7 @@ class SQLiteDialect(Dialect):
                 lease_expires_at=self.now_plus(lease),
                 worker_id=worker_id,
             )
-            .returning(*jobs.c)
+            .returning(*job_columns())
         )
 
     def _ready_jobs(self, limit: int) -> sa.Select[Any]:
@@ -148,7 +187,9 @@ class SQLiteDialect(Dialect):
             .limit(limit)
         )
 
-    def record_outcomes(self, outcomes: Sequence[tuple[Take, Outcome]]) -> list[Statement]:
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+    ) -> list[Statement]:
         # One fenced UPDATE per job, all under one write lock; successes and failures as
         # fixed text (SQLAlchemy's statement building cost more than SQLite's work), each
         # answering with the job's id when its take still held the job.
@@ -193,6 +234,29 @@ FROM json_each(:jobs)
 """  # noqa: S608 (constants, no input)
 """Each element of ``:jobs`` is [stored id, arguments' JSON text, keyword arguments' JSON
 text]; the texts are JSON strings there, so json_extract gives back the text to store."""
+
+INSERT_WORKFLOW = f"""
+INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status, scheduled_at,
+                         expires_at, created_at, workflow_id, parent_id, group_id,
+                         group_index, waiting_for, prerequisites, feed, dependents, errbacks)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
+       :created_at, :workflow_id, json_extract(value, '$[9]'), json_extract(value, '$[10]'),
+       json_extract(value, '$[11]'), json_extract(value, '$[12]'),
+       json_extract(value, '$[13]'), json_extract(value, '$[14]'),
+       json_extract(value, '$[15]'), json_extract(value, '$[16]')
+FROM json_each(:jobs)
+"""  # noqa: S608 (constants, no input)
+"""Each element of ``:jobs`` is one job's columns (see ``insert_workflow``): texts that are
+JSON already travel as JSON strings, lists of ids as arrays, which json_extract gives back
+as their JSON text."""
+
+RESULTS_IN_ORDER = f"""
+SELECT json_group_array(json(job.result))
+FROM (SELECT wanted.key, job.result FROM json_each(:ids) AS wanted
+      LEFT JOIN {jobs.name} AS job ON job.id = wanted.value ORDER BY wanted.key) AS job
+"""  # noqa: S608 (constants, no input)
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}

@@ -32,7 +32,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected jobs that have not started")
     def revoke_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        count = sum(
-            app.store.revoke_job(str(job_id)) for job_id in queryset.values_list("id", flat=True)
+        count = app.store.revoke_jobs(
+            [str(job_id) for job_id in queryset.values_list("id", flat=True)]
         )
         self.message_user(request, f"{count} job(s) revoked.", messages.SUCCESS)

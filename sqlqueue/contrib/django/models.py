@@ -31,6 +31,15 @@ class Job(models.Model):
     error_message = models.TextField(null=True)
     traceback = models.TextField(null=True)
     progress = models.JSONField(null=True)
+    workflow_id = models.CharField(max_length=255, null=True)
+    parent_id = models.CharField(max_length=255, null=True)
+    group_id = models.CharField(max_length=255, null=True)
+    group_index = models.IntegerField(null=True)
+    waiting_for = models.IntegerField(null=True)
+    prerequisites = models.JSONField(null=True)
+    feed = models.CharField(max_length=16, null=True)
+    dependents = models.JSONField(null=True)
+    errbacks = models.JSONField(null=True)
 
     class Meta:
         managed = False

@@ -1,0 +1,207 @@
+"""Workflows as the store writes and settles them: plans built by hand, run by real workers.
+
+What a plan holds is the canvas's business (``tests/test_canvas.py``); here, that the
+database releases each waiting step once, with what it receives, and stops those that
+will never run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import count_jobs, work_off
+
+from sqlqueue import SQLQueue
+from sqlqueue.exceptions import ChordError, TaskFailedError, TaskRevokedError
+from sqlqueue.group_result import GroupResult
+from sqlqueue.outcomes import Outcome
+from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
+from sqlqueue.send_options import SendOptions
+
+
+@pytest.fixture
+def wf_app(app: SQLQueue) -> SQLQueue:
+    @app.task(name="w.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="w.tsum")
+    def tsum(numbers: list[int], extra: int = 0) -> int:
+        return sum(numbers) + extra
+
+    @app.task(name="w.fail")
+    def fail(message: str) -> None:
+        raise ValueError(message)
+
+    @app.task(name="w.note")
+    def note(*args: Any) -> list[Any]:
+        return list(args)
+
+    return app
+
+
+def job(
+    name: str,
+    *args: Any,
+    after: Sequence[PlannedJob] = (),
+    feed: Feed | None = Feed.RESULT,
+    group: tuple[str, int] | None = None,
+    parent: str | None = None,
+    options: SendOptions | None = None,
+) -> PlannedJob:
+    return PlannedJob(
+        id=str(uuid.uuid4()),
+        task_name=name,
+        args=list(args),
+        kwargs={},
+        options=options or SendOptions(),
+        prerequisites=tuple(step.id for step in after),
+        feed=feed if after else None,
+        parent_id=parent if parent is not None else (after[-1].id if len(after) == 1 else None),
+        group_id=group[0] if group else None,
+        group_index=group[1] if group else None,
+    )
+
+
+def send(app: SQLQueue, *jobs: PlannedJob, workflow_id: str | None = None) -> None:
+    plan = WorkflowPlan(id=workflow_id or jobs[-1].id, jobs=jobs)
+    app.store.insert_workflow(plan, app.conf.max_payload_bytes, None)
+
+
+def test_a_chain_passes_each_result_on_and_stores_later_steps_waiting(wf_app: SQLQueue) -> None:
+    first = job("w.add", 2, 2)
+    second = job("w.add", 4, after=[first])
+    third = job("w.add", 8, after=[second])
+    send(wf_app, first, second, third)
+    assert count_jobs(wf_app, "status = 'WAITING'") == 2
+
+    work_off(wf_app)
+
+    last = wf_app.AsyncResult(third.id)
+    assert last.get(timeout=5) == 16
+    assert last.parent == wf_app.AsyncResult(second.id)
+    assert last.parent.parent.get() == 4  # type: ignore[union-attr]
+    assert last.parent.parent.parent is None  # type: ignore[union-attr]
+
+
+def test_a_chord_body_gets_every_result_in_the_headers_order_once(wf_app: SQLQueue) -> None:
+    group_id = str(uuid.uuid4())
+    header = [job("w.add", n, n, group=(group_id, n)) for n in range(5)]
+    body = job("w.tsum", 100, after=header, feed=Feed.RESULTS, parent=group_id)
+    send(wf_app, *header, body)
+
+    work_off(wf_app, concurrency=4)
+
+    result = wf_app.AsyncResult(body.id)
+    assert result.get(timeout=5) == sum(2 * n for n in range(5)) + 100
+    # Stored as sent: what it received is read from the header's rows as it is taken.
+    assert wf_app.store.get_job(body.id).args == [100]  # type: ignore[union-attr]
+    parent = result.parent
+    assert isinstance(parent, GroupResult)
+    assert parent.id == group_id
+    assert parent.get(timeout=5) == [0, 2, 4, 6, 8]
+
+
+def test_a_failed_step_revokes_the_rest_of_its_chain_with_its_error(wf_app: SQLQueue) -> None:
+    first = job("w.fail", "boom")
+    second = job("w.add", 1, after=[first])
+    third = job("w.add", 2, after=[second])
+    errback = job("w.note", "failed:", after=[first], feed=Feed.FAILED_ID)
+    unused_errback = job("w.note", "never", after=[second], feed=Feed.FAILED_ID)
+    send(wf_app, first, second, third, errback, unused_errback, workflow_id=third.id)
+
+    work_off(wf_app)
+
+    for step in (second, third):
+        stored = wf_app.store.get_job(step.id)
+        assert stored is not None and stored.status == "REVOKED"
+        assert stored.started_at is None
+    with pytest.raises(TaskFailedError, match="ValueError: boom"):
+        wf_app.AsyncResult(third.id).get(timeout=5)
+    assert wf_app.AsyncResult(errback.id).get(timeout=5) == [first.id, "failed:"]
+    assert wf_app.store.get_job(unused_errback.id) is None
+
+
+@pytest.mark.parametrize("feed", [Feed.RESULTS, None], ids=["s", "si"])
+def test_a_failed_header_job_fails_the_chord_body_with_a_chord_error(
+    wf_app: SQLQueue, feed: Feed | None
+) -> None:
+    group_id = str(uuid.uuid4())
+    header = [job("w.add", 1, 1), job("w.fail", "bad header"), job("w.add", 2, 2)]
+    body = job("w.tsum", [], after=header, feed=feed, parent=group_id)
+    after_body = job("w.add", 1, after=[body])
+    send(wf_app, *header, body, after_body)
+
+    work_off(wf_app)
+
+    with pytest.raises(
+        ChordError,
+        match=f"ChordError: Dependency {header[1].id} raised ValueError: bad header",
+    ):
+        wf_app.AsyncResult(body.id).get(timeout=5)
+    assert wf_app.AsyncResult(body.id).status == "FAILURE"
+    assert wf_app.AsyncResult(after_body.id).status == "REVOKED"
+    assert count_jobs(wf_app, "status = 'WAITING'") == 0
+
+
+def test_a_workflow_sent_in_a_transaction_rolled_back_leaves_nothing(wf_app: SQLQueue) -> None:
+    first = job("w.add", 1, 1)
+    second = job("w.add", 1, after=[first])
+    with wf_app.engine.connect() as conn:
+        conn.begin()
+        wf_app.store.insert_workflow(
+            WorkflowPlan(id=second.id, jobs=(first, second)), wf_app.conf.max_payload_bytes, conn
+        )
+        assert conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one() == 2
+        conn.rollback()
+    assert count_jobs(wf_app) == 0
+
+
+def test_revoking_a_workflows_handle_revokes_every_step_not_started(wf_app: SQLQueue) -> None:
+    first = job("w.add", 1, 1)
+    second = job("w.add", 1, after=[first])
+    third = job("w.add", 1, after=[second])
+    send(wf_app, first, second, third)
+
+    assert wf_app.AsyncResult(third.id).revoke()
+
+    assert count_jobs(wf_app, "status = 'REVOKED'") == 3
+    with pytest.raises(TaskRevokedError):
+        wf_app.AsyncResult(third.id).get(timeout=1)
+
+
+def test_revoking_one_step_stops_the_steps_after_it(wf_app: SQLQueue) -> None:
+    first = job("w.add", 1, 1)
+    second = job("w.add", 1, after=[first])
+    third = job("w.add", 1, after=[second])
+    send(wf_app, first, second, third)
+
+    assert wf_app.AsyncResult(first.id).revoke()
+
+    assert count_jobs(wf_app, "status = 'REVOKED'") == 3
+    with pytest.raises(TaskRevokedError, match=f"job {first.id}, was revoked"):
+        wf_app.AsyncResult(third.id).get(timeout=1)
+
+
+def test_pruning_keeps_the_results_a_waiting_step_still_needs(wf_app: SQLQueue) -> None:
+    group_id = str(uuid.uuid4())
+    header = [
+        job("w.add", 1, 1, group=(group_id, 0)),
+        job("w.add", 2, 2, group=(group_id, 1), options=SendOptions(countdown=3600)),
+    ]
+    body = job("w.tsum", after=header, feed=Feed.RESULTS, parent=group_id)
+    send(wf_app, *header, body)
+    # The first header job finishes; the second waits for its countdown.
+    taken = wf_app.store.claim_jobs(1, None, "w", 30)
+    assert [taken_job.id for taken_job in taken] == [header[0].id]
+    wf_app.store.record_outcomes(
+        [((header[0].id, 1), Outcome.succeeded("2"))], releasing=[header[0].id]
+    )
+    assert wf_app.store.get_job(body.id).status == "WAITING"  # type: ignore[union-attr]
+
+    assert wf_app.store.delete_finished_jobs(older_than=-60, batch_size=100) == 0
+    assert wf_app.AsyncResult(header[0].id).get() == 2

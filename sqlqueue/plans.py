@@ -13,7 +13,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.jobs import Job
 from sqlqueue.serialization import encode_calls
@@ -115,6 +115,11 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
     dependents, errbacks = released_by(plan)
     rows = []
     for job in plan.jobs:
+        if job.feed in (Feed.RESULT, Feed.FAILED_ID) and job.prerequisites != (job.parent_id,):
+            raise ValueError(  # what ``fed`` relies on: such a step follows its parent alone
+                f"job {job.id} receives from its prerequisites {job.prerequisites} one value, "
+                f"but its parent is {job.parent_id}"
+            )
         (args,), (kwargs,) = encode_calls(
             job.task_name, [(job.args, job.kwargs)], max_payload_bytes
         )
@@ -146,14 +151,15 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
 
 def fed(job: Job, received: Mapping[str, Any]) -> Job:
     """A taken job with what it receives put before its own arguments: ``received`` holds
-    the result of each job that feeds one, by that job's id, and the list a chord's body
-    receives, by the body's id."""
-    if job.feed == Feed.RESULT and job.prerequisites:
-        value = received.get(job.prerequisites[0])
+    the result of each job that feeds one, by that job's id (a step receiving one result
+    follows that job alone, its parent), and the list a chord's body receives, by the
+    body's id."""
+    if job.feed == Feed.RESULT:
+        value = received.get(cast(str, job.parent_id))
     elif job.feed == Feed.RESULTS:
         value = received.get(job.id, [])
-    elif job.feed == Feed.FAILED_ID and job.prerequisites:
-        value = job.prerequisites[0]
+    elif job.feed == Feed.FAILED_ID:
+        value = job.parent_id
     else:
         return job
     return replace(job, args=[value, *job.args])

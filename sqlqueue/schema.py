@@ -179,13 +179,13 @@ sa.Index(
 
 
 def job_columns(table: sa.Table | sa.TableClause = jobs) -> list[sa.ColumnElement[Any]]:
-    """What a ``Job`` is read from: the columns, but for the lists of the jobs a job releases,
-    of which only whether there are any (``releases``) matters to a reader, as a claim
-    would otherwise decode them for every job it takes."""
+    """What a ``Job`` is read from: the columns, but for the lists of ids a workflow's job
+    keeps (which a claim would decode for every job it takes, a chord's body's list of
+    thousands), of which only whether it releases others matters (``releases``)."""
     return [
-        *(column for column in table.c if column.name not in RELEASED_LISTS),
+        *(column for column in table.c if column.name not in ID_LISTS),
         sa.or_(table.c.dependents.is_not(None), table.c.errbacks.is_not(None)).label("releases"),
     ]
 
 
-RELEASED_LISTS = ("dependents", "errbacks")
+ID_LISTS = ("prerequisites", "dependents", "errbacks")

@@ -7,7 +7,8 @@ the subclass must provide, for its database:
 - ``now`` and ``now_plus``: its clock, as SQL expressions the other statements use;
 - ``insert_jobs``: the jobs of one send, one or many, in one ``DriverStatement``;
 - ``insert_workflow``: the jobs of a workflow (``plans``), in one ``DriverStatement``;
-- ``results_in_order``: the results a workflow's step receives, as one JSON array;
+- ``results_in_order`` and ``chord_results``: the results a workflow's step receives, as one
+  JSON array;
 - ``claim_jobs``: take ready jobs in priority order and lease them;
 - ``record_outcomes``: write a batch of outcomes, each fenced by its take.
 
@@ -238,7 +239,13 @@ class Dialect(WorkflowStatements, ABC):
     @abstractmethod
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
         """One row, one value: the results of these jobs as one JSON array in their order
-        (null for a job with none), for a workflow's step to receive."""
+        (null for a job with none), for the steps that receive one result each."""
+
+    @abstractmethod
+    def chord_results(self, job_id: str) -> DriverStatement:
+        """One row, one value: the results a chord's body receives, those of its
+        prerequisites in their order, as one JSON array (read where they are stored: the
+        list of a chord's header may hold thousands of ids)."""
 
     @abstractmethod
     def record_outcomes(

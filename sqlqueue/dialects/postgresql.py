@@ -124,6 +124,15 @@ FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS wanted (id, position)
 LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
 """  # noqa: S608 (constants, no input)
 
+CHORD_RESULTS = f"""
+SELECT coalesce(jsonb_agg(job.result ORDER BY wanted.position), '[]')
+FROM {jobs.name} AS body
+CROSS JOIN LATERAL jsonb_array_elements_text(body.prerequisites)
+    WITH ORDINALITY AS wanted (id, position)
+LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
+WHERE body.id = %(id)s
+"""  # noqa: S608 (constants, no input)
+
 COPY_MIN_JOBS = 1000
 """Sends of this many jobs or more are written with COPY (``copy_jobs``); smaller ones with
 the one INSERT, whose single round trip costs as much or less than COPY's five there."""
@@ -384,6 +393,9 @@ class PostgreSQLDialect(Dialect):
 
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
         return DriverStatement(RESULTS_IN_ORDER, {"ids": list(job_ids)})
+
+    def chord_results(self, job_id: str) -> DriverStatement:
+        return DriverStatement(CHORD_RESULTS, {"id": job_id})
 
     def wake_workers(self) -> DriverStatement:
         # Any notification wakes a listener; the payload names no queue, so all of them look.

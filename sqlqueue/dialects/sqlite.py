@@ -140,6 +140,9 @@ class SQLiteDialect(Dialect):
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
         return DriverStatement(RESULTS_IN_ORDER, {"ids": json.dumps(list(job_ids))})
 
+    def chord_results(self, job_id: str) -> DriverStatement:
+        return DriverStatement(CHORD_RESULTS, {"id": job_id})
+
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> ReturningUpdate[Any]:
@@ -256,6 +259,14 @@ RESULTS_IN_ORDER = f"""
 SELECT json_group_array(json(job.result))
 FROM (SELECT wanted.key, job.result FROM json_each(:ids) AS wanted
       LEFT JOIN {jobs.name} AS job ON job.id = wanted.value ORDER BY wanted.key) AS job
+"""  # noqa: S608 (constants, no input)
+
+CHORD_RESULTS = f"""
+SELECT json_group_array(json(job.result))
+FROM (SELECT wanted.key, job.result
+      FROM {jobs.name} AS body, json_each(body.prerequisites) AS wanted
+      LEFT JOIN {jobs.name} AS job ON job.id = wanted.value
+      WHERE body.id = :id ORDER BY wanted.key) AS job
 """  # noqa: S608 (constants, no input)
 
 FINISH_JOB = f"""

@@ -155,16 +155,18 @@ sa.Index(
 )
 
 # Serves the revoke of a whole workflow, and pruning's question whether a finished job's
-# workflow has a job left to run (which may yet read its result): both ask only for the
-# unfinished jobs of a workflow, so a job leaves the index as it finishes.
-UNFINISHED_WORKFLOW_WHERE = sa.text(
-    "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')"
+# workflow has a job left to start (which will read the results before it): both ask for the
+# jobs of a workflow not yet started, so a job leaves the index when it is taken, and
+# taking and finishing the jobs of a workflow cost what they cost any job. (The running
+# jobs of a workflow are found among the running jobs, ``ix_sqlqueue_jobs_leased``.)
+UNSTARTED_WORKFLOW_WHERE = sa.text(
+    "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY')"
 )
 sa.Index(
     "ix_sqlqueue_jobs_workflow",
     jobs.c.workflow_id,
-    postgresql_where=UNFINISHED_WORKFLOW_WHERE,
-    sqlite_where=UNFINISHED_WORKFLOW_WHERE,
+    postgresql_where=UNSTARTED_WORKFLOW_WHERE,
+    sqlite_where=UNSTARTED_WORKFLOW_WHERE,
 )
 
 # Serves GroupResult.restore: a group's jobs in the group's order.

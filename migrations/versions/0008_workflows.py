@@ -10,7 +10,7 @@
   records the prerequisite's outcome.
 - ``workflow_id``, ``parent_id``, ``group_id``, ``group_index``: what ``AsyncResult.parent``,
   ``GroupResult.restore`` and the revoke of a whole workflow read, with an index each for
-  the workflow's unfinished jobs and for the group (partial: plain jobs never enter them).
+  the workflow's jobs not yet started and for the group (partial: plain jobs never enter them).
 
 Adding nullable columns rewrites nothing on PostgreSQL. On SQLite the new CHECK rebuilds the
 table (alembic's batch mode), which needs a live database: ``alembic upgrade --sql`` stops
@@ -57,7 +57,7 @@ COLUMNS = (
 INDEXES = {
     "ix_sqlqueue_jobs_workflow": (
         ["workflow_id"],
-        "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')",
+        "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY')",
     ),
     "ix_sqlqueue_jobs_group": (["group_id", "group_index"], "group_id IS NOT NULL"),
 }

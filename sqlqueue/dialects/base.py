@@ -51,7 +51,7 @@ from sqlqueue.schema import (
     FINISHED_WHERE,
     LEASED_WHERE,
     READY_WHERE,
-    UNFINISHED_WORKFLOW_WHERE,
+    UNSTARTED_WORKFLOW_WHERE,
     job_columns,
     jobs,
 )
@@ -353,19 +353,27 @@ class Dialect(WorkflowStatements, ABC):
 
     def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
         """Delete up to ``limit`` jobs finished more than ``older_than`` seconds ago."""
-        unfinished = jobs.alias("unfinished")
+        unstarted, running = jobs.alias("unstarted"), jobs.alias("running")
         oldest = (
             sa.select(jobs.c.id)
             .where(FINISHED_WHERE)
             .where(jobs.c.finished_at < self.now_plus(-older_than))
             .where(
                 # A workflow's results stay until all of it has finished: a step receives
-                # the results of those before it when it is taken.
+                # the results of those before it when it is taken (again, if its worker is
+                # lost). The running jobs of all workflows are few, and read once.
                 sa.or_(
                     jobs.c.workflow_id.is_(None),
-                    ~sa.exists()
-                    .where(unfinished.c.workflow_id == jobs.c.workflow_id)
-                    .where(UNFINISHED_WORKFLOW_WHERE),  # its words, for SQLite's index
+                    sa.and_(
+                        ~sa.exists()
+                        .where(unstarted.c.workflow_id == jobs.c.workflow_id)
+                        .where(UNSTARTED_WORKFLOW_WHERE),  # its words, for SQLite's index
+                        jobs.c.workflow_id.not_in(
+                            sa.select(running.c.workflow_id)
+                            .where(LEASED_WHERE)
+                            .where(running.c.workflow_id.is_not(None))
+                        ),
+                    ),
                 )
             )
             .order_by(jobs.c.finished_at)
@@ -405,17 +413,14 @@ class Dialect(WorkflowStatements, ABC):
         take's own writes are fenced off from then on: they ask for STARTED. Answers with
         each job revoked, whether others wait for it, and whether it was running."""
         statuses = [status.value for status in (*READY_STATUSES, JobStatus.WAITING)]
+        ids = list(job_ids)
+        workflows = [sa.and_(jobs.c.workflow_id.in_(ids), UNSTARTED_WORKFLOW_WHERE)]
         if terminate:
             statuses.append(JobStatus.STARTED.value)
-        ids = list(job_ids)
+            workflows.append(sa.and_(jobs.c.workflow_id.in_(ids), LEASED_WHERE))
         return (
             jobs.update()
-            .where(
-                sa.or_(
-                    jobs.c.id.in_(ids),
-                    sa.and_(jobs.c.workflow_id.in_(ids), UNFINISHED_WORKFLOW_WHERE),
-                )
-            )
+            .where(sa.or_(jobs.c.id.in_(ids), *workflows))
             .where(jobs.c.status.in_(statuses))
             .values(
                 status=JobStatus.REVOKED.value,

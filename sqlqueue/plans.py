@@ -101,6 +101,8 @@ class PlannedRow:
     parent_id: str | None
     group_id: str | None
     group_index: int | None
+    group_members: list[str] | None
+    """On a group's first job: the ids of all its jobs, in order."""
     waiting_for: int
     """Prerequisites still to finish: 0 for a job ready at once."""
     prerequisites: list[str] | None
@@ -113,6 +115,10 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
     """The rows of a plan's jobs; raises ``SerializationError`` or ``InvalidOptionError``
     for the first job whose arguments cannot be stored, before anything is written."""
     dependents, errbacks = released_by(plan)
+    members: dict[str, list[str]] = {}
+    for job in sorted(plan.jobs, key=lambda job: job.group_index or 0):
+        if job.group_id is not None:
+            members.setdefault(job.group_id, []).append(job.id)
     rows = []
     for job in plan.jobs:
         if job.feed in (Feed.RESULT, Feed.FAILED_ID) and job.prerequisites != (job.parent_id,):
@@ -139,6 +145,7 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
                 parent_id=job.parent_id,
                 group_id=job.group_id,
                 group_index=job.group_index,
+                group_members=members.get(job.group_id or "") if job.group_index == 0 else None,
                 waiting_for=len(prerequisites),
                 prerequisites=list(job.prerequisites) or None,
                 feed=None if job.feed is None else job.feed.value,

@@ -76,6 +76,8 @@ jobs = sa.Table(
     sa.Column("parent_id", JobId),
     sa.Column("group_id", JobId),
     sa.Column("group_index", sa.Integer),
+    # On a group's first job only: the ids of all its jobs, in order (GroupResult.restore).
+    sa.Column("group_members", Json),
     # A WAITING job: how many prerequisites have yet to succeed, which they are (in the
     # order their results are fed), and what it receives from them (``plans.Feed``).
     sa.Column("waiting_for", sa.Integer),
@@ -169,12 +171,12 @@ sa.Index(
     sqlite_where=UNSTARTED_WORKFLOW_WHERE,
 )
 
-# Serves GroupResult.restore: a group's jobs in the group's order.
-GROUP_WHERE = sa.text("group_id IS NOT NULL")
+# Serves GroupResult.restore: a group's first job, which lists them all. Only first jobs
+# enter it, so the other jobs of a group are taken and finished at no cost to it.
+GROUP_WHERE = sa.text("group_index = 0")
 sa.Index(
     "ix_sqlqueue_jobs_group",
     jobs.c.group_id,
-    jobs.c.group_index,
     postgresql_where=GROUP_WHERE,
     sqlite_where=GROUP_WHERE,
 )
@@ -190,4 +192,4 @@ def job_columns(table: sa.Table | sa.TableClause = jobs) -> list[sa.ColumnElemen
     ]
 
 
-ID_LISTS = ("prerequisites", "dependents", "errbacks")
+ID_LISTS = ("group_members", "prerequisites", "dependents", "errbacks")

@@ -314,7 +314,8 @@ class JobStore:
     def group_member_ids(self, group_id: str) -> list[str]:
         """The ids of a group's jobs, in the group's order."""
         with self._translate_errors(), self.engine.connect() as conn:
-            return list(conn.execute(self.dialect.group_member_ids(group_id)).scalars())
+            members = conn.execute(self.dialect.group_member_ids(group_id)).scalar()
+        return list(members or ())
 
     def _finish(self, statement: ReturningUpdate[Any], ready: bool = False) -> int:
         # Jobs moved by a chore: those that finished settle the steps waiting for them, and

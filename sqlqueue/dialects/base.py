@@ -49,6 +49,7 @@ from sqlqueue.plans import WorkflowPlan
 from sqlqueue.schema import (
     DEFERRED_WHERE,
     FINISHED_WHERE,
+    GROUP_WHERE,
     LEASED_WHERE,
     READY_WHERE,
     UNSTARTED_WORKFLOW_WHERE,
@@ -434,8 +435,9 @@ class Dialect(WorkflowStatements, ABC):
         )
 
     def group_member_ids(self, group_id: str) -> sa.Select[Any]:
-        """The ids of a group's jobs, in the group's order."""
-        return sa.select(jobs.c.id).where(jobs.c.group_id == group_id).order_by(jobs.c.group_index)
+        """The ids of a group's jobs, in the group's order, as its first job lists them
+        (no row for an empty group, which has no jobs)."""
+        return sa.select(jobs.c.group_members).where(jobs.c.group_id == group_id).where(GROUP_WHERE)
 
     def revoked_takes(self, takes: Sequence[Take]) -> sa.Select[Any]:
         """Which of these takes have had their job revoked while they held it."""

@@ -124,6 +124,7 @@ class SQLiteDialect(Dialect):
                 row.parent_id,
                 row.group_id,
                 row.group_index,
+                row.group_members,
                 row.waiting_for or None,
                 row.prerequisites,
                 row.feed,
@@ -241,14 +242,16 @@ text]; the texts are JSON strings there, so json_extract gives back the text to 
 INSERT_WORKFLOW = f"""
 INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status, scheduled_at,
                          expires_at, created_at, workflow_id, parent_id, group_id,
-                         group_index, waiting_for, prerequisites, feed, dependents, errbacks)
+                         group_index, group_members, waiting_for, prerequisites, feed,
+                         dependents, errbacks)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
        json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
        json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
        :created_at, :workflow_id, json_extract(value, '$[9]'), json_extract(value, '$[10]'),
        json_extract(value, '$[11]'), json_extract(value, '$[12]'),
        json_extract(value, '$[13]'), json_extract(value, '$[14]'),
-       json_extract(value, '$[15]'), json_extract(value, '$[16]')
+       json_extract(value, '$[15]'), json_extract(value, '$[16]'),
+       json_extract(value, '$[17]')
 FROM json_each(:jobs)
 """  # noqa: S608 (constants, no input)
 """Each element of ``:jobs`` is one job's columns (see ``insert_workflow``): texts that are

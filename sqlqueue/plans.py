@@ -1,10 +1,11 @@
 """A workflow as it is written: its jobs, and which of them wait for which.
 
-``canvas`` turns signatures, chains, groups and chords into a ``WorkflowPlan``; the store
-writes a plan in one transaction (``JobStore.insert_workflow``). A job with prerequisites is
+``planning`` turns signatures, chains, groups and chords into a ``WorkflowPlan``; the store
+writes a plan in one statement (``JobStore.insert_workflow``). A job with prerequisites is
 stored ``WAITING``, with a count of the prerequisites still to finish, and is released (made
-``PENDING``, its arguments completed from their results) in the transaction that records
-the last one's outcome: the database, not a worker's memory, decides when a step may run.
+``PENDING``) in the transaction that records the last one's success (``settle``): the
+database, not a worker's memory, decides when a step may run. What it receives from them is
+read when it is taken (``fed``).
 """
 
 from __future__ import annotations

@@ -145,17 +145,19 @@ def run(
     started = time.monotonic()
     running = [start_worker(worker_url, concurrency, lease) for _ in range(workers)]
     killed_pids: set[int] = set()
-    # Spread the kills and cuts over the first part of the drain, at random moments.
+    # Spread the kills and cuts over the first part of the drain, at random points of its
+    # progress (a share of the jobs finished), so that all of them happen however fast the
+    # workers drain: a schedule in seconds left some out once the drain took 4 s.
     events = sorted(
-        [(rng.uniform(0.5, 8.0), "kill") for _ in range(kills)]
-        + [(rng.uniform(0.5, 8.0), "cut") for _ in range(cuts)]
-        + ([(rng.uniform(2.0, 6.0), "restart")] if restart_db else [])
+        [(rng.uniform(0.02, 0.6), "kill") for _ in range(kills)]
+        + [(rng.uniform(0.02, 0.6), "cut") for _ in range(cuts)]
+        + ([(rng.uniform(0.1, 0.4), "restart")] if restart_db else [])
     )
     unfinished = jobs_count
     try:
         while unfinished and time.monotonic() - started < timeout:
-            now = time.monotonic() - started
-            while events and events[0][0] <= now:
+            done = 1 - unfinished / jobs_count
+            while events and events[0][0] <= done:
                 _, kind = events.pop(0)
                 if kind == "kill":
                     victim = rng.choice(running)

@@ -89,7 +89,6 @@ class Job:
     feed: str | None = None
     """What it receives from the jobs it waited for (``plans.Feed``), put before its
     arguments when it is taken: stored apart, since those jobs finish after it is sent."""
-    prerequisites: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -123,7 +122,6 @@ class Job:
             group_index=row["group_index"],
             releases=row["releases"],
             feed=row["feed"],
-            prerequisites=row["prerequisites"],
         )
 
 

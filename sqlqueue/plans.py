@@ -1,10 +1,11 @@
 """A workflow as it is written: its jobs, and which of them wait for which.
 
-``canvas`` turns signatures, chains, groups and chords into a ``WorkflowPlan``; the store
-writes a plan in one transaction (``JobStore.insert_workflow``). A job with prerequisites is
+``planning`` turns signatures, chains, groups and chords into a ``WorkflowPlan``; the store
+writes a plan in one statement (``JobStore.insert_workflow``). A job with prerequisites is
 stored ``WAITING``, with a count of the prerequisites still to finish, and is released (made
-``PENDING``, its arguments completed from their results) in the transaction that records
-the last one's outcome: the database, not a worker's memory, decides when a step may run.
+``PENDING``) in the transaction that records the last one's success (``settle``): the
+database, not a worker's memory, decides when a step may run. What it receives from them is
+read when it is taken (``fed``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlqueue.jobs import Job
 from sqlqueue.serialization import encode_calls
@@ -101,6 +102,8 @@ class PlannedRow:
     parent_id: str | None
     group_id: str | None
     group_index: int | None
+    group_members: list[str] | None
+    """On a group's first job: the ids of all its jobs, in order."""
     waiting_for: int
     """Prerequisites still to finish: 0 for a job ready at once."""
     prerequisites: list[str] | None
@@ -113,8 +116,17 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
     """The rows of a plan's jobs; raises ``SerializationError`` or ``InvalidOptionError``
     for the first job whose arguments cannot be stored, before anything is written."""
     dependents, errbacks = released_by(plan)
+    members: dict[str, list[str]] = {}
+    for job in sorted(plan.jobs, key=lambda job: job.group_index or 0):
+        if job.group_id is not None:
+            members.setdefault(job.group_id, []).append(job.id)
     rows = []
     for job in plan.jobs:
+        if job.feed in (Feed.RESULT, Feed.FAILED_ID) and job.prerequisites != (job.parent_id,):
+            raise ValueError(  # what ``fed`` relies on: such a step follows its parent alone
+                f"job {job.id} receives from its prerequisites {job.prerequisites} one value, "
+                f"but its parent is {job.parent_id}"
+            )
         (args,), (kwargs,) = encode_calls(
             job.task_name, [(job.args, job.kwargs)], max_payload_bytes
         )
@@ -134,6 +146,7 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
                 parent_id=job.parent_id,
                 group_id=job.group_id,
                 group_index=job.group_index,
+                group_members=members.get(job.group_id or "") if job.group_index == 0 else None,
                 waiting_for=len(prerequisites),
                 prerequisites=list(job.prerequisites) or None,
                 feed=None if job.feed is None else job.feed.value,
@@ -146,14 +159,15 @@ def planned_rows(plan: WorkflowPlan, max_payload_bytes: int) -> list[PlannedRow]
 
 def fed(job: Job, received: Mapping[str, Any]) -> Job:
     """A taken job with what it receives put before its own arguments: ``received`` holds
-    the result of each job that feeds one, by that job's id, and the list a chord's body
-    receives, by the body's id."""
-    if job.feed == Feed.RESULT and job.prerequisites:
-        value = received.get(job.prerequisites[0])
+    the result of each job that feeds one, by that job's id (a step receiving one result
+    follows that job alone, its parent), and the list a chord's body receives, by the
+    body's id."""
+    if job.feed == Feed.RESULT:
+        value = received.get(cast(str, job.parent_id))
     elif job.feed == Feed.RESULTS:
         value = received.get(job.id, [])
-    elif job.feed == Feed.FAILED_ID and job.prerequisites:
-        value = job.prerequisites[0]
+    elif job.feed == Feed.FAILED_ID:
+        value = job.parent_id
     else:
         return job
     return replace(job, args=[value, *job.args])

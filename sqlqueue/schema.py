@@ -76,6 +76,8 @@ jobs = sa.Table(
     sa.Column("parent_id", JobId),
     sa.Column("group_id", JobId),
     sa.Column("group_index", sa.Integer),
+    # On a group's first job only: the ids of all its jobs, in order (GroupResult.restore).
+    sa.Column("group_members", Json),
     # A WAITING job: how many prerequisites have yet to succeed, which they are (in the
     # order their results are fed), and what it receives from them (``plans.Feed``).
     sa.Column("waiting_for", sa.Integer),
@@ -155,37 +157,39 @@ sa.Index(
 )
 
 # Serves the revoke of a whole workflow, and pruning's question whether a finished job's
-# workflow has a job left to run (which may yet read its result): both ask only for the
-# unfinished jobs of a workflow, so a job leaves the index as it finishes.
-UNFINISHED_WORKFLOW_WHERE = sa.text(
-    "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')"
+# workflow has a job left to start (which will read the results before it): both ask for the
+# jobs of a workflow not yet started, so a job leaves the index when it is taken, and
+# taking and finishing the jobs of a workflow cost what they cost any job. (The running
+# jobs of a workflow are found among the running jobs, ``ix_sqlqueue_jobs_leased``.)
+UNSTARTED_WORKFLOW_WHERE = sa.text(
+    "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY')"
 )
 sa.Index(
     "ix_sqlqueue_jobs_workflow",
     jobs.c.workflow_id,
-    postgresql_where=UNFINISHED_WORKFLOW_WHERE,
-    sqlite_where=UNFINISHED_WORKFLOW_WHERE,
+    postgresql_where=UNSTARTED_WORKFLOW_WHERE,
+    sqlite_where=UNSTARTED_WORKFLOW_WHERE,
 )
 
-# Serves GroupResult.restore: a group's jobs in the group's order.
-GROUP_WHERE = sa.text("group_id IS NOT NULL")
+# Serves GroupResult.restore: a group's first job, which lists them all. Only first jobs
+# enter it, so the other jobs of a group are taken and finished at no cost to it.
+GROUP_WHERE = sa.text("group_index = 0")
 sa.Index(
     "ix_sqlqueue_jobs_group",
     jobs.c.group_id,
-    jobs.c.group_index,
     postgresql_where=GROUP_WHERE,
     sqlite_where=GROUP_WHERE,
 )
 
 
 def job_columns(table: sa.Table | sa.TableClause = jobs) -> list[sa.ColumnElement[Any]]:
-    """What a ``Job`` is read from: the columns, but for the lists of the jobs a job releases,
-    of which only whether there are any (``releases``) matters to a reader, as a claim
-    would otherwise decode them for every job it takes."""
+    """What a ``Job`` is read from: the columns, but for the lists of ids a workflow's job
+    keeps (which a claim would decode for every job it takes, a chord's body's list of
+    thousands), of which only whether it releases others matters (``releases``)."""
     return [
-        *(column for column in table.c if column.name not in RELEASED_LISTS),
+        *(column for column in table.c if column.name not in ID_LISTS),
         sa.or_(table.c.dependents.is_not(None), table.c.errbacks.is_not(None)).label("releases"),
     ]
 
 
-RELEASED_LISTS = ("dependents", "errbacks")
+ID_LISTS = ("group_members", "prerequisites", "dependents", "errbacks")

@@ -150,21 +150,20 @@ class JobStore:
         # Read after the claim, outside its transaction: a finished job's result never
         # changes, and pruning keeps a workflow's results until all of it has finished.
         # The steps that receive one result are served by one read; a chord's body, by its own.
-        singles = [
-            job.prerequisites[0] for job in claimed if job.feed == Feed.RESULT and job.prerequisites
-        ]
+        singles = [cast(str, job.parent_id) for job in claimed if job.feed == Feed.RESULT]
         received = dict(zip(singles, self._results_in_order(singles), strict=True))
         fed_jobs = []
         for job in claimed:
             if job.feed == Feed.RESULTS:
-                received = {**received, job.id: self._results_in_order(job.prerequisites or [])}
+                received = {**received, job.id: self._read_one(self.dialect.chord_results(job.id))}
             fed_jobs.append(fed(job, received))
         return fed_jobs
 
     def _results_in_order(self, job_ids: Sequence[str]) -> list[Any]:
-        if not job_ids:
-            return []
-        statement = self.dialect.results_in_order(job_ids)
+        return self._read_one(self.dialect.results_in_order(job_ids)) if job_ids else []
+
+    def _read_one(self, statement: DriverStatement) -> list[Any]:
+        # One JSON array (SQLite gives its text).
         with self._translate_errors(), self.engine.connect() as conn:
             results = conn.exec_driver_sql(statement.sql, statement.params).scalar_one()
         return cast(list[Any], json.loads(results) if isinstance(results, str) else results)
@@ -315,7 +314,8 @@ class JobStore:
     def group_member_ids(self, group_id: str) -> list[str]:
         """The ids of a group's jobs, in the group's order."""
         with self._translate_errors(), self.engine.connect() as conn:
-            return list(conn.execute(self.dialect.group_member_ids(group_id)).scalars())
+            members = conn.execute(self.dialect.group_member_ids(group_id)).scalar()
+        return list(members or ())
 
     def _finish(self, statement: ReturningUpdate[Any], ready: bool = False) -> int:
         # Jobs moved by a chore: those that finished settle the steps waiting for them, and

@@ -17,6 +17,7 @@ PER_DATABASE = {
     "insert_jobs",
     "insert_workflow",
     "results_in_order",
+    "chord_results",
     "claim_jobs",
     "record_outcomes",
 }

@@ -205,3 +205,34 @@ def test_pruning_keeps_the_results_a_waiting_step_still_needs(wf_app: SQLQueue) 
 
     assert wf_app.store.delete_finished_jobs(older_than=-60, batch_size=100) == 0
     assert wf_app.AsyncResult(header[0].id).get() == 2
+
+
+@pytest.mark.parametrize("terminate", [False, True])
+def test_revoking_a_workflow_reaches_its_running_steps_only_with_terminate(
+    wf_app: SQLQueue, terminate: bool
+) -> None:
+    first = job("w.add", 1, 1)
+    second = job("w.add", 1)  # runs beside the first
+    third = job("w.tsum", after=[first, second], feed=Feed.RESULTS)
+    send(wf_app, first, second, third)
+    taken = wf_app.store.claim_jobs(2, None, "w", 30)
+    assert len(taken) == 2
+
+    revoked = wf_app.store.revoke_jobs([third.id], terminate=terminate)
+
+    assert revoked == (3 if terminate else 1)
+    assert count_jobs(wf_app, "status = 'STARTED'") == (0 if terminate else 2)
+
+
+def test_pruning_keeps_a_workflow_whose_job_runs(wf_app: SQLQueue) -> None:
+    first = job("w.add", 1, 1)
+    second = job("w.add", 1, after=[first])
+    send(wf_app, first, second)
+    [taken] = wf_app.store.claim_jobs(1, None, "w", 30)
+    wf_app.store.record_outcomes([((taken.id, 1), Outcome.succeeded("2"))], releasing=[taken.id])
+    [running] = wf_app.store.claim_jobs(1, None, "w", 30)
+    assert running.id == second.id and running.args == [2, 1]
+
+    # The second step runs: should its worker be lost, it reads the first's result again.
+    assert wf_app.store.delete_finished_jobs(older_than=-60, batch_size=100) == 0
+    assert wf_app.store.get_job(first.id) is not None

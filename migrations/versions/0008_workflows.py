@@ -8,9 +8,10 @@
   ``dependents`` and ``errbacks``: the jobs a job's success, or its failure, releases.
   Releasing counts down ``waiting_for`` under the waiting row's lock, in the transaction that
   records the prerequisite's outcome.
-- ``workflow_id``, ``parent_id``, ``group_id``, ``group_index``: what ``AsyncResult.parent``,
+- ``workflow_id``, ``parent_id``, ``group_id``, ``group_index`` and, on a group's first job,
+  ``group_members``: what ``AsyncResult.parent``,
   ``GroupResult.restore`` and the revoke of a whole workflow read, with an index each for
-  the workflow's unfinished jobs and for the group (partial: plain jobs never enter them).
+  the workflow's jobs not yet started and for the group (partial: plain jobs never enter them).
 
 Adding nullable columns rewrites nothing on PostgreSQL. On SQLite the new CHECK rebuilds the
 table (alembic's batch mode), which needs a live database: ``alembic upgrade --sql`` stops
@@ -47,6 +48,7 @@ COLUMNS = (
     ("parent_id", TEXT_ID),
     ("group_id", TEXT_ID),
     ("group_index", sa.Integer()),
+    ("group_members", JSON),
     ("waiting_for", sa.Integer()),
     ("prerequisites", JSON),
     ("feed", sa.String(16)),
@@ -57,9 +59,9 @@ COLUMNS = (
 INDEXES = {
     "ix_sqlqueue_jobs_workflow": (
         ["workflow_id"],
-        "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')",
+        "workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY')",
     ),
-    "ix_sqlqueue_jobs_group": (["group_id", "group_index"], "group_id IS NOT NULL"),
+    "ix_sqlqueue_jobs_group": (["group_id"], "group_index = 0"),
 }
 
 

@@ -7,7 +7,8 @@ the subclass must provide, for its database:
 - ``now`` and ``now_plus``: its clock, as SQL expressions the other statements use;
 - ``insert_jobs``: the jobs of one send, one or many, in one ``DriverStatement``;
 - ``insert_workflow``: the jobs of a workflow (``plans``), in one ``DriverStatement``;
-- ``results_in_order``: the results a workflow's step receives, as one JSON array;
+- ``results_in_order`` and ``chord_results``: the results a workflow's step receives, as one
+  JSON array;
 - ``claim_jobs``: take ready jobs in priority order and lease them;
 - ``record_outcomes``: write a batch of outcomes, each fenced by its take.
 
@@ -48,9 +49,10 @@ from sqlqueue.plans import WorkflowPlan
 from sqlqueue.schema import (
     DEFERRED_WHERE,
     FINISHED_WHERE,
+    GROUP_WHERE,
     LEASED_WHERE,
     READY_WHERE,
-    UNFINISHED_WORKFLOW_WHERE,
+    UNSTARTED_WORKFLOW_WHERE,
     job_columns,
     jobs,
 )
@@ -238,7 +240,13 @@ class Dialect(WorkflowStatements, ABC):
     @abstractmethod
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
         """One row, one value: the results of these jobs as one JSON array in their order
-        (null for a job with none), for a workflow's step to receive."""
+        (null for a job with none), for the steps that receive one result each."""
+
+    @abstractmethod
+    def chord_results(self, job_id: str) -> DriverStatement:
+        """One row, one value: the results a chord's body receives, those of its
+        prerequisites in their order, as one JSON array (read where they are stored: the
+        list of a chord's header may hold thousands of ids)."""
 
     @abstractmethod
     def record_outcomes(
@@ -346,19 +354,27 @@ class Dialect(WorkflowStatements, ABC):
 
     def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
         """Delete up to ``limit`` jobs finished more than ``older_than`` seconds ago."""
-        unfinished = jobs.alias("unfinished")
+        unstarted, running = jobs.alias("unstarted"), jobs.alias("running")
         oldest = (
             sa.select(jobs.c.id)
             .where(FINISHED_WHERE)
             .where(jobs.c.finished_at < self.now_plus(-older_than))
             .where(
                 # A workflow's results stay until all of it has finished: a step receives
-                # the results of those before it when it is taken.
+                # the results of those before it when it is taken (again, if its worker is
+                # lost). The running jobs of all workflows are few, and read once.
                 sa.or_(
                     jobs.c.workflow_id.is_(None),
-                    ~sa.exists()
-                    .where(unfinished.c.workflow_id == jobs.c.workflow_id)
-                    .where(UNFINISHED_WORKFLOW_WHERE),  # its words, for SQLite's index
+                    sa.and_(
+                        ~sa.exists()
+                        .where(unstarted.c.workflow_id == jobs.c.workflow_id)
+                        .where(UNSTARTED_WORKFLOW_WHERE),  # its words, for SQLite's index
+                        jobs.c.workflow_id.not_in(
+                            sa.select(running.c.workflow_id)
+                            .where(LEASED_WHERE)
+                            .where(running.c.workflow_id.is_not(None))
+                        ),
+                    ),
                 )
             )
             .order_by(jobs.c.finished_at)
@@ -398,17 +414,14 @@ class Dialect(WorkflowStatements, ABC):
         take's own writes are fenced off from then on: they ask for STARTED. Answers with
         each job revoked, whether others wait for it, and whether it was running."""
         statuses = [status.value for status in (*READY_STATUSES, JobStatus.WAITING)]
+        ids = list(job_ids)
+        workflows = [sa.and_(jobs.c.workflow_id.in_(ids), UNSTARTED_WORKFLOW_WHERE)]
         if terminate:
             statuses.append(JobStatus.STARTED.value)
-        ids = list(job_ids)
+            workflows.append(sa.and_(jobs.c.workflow_id.in_(ids), LEASED_WHERE))
         return (
             jobs.update()
-            .where(
-                sa.or_(
-                    jobs.c.id.in_(ids),
-                    sa.and_(jobs.c.workflow_id.in_(ids), UNFINISHED_WORKFLOW_WHERE),
-                )
-            )
+            .where(sa.or_(jobs.c.id.in_(ids), *workflows))
             .where(jobs.c.status.in_(statuses))
             .values(
                 status=JobStatus.REVOKED.value,
@@ -422,8 +435,9 @@ class Dialect(WorkflowStatements, ABC):
         )
 
     def group_member_ids(self, group_id: str) -> sa.Select[Any]:
-        """The ids of a group's jobs, in the group's order."""
-        return sa.select(jobs.c.id).where(jobs.c.group_id == group_id).order_by(jobs.c.group_index)
+        """The ids of a group's jobs, in the group's order, as its first job lists them
+        (no row for an empty group, which has no jobs)."""
+        return sa.select(jobs.c.group_members).where(jobs.c.group_id == group_id).where(GROUP_WHERE)
 
     def revoked_takes(self, takes: Sequence[Take]) -> sa.Select[Any]:
         """Which of these takes have had their job revoked while they held it."""

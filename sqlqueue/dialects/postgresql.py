@@ -88,7 +88,8 @@ SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 INSERT_WORKFLOW = f"""
 WITH inserted AS (
     INSERT INTO {jobs.name} ({_COLUMNS}, workflow_id, parent_id, group_id, group_index,
-                             waiting_for, prerequisites, feed, dependents, errbacks)
+                             group_members, waiting_for, prerequisites, feed, dependents,
+                             errbacks)
     SELECT new.id, new.args, new.kwargs, new.task_name, new.queue, new.priority,
            CASE WHEN new.waiting_for > 0 THEN 'WAITING' ELSE 'PENDING' END,
            coalesce(new.eta,
@@ -96,7 +97,8 @@ WITH inserted AS (
            coalesce(new.expires_at,
                     statement_timestamp() + new.expires_in * interval '1 second'),
            statement_timestamp(), %(workflow_id)s, new.parent_id, new.group_id,
-           new.group_index, nullif(new.waiting_for, 0), nullif(new.prerequisites, 'null'),
+           new.group_index, nullif(new.group_members, 'null'), nullif(new.waiting_for, 0),
+           nullif(new.prerequisites, 'null'),
            new.feed, nullif(new.dependents, 'null'), nullif(new.errbacks, 'null')
     FROM ROWS FROM (
         unnest(%(ids)s::text[]), jsonb_array_elements(%(args)s::jsonb),
@@ -105,11 +107,13 @@ WITH inserted AS (
         unnest(%(etas)s::timestamptz[]), unnest(%(countdowns)s::float8[]),
         unnest(%(expires_ats)s::timestamptz[]), unnest(%(expires_ins)s::float8[]),
         unnest(%(parent_ids)s::text[]), unnest(%(group_ids)s::text[]),
-        unnest(%(group_indexes)s::integer[]), unnest(%(waiting_fors)s::integer[]),
+        unnest(%(group_indexes)s::integer[]), jsonb_array_elements(%(group_members)s::jsonb),
+        unnest(%(waiting_fors)s::integer[]),
         jsonb_array_elements(%(prerequisites)s::jsonb), unnest(%(feeds)s::text[]),
         jsonb_array_elements(%(dependents)s::jsonb), jsonb_array_elements(%(errbacks)s::jsonb)
     ) AS new (id, args, kwargs, task_name, queue, priority, eta, countdown, expires_at,
-              expires_in, parent_id, group_id, group_index, waiting_for, prerequisites,
+              expires_in, parent_id, group_id, group_index, group_members, waiting_for,
+              prerequisites,
               feed, dependents, errbacks)
     RETURNING status
 )
@@ -122,6 +126,15 @@ RESULTS_IN_ORDER = f"""
 SELECT coalesce(jsonb_agg(job.result ORDER BY wanted.position), '[]')
 FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS wanted (id, position)
 LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
+"""  # noqa: S608 (constants, no input)
+
+CHORD_RESULTS = f"""
+SELECT coalesce(jsonb_agg(job.result ORDER BY wanted.position), '[]')
+FROM {jobs.name} AS body
+CROSS JOIN LATERAL jsonb_array_elements_text(body.prerequisites)
+    WITH ORDINALITY AS wanted (id, position)
+LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
+WHERE body.id = %(id)s
 """  # noqa: S608 (constants, no input)
 
 COPY_MIN_JOBS = 1000
@@ -291,6 +304,7 @@ class PostgreSQLDialect(Dialect):
                 "parent_ids": column("parent_id"),
                 "group_ids": column("group_id"),
                 "group_indexes": column("group_index"),
+                "group_members": json_column("group_members"),
                 "waiting_fors": column("waiting_for"),
                 "prerequisites": json_column("prerequisites"),
                 "feeds": column("feed"),
@@ -384,6 +398,9 @@ class PostgreSQLDialect(Dialect):
 
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
         return DriverStatement(RESULTS_IN_ORDER, {"ids": list(job_ids)})
+
+    def chord_results(self, job_id: str) -> DriverStatement:
+        return DriverStatement(CHORD_RESULTS, {"id": job_id})
 
     def wake_workers(self) -> DriverStatement:
         # Any notification wakes a listener; the payload names no queue, so all of them look.

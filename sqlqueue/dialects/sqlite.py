@@ -124,6 +124,7 @@ class SQLiteDialect(Dialect):
                 row.parent_id,
                 row.group_id,
                 row.group_index,
+                row.group_members,
                 row.waiting_for or None,
                 row.prerequisites,
                 row.feed,
@@ -139,6 +140,9 @@ class SQLiteDialect(Dialect):
 
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
         return DriverStatement(RESULTS_IN_ORDER, {"ids": json.dumps(list(job_ids))})
+
+    def chord_results(self, job_id: str) -> DriverStatement:
+        return DriverStatement(CHORD_RESULTS, {"id": job_id})
 
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
@@ -238,14 +242,16 @@ text]; the texts are JSON strings there, so json_extract gives back the text to 
 INSERT_WORKFLOW = f"""
 INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status, scheduled_at,
                          expires_at, created_at, workflow_id, parent_id, group_id,
-                         group_index, waiting_for, prerequisites, feed, dependents, errbacks)
+                         group_index, group_members, waiting_for, prerequisites, feed,
+                         dependents, errbacks)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
        json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
        json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
        :created_at, :workflow_id, json_extract(value, '$[9]'), json_extract(value, '$[10]'),
        json_extract(value, '$[11]'), json_extract(value, '$[12]'),
        json_extract(value, '$[13]'), json_extract(value, '$[14]'),
-       json_extract(value, '$[15]'), json_extract(value, '$[16]')
+       json_extract(value, '$[15]'), json_extract(value, '$[16]'),
+       json_extract(value, '$[17]')
 FROM json_each(:jobs)
 """  # noqa: S608 (constants, no input)
 """Each element of ``:jobs`` is one job's columns (see ``insert_workflow``): texts that are
@@ -256,6 +262,14 @@ RESULTS_IN_ORDER = f"""
 SELECT json_group_array(json(job.result))
 FROM (SELECT wanted.key, job.result FROM json_each(:ids) AS wanted
       LEFT JOIN {jobs.name} AS job ON job.id = wanted.value ORDER BY wanted.key) AS job
+"""  # noqa: S608 (constants, no input)
+
+CHORD_RESULTS = f"""
+SELECT json_group_array(json(job.result))
+FROM (SELECT wanted.key, job.result
+      FROM {jobs.name} AS body, json_each(body.prerequisites) AS wanted
+      LEFT JOIN {jobs.name} AS job ON job.id = wanted.value
+      WHERE body.id = :id ORDER BY wanted.key) AS job
 """  # noqa: S608 (constants, no input)
 
 FINISH_JOB = f"""

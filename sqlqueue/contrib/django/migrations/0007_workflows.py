@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
                 ("parent_id", models.CharField(max_length=255, null=True)),
                 ("group_id", models.CharField(max_length=255, null=True)),
                 ("group_index", models.IntegerField(null=True)),
+                ("group_members", models.JSONField(null=True)),
                 ("waiting_for", models.IntegerField(null=True)),
                 ("prerequisites", models.JSONField(null=True)),
                 ("feed", models.CharField(max_length=16, null=True)),

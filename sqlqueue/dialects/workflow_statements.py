@@ -40,8 +40,10 @@ class WorkflowStatements:
         ).where(jobs.c.id.in_(list(job_ids)))
 
     def lock_waiting(self, job_ids: Sequence[str]) -> sa.Select[Any]:
-        """The steps among these still WAITING, locked in id order: every transaction that
-        settles locks waiting rows in the same order, so two never wait for each other."""
+        """The steps among these still WAITING, locked in id order, as ``settle`` counts them
+        down: two transactions stopping or releasing the same steps take them in one order.
+        (Two batches whose successes count down the same several steps in one statement, on
+        PostgreSQL, may still deadlock; the server ends one, and its worker tries again.)"""
         return (
             sa.select(
                 jobs.c.id,

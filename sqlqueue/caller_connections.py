@@ -60,6 +60,20 @@ class CallerConnections:
             with connection.cursor() as cursor:
                 cursor.execute(statement.sql, statement.params)
 
+    def fetch(
+        self, connection: CallerConnection, statement: DriverStatement
+    ) -> list[tuple[Any, ...]]:
+        """``execute``, answering with the statement's rows."""
+        connection = self._checked(connection)
+        if isinstance(connection, Connection):
+            result = connection.exec_driver_sql(statement.sql, statement.params)
+            return [tuple(row) for row in result]
+        if isinstance(connection, sqlite3.Connection):
+            return connection.execute(statement.sql, statement.params).fetchall()
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, statement.params)
+            return cursor.fetchall()
+
     def copy(self, connection: CallerConnection, statement: CopyStatement) -> None:
         """Run a ``CopyStatement`` in the transaction of this connection (or session), under
         a savepoint; on a connection in autocommit, in a transaction of its own: the send

@@ -151,6 +151,8 @@ class NewJobs:
     """Each job's positional and keyword arguments, as Python values."""
     max_payload_bytes: int
     """The most bytes of JSON one job's arguments may take (``conf.max_payload_bytes``)."""
+    unique_keys: list[str] | None = None
+    """Each job's unique key, distinct (``unique``), or None for jobs without one."""
 
     def arguments(self, start: int = 0, end: int | None = None) -> tuple[list[str], list[str]]:
         """The JSON texts of the args and of the kwargs of ``calls[start:end]``; raises

@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -25,6 +26,7 @@ from sqlqueue.autocommit import (
     copy_alone,
     execute_alone,
     fetch_jobs_alone,
+    fetch_rows_alone,
     fetch_takes_alone,
     goes_alone,
 )
@@ -50,6 +52,10 @@ if (
     TYPE_CHECKING
 ):  # the async extra's, imported where async is used (see engines.require_async_extra)
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+UNIQUE_SEND_ATTEMPTS = 3
+"""How many statements a send of unique jobs tries before giving up on a key taken and
+freed again by other transactions each time (``insert_unique_jobs``)."""
 
 DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
 """What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
@@ -83,6 +89,53 @@ class JobStore:
                     copy_alone(self.engine, copy)
             return
         self._insert(self.dialect.insert_jobs(new_jobs), connection)
+
+    def insert_unique_jobs(
+        self, new_jobs: NewJobs, connection: CallerConnection | None = None
+    ) -> dict[str, str]:
+        """Write new jobs with unique keys, each unless an unfinished job holds its key; the
+        id of the job holding each key afterwards, by key (the new job's when it was written).
+
+        A key held by a job another transaction committed while the insert waited for it is
+        sent again in a new statement, which sees that job (or, if it has finished since,
+        inserts). On PostgreSQL, in a caller's transaction that is REPEATABLE READ or
+        SERIALIZABLE, the database refuses such a send instead (a serialization failure).
+        """
+        holders: dict[str, str] = {}
+        pending = new_jobs
+        for _ in range(UNIQUE_SEND_ATTEMPTS):
+            for key, job_id in self._unique_rows(
+                self.dialect.insert_unique_jobs(pending), connection
+            ):
+                holders.setdefault(key, str(job_id))
+            left = [at for at, key in enumerate(pending.unique_keys or ()) if key not in holders]
+            if not left:
+                return holders
+            pending = replace(
+                pending,
+                ids=[pending.ids[at] for at in left],
+                calls=[pending.calls[at] for at in left],
+                unique_keys=[cast(list[str], pending.unique_keys)[at] for at in left],
+            )
+        raise DatabaseError(
+            f"The unique keys {pending.unique_keys} were taken and freed again {UNIQUE_SEND_ATTEMPTS} "
+            "times while this send ran; send again."
+        )
+
+    def _unique_rows(
+        self, statements: Sequence[DriverStatement], connection: CallerConnection | None
+    ) -> list[tuple[Any, ...]]:
+        with self._translate_errors():
+            if connection is not None:
+                return [row for sql in statements for row in self._callers.fetch(connection, sql)]
+            if len(statements) == 1 and goes_alone(statements[0], self.dialect):
+                return fetch_rows_alone(self.engine, statements[0])
+        with self._write() as conn:
+            return [
+                tuple(row)
+                for statement in statements
+                for row in conn.exec_driver_sql(statement.sql, statement.params)
+            ]
 
     def insert_workflow(
         self, plan: WorkflowPlan, max_payload_bytes: int, connection: CallerConnection | None

@@ -5,6 +5,7 @@ even from two open transactions at once; the key frees when the job finishes."""
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import threading
 import time
@@ -307,3 +308,48 @@ def test_retry_of_failed_jobs_brings_back_one_job_per_free_key(app: SQLQueue) ->
         held_failed.id: "FAILURE",
         holder.id: "PENDING",
     }
+
+
+@pytest.mark.postgresql
+def test_eight_senders_racing_one_key_with_random_rollbacks_leave_one_live_job(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    @pg_app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    chance = random.Random(14)  # noqa: S311 (timing, not secrets)
+    plans = [[chance.random() < 0.5 for _ in range(20)] for _ in range(8)]
+    committed: list[tuple[str, bool]] = []
+    start = threading.Barrier(8)
+
+    errors: list[BaseException] = []
+
+    def sender(commits: list[bool]) -> None:
+        try:
+            with psycopg.connect(url) as conn:
+                start.wait()
+                for commit in commits:
+                    result = add.apply_async((1, 2), unique_key="race", connection=conn)
+                    time.sleep(chance.random() / 200)
+                    if commit:
+                        conn.commit()
+                        committed.append((result.id, result.duplicate))
+                    else:
+                        conn.rollback()
+        except BaseException as exc:  # reported by the test, not lost in its thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(plan,)) for plan in plans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(committed) == sum(map(sum, plans))
+    written = {job_id for job_id, duplicate in committed if not duplicate}
+    assert len(written) == 1  # nothing finished the job, so its key stayed taken
+    assert {job_id for job_id, _ in committed} == written
+    assert keys_of(pg_app) == {written.pop(): "race"}

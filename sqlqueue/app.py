@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, Unpack, overload
 
 from sqlalchemy.engine import Engine
@@ -231,22 +230,19 @@ class SQLQueue:
     def _send_unique_jobs(
         self, new_jobs: NewJobs, keys: list[str], connection: CallerConnection | None
     ) -> list[AsyncResult]:
-        """Write the first call of each key, unless an unfinished job holds the key; each
-        call's receipt is of the job holding its key, a duplicate unless it is the call's own."""
-        first = {key: at for at, key in reversed(list(enumerate(keys)))}
-        kept = sorted(first.values())
-        unique_jobs = replace(
-            new_jobs,
-            ids=[new_jobs.ids[at] for at in kept],
-            calls=[new_jobs.calls[at] for at in kept],
-            unique_keys=[keys[at] for at in kept],
-        )
-        holders = self.store.insert_unique_jobs(unique_jobs, connection) if kept else {}
+        """Write the first call of each key, unless an unfinished job holds the key."""
+        unique_jobs, first = _first_of_each_key(new_jobs, keys)
+        holders = self.store.insert_unique_jobs(unique_jobs, connection)
+        return self._unique_results(new_jobs, keys, first, holders)
+
+    def _unique_results(
+        self, new_jobs: NewJobs, keys: list[str], first: dict[str, int], holders: dict[str, str]
+    ) -> list[AsyncResult]:
+        """Each call's receipt: of the job holding its key, a duplicate unless the job is the
+        call's own."""
         return [
             AsyncResult(
-                holders[key],
-                self,
-                duplicate=first[key] != at or holders[key] != new_jobs.ids[at],
+                holders[key], self, duplicate=first[key] != at or holders[key] != new_jobs.ids[at]
             )
             for at, key in enumerate(keys)
         ]
@@ -266,11 +262,11 @@ class SQLQueue:
             return await asyncio.to_thread(
                 run_all_eagerly, self, task, new_jobs.ids, calls, options
             )
-        if unique_keys(task, name, calls, options) is not None:
-            raise InvalidOptionError(
-                "Unique jobs (unique_key=, @app.task(unique=True)) are not supported in async "
-                "sends yet; send them with delay()/apply_async(), e.g. in asyncio.to_thread."
-            )
+        keys = unique_keys(task, name, calls, options)
+        if keys is not None:
+            unique_jobs, first = _first_of_each_key(new_jobs, keys)
+            holders = await self.store.ainsert_unique_jobs(unique_jobs, options.connection)
+            return self._unique_results(new_jobs, keys, first, holders)
         if new_jobs.ids:
             await self.store.ainsert_jobs(new_jobs, options.connection)
         return [AsyncResult(job_id, self) for job_id in new_jobs.ids]
@@ -366,6 +362,13 @@ def new_job_ids(count: int) -> list[str]:
 
 _VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
 """A random hex digit, as the RFC 4122 variant's digit (binary 10xx) that replaces it."""
+
+
+def _first_of_each_key(new_jobs: NewJobs, keys: list[str]) -> tuple[NewJobs, dict[str, int]]:
+    """The jobs of the first call of each key, and where each key's first call is."""
+    first = {key: at for at, key in reversed(list(enumerate(keys)))}
+    kept = sorted(first.values())
+    return new_jobs.only(kept, [keys[at] for at in kept]), first
 
 
 def _is_unique(task: Task[..., Any] | None) -> bool:

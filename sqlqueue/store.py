@@ -13,7 +13,6 @@ import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -102,25 +101,44 @@ class JobStore:
         SERIALIZABLE, the database refuses such a send instead (a serialization failure).
         """
         holders: dict[str, str] = {}
-        pending = new_jobs
+        if not new_jobs.ids:  # an empty delay_many
+            return holders
         for _ in range(UNIQUE_SEND_ATTEMPTS):
-            for key, job_id in self._unique_rows(
-                self.dialect.insert_unique_jobs(pending), connection
-            ):
-                holders.setdefault(key, str(job_id))
-            left = [at for at, key in enumerate(pending.unique_keys or ()) if key not in holders]
-            if not left:
+            statements = self.dialect.insert_unique_jobs(new_jobs)
+            pending = _unheld(new_jobs, self._unique_rows(statements, connection), holders)
+            if pending is None:
                 return holders
-            pending = replace(
-                pending,
-                ids=[pending.ids[at] for at in left],
-                calls=[pending.calls[at] for at in left],
-                unique_keys=[cast(list[str], pending.unique_keys)[at] for at in left],
-            )
-        raise DatabaseError(
-            f"The unique keys {pending.unique_keys} were taken and freed again {UNIQUE_SEND_ATTEMPTS} "
-            "times while this send ran; send again."
-        )
+            new_jobs = pending
+        raise _contended(new_jobs)
+
+    async def ainsert_unique_jobs(
+        self, new_jobs: NewJobs, connection: AsyncCallerConnection | None = None
+    ) -> dict[str, str]:
+        """``insert_unique_jobs`` with an async driver: the same statements, awaited."""
+        holders: dict[str, str] = {}
+        if not new_jobs.ids:  # an empty delay_many
+            return holders
+        for _ in range(UNIQUE_SEND_ATTEMPTS):
+            statements = self.dialect.insert_unique_jobs(new_jobs)
+            with self._translate_errors():
+                if connection is not None:
+                    rows = [
+                        row
+                        for statement in statements
+                        for row in await self._callers.afetch(connection, statement)
+                    ]
+                else:
+                    async with self.async_engine.begin() as conn:
+                        rows = [
+                            tuple(row)
+                            for statement in statements
+                            for row in await conn.exec_driver_sql(statement.sql, statement.params)
+                        ]
+            pending = _unheld(new_jobs, rows, holders)
+            if pending is None:
+                return holders
+            new_jobs = pending
+        raise _contended(new_jobs)
 
     def _unique_rows(
         self, statements: Sequence[DriverStatement], connection: CallerConnection | None
@@ -416,6 +434,25 @@ class JobStore:
             raise _database_error(exc) from exc
         except DRIVER_ERRORS as exc:
             raise _database_error(exc) from exc
+
+
+def _unheld(
+    new_jobs: NewJobs, rows: Iterable[Sequence[Any]], holders: dict[str, str]
+) -> NewJobs | None:
+    """Add the (key, id) rows of a send of unique jobs to ``holders``, first row of a key
+    first; the jobs whose keys no row answered for, to send again, or None."""
+    for key, job_id in rows:
+        holders.setdefault(key, str(job_id))
+    keys = cast(list[str], new_jobs.unique_keys)
+    left = [at for at, key in enumerate(keys) if key not in holders]
+    return new_jobs.only(left, [keys[at] for at in left]) if left else None
+
+
+def _contended(new_jobs: NewJobs) -> DatabaseError:
+    return DatabaseError(
+        f"The unique keys {new_jobs.unique_keys} were taken and freed again "
+        f"{UNIQUE_SEND_ATTEMPTS} times while this send ran; send again."
+    )
 
 
 def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:

@@ -11,10 +11,12 @@ import threading
 import time
 from typing import Any
 
+import aiosqlite
 import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import work_off
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from sqlqueue import InvalidOptionError, JobStatus, SQLQueue
 from sqlqueue.unique import call_key
@@ -123,6 +125,7 @@ def test_delay_many_collapses_calls_of_one_key(app: SQLQueue) -> None:
     assert results[1].id == results[2].id == results[4].id
     assert len({result.id for result in results}) == 3
     assert job_count(app) == 3
+    assert sync.delay_many([]) == []
 
 
 def test_delay_many_with_one_unique_key_writes_one_job(app: SQLQueue, add: Any) -> None:
@@ -179,10 +182,73 @@ def test_an_eager_send_runs_as_usual(app: SQLQueue, add: Any) -> None:
     assert job_count(app) == 0
 
 
-def test_an_async_send_refuses_unique_jobs_for_now(app: SQLQueue, add: Any) -> None:
-    with pytest.raises(InvalidOptionError, match="not supported in async sends yet"):
-        asyncio.run(add.aapply_async((1, 2), unique_key="k"))
-    assert job_count(app) == 0
+def test_an_async_send_of_its_own_answers_with_the_unfinished_job(app: SQLQueue) -> None:
+    @app.task(name="t.sync", unique=True)
+    def sync(account: int) -> None:
+        pass
+
+    async def send() -> list[Any]:
+        first = await sync.adelay(1)
+        again = await sync.aapply_async((1,))
+        many = await sync.adelay_many([(1,), (2,), (2,)])
+        return [first, again, *many]
+
+    first, again, *many = asyncio.run(send())
+
+    assert [result.duplicate for result in (first, again, *many)] == [
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
+    assert again.id == many[0].id == first.id
+    assert many[1].id == many[2].id
+    assert job_count(app) == 2
+
+
+@pytest.mark.parametrize("kind", ["AsyncConnection", "AsyncSession", "driver"])
+def test_an_async_send_in_the_callers_transaction(
+    app: SQLQueue, add: Any, db_url: str, kind: str
+) -> None:
+    url = sa.make_url(db_url)
+    sqlite = url.get_backend_name() == "sqlite"
+
+    async def in_transaction() -> list[Any]:
+        if kind == "driver":
+            if sqlite:
+                conn: Any = await aiosqlite.connect(url.database or "")
+                await conn.execute("BEGIN")
+            else:
+                conn = await psycopg.AsyncConnection.connect(db_url)
+            try:
+                sent = [await add.aapply_async((1, 2), unique_key="k", connection=conn)]
+                sent.append(await add.aapply_async((3, 4), unique_key="k", connection=conn))
+                await conn.commit()
+            finally:
+                await conn.close()
+            return sent
+        driver = "sqlite+aiosqlite" if sqlite else "postgresql+psycopg"
+        engine = create_async_engine(url.set(drivername=driver))
+        try:
+            if kind == "AsyncConnection":
+                async with engine.connect() as conn:
+                    sent = [await add.aapply_async((1, 2), unique_key="k", connection=conn)]
+                    sent.append(await add.aapply_async((3, 4), unique_key="k", connection=conn))
+                    await conn.commit()
+            else:
+                async with AsyncSession(engine) as session:
+                    sent = [await add.aapply_async((1, 2), unique_key="k", connection=session)]
+                    sent.append(await add.aapply_async((3, 4), unique_key="k", connection=session))
+                    await session.commit()
+        finally:
+            await engine.dispose()
+        return sent
+
+    first, second = asyncio.run(in_transaction())
+
+    assert (first.duplicate, second.duplicate, second.id) == (False, True, first.id)
+    assert keys_of(app) == {first.id: "k"}
 
 
 def test_a_duplicate_inside_the_callers_transaction(app: SQLQueue, add: Any) -> None:

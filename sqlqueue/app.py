@@ -31,6 +31,7 @@ from sqlqueue.send_options import SendOptions
 from sqlqueue.store import JobStore
 from sqlqueue.task_options import TaskOptions
 from sqlqueue.tasks import P, R, Task, argument_lists
+from sqlqueue.unique import unique_keys
 
 if TYPE_CHECKING:
     from sqlqueue.plans import WorkflowPlan
@@ -140,8 +141,8 @@ class SQLQueue:
         defaults of the others, and whose hooks are called; default: ``app.Task``), the retry
         policy (``max_retries``, ``default_retry_delay``, ``autoretry_for``, ``dont_autoretry_for``,
         ``retry_kwargs``, ``retry_backoff``, ``retry_backoff_max``, ``retry_jitter``), the
-        time limits in seconds (``time_limit``, ``soft_time_limit``), ``ignore_result`` and
-        ``expires``; see docs/tasks.md.
+        time limits in seconds (``time_limit``, ``soft_time_limit``), ``ignore_result``,
+        ``expires`` and ``unique``; see docs/tasks.md.
         """
         base = options.pop("base", self.Task)
         if not (isinstance(base, type) and issubclass(base, Task)):
@@ -216,12 +217,35 @@ class SQLQueue:
         if self.conf.task_always_eager and task is not None:
             new_jobs.arguments()  # refused as a worker's send would be, though none is written
             return run_all_eagerly(self, task, new_jobs.ids, calls, options)
+        connection = options.connection
+        if connection is None:
+            connection = self.default_connection()
+        keys = unique_keys(task, name, calls, options)
+        if keys is not None:
+            return self._send_unique_jobs(new_jobs, keys, connection)
         if new_jobs.ids:
-            connection = options.connection
-            self.store.insert_jobs(
-                new_jobs, connection if connection is not None else self.default_connection()
-            )
+            self.store.insert_jobs(new_jobs, connection)
         return [AsyncResult(job_id, self) for job_id in new_jobs.ids]
+
+    def _send_unique_jobs(
+        self, new_jobs: NewJobs, keys: list[str], connection: CallerConnection | None
+    ) -> list[AsyncResult]:
+        """Write the first call of each key, unless an unfinished job holds the key."""
+        unique_jobs, first = _first_of_each_key(new_jobs, keys)
+        holders = self.store.insert_unique_jobs(unique_jobs, connection)
+        return self._unique_results(new_jobs, keys, first, holders)
+
+    def _unique_results(
+        self, new_jobs: NewJobs, keys: list[str], first: dict[str, int], holders: dict[str, str]
+    ) -> list[AsyncResult]:
+        """Each call's receipt: of the job holding its key, a duplicate unless the job is the
+        call's own."""
+        return [
+            AsyncResult(
+                holders[key], self, duplicate=first[key] != at or holders[key] != new_jobs.ids[at]
+            )
+            for at, key in enumerate(keys)
+        ]
 
     async def asend_jobs(
         self,
@@ -238,6 +262,11 @@ class SQLQueue:
             return await asyncio.to_thread(
                 run_all_eagerly, self, task, new_jobs.ids, calls, options
             )
+        keys = unique_keys(task, name, calls, options)
+        if keys is not None:
+            unique_jobs, first = _first_of_each_key(new_jobs, keys)
+            holders = await self.store.ainsert_unique_jobs(unique_jobs, options.connection)
+            return self._unique_results(new_jobs, keys, first, holders)
         if new_jobs.ids:
             await self.store.ainsert_jobs(new_jobs, options.connection)
         return [AsyncResult(job_id, self) for job_id in new_jobs.ids]
@@ -277,6 +306,15 @@ class SQLQueue:
         eager; the receipt of each of its jobs, by id."""
         if self.conf.task_always_eager:
             return run_workflow_eagerly(self, plan)
+        unique = sorted(
+            {job.task_name for job in plan.jobs if _is_unique(self.tasks.get(job.task_name))}
+        )
+        if unique:
+            raise InvalidOptionError(
+                f"{', '.join(unique)} {'is a unique task' if len(unique) == 1 else 'are unique tasks'}"
+                " (unique=True), and unique jobs are not supported in workflows yet; send "
+                "it alone with delay() or apply_async()."
+            )
         if plan.jobs:  # an empty group has none
             connection = plan.connection
             self.store.insert_workflow(
@@ -324,6 +362,17 @@ def new_job_ids(count: int) -> list[str]:
 
 _VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
 """A random hex digit, as the RFC 4122 variant's digit (binary 10xx) that replaces it."""
+
+
+def _first_of_each_key(new_jobs: NewJobs, keys: list[str]) -> tuple[NewJobs, dict[str, int]]:
+    """The jobs of the first call of each key, and where each key's first call is."""
+    first = {key: at for at, key in reversed(list(enumerate(keys)))}
+    kept = sorted(first.values())
+    return new_jobs.only(kept, [keys[at] for at in kept]), first
+
+
+def _is_unique(task: Task[..., Any] | None) -> bool:
+    return task is not None and task.unique
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

@@ -36,6 +36,12 @@ def execute_alone(engine: Engine, statement: DriverStatement) -> None:
         driver.execute(statement.sql, statement.params)
 
 
+def fetch_rows_alone(engine: Engine, statement: DriverStatement) -> list[tuple[Any, ...]]:
+    """Run a statement whose rows are read (a send of unique jobs)."""
+    with _autocommit_connection(engine) as driver:
+        return driver.execute(statement.sql, statement.params).fetchall()
+
+
 def copy_alone(engine: Engine, statement: CopyStatement) -> None:
     """Run a ``CopyStatement`` (a large send) in a transaction of its own."""
     with _autocommit_connection(engine) as driver, driver.transaction():

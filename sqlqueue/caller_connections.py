@@ -60,6 +60,20 @@ class CallerConnections:
             with connection.cursor() as cursor:
                 cursor.execute(statement.sql, statement.params)
 
+    def fetch(
+        self, connection: CallerConnection, statement: DriverStatement
+    ) -> list[tuple[Any, ...]]:
+        """``execute``, answering with the statement's rows."""
+        connection = self._checked(connection)
+        if isinstance(connection, Connection):
+            result = connection.exec_driver_sql(statement.sql, statement.params)
+            return [tuple(row) for row in result]
+        if isinstance(connection, sqlite3.Connection):
+            return connection.execute(statement.sql, statement.params).fetchall()
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, statement.params)
+            return cursor.fetchall()
+
     def copy(self, connection: CallerConnection, statement: CopyStatement) -> None:
         """Run a ``CopyStatement`` in the transaction of this connection (or session), under
         a savepoint; on a connection in autocommit, in a transaction of its own: the send
@@ -122,7 +136,30 @@ class CallerConnections:
         else:
             raise _not_an_async_connection(connection)
 
-    async def _aexecute_sqlalchemy(self, connection: Any, statement: DriverStatement) -> None:
+    async def afetch(
+        self, connection: AsyncCallerConnection, statement: DriverStatement
+    ) -> list[tuple[Any, ...]]:
+        """``aexecute``, answering with the statement's rows."""
+        if _package_of(connection) == "sqlalchemy":
+            result = await self._aexecute_sqlalchemy(connection, statement)
+            return [tuple(row) for row in result]
+        if isinstance(connection, psycopg.AsyncConnection):
+            self._check_same_database("postgresql", connection.info.dbname)
+            async with connection.cursor() as cursor:
+                await cursor.execute(statement.sql, statement.params)
+                return await cursor.fetchall()
+        if _package_of(connection) == "aiosqlite":
+            return await self._afetch_aiosqlite(connection, statement)
+        raise _not_an_async_connection(connection)
+
+    async def _afetch_aiosqlite(
+        self, connection: Any, statement: DriverStatement
+    ) -> list[tuple[Any, ...]]:
+        await self._check_aiosqlite(connection)
+        async with connection.execute(statement.sql, statement.params) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def _aexecute_sqlalchemy(self, connection: Any, statement: DriverStatement) -> Any:
         # Only SQLAlchemy's async types need its asyncio, and so the async extra; a driver's
         # own connection (psycopg's) is sent on as it is, on any install.
         require_async_extra()
@@ -134,13 +171,16 @@ class CallerConnections:
             raise _not_an_async_connection(connection)
         check_driver(connection.dialect)
         self._check_same_database(connection.dialect.name, connection.engine.url.database)
-        await connection.exec_driver_sql(statement.sql, statement.params)
+        return await connection.exec_driver_sql(statement.sql, statement.params)
 
     async def _aexecute_aiosqlite(self, connection: Any, statement: DriverStatement) -> None:
+        await self._check_aiosqlite(connection)
+        await connection.execute(statement.sql, statement.params)
+
+    async def _check_aiosqlite(self, connection: Any) -> None:
         async with connection.execute("PRAGMA database_list") as cursor:
             main_file = (await cursor.fetchone())[2]
         self._check_same_database("sqlite", main_file)
-        await connection.execute(statement.sql, statement.params)
 
     def _check_same_database(self, kind: str, database: str | None) -> None:
         ours = self.engine.url.database

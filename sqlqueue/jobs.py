@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,6 +151,17 @@ class NewJobs:
     """Each job's positional and keyword arguments, as Python values."""
     max_payload_bytes: int
     """The most bytes of JSON one job's arguments may take (``conf.max_payload_bytes``)."""
+    unique_keys: list[str] | None = None
+    """Each job's unique key, distinct (``unique``), or None for jobs without one."""
+
+    def only(self, positions: Sequence[int], unique_keys: list[str]) -> NewJobs:
+        """The jobs at these positions only, with these unique keys (one each)."""
+        return replace(
+            self,
+            ids=[self.ids[at] for at in positions],
+            calls=[self.calls[at] for at in positions],
+            unique_keys=unique_keys,
+        )
 
     def arguments(self, start: int = 0, end: int | None = None) -> tuple[list[str], list[str]]:
         """The JSON texts of the args and of the kwargs of ``calls[start:end]``; raises

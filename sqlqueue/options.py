@@ -71,6 +71,16 @@ def check_job_id(value: Any) -> str:
     return value
 
 
+def check_unique_key(value: Any) -> str:
+    """A unique job's key (``unique_key=``): text of 1 to ``MAX_JOB_ID_LENGTH`` characters."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_JOB_ID_LENGTH or "\0" in value:
+        raise InvalidOptionError(
+            f"unique_key={value!r}: a unique key is a string of 1 to {MAX_JOB_ID_LENGTH} "
+            "characters, e.g. 'sync-account-42'."
+        )
+    return value
+
+
 def check_aware(value: Any, what: str) -> datetime:
     """A datetime with a timezone, in UTC; a naive one is refused, not guessed at."""
     if not isinstance(value, datetime):

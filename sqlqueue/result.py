@@ -37,11 +37,13 @@ OnError = Callable[[Exception], Any]
 class AsyncResult:
     """A job's status and outcome, read from its row each time they are asked for."""
 
-    __slots__ = ("_callbacks", "app", "id")
+    __slots__ = ("_callbacks", "app", "duplicate", "id")
     # A large send makes one per job: without a __dict__ each is one object for the garbage
     # collector to track and walk, not two.
 
-    def __init__(self, job_id: str, app: SQLQueue | None = None) -> None:
+    def __init__(
+        self, job_id: str, app: SQLQueue | None = None, *, duplicate: bool = False
+    ) -> None:
         """``app`` defaults to the current app, as Celery's ``AsyncResult(task_id)`` does."""
         if app is None:
             from sqlqueue.shared import get_current_app  # shared imports tasks, which import this
@@ -49,6 +51,9 @@ class AsyncResult:
             app = get_current_app()
         self.id = job_id
         self.app = app
+        self.duplicate = duplicate
+        """Whether the send that answered with it wrote nothing, for an unfinished job held
+        its unique key: this is that job (docs/tasks.md, "Unique jobs")."""
         self._callbacks: tuple[tuple[Callable[[AsyncResult], Any], OnError | None], ...] = ()
         """What ``then()`` asked to call once this handle sees the job finished."""
 

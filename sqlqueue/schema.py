@@ -87,6 +87,9 @@ jobs = sa.Table(
     # callbacks, waiting for its failure. Null for a job nothing waits for.
     sa.Column("dependents", Json),
     sa.Column("errbacks", Json),
+    # The key of a unique job (``unique_key=``, ``@app.task(unique=True)``): at most one
+    # unfinished job holds it (``ix_sqlqueue_jobs_unique``).
+    sa.Column("unique_key", sa.String(255)),
     sa.CheckConstraint(
         sa.column("status").in_([status.value for status in JobStatus]), name="status"
     ),
@@ -179,6 +182,20 @@ sa.Index(
     jobs.c.group_id,
     postgresql_where=GROUP_WHERE,
     sqlite_where=GROUP_WHERE,
+)
+
+# Unique jobs: at most one unfinished job per key. The index holds exactly the unfinished
+# statuses, so a job moving among them (PENDING -> STARTED -> RETRY -> PENDING) keeps its
+# one entry and never conflicts with itself; it leaves the index when it finishes, which
+# frees the key. Two senders of one key in two open transactions: the second waits for the
+# first's commit (then its insert does nothing) or rollback (then it inserts).
+UNFINISHED_WHERE = sa.text("status IN ('WAITING', 'PENDING', 'RETRY', 'STARTED')")
+sa.Index(
+    "ix_sqlqueue_jobs_unique",
+    jobs.c.unique_key,
+    unique=True,
+    postgresql_where=UNFINISHED_WHERE,
+    sqlite_where=UNFINISHED_WHERE,
 )
 
 

@@ -23,6 +23,7 @@ from sqlqueue.options import (
     check_job_id,
     check_name,
     check_priority,
+    check_unique_key,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class SendOptions:
     task_id: str | None = None
     """The job's id, chosen by the caller (Celery's ``task_id=``); None: a new UUID. Only for
     a send of one job; an id taken already is refused when the job is written."""
+    unique_key: str | None = None
+    """At most one unfinished job per key (docs/tasks.md, "Unique jobs"): while one is
+    unfinished, a send with its key writes nothing and answers with that job. None: the
+    task's own key when it is ``unique=True``, else no key."""
     connection: CallerConnection | AsyncCallerConnection | None = None
     """A connection whose open transaction the jobs join. None: a transaction of their own,
     or, for a sync send, the connection of the ``app.using()`` block around the send (looked
@@ -58,6 +63,8 @@ class SendOptions:
         check_priority(self.priority)
         if self.task_id is not None:
             object.__setattr__(self, "task_id", check_job_id(self.task_id))
+        if self.unique_key is not None:
+            check_unique_key(self.unique_key)
         if self.countdown is not None and self.eta is not None:
             raise InvalidOptionError("Give countdown= or eta=, not both.")
         # Normalised once here, so what is written never depends on how it was given.

@@ -325,6 +325,12 @@ def with_options(
             "connection= is not kept in a signature, which is data: give it when sending, "
             "sig.apply_async(connection=...)."
         )
+    if given.pop("unique_key", None) is not None:
+        raise InvalidOptionError(
+            "unique_key= is not supported in workflows yet (a signature, link=, "
+            "link_error=, a chain, group or chord); send the job alone with "
+            "apply_async(unique_key=...)."
+        )
     celery = given.keys() & CELERY_OPTION_NAMES - set(CALLBACK_OPTIONS)
     if celery:  # refused, or warned of and dropped: they change nothing here
         check_celery_options({name: given.pop(name) for name in celery})

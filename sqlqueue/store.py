@@ -25,6 +25,7 @@ from sqlqueue.autocommit import (
     copy_alone,
     execute_alone,
     fetch_jobs_alone,
+    fetch_rows_alone,
     fetch_takes_alone,
     goes_alone,
 )
@@ -50,6 +51,10 @@ if (
     TYPE_CHECKING
 ):  # the async extra's, imported where async is used (see engines.require_async_extra)
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+UNIQUE_SEND_ATTEMPTS = 3
+"""How many statements a send of unique jobs tries before giving up on a key taken and
+freed again by other transactions each time (``insert_unique_jobs``)."""
 
 DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
 """What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
@@ -83,6 +88,72 @@ class JobStore:
                     copy_alone(self.engine, copy)
             return
         self._insert(self.dialect.insert_jobs(new_jobs), connection)
+
+    def insert_unique_jobs(
+        self, new_jobs: NewJobs, connection: CallerConnection | None = None
+    ) -> dict[str, str]:
+        """Write new jobs with unique keys, each unless an unfinished job holds its key; the
+        id of the job holding each key afterwards, by key (the new job's when it was written).
+
+        A key held by a job another transaction committed while the insert waited for it is
+        sent again in a new statement, which sees that job (or, if it has finished since,
+        inserts). On PostgreSQL, in a caller's transaction that is REPEATABLE READ or
+        SERIALIZABLE, the database refuses such a send instead (a serialization failure).
+        """
+        holders: dict[str, str] = {}
+        if not new_jobs.ids:  # an empty delay_many
+            return holders
+        for _ in range(UNIQUE_SEND_ATTEMPTS):
+            statements = self.dialect.insert_unique_jobs(new_jobs)
+            pending = _unheld(new_jobs, self._unique_rows(statements, connection), holders)
+            if pending is None:
+                return holders
+            new_jobs = pending
+        raise _contended(new_jobs)
+
+    async def ainsert_unique_jobs(
+        self, new_jobs: NewJobs, connection: AsyncCallerConnection | None = None
+    ) -> dict[str, str]:
+        """``insert_unique_jobs`` with an async driver: the same statements, awaited."""
+        holders: dict[str, str] = {}
+        if not new_jobs.ids:  # an empty delay_many
+            return holders
+        for _ in range(UNIQUE_SEND_ATTEMPTS):
+            statements = self.dialect.insert_unique_jobs(new_jobs)
+            with self._translate_errors():
+                if connection is not None:
+                    rows = [
+                        row
+                        for statement in statements
+                        for row in await self._callers.afetch(connection, statement)
+                    ]
+                else:
+                    async with self.async_engine.begin() as conn:
+                        rows = [
+                            tuple(row)
+                            for statement in statements
+                            for row in await conn.exec_driver_sql(statement.sql, statement.params)
+                        ]
+            pending = _unheld(new_jobs, rows, holders)
+            if pending is None:
+                return holders
+            new_jobs = pending
+        raise _contended(new_jobs)
+
+    def _unique_rows(
+        self, statements: Sequence[DriverStatement], connection: CallerConnection | None
+    ) -> list[tuple[Any, ...]]:
+        with self._translate_errors():
+            if connection is not None:
+                return [row for sql in statements for row in self._callers.fetch(connection, sql)]
+            if len(statements) == 1 and goes_alone(statements[0], self.dialect):
+                return fetch_rows_alone(self.engine, statements[0])
+        with self._write() as conn:
+            return [
+                tuple(row)
+                for statement in statements
+                for row in conn.exec_driver_sql(statement.sql, statement.params)
+            ]
 
     def insert_workflow(
         self, plan: WorkflowPlan, max_payload_bytes: int, connection: CallerConnection | None
@@ -363,6 +434,25 @@ class JobStore:
             raise _database_error(exc) from exc
         except DRIVER_ERRORS as exc:
             raise _database_error(exc) from exc
+
+
+def _unheld(
+    new_jobs: NewJobs, rows: Iterable[Sequence[Any]], holders: dict[str, str]
+) -> NewJobs | None:
+    """Add the (key, id) rows of a send of unique jobs to ``holders``, first row of a key
+    first; the jobs whose keys no row answered for, to send again, or None."""
+    for key, job_id in rows:
+        holders.setdefault(key, str(job_id))
+    keys = cast(list[str], new_jobs.unique_keys)
+    left = [at for at, key in enumerate(keys) if key not in holders]
+    return new_jobs.only(left, [keys[at] for at in left]) if left else None
+
+
+def _contended(new_jobs: NewJobs) -> DatabaseError:
+    return DatabaseError(
+        f"The unique keys {new_jobs.unique_keys} were taken and freed again "
+        f"{UNIQUE_SEND_ATTEMPTS} times while this send ran; send again."
+    )
 
 
 def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:

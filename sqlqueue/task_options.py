@@ -34,6 +34,7 @@ class TaskOptions(TypedDict, total=False):
     soft_time_limit: float | None
     ignore_result: bool
     expires: float | datetime | None
+    unique: bool
     # Celery's, accepted with a warning that says why they change nothing here.
     acks_late: bool
     acks_on_failure_or_timeout: bool

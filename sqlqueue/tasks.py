@@ -88,6 +88,10 @@ class Task(Generic[P, R]):
     """Keep no return value (the job still ends SUCCESS); None: ``app.conf.task_ignore_result``."""
     expires: float | datetime | None = None
     """The default ``expires=`` of ``apply_async``."""
+    unique: bool = False
+    """At most one unfinished job per call: a send whose call (the task's name, its
+    arguments and keyword arguments) is that of an unfinished job writes nothing and answers
+    with that job (``unique``; docs/tasks.md, "Unique jobs"). ``unique_key=`` overrides."""
 
     def __init__(
         self, app: SQLQueue, fun: Callable[..., R], *, bind: bool = False, **options: Any
@@ -232,6 +236,7 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         task_id: str | None = None,
+        unique_key: str | None = None,
         connection: CallerConnection | None = None,
         **celery_options: Unpack[CelerySendOptions],
     ) -> AsyncResult:
@@ -248,6 +253,10 @@ class Task(Generic[P, R]):
             priority: higher runs first; default: the task's, else 0.
             task_id: the job's id, of your choosing (a string of up to 255 characters);
                 default: a new UUID.
+            unique_key: at most one unfinished job per key (a string of up to 255
+                characters): while one holds it, the send writes nothing and returns that
+                job's receipt, with ``duplicate`` True; default: the task's own key when it
+                is ``unique=True``, else none.
             connection: a connection whose open transaction the job joins (see the docs).
             celery_options: Celery's other options: ``link=`` (a signature, or a list of
                 them, sent with this job's result first once it succeeds) and
@@ -275,6 +284,7 @@ class Task(Generic[P, R]):
                 queue=queue,
                 priority=priority,
                 task_id=task_id,
+                unique_key=unique_key,
                 **callbacks,
                 **celery_options,
             ).apply_async(connection=connection)
@@ -290,6 +300,7 @@ class Task(Generic[P, R]):
             queue=queue,
             priority=priority,
             task_id=task_id,
+            unique_key=unique_key,
             connection=connection,
             **celery_options,
         )
@@ -310,6 +321,7 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         task_id: str | None = None,
+        unique_key: str | None = None,
         connection: AsyncCallerConnection | None = None,
         **celery_options: Unpack[CelerySendOptions],
     ) -> AsyncResult:
@@ -328,6 +340,7 @@ class Task(Generic[P, R]):
             queue=queue,
             priority=priority,
             task_id=task_id,
+            unique_key=unique_key,
             connection=connection,
             **celery_options,
         )
@@ -343,6 +356,7 @@ class Task(Generic[P, R]):
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        unique_key: str | None = None,
         connection: CallerConnection | None = None,
     ) -> list[AsyncResult]:
         """Write one job per call, all in one statement, and return their receipts in order.
@@ -366,6 +380,7 @@ class Task(Generic[P, R]):
             expires=expires,
             queue=queue,
             priority=priority,
+            unique_key=unique_key,
             connection=connection,
         )
         return self.app.send_jobs(self, self.name, checked, options)
@@ -379,6 +394,7 @@ class Task(Generic[P, R]):
         expires: float | datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        unique_key: str | None = None,
         connection: AsyncCallerConnection | None = None,
     ) -> list[AsyncResult]:
         """``delay_many`` for async code; ``connection=`` as in ``aapply_async``."""
@@ -395,6 +411,7 @@ class Task(Generic[P, R]):
             expires=expires,
             queue=queue,
             priority=priority,
+            unique_key=unique_key,
             connection=connection,
         )
         return await self.app.asend_jobs(self, self.name, checked, options)

@@ -145,7 +145,7 @@ CASES: dict[str, tuple[Callable[[Any, SQLQueue], object], type[SQLQueueError], s
     "unknown option of send_task": (
         lambda add, app: app.send_task("t.add", (1, 2), queue_name="mail"),
         InvalidOptionError,
-        r"send option 'queue_name'.*countdown, eta, expires, queue, priority, task_id, connection",
+        r"send option 'queue_name'.*countdown, eta, expires, queue, priority, task_id, unique_key, connection",
     ),
     "unknown option of send_task, task not registered here": (
         lambda add, app: app.send_task("t.elsewhere", (1, 2), run_after=5),

@@ -15,6 +15,7 @@ PER_DATABASE = {
     "now",
     "now_plus",
     "insert_jobs",
+    "insert_unique_jobs",
     "insert_workflow",
     "results_in_order",
     "chord_results",

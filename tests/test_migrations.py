@@ -193,6 +193,7 @@ NEW_IN_0006 = {
 
 
 NEW_IN_0008 = {"ix_sqlqueue_jobs_workflow", "ix_sqlqueue_jobs_group"}
+NEW_IN_0009 = {"ix_sqlqueue_jobs_unique"}
 
 
 def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
@@ -202,7 +203,9 @@ def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
     sqlqueue.migrate.downgrade(empty_engine, "0005")
 
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
-    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0006 - NEW_IN_0008
+    assert indexes == (
+        {index.name for index in jobs.indexes} - NEW_IN_0006 - NEW_IN_0008 - NEW_IN_0009
+    )
     if empty_engine.dialect.name == "postgresql":
         with empty_engine.connect() as connection:
             language = connection.execute(
@@ -260,6 +263,30 @@ def test_0007_keeps_the_ids_of_existing_jobs_and_takes_ids_callers_choose(
             stored,
             uuid.UUID(old_id),
         )
+    app.engine.dispose()
+
+
+def test_0009_adds_unique_keys_and_undoes_cleanly(empty_url: str, empty_engine: Engine) -> None:
+    sqlqueue.migrate.upgrade(empty_engine, "0008")
+    app = SQLQueue(empty_url)
+    before = app.send_task("tasks.add", args=[1, 2]).id
+
+    sqlqueue.migrate.upgrade(empty_engine)
+    assert schema_differences(empty_engine) == []
+    first = app.send_task("tasks.add", args=[1, 2], unique_key="k")
+    again = app.send_task("tasks.add", args=[1, 2], unique_key="k")
+    assert (first.duplicate, again.duplicate, again.id) == (False, True, first.id)
+
+    sqlqueue.migrate.downgrade(empty_engine, "0008")
+    columns = {column["name"] for column in sa.inspect(empty_engine).get_columns("sqlqueue_jobs")}
+    assert "unique_key" not in columns
+    indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
+    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0009
+    with empty_engine.connect() as connection:
+        ids = set(connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalars())
+    assert ids == {before, first.id}  # the jobs stay, without their keys
+    sqlqueue.migrate.upgrade(empty_engine)
+    assert schema_differences(empty_engine) == []
     app.engine.dispose()
 
 

@@ -142,6 +142,7 @@ def test_the_unknown_option_error_lists_the_options() -> None:
         "queue",
         "priority",
         "task_id",
+        "unique_key",
         "connection",
     )
 

@@ -6,6 +6,7 @@ the subclass must provide, for its database:
 
 - ``now`` and ``now_plus``: its clock, as SQL expressions the other statements use;
 - ``insert_jobs``: the jobs of one send, one or many, in one ``DriverStatement``;
+- ``insert_unique_jobs``: the same with unique keys, answering with the job holding each key;
 - ``insert_workflow``: the jobs of a workflow (``plans``), in one ``DriverStatement``;
 - ``results_in_order`` and ``chord_results``: the results a workflow's step receives, as one
   JSON array;
@@ -52,6 +53,7 @@ from sqlqueue.schema import (
     GROUP_WHERE,
     LEASED_WHERE,
     READY_WHERE,
+    UNFINISHED_WHERE,
     UNSTARTED_WORKFLOW_WHERE,
     job_columns,
     jobs,
@@ -182,6 +184,14 @@ class Dialect(WorkflowStatements, ABC):
         """Insert the jobs of one send, one or many, in one statement, so that a send is
         atomic even on a caller's connection in autocommit. Driver SQL, because a caller's
         connection may be a bare DB-API one (see ``DriverStatement``)."""
+
+    @abstractmethod
+    def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
+        """The jobs of a send with unique keys (``new_jobs.unique_keys``, distinct), each
+        inserted unless an unfinished job holds its key. Run in order in one transaction,
+        the statements answer with rows (key, id): the job inserted for a key first, else
+        the unfinished job that held it. A key in no row was held by a job the statements
+        could not see (committed while they ran): sent again, it will be."""
 
     def copy_jobs(self, new_jobs: NewJobs) -> CopyStatement | None:
         """The jobs of a large send as a ``CopyStatement``, when the database takes them
@@ -387,9 +397,23 @@ class Dialect(WorkflowStatements, ABC):
         self, job_ids: Sequence[str], task_name: str | None, queue: str | None
     ) -> Update:
         """Put failed or revoked jobs back in the queue as new (``sqlqueue retry``): those
-        with these ids, of this task, in this queue (the filters given, together)."""
+        with these ids, of this task, in this queue (the filters given, together). A job
+        with a unique key comes back only if no unfinished job holds its key, and of several
+        with one key, only the first by id: the key's index holds one unfinished job."""
+        again = [JobStatus.FAILURE.value, JobStatus.REVOKED.value]
+        live, other = jobs.alias("live"), jobs.alias("other")
         statement = jobs.update().where(
-            jobs.c.status.in_([JobStatus.FAILURE.value, JobStatus.REVOKED.value])
+            jobs.c.status.in_(again),
+            sa.or_(
+                jobs.c.unique_key.is_(None),
+                sa.and_(
+                    ~sa.exists().where(live.c.unique_key == jobs.c.unique_key, UNFINISHED_WHERE),
+                    jobs.c.id
+                    == sa.select(sa.func.min(other.c.id))
+                    .where(other.c.unique_key == jobs.c.unique_key, other.c.status.in_(again))
+                    .scalar_subquery(),
+                ),
+            ),
         )
         if job_ids:
             statement = statement.where(jobs.c.id.in_(list(job_ids)))

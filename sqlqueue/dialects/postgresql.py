@@ -28,7 +28,7 @@ from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Stat
 from sqlqueue.jobs import NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
-from sqlqueue.schema import job_columns, jobs
+from sqlqueue.schema import UNFINISHED_WHERE, job_columns, jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -82,6 +82,34 @@ WITH inserted AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 """  # noqa: S608 (constants, no input)
+# Unique jobs (at most one unfinished job per key; their keys are distinct within a send):
+# each job is inserted unless an unfinished job holds its key, and the answer is, for each
+# key, the job that holds it: the new one, or the one there before. The conflict target
+# repeats the partial index's predicate, which is how PostgreSQL finds the index. A key held
+# by a job another transaction committed while this insert waited for it is in neither
+# half (the snapshot of the statement predates that commit): the store sends those keys
+# again, in a statement that sees it.
+INSERT_UNIQUE_JOBS = f"""
+WITH new AS (
+    SELECT * FROM ROWS FROM (unnest(%(id)s::text[]),
+                             jsonb_array_elements(%(args)s::jsonb),
+                             jsonb_array_elements(%(kwargs)s::jsonb),
+                             unnest(%(unique_key)s::text[])) AS new (id, args, kwargs, unique_key)
+), inserted AS (
+    INSERT INTO {jobs.name} ({_COLUMNS}, unique_key)
+    SELECT id, args, kwargs, {_SHARED}, unique_key FROM new
+    ON CONFLICT (unique_key) WHERE {UNFINISHED_WHERE} DO NOTHING
+    RETURNING unique_key, id, queue
+), woken AS (
+    SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
+)
+SELECT unique_key, id FROM inserted WHERE (SELECT count(*) FROM woken) = 1
+UNION ALL
+SELECT held.unique_key, held.id FROM {jobs.name} AS held
+WHERE held.unique_key = ANY(%(unique_key)s::text[]) AND {UNFINISHED_WHERE}
+  AND held.unique_key NOT IN (SELECT unique_key FROM inserted)
+"""  # noqa: S608 (constants, no input)
+
 # A workflow: every column a job may differ in travels as an array (JSON ones as one JSON
 # array each), zipped by ROWS FROM, so a workflow of any size is one statement, atomic even
 # on a caller's connection in autocommit. Steps with prerequisites are stored WAITING.
@@ -276,6 +304,23 @@ class PostgreSQLDialect(Dialect):
             return DriverStatement(INSERT_JOB, params)
         params.update(id=new_jobs.ids, args=f"[{','.join(args)}]", kwargs=f"[{','.join(kwargs)}]")
         return DriverStatement(INSERT_JOBS, params)
+
+    def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
+        args, kwargs = new_jobs.arguments()
+        params: dict[str, Any] = {
+            "task_name": new_jobs.task_name,
+            "queue": new_jobs.queue,
+            "priority": new_jobs.priority,
+            "eta": new_jobs.eta,
+            "countdown": new_jobs.countdown,
+            "expires_at": new_jobs.expires_at,
+            "expires_in": new_jobs.expires_in,
+            "id": new_jobs.ids,
+            "args": f"[{','.join(args)}]",
+            "kwargs": f"[{','.join(kwargs)}]",
+            "unique_key": new_jobs.unique_keys,
+        }
+        return [DriverStatement(INSERT_UNIQUE_JOBS, params)]
 
     def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
         rows = planned_rows(plan, max_payload_bytes)

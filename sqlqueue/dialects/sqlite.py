@@ -37,7 +37,7 @@ from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
-from sqlqueue.schema import READY_WHERE, Timestamp, job_columns, jobs
+from sqlqueue.schema import READY_WHERE, UNFINISHED_WHERE, Timestamp, job_columns, jobs
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -83,24 +83,20 @@ class SQLiteDialect(Dialect):
         # One statement for one job or many, as on PostgreSQL, so that a send is atomic
         # even on a caller's connection in autocommit (Django's, outside atomic()): the ids
         # and arguments travel as one JSON array, unpacked by json_each.
-        now = datetime.now(UTC)
-        scheduled_at = new_jobs.eta or now + timedelta(seconds=new_jobs.countdown)
-        expires_at = new_jobs.expires_at
-        if expires_at is None and new_jobs.expires_in is not None:
-            expires_at = now + timedelta(seconds=new_jobs.expires_in)
         rows = zip(new_jobs.ids, *new_jobs.arguments(), strict=True)
-        return DriverStatement(
-            INSERT_JOBS,
-            {
-                "jobs": json.dumps(list(rows)),
-                "task_name": new_jobs.task_name,
-                "queue": new_jobs.queue,
-                "priority": new_jobs.priority,
-                "scheduled_at": _stored_time(scheduled_at),
-                "expires_at": _stored_time(expires_at) if expires_at is not None else None,
-                "created_at": _stored_time(now),
-            },
-        )
+        return DriverStatement(INSERT_JOBS, {"jobs": json.dumps(list(rows)), **_shared(new_jobs)})
+
+    def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
+        # Two statements: the jobs inserted, then the holders of the other keys. SQLite's
+        # writers take turns, so in one transaction nothing comes between them.
+        keys = cast(list[str], new_jobs.unique_keys)
+        rows = zip(new_jobs.ids, *new_jobs.arguments(), keys, strict=True)
+        return [
+            DriverStatement(
+                INSERT_UNIQUE_JOBS, {"jobs": json.dumps(list(rows)), **_shared(new_jobs)}
+            ),
+            DriverStatement(UNIQUE_HOLDERS, {"unique_keys": json.dumps(keys)}),
+        ]
 
     def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
         now = datetime.now(UTC)
@@ -239,6 +235,28 @@ FROM json_each(:jobs)
 """Each element of ``:jobs`` is [stored id, arguments' JSON text, keyword arguments' JSON
 text]; the texts are JSON strings there, so json_extract gives back the text to store."""
 
+INSERT_UNIQUE_JOBS = f"""
+INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
+                         scheduled_at, expires_at, created_at, unique_key)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       :task_name, :queue, :priority, 'PENDING', :scheduled_at, :expires_at, :created_at,
+       json_extract(value, '$[3]')
+FROM json_each(:jobs) WHERE true
+ON CONFLICT (unique_key) WHERE {UNFINISHED_WHERE} DO NOTHING
+RETURNING unique_key, id
+"""  # noqa: S608 (constants, no input)
+"""``INSERT_JOBS`` with each job's unique key, fourth in its element; a job whose key an
+unfinished job holds is not inserted, and the others answer with their key and id. (``WHERE true`` tells SQLite's parser that ON
+CONFLICT belongs to the INSERT, not to a join; the conflict target repeats the partial
+index's predicate, as SQLite requires to use it.)"""
+
+UNIQUE_HOLDERS = f"""
+SELECT unique_key, id FROM {jobs.name}
+WHERE unique_key IN (SELECT value FROM json_each(:unique_keys)) AND {UNFINISHED_WHERE}
+"""  # noqa: S608 (constants, no input)
+"""The unfinished job holding each of these keys, read after ``INSERT_UNIQUE_JOBS`` in its
+transaction (which answered for the keys it inserted itself)."""
+
 INSERT_WORKFLOW = f"""
 INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status, scheduled_at,
                          expires_at, created_at, workflow_id, parent_id, group_id,
@@ -288,6 +306,23 @@ _stored_time = cast(
     Callable[[datetime], str], Timestamp.dialect_impl(_sqlite).bind_processor(_sqlite)
 )
 """SQLAlchemy's own conversion, so that times written here read back like any other."""
+
+
+def _shared(new_jobs: NewJobs) -> dict[str, Any]:
+    """The columns every job of a send shares, times taken now (see the module's docstring)."""
+    now = datetime.now(UTC)
+    scheduled_at = new_jobs.eta or now + timedelta(seconds=new_jobs.countdown)
+    expires_at = new_jobs.expires_at
+    if expires_at is None and new_jobs.expires_in is not None:
+        expires_at = now + timedelta(seconds=new_jobs.expires_in)
+    return {
+        "task_name": new_jobs.task_name,
+        "queue": new_jobs.queue,
+        "priority": new_jobs.priority,
+        "scheduled_at": _stored_time(scheduled_at),
+        "expires_at": _stored_time(expires_at) if expires_at is not None else None,
+        "created_at": _stored_time(now),
+    }
 
 
 AUTOCOMMIT = "AUTOCOMMIT"

@@ -41,6 +41,7 @@ class Job(models.Model):
     feed = models.CharField(max_length=16, null=True)
     dependents = models.JSONField(null=True)
     errbacks = models.JSONField(null=True)
+    unique_key = models.CharField(max_length=255, null=True)
 
     class Meta:
         managed = False

@@ -1,0 +1,421 @@
+"""Unique jobs (API.md §9.2): at most one unfinished job per key, held by a partial unique
+index, so that a duplicate send writes nothing and answers with the job that holds the key,
+even from two open transactions at once; the key frees when the job finishes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import aiosqlite
+import psycopg
+import pytest
+import sqlalchemy as sa
+from conftest import work_off
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from sqlqueue import InvalidOptionError, JobStatus, SQLQueue
+from sqlqueue.unique import call_key
+
+
+def job_count(app: SQLQueue) -> int:
+    with app.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one())
+
+
+def keys_of(app: SQLQueue) -> dict[str, str | None]:
+    with app.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, unique_key FROM sqlqueue_jobs"))
+        return {row.id: row.unique_key for row in rows}
+
+
+def test_a_duplicate_send_answers_with_the_unfinished_job_and_writes_nothing(
+    app: SQLQueue, add: Any
+) -> None:
+    first = add.apply_async((1, 2), unique_key="sync-account-42")
+    second = add.apply_async((5, 6), unique_key="sync-account-42")
+    plain = add.delay(1, 2)
+
+    assert first.duplicate is False
+    assert second.duplicate is True
+    assert second.id == first.id
+    assert plain.duplicate is False
+    assert keys_of(app) == {first.id: "sync-account-42", plain.id: None}
+    assert app.store.get_job(first.id).args == [1, 2]  # type: ignore[union-attr]
+
+
+def test_the_key_is_free_again_once_the_job_has_finished(app: SQLQueue, add: Any) -> None:
+    first = add.apply_async((1, 2), unique_key="nightly")
+    work_off(app)
+    assert first.get(timeout=5) == 3
+
+    again = add.apply_async((1, 2), unique_key="nightly")
+
+    assert again.duplicate is False
+    assert again.id != first.id
+    assert job_count(app) == 2
+
+
+def test_a_worker_moves_a_unique_job_through_its_live_states_without_a_conflict(
+    app: SQLQueue,
+) -> None:
+    # PENDING -> STARTED -> RETRY -> PENDING -> STARTED -> SUCCESS, one row per key
+    # throughout (river #619): the index holds every live state, so no move leaves it.
+    attempts: list[int] = []
+
+    @app.task(name="t.flaky", bind=True, default_retry_delay=0)
+    def flaky(self: Any) -> str:
+        attempts.append(self.request.retries)
+        if len(attempts) == 1:
+            raise self.retry(countdown=0)
+        return "done"
+
+    result = flaky.apply_async(unique_key="flaky")
+    work_off(app)
+
+    assert result.get(timeout=5) == "done"
+    assert attempts == [0, 1]
+    assert result.status == JobStatus.SUCCESS
+    assert flaky.apply_async(unique_key="flaky").duplicate is False
+
+
+def test_a_unique_task_keys_each_call_by_its_arguments(app: SQLQueue) -> None:
+    @app.task(name="t.sync", unique=True)
+    def sync(account: int, full: bool = False) -> None:
+        pass
+
+    first = sync.delay(42)
+    same = sync.apply_async((42,))
+    other = sync.delay(43)
+    by_keyword = sync.apply_async(kwargs={"account": 42})  # another call's JSON, another key
+
+    assert (first.duplicate, same.duplicate, other.duplicate) == (False, True, False)
+    assert same.id == first.id
+    assert other.id != first.id
+    assert by_keyword.duplicate is False
+    assert keys_of(app)[first.id] == "t.sync:[[42],{}]"
+    assert keys_of(app)[by_keyword.id] == 't.sync:[[],{"account":42}]'
+    chosen = sync.apply_async((42,), unique_key="mine")  # unique_key= overrides the task's
+    assert chosen.duplicate is False
+    assert job_count(app) == 4
+
+
+def test_a_call_key_sorts_keyword_arguments_and_hashes_long_calls() -> None:
+    assert call_key("t.x", [1], {"b": 2, "a": 1}) == call_key("t.x", [1], {"a": 1, "b": 2})
+    long = call_key("t.x", ["y" * 300], {})
+    assert len(long) <= 255
+    assert long.startswith("t.x:sha256:")
+    assert long != call_key("t.x", ["y" * 301], {})
+
+
+def test_delay_many_collapses_calls_of_one_key(app: SQLQueue) -> None:
+    @app.task(name="t.sync", unique=True)
+    def sync(account: int) -> None:
+        pass
+
+    held = sync.delay(1)
+    results = sync.delay_many([(1,), (2,), (2,), (3,), (2,)])
+
+    assert [result.duplicate for result in results] == [True, False, True, False, True]
+    assert results[0].id == held.id
+    assert results[1].id == results[2].id == results[4].id
+    assert len({result.id for result in results}) == 3
+    assert job_count(app) == 3
+    assert sync.delay_many([]) == []
+
+
+def test_delay_many_with_one_unique_key_writes_one_job(app: SQLQueue, add: Any) -> None:
+    results = add.delay_many([(n, n) for n in range(1500)], unique_key="one")  # past COPY's size
+
+    assert [result.duplicate for result in results[:2]] == [False, True]
+    assert {result.id for result in results} == {results[0].id}
+    assert job_count(app) == 1
+
+
+def test_a_unique_task_sends_thousands_of_distinct_calls_in_one_statement(app: SQLQueue) -> None:
+    @app.task(name="t.sync", unique=True)
+    def sync(account: int) -> None:
+        pass
+
+    results = sync.delay_many([(n,) for n in range(1500)])
+    again = sync.delay_many([(n,) for n in range(1499, 1502)])
+
+    assert not any(result.duplicate for result in results)
+    assert [result.duplicate for result in again] == [True, False, False]
+    assert again[0].id == results[-1].id
+    assert job_count(app) == 1502
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, 42, "a\0b"])
+def test_a_malformed_key_is_refused(app: SQLQueue, add: Any, key: Any) -> None:
+    with pytest.raises(InvalidOptionError, match="unique key is a string of 1 to 255"):
+        add.apply_async((1, 2), unique_key=key)
+    assert job_count(app) == 0
+
+
+def test_a_workflow_refuses_unique_keys_and_unique_tasks(app: SQLQueue, add: Any) -> None:
+    @app.task(name="t.sync", unique=True)
+    def sync(account: int) -> None:
+        pass
+
+    with pytest.raises(InvalidOptionError, match="not supported in workflows yet"):
+        add.s(1, 2).set(unique_key="k")
+    with pytest.raises(InvalidOptionError, match="not supported in workflows yet"):
+        add.apply_async((1, 2), unique_key="k", link=add.s(3))
+    with pytest.raises(InvalidOptionError, match="not supported in workflows yet"):
+        (sync.s(1) | add.si(1, 2)).apply_async()
+    assert job_count(app) == 0
+    assert sync.s(1).apply_async().duplicate is False  # one job alone is a plain send
+
+
+def test_an_eager_send_runs_as_usual(app: SQLQueue, add: Any) -> None:
+    app.conf.task_always_eager = True
+    first = add.apply_async((1, 2), unique_key="k")
+    second = add.apply_async((1, 2), unique_key="k")
+
+    assert (first.get(), second.get()) == (3, 3)
+    assert first.duplicate is second.duplicate is False
+    assert job_count(app) == 0
+
+
+def test_an_async_send_of_its_own_answers_with_the_unfinished_job(app: SQLQueue) -> None:
+    @app.task(name="t.sync", unique=True)
+    def sync(account: int) -> None:
+        pass
+
+    async def send() -> list[Any]:
+        first = await sync.adelay(1)
+        again = await sync.aapply_async((1,))
+        many = await sync.adelay_many([(1,), (2,), (2,)])
+        return [first, again, *many]
+
+    first, again, *many = asyncio.run(send())
+
+    assert [result.duplicate for result in (first, again, *many)] == [
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
+    assert again.id == many[0].id == first.id
+    assert many[1].id == many[2].id
+    assert job_count(app) == 2
+
+
+@pytest.mark.parametrize("kind", ["AsyncConnection", "AsyncSession", "driver"])
+def test_an_async_send_in_the_callers_transaction(
+    app: SQLQueue, add: Any, db_url: str, kind: str
+) -> None:
+    url = sa.make_url(db_url)
+    sqlite = url.get_backend_name() == "sqlite"
+
+    async def in_transaction() -> list[Any]:
+        if kind == "driver":
+            if sqlite:
+                conn: Any = await aiosqlite.connect(url.database or "")
+                await conn.execute("BEGIN")
+            else:
+                conn = await psycopg.AsyncConnection.connect(db_url)
+            try:
+                sent = [await add.aapply_async((1, 2), unique_key="k", connection=conn)]
+                sent.append(await add.aapply_async((3, 4), unique_key="k", connection=conn))
+                await conn.commit()
+            finally:
+                await conn.close()
+            return sent
+        driver = "sqlite+aiosqlite" if sqlite else "postgresql+psycopg"
+        engine = create_async_engine(url.set(drivername=driver))
+        try:
+            if kind == "AsyncConnection":
+                async with engine.connect() as conn:
+                    sent = [await add.aapply_async((1, 2), unique_key="k", connection=conn)]
+                    sent.append(await add.aapply_async((3, 4), unique_key="k", connection=conn))
+                    await conn.commit()
+            else:
+                async with AsyncSession(engine) as session:
+                    sent = [await add.aapply_async((1, 2), unique_key="k", connection=session)]
+                    sent.append(await add.aapply_async((3, 4), unique_key="k", connection=session))
+                    await session.commit()
+        finally:
+            await engine.dispose()
+        return sent
+
+    first, second = asyncio.run(in_transaction())
+
+    assert (first.duplicate, second.duplicate, second.id) == (False, True, first.id)
+    assert keys_of(app) == {first.id: "k"}
+
+
+def test_a_duplicate_inside_the_callers_transaction(app: SQLQueue, add: Any) -> None:
+    with app.engine.connect() as conn:
+        with conn.begin():
+            first = add.apply_async((1, 2), unique_key="k", connection=conn)
+            second = add.apply_async((1, 2), unique_key="k", connection=conn)
+            assert (first.duplicate, second.duplicate) == (False, True)
+            assert second.id == first.id
+        with conn.begin() as transaction:
+            fresh = add.apply_async((1, 2), unique_key="other", connection=conn)
+            transaction.rollback()
+    assert keys_of(app) == {first.id: "k"}
+    assert fresh.duplicate is False
+
+
+def test_a_duplicate_through_a_sqlite3_connection(tmp_path: Any, db_url: str) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the DB-API connection of SQLite")
+    app = SQLQueue(db_url)
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+    first = add.apply_async((1, 2), unique_key="k", connection=conn)
+    second = add.apply_async((1, 2), unique_key="k", connection=conn)
+    conn.commit()
+    conn.close()
+    assert (first.duplicate, second.duplicate, second.id) == (False, True, first.id)
+    assert job_count(app) == 1
+    app.engine.dispose()
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("first_commits", [True, False])
+def test_a_concurrent_sender_waits_for_the_first_transaction(
+    pg_app: SQLQueue, postgres_url: str, first_commits: bool
+) -> None:
+    @pg_app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as one, psycopg.connect(url) as two:
+        first = add.apply_async((1, 2), unique_key="race", connection=one)  # left open
+        answers: list[Any] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(
+                add.apply_async((3, 4), unique_key="race", connection=two)
+            )
+        )
+        sender.start()
+        time.sleep(0.5)
+        assert sender.is_alive()  # waits on the first transaction's index entry
+        assert not answers
+        one.commit() if first_commits else one.rollback()
+        sender.join(timeout=10)
+        two.commit()
+
+    (second,) = answers
+    if first_commits:
+        assert (second.duplicate, second.id) == (True, first.id)
+    else:
+        assert second.duplicate is False
+        assert second.id != first.id
+    assert keys_of(pg_app) == {(first if first_commits else second).id: "race"}
+
+
+@pytest.mark.postgresql
+def test_a_concurrent_sender_in_autocommit_gets_the_committed_job(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    # The second send is the app's own (autocommit): the statement that waited cannot see
+    # the job committed meanwhile, and the store asks again.
+    @pg_app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as one:
+        first = add.apply_async((1, 2), unique_key="race", connection=one)
+        answers: list[Any] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(add.apply_async((3, 4), unique_key="race"))
+        )
+        sender.start()
+        time.sleep(0.5)
+        assert sender.is_alive()
+        one.commit()
+        sender.join(timeout=10)
+
+    assert (answers[0].duplicate, answers[0].id) == (True, first.id)
+    assert job_count(pg_app) == 1
+
+
+def test_retry_of_failed_jobs_brings_back_one_job_per_free_key(app: SQLQueue) -> None:
+    @app.task(name="t.fail", max_retries=0)
+    def fail(n: int) -> None:
+        raise ValueError("no")
+
+    failed = [fail.apply_async((0,), unique_key="k")]
+    work_off(app)
+    failed.append(fail.apply_async((1,), unique_key="k"))
+    work_off(app)
+    failed.append(fail.apply_async((2,), unique_key="k"))  # the key is free again
+    work_off(app)
+    held = fail.apply_async((3,), unique_key="held")
+    held_failed = fail.apply_async((4,), unique_key="held2")
+    work_off(app)
+    holder = fail.apply_async((5,), unique_key="held2")  # unfinished, holds the key
+
+    assert [result.status for result in failed] == ["FAILURE"] * 3
+    assert app.store.requeue_jobs(task_name="t.fail") == 2  # one of "k", and "held"
+
+    statuses = {result.id: result.status for result in (*failed, held, held_failed, holder)}
+    first_of_k = min(result.id for result in failed)
+    assert statuses == {
+        **{result.id: "FAILURE" for result in failed if result.id != first_of_k},
+        first_of_k: "PENDING",
+        held.id: "PENDING",
+        held_failed.id: "FAILURE",
+        holder.id: "PENDING",
+    }
+
+
+@pytest.mark.postgresql
+def test_eight_senders_racing_one_key_with_random_rollbacks_leave_one_live_job(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    @pg_app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    chance = random.Random(14)  # noqa: S311 (timing, not secrets)
+    plans = [[chance.random() < 0.5 for _ in range(20)] for _ in range(8)]
+    committed: list[tuple[str, bool]] = []
+    start = threading.Barrier(8)
+
+    errors: list[BaseException] = []
+
+    def sender(commits: list[bool]) -> None:
+        try:
+            with psycopg.connect(url) as conn:
+                start.wait()
+                for commit in commits:
+                    result = add.apply_async((1, 2), unique_key="race", connection=conn)
+                    time.sleep(chance.random() / 200)
+                    if commit:
+                        conn.commit()
+                        committed.append((result.id, result.duplicate))
+                    else:
+                        conn.rollback()
+        except BaseException as exc:  # reported by the test, not lost in its thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(plan,)) for plan in plans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(committed) == sum(map(sum, plans))
+    written = {job_id for job_id, duplicate in committed if not duplicate}
+    assert len(written) == 1  # nothing finished the job, so its key stayed taken
+    assert {job_id for job_id, _ in committed} == written
+    assert keys_of(pg_app) == {written.pop(): "race"}

@@ -15,7 +15,7 @@ from orders.models import Order
 from orders.tasks import send_receipt
 from proxy import CuttableProxy
 
-from sqlqueue import JobStatus, Worker, WorkerOptions
+from sqlqueue import JobStatus, Worker, WorkerOptions, chain
 from sqlqueue.contrib.django import app
 from sqlqueue.contrib.django.models import Job
 from sqlqueue.exceptions import ConfigurationError
@@ -60,6 +60,21 @@ def test_delay_inside_atomic_commits_with_the_order() -> None:
 
     assert committed_jobs() == 1
     assert result.status == "PENDING"
+
+
+def test_a_chain_inside_atomic_is_written_with_the_order_or_not_at_all() -> None:
+    for keep in (False, True):
+        with transaction.atomic():
+            order = Order.objects.create(email="w@example.com", total=Decimal("3.00"))
+            result = chain(send_receipt.s(order.pk), send_receipt.si(order.pk)).apply_async()
+            assert committed_jobs() == 0
+            transaction.set_rollback(not keep)
+        assert committed_jobs() == (2 if keep else 0)
+
+    Worker(app, WorkerOptions(burst=True, poll_interval=0.05)).run()
+
+    assert result.get(timeout=10) == f"receipt for order {order.pk} sent to w@example.com"
+    assert result.parent.status == "SUCCESS"  # type: ignore[union-attr]
 
 
 def test_delay_outside_atomic_commits_at_once_like_django_autocommit() -> None:

@@ -289,37 +289,17 @@ class PostgreSQLDialect(Dialect):
         # The wake-up travels with the rows, in the same statement. NOTIFY is
         # transactional, so listeners hear it at the commit (never for a rollback), once
         # per queue per transaction: PostgreSQL folds equal notifications into one.
-        params: dict[str, Any] = {
-            "task_name": new_jobs.task_name,
-            "queue": new_jobs.queue,
-            "priority": new_jobs.priority,
-            "eta": new_jobs.eta,
-            "countdown": new_jobs.countdown,
-            "expires_at": new_jobs.expires_at,
-            "expires_in": new_jobs.expires_in,
-        }
         args, kwargs = new_jobs.arguments()
         if len(new_jobs.ids) == 1:
-            params.update(id=new_jobs.ids[0], args=args[0], kwargs=kwargs[0])
-            return DriverStatement(INSERT_JOB, params)
-        params.update(id=new_jobs.ids, args=f"[{','.join(args)}]", kwargs=f"[{','.join(kwargs)}]")
-        return DriverStatement(INSERT_JOBS, params)
+            return DriverStatement(
+                INSERT_JOB,
+                {**_shared(new_jobs), "id": new_jobs.ids[0], "args": args[0], "kwargs": kwargs[0]},
+            )
+        return DriverStatement(INSERT_JOBS, _many(new_jobs, args, kwargs))
 
     def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
         args, kwargs = new_jobs.arguments()
-        params: dict[str, Any] = {
-            "task_name": new_jobs.task_name,
-            "queue": new_jobs.queue,
-            "priority": new_jobs.priority,
-            "eta": new_jobs.eta,
-            "countdown": new_jobs.countdown,
-            "expires_at": new_jobs.expires_at,
-            "expires_in": new_jobs.expires_in,
-            "id": new_jobs.ids,
-            "args": f"[{','.join(args)}]",
-            "kwargs": f"[{','.join(kwargs)}]",
-            "unique_key": new_jobs.unique_keys,
-        }
+        params = {**_many(new_jobs, args, kwargs), "unique_key": new_jobs.unique_keys}
         return [DriverStatement(INSERT_UNIQUE_JOBS, params)]
 
     def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
@@ -503,6 +483,30 @@ class PostgreSQLDialect(Dialect):
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         return self.now() + timedelta(seconds=seconds)
+
+
+def _shared(new_jobs: NewJobs) -> dict[str, Any]:
+    """The parameters every job of a send shares (``_SHARED``)."""
+    return {
+        "task_name": new_jobs.task_name,
+        "queue": new_jobs.queue,
+        "priority": new_jobs.priority,
+        "eta": new_jobs.eta,
+        "countdown": new_jobs.countdown,
+        "expires_at": new_jobs.expires_at,
+        "expires_in": new_jobs.expires_in,
+    }
+
+
+def _many(new_jobs: NewJobs, args: list[str], kwargs: list[str]) -> dict[str, Any]:
+    """The parameters of a send of many jobs: the ids as one array, the arguments' JSON texts
+    joined into one JSON array each."""
+    return {
+        **_shared(new_jobs),
+        "id": new_jobs.ids,
+        "args": f"[{','.join(args)}]",
+        "kwargs": f"[{','.join(kwargs)}]",
+    }
 
 
 def _copy_text(value: str) -> str:

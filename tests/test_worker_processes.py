@@ -237,7 +237,9 @@ def test_worker_processes_run_each_of_2000_jobs_exactly_once(
     assert codes == [0] * processes, "\n".join(worker.output for worker in started)
     assert count_jobs(app) == total
     assert count_jobs(app, "status = 'SUCCESS'") == total
-    assert count_jobs(app, "attempts = 1") == total
+    # (a job may count two takes: one that waited in a busy worker's buffer for longer than
+    # MAX_BUFFER_WAIT is given back unstarted, and its next take counts again; the log below
+    # is what shows each ran once)
     assert count_jobs(app, "expired_leases = 0") == total
 
     runs = [line.split() for line in log.read_text().splitlines()]

@@ -183,3 +183,18 @@ def test_sqlqueue_schedules_lists_last_and_next_runs(url: str, queue: SQLQueue) 
         job_id,
         next_hour.strftime("%Y-%m-%d %H:%M:%S UTC"),
     ]
+
+
+def test_a_beat_for_an_app_without_periodic_tasks_says_so(url: str) -> None:
+    completed = subprocess.run(
+        [*sqlqueue_command(), "beat", "-A", "tasks"],
+        cwd=TESTS_DIR,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    assert "This app has no periodic tasks: declare them in app.conf.beat_schedule" in (
+        completed.stderr
+    )

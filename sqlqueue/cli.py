@@ -369,7 +369,7 @@ def beat(app_spec: str, loglevel: str) -> None:
     app = load_app(app_spec)
     stopping = threading.Event()
     scheduler = Scheduler(app, periodic_tasks_of(app), stopping)
-    with graceful_stop_signals(stopping.set):
+    with graceful_stop_signals(stopping.set, "stopping the scheduler"):
         scheduler.run()
 
 

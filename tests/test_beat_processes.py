@@ -133,8 +133,8 @@ def test_workers_with_no_beat_send_no_ticks(url: str, queue: SQLQueue) -> None:
     assert jobs_per_tick(queue) == {}
     with queue.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM sqlqueue_schedules")).scalar_one() == 0
-    # The same worker without the flag schedules.
-    worker = start(url, "worker")
+    # The same worker with Celery's -B (the default) schedules.
+    worker = start(url, "worker", "-B")
     wait_until(lambda: bool(jobs_per_tick(queue)), 15, "a worker to send a tick")
     stop_worker(worker)
 

@@ -19,6 +19,7 @@ from sqlqueue.exceptions import ConfigurationError, InvalidOptionError, SQLQueue
 from sqlqueue.options import check_name
 from sqlqueue.schedules import Schedule, as_schedule
 from sqlqueue.send_options import SendOptions
+from sqlqueue.signatures import Signature
 
 if TYPE_CHECKING:
     from sqlqueue.app import SQLQueue
@@ -152,8 +153,8 @@ class Signal:
     ) -> Any:
         """Call ``receiver(sender=app, **kwargs)`` when the signal is sent; as a decorator,
         with or without arguments. A second receiver with the same ``dispatch_uid`` replaces
-        nothing and is not added (Celery's rule). Receivers are held strongly (``weak`` is
-        accepted for Celery's sake)."""
+        nothing and is not added (Celery's rule). ``sender`` and ``weak`` are accepted for
+        Celery's sake: the app is the only sender, and receivers are held strongly."""
         if receiver is None:
             return lambda function: self.connect(
                 function, sender=sender, weak=weak, dispatch_uid=dispatch_uid
@@ -187,8 +188,6 @@ def add_periodic_task(
 ) -> str:
     """Celery's ``app.add_periodic_task``: an entry in ``app.conf.beat_schedule``, named
     ``name`` or, as in Celery, by the signature's ``repr`` (``tasks.add(1, 2)``); its key."""
-    from sqlqueue.signatures import Signature
-
     if isinstance(sig, Signature):
         if sig.subtask_type is not None:
             raise ConfigurationError(

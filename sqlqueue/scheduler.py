@@ -77,12 +77,19 @@ class Scheduler:
         self._thread.join()
 
     def _run_thread(self) -> None:
+        # As the chores do: an error waiting cannot mend stops the worker, which says why.
         try:
             self.run()
-        except BaseException as exc:  # nothing may die silently on a side thread
+        except DatabaseError as exc:
             logger.error("scheduler: stopping the worker: %s", exc)
-            if self._failed is not None:
-                self._failed(exc)
+            self._fail(exc)
+        except BaseException as exc:  # a defect: nothing may die silently on a side thread
+            logger.exception("scheduler: stopping the worker")
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed is not None:
+            self._failed(exc)
 
     def run(self) -> None:
         """Send ticks until ``stopping`` is set.

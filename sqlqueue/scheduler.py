@@ -105,9 +105,12 @@ class Scheduler:
         )
         backoff = FIRST_BACKOFF
         while not self._stopping.is_set():
-            started = time.monotonic()
             try:
-                wait = self.send_due()
+                now = self._app.store.database_now()
+                # Counted from the answer, not the question: a wait counted from before the
+                # query would end that much before the tick, and cost a pass for nothing.
+                read_at = time.monotonic()
+                following = self.send_due(now)
             except DatabaseError as exc:
                 if not exc.transient:
                     raise
@@ -118,14 +121,14 @@ class Scheduler:
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
             backoff = FIRST_BACKOFF
-            self._stopping.wait(max(0.0, wait - (time.monotonic() - started)))
+            wait = (following - now).total_seconds() - (time.monotonic() - read_at)
+            self._stopping.wait(max(0.0, wait))
         logger.info("scheduler stopped")
 
-    def send_due(self) -> float:
-        """One pass: send the ticks that are due and not yet sent; the seconds from the
-        database's clock at the start of the pass to the next tick."""
+    def send_due(self, now: datetime) -> datetime:
+        """One pass at ``now`` (the database's clock): send the ticks that are due and not yet
+        sent; the next tick of any periodic task."""
         store = self._app.store
-        now = store.database_now()
         known = store.get_schedules([periodic.name for periodic in self._periodic])
         for periodic in self._periodic:
             tick = periodic.schedule.latest(now, self._zone)
@@ -134,10 +137,7 @@ class Scheduler:
                 store.insert_schedule(periodic.name, periodic.task, tick)
             elif tick > state.last_tick:
                 self._send(periodic, tick)
-        following = min(
-            periodic.schedule.next_after(now, self._zone) for periodic in self._periodic
-        )
-        return (following - now).total_seconds()
+        return min(periodic.schedule.next_after(now, self._zone) for periodic in self._periodic)
 
     def _send(self, periodic: PeriodicTask, tick: datetime) -> None:
         def send(connection: Connection) -> str:

@@ -6,8 +6,10 @@ race for it, and nothing at all when its transaction does not commit."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,9 +17,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import work_off
 
-from sqlqueue import Celery, SQLQueue
+from sqlqueue import Celery, DatabaseError, SQLQueue, Worker, WorkerOptions
 from sqlqueue.exceptions import ConfigurationError, InvalidOptionError
 from sqlqueue.jobs import as_utc
+from sqlqueue.migrate import upgrade
 from sqlqueue.periodic import read_periodic_tasks
 from sqlqueue.scheduler import Scheduler
 from sqlqueue.schedules import crontab, schedule
@@ -59,15 +62,13 @@ def set_last_tick(app: SQLQueue, name: str, tick: datetime) -> None:
 
 def test_a_periodic_task_seen_first_starts_at_its_next_tick(queue: SQLQueue) -> None:
     queue.conf.beat_schedule = {"hourly": {"task": "t.tick", "schedule": 3600, "args": ["h"]}}
-    wait = scheduler(queue).send_due()
-    assert sent(queue) == []
     now = queue.store.database_now()
+    following = scheduler(queue).send_due(now)
+    assert sent(queue) == []
     state = queue.store.get_schedules(["hourly"])["hourly"]
     assert (state.last_tick, state.job_id) == (schedule(3600).latest(now), None)
-    assert 0 < wait <= 3600
-    assert abs(now + timedelta(seconds=wait) - schedule(3600).next_after(now)) < timedelta(
-        seconds=1
-    )
+    assert following == state.last_tick + timedelta(hours=1)
+    assert now < following <= now + timedelta(hours=1)
 
 
 @pytest.mark.parametrize(
@@ -75,15 +76,15 @@ def test_a_periodic_task_seen_first_starts_at_its_next_tick(queue: SQLQueue) -> 
 )
 def test_after_downtime_the_latest_missed_tick_runs_once(queue: SQLQueue, every: Any) -> None:
     queue.conf.beat_schedule = {"often": {"task": "t.tick", "schedule": every, "args": ["o"]}}
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     # Given the schedulers were all down for a day (dozens of ticks missed),
     set_last_tick(queue, "often", queue.store.database_now() - timedelta(days=1))
     # a pass sends one job, for the latest tick,
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     latest = every.latest(queue.store.database_now())
     assert sent(queue) == [("o", latest)]
     # and another pass before the next tick sends nothing more.
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     assert len(sent(queue)) == 1
     state = queue.store.get_schedules(["often"])["often"]
     assert state.last_tick == latest and state.job_id is not None
@@ -160,20 +161,20 @@ def test_a_periodic_task_whose_schedule_and_arguments_change_keeps_its_history(
     queue: SQLQueue,
 ) -> None:
     queue.conf.beat_schedule = {"report": {"task": "t.tick", "schedule": 60, "args": ["v1"]}}
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     set_last_tick(queue, "report", queue.store.database_now() - timedelta(minutes=5))
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     assert [label for label, _ in sent(queue)] == ["v1"]
     # Given the entry changes (its arguments, and an hourly schedule whose latest tick is
     # older than the last minute's tick sent), a pass sends nothing until the next hour;
     queue.conf.beat_schedule = {
         "report": {"task": "t.tick", "schedule": crontab(minute=0), "args": ["v2"]}
     }
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     assert [label for label, _ in sent(queue)] == ["v1"]
     # from then on, the new arguments are sent.
     set_last_tick(queue, "report", queue.store.database_now() - timedelta(hours=2))
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     assert [label for label, _ in sent(queue)] == ["v1", "v2"]
 
 
@@ -288,8 +289,37 @@ def test_crontabs_are_read_in_the_apps_timezone(queue: SQLQueue) -> None:
     queue.conf.beat_schedule = {
         "nine": {"task": "t.tick", "schedule": crontab(minute=0, hour=9), "args": ["9"]}
     }
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     set_last_tick(queue, "nine", queue.store.database_now() - timedelta(days=3))
-    scheduler(queue).send_due()
+    scheduler(queue).send_due(queue.store.database_now())
     [(_, tick)] = sent(queue)
     assert (tick.hour, tick.minute) == (0, 0)  # 09:00 in Tokyo is midnight UTC
+
+
+def test_a_scheduler_sleeps_until_the_next_tick_and_stops_at_once(queue: SQLQueue) -> None:
+    queue.conf.beat_schedule = {"often": {"task": "t.tick", "schedule": 1, "args": ["o"]}}
+    seen = statements_on(queue)
+    stopping = threading.Event()
+    thread = threading.Thread(target=Scheduler(queue, read_periodic_tasks(queue), stopping).run)
+    thread.start()
+    time.sleep(2.5)
+    stopping.set()
+    started = time.monotonic()
+    thread.join(5)
+    assert time.monotonic() - started < 0.5
+    # One pass per tick (and the first), each reading the rows once: no polling between.
+    passes = [sql for sql in seen if "FROM sqlqueue_schedules" in sql]
+    assert 2 <= len(passes) <= 4, passes
+    assert 1 <= len(sent(queue)) <= 3
+
+
+def test_a_worker_on_a_schema_without_the_schedules_table_stops_saying_to_migrate(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = SQLQueue(url)
+    upgrade(old.engine, "0009")
+    old.conf.beat_schedule = {"often": {"task": "t.tick", "schedule": 1, "args": ["o"]}}
+    with pytest.raises(DatabaseError, match=r"sqlqueue_schedules.*run `sqlqueue migrate`"):
+        Worker(old, WorkerOptions(poll_interval=0.05)).run()
+    old.engine.dispose()

@@ -18,7 +18,11 @@ import sqlalchemy as sa
 from conftest import work_off
 
 from sqlqueue import Celery, DatabaseError, SQLQueue, Worker, WorkerOptions
-from sqlqueue.exceptions import ConfigurationError, InvalidOptionError
+from sqlqueue.exceptions import (
+    CeleryCompatibilityWarning,
+    ConfigurationError,
+    InvalidOptionError,
+)
 from sqlqueue.jobs import as_utc
 from sqlqueue.migrate import upgrade
 from sqlqueue.periodic import read_periodic_tasks
@@ -323,3 +327,14 @@ def test_a_worker_on_a_schema_without_the_schedules_table_stops_saying_to_migrat
     with pytest.raises(DatabaseError, match=r"sqlqueue_schedules.*run `sqlqueue migrate`"):
         Worker(old, WorkerOptions(poll_interval=0.05)).run()
     old.engine.dispose()
+
+
+def test_celerys_old_and_other_beat_settings(queue: SQLQueue) -> None:
+    with pytest.warns(
+        CeleryCompatibilityWarning, match=r"beat_max_loop_interval \(.*sqlqueue_schedules"
+    ):
+        queue.conf.update(
+            CELERYBEAT_SCHEDULE={"often": {"task": "t.tick", "schedule": 5, "args": ["o"]}},
+            beat_max_loop_interval=300,
+        )
+    assert [entry.name for entry in read_periodic_tasks(queue)] == ["often"]

@@ -26,6 +26,7 @@ from sqlqueue.exceptions import (
 )
 from sqlqueue.jobs import NewJobs
 from sqlqueue.options import check_job_id, check_name
+from sqlqueue.periodic import Signal, add_periodic_task
 from sqlqueue.result import AsyncResult
 from sqlqueue.send_options import SendOptions
 from sqlqueue.store import JobStore
@@ -87,6 +88,12 @@ class SQLQueue:
         self._connection: ContextVar[CallerConnection | None] = ContextVar(
             "sqlqueue_connection", default=None
         )
+        self.on_after_configure = Signal("on_after_configure")
+        """Celery's signal, sent once, as the app's periodic tasks are first read: connect
+        ``setup(sender, **kwargs)`` that calls ``sender.add_periodic_task``."""
+        self.on_after_finalize = Signal("on_after_finalize")
+        """Celery's signal, sent once, right after ``on_after_configure``."""
+        self.periodic_signals_sent = False
         shared.adopt(self, current=set_as_current)  # with every shared task
 
     def set_current(self) -> None:
@@ -323,6 +330,21 @@ class SQLQueue:
                 connection if connection is not None else self.default_connection(),
             )
         return {job.id: AsyncResult(job.id, self) for job in plan.jobs}
+
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | Sequence[Any] = (),
+        name: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Send ``sig`` at each tick of ``schedule`` (seconds, a ``timedelta``, a ``crontab``
+        or a ``schedule``), as Celery's: an entry in ``app.conf.beat_schedule`` named ``name``,
+        else the signature's ``repr``; returns the name. Checked at once; ``options`` are
+        send options (``queue``, ``priority``, ``expires``). See docs/scheduling.md."""
+        return add_periodic_task(self, schedule, sig, args, kwargs, name, **options)
 
     def signature(self, *args: Any, **kwargs: Any) -> canvas.Signature:
         """Celery's ``app.signature``: ``sqlqueue.signature`` with this app's tasks, e.g.

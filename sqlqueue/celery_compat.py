@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 _NO_BROKER = "there is no broker: jobs are rows in the queue's database"
 _NO_BACKEND = "results are kept in the queue's own table: read them with app.AsyncResult(job_id)"
-_NO_PERIODIC = (
-    "periodic tasks are not in this release; until then, send the job from cron: "
-    "python -c 'from proj.tasks import report; report.delay()'"
-)
 _MANY_CALLS = (
     "send many calls of a task as a group, group(task.s(*call) for call in calls), or with "
     "task.delay_many(calls)"
@@ -44,7 +40,6 @@ APP_GAPS = {
     ),
     "producer_or_acquire": _NO_BROKER,
     "broker_connection": _NO_BROKER,
-    **dict.fromkeys(["on_after_configure", "on_after_finalize", "add_periodic_task"], _NO_PERIODIC),
     **dict.fromkeys(["start", "worker_main", "Worker"], "run `sqlqueue worker -A proj`"),
     "events": "there are no events: a job's state is in the database",
     "loader": "settings come from config_from_object() and conf.update()",

@@ -106,7 +106,8 @@ DATABASE_URL_SETTINGS = ("broker_url", "result_backend")
 NOT_APPLIED_PREFIXES = {
     "broker_": "there is no broker: jobs are rows in the database of the app's URL",
     "result_backend_": "results are kept in the queue's own table, in the same database",
-    "beat_": "periodic tasks are not in this release yet",
+    "beat_": "sqlqueue's scheduler keeps its state in the table sqlqueue_schedules and sleeps "
+    "until the next tick; only beat_schedule is read (docs/scheduling.md)",
     "control_": "there is no remote control: a worker's state is in the database",
     "event_": "there are no event messages: a job's state is in the database",
     "security_": "jobs are JSON in your own database; there are no messages to sign",
@@ -234,13 +235,18 @@ SEND_OPTIONS_REFUSED = {
 """Options of Celery's ``apply_async`` that sqlqueue does not take, and what to do instead:
 refused, since ignoring them would change where or how the job runs."""
 
-_PERIODIC = "periodic tasks are not in this release: send the job from cron meanwhile"
+_SCHEDULE_FILE = "the scheduler keeps its state in the database table sqlqueue_schedules"
+_SCHEDULER = (
+    "periodic tasks come from app.conf.beat_schedule and app.add_periodic_task, and their "
+    "state is in the table sqlqueue_schedules (docs/scheduling.md)"
+)
 _MANAGER = "run the worker under your process manager (systemd, supervisor, a container)"
 _NO_PREFETCH = "the worker claims what its free threads can start and sizes its prefetch itself"
 _NO_GOSSIP = "workers do not talk to each other: leave it out"
 
 WORKER_FLAGS = {
-    **dict.fromkeys(["-B", "--beat", "-s", "--schedule", "-S", "--scheduler"], _PERIODIC),
+    **dict.fromkeys(["-s", "--schedule"], _SCHEDULE_FILE),
+    **dict.fromkeys(["-S", "--scheduler"], _SCHEDULER),
     **dict.fromkeys(
         ["-E", "--task-events"], "there are no events: a job's state is in the database"
     ),

@@ -1,9 +1,12 @@
-"""The ``sqlqueue`` command: ``worker``, ``migrate``, ``prune`` and ``retry``."""
+"""The ``sqlqueue`` command: ``worker``, ``beat``, ``schedules``, ``migrate``, ``prune`` and
+``retry``."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from typing import Any, Literal, TypeVar
 
@@ -18,6 +21,8 @@ from sqlqueue.conf import DEFAULT_CONCURRENCY, PRUNE_BATCH_SIZE
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
+from sqlqueue.periodic import PeriodicTask, read_periodic_tasks
+from sqlqueue.scheduler import Scheduler, zone_of
 from sqlqueue.stop_signals import graceful_stop_signals
 from sqlqueue.worker import Worker
 from sqlqueue.worker_options import WorkerOptions
@@ -96,6 +101,23 @@ def renamed_option(new: str) -> Callable[[click.Context, click.Parameter, Any], 
 @click.version_option(package_name="sqlqueue")
 def main() -> None:
     """sqlqueue: a task queue in your application's own SQL database."""
+
+
+loglevel_option = click.option(
+    "-l",
+    "--loglevel",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(
+        ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL"], case_sensitive=False
+    ),
+)
+
+
+def configure_logging(loglevel: str) -> None:
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 class WorkerCommand(click.Command):
@@ -181,14 +203,13 @@ def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     help="Seconds between looks for work when idle. Default: the app's (1).",
 )
 @click.option(
-    "-l",
-    "--loglevel",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(
-        ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL"], case_sensitive=False
-    ),
+    "-B",
+    "--beat/--no-beat",
+    default=True,
+    help="Also send the app's periodic tasks at their ticks (the default); each tick is "
+    "sent once however many workers do.",
 )
+@loglevel_option
 @user_errors
 def worker(
     app_spec: str,
@@ -200,12 +221,11 @@ def worker(
     lease: float | None,
     visibility_timeout: float | None,
     poll_interval: float | None,
+    beat: bool,
     loglevel: str,
 ) -> None:
     """Run jobs from the queue until stopped (SIGTERM/SIGINT finish running jobs first)."""
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(loglevel)
     if lease is not None and visibility_timeout is not None:
         raise click.UsageError("Give --lease or --visibility-timeout (its old name), not both.")
     app = load_app(app_spec)
@@ -218,6 +238,7 @@ def worker(
         pool=pool,
         app_spec=app_spec,
         max_tasks_per_child=max_tasks_per_child,
+        beat=beat,
     )
     runner = Worker(app, options)
     with graceful_stop_signals(runner.stop):
@@ -316,3 +337,85 @@ def retry(
     app = app_for(app_spec, url)
     requeued = app.store.requeue_jobs(job_ids=job_ids, task_name=task_name, queue=queue)
     click.echo(f"queued {requeued} job(s) again in {shown(app)}")
+
+
+def periodic_tasks_of(app: SQLQueue) -> list[PeriodicTask]:
+    """The app's periodic tasks, read as a worker reads them (its modules imported first)."""
+    app.import_default_modules()
+    periodic = read_periodic_tasks(app)
+    if not periodic:
+        raise click.ClickException(
+            "This app has no periodic tasks: declare them in app.conf.beat_schedule or with "
+            "app.add_periodic_task (docs/scheduling.md)."
+        )
+    return periodic
+
+
+@main.command()
+@click.option(
+    "-A",
+    "--app",
+    "app_spec",
+    required=True,
+    metavar="MODULE[:ATTR]",
+    help="The module holding the app and its periodic tasks.",
+)
+@loglevel_option
+@user_errors
+def beat(app_spec: str, loglevel: str) -> None:
+    """Send the app's periodic tasks at their ticks, and run no jobs (workers do both unless
+    --no-beat). Each tick is sent once, however many schedulers run. SIGTERM/SIGINT stop it."""
+    configure_logging(loglevel)
+    app = load_app(app_spec)
+    stopping = threading.Event()
+    scheduler = Scheduler(app, periodic_tasks_of(app), stopping)
+    with graceful_stop_signals(stopping.set, "stopping the scheduler"):
+        scheduler.run()
+
+
+@main.command()
+@click.option(
+    "-A",
+    "--app",
+    "app_spec",
+    required=True,
+    metavar="MODULE[:ATTR]",
+    help="The module holding the app and its periodic tasks.",
+)
+@user_errors
+def schedules(app_spec: str) -> None:
+    """List the app's periodic tasks, each with its last and next run, in the app's
+    timezone."""
+    app = load_app(app_spec)
+    periodic = periodic_tasks_of(app)
+    zone = zone_of(app)
+    now = app.store.database_now()
+    known = app.store.get_schedules([entry.name for entry in periodic])
+
+    def shown_time(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    rows = [("NAME", "TASK", "SCHEDULE", "LAST RUN", "LAST JOB", "NEXT RUN")]
+    for entry in periodic:
+        state = known.get(entry.name)
+        latest = entry.schedule.latest(now, zone)
+        if state is not None and latest > state.last_tick:
+            following = f"{shown_time(latest)} (due, not sent yet)"
+        else:
+            following = shown_time(entry.schedule.next_after(now, zone))
+        sent = state is not None and state.job_id is not None
+        rows.append(
+            (
+                entry.name,
+                entry.task,
+                str(entry.schedule),
+                shown_time(state.last_tick) if state is not None and sent else "never",
+                state.job_id or "-" if state is not None else "-",
+                following,
+            )
+        )
+    widths = [max(len(row[at]) for row in rows) for at in range(len(rows[0]))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )

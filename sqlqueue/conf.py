@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -156,7 +156,11 @@ class Settings:
     not given ``--max-tasks-per-child``; None: children are never replaced for age."""
 
     timezone: str = "UTC"
-    """The zone (an IANA name) in which schedules are read; checked with ``zoneinfo``."""
+    """The zone (an IANA name) in which crontabs are read; checked with ``zoneinfo``."""
+
+    beat_schedule: dict[str, Any] = field(default_factory=dict)
+    """Periodic tasks by name, in Celery's format: ``{"name": {"task": ..., "schedule": ...,
+    "args": ..., "kwargs": ..., "options": ...}}`` (docs/scheduling.md)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):

@@ -210,3 +210,18 @@ def job_columns(table: sa.Table | sa.TableClause = jobs) -> list[sa.ColumnElemen
 
 
 ID_LISTS = ("group_members", "prerequisites", "dependents", "errbacks")
+
+
+# Periodic tasks (``sqlqueue.scheduler``): one row per name, the latest tick taken. A
+# scheduler sends a tick's job only if it moves ``last_tick`` forward, in the transaction
+# that writes the job, so however many schedulers run, each tick is sent once.
+schedules = sa.Table(
+    "sqlqueue_schedules",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("task_name", sa.String(200), nullable=False),
+    sa.Column("last_tick", Timestamp, nullable=False),
+    # The job sent for last_tick; null when that tick was skipped (a name seen first).
+    sa.Column("job_id", JobId),
+    sa.Column("sent_at", Timestamp),
+)

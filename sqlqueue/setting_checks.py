@@ -34,6 +34,7 @@ from sqlqueue.celery_names import (
 )
 from sqlqueue.exceptions import CeleryCompatibilityWarning, ConfigurationError, InvalidOptionError
 from sqlqueue.options import check_limit, check_name, check_priority
+from sqlqueue.periodic import check_beat_schedule
 from sqlqueue.routes import Routes
 
 if TYPE_CHECKING:
@@ -303,6 +304,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "worker_concurrency": _optional_count,
     "worker_max_tasks_per_child": _optional_count,
     "timezone": _timezone,
+    "beat_schedule": check_beat_schedule,
     "imports": _modules,
     "include": _modules,
     "broker_url": _optional_url,

@@ -16,8 +16,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextmanager
-def graceful_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """Call ``stop`` on the first SIGTERM/SIGINT; exit at once on the second.
+def graceful_stop_signals(
+    stop: Callable[[], None], stopping: str = "finishing running jobs, then exiting"
+) -> Iterator[None]:
+    """Call ``stop`` on the first SIGTERM/SIGINT, logging ``stopping`` (what happens next);
+    exit at once on the second.
 
     The previous handlers come back on exit. Outside the main thread (a worker embedded in
     a test or an application) nothing is installed: Python only delivers signals there.
@@ -32,9 +35,7 @@ def graceful_stop_signals(stop: Callable[[], None]) -> Iterator[None]:
         received += 1
         name = signal.Signals(signum).name
         if received == 1:
-            logger.info(
-                "%s received: finishing running jobs, then exiting (again to exit now)", name
-            )
+            logger.info("%s received: %s (again to exit now)", name, stopping)
             stop()
         else:
             # A forced exit loses nothing: the jobs still running come back through their lease.

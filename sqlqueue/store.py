@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -44,6 +45,7 @@ from sqlqueue.exceptions import (
 )
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
 from sqlqueue.outcomes import Outcome
+from sqlqueue.periodic import ScheduleState
 from sqlqueue.plans import Feed, WorkflowPlan, fed
 from sqlqueue.settle import chunks, settle
 
@@ -381,6 +383,46 @@ class JobStore:
         with self._translate_errors(), self.engine.connect() as conn:
             row = conn.execute(self.dialect.get_job(job_id)).mappings().first()
         return Job.from_row(row) if row is not None else None
+
+    def database_now(self) -> datetime:
+        """The database's clock, in UTC."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            now = conn.execute(self.dialect.database_now()).scalar_one()
+        return cast(datetime, as_utc(now))
+
+    def get_schedules(self, names: Sequence[str]) -> dict[str, ScheduleState]:
+        """What the database knows of these periodic tasks, by name (none: never seen)."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            rows = conn.execute(self.dialect.get_schedules(names)).all()
+        return {
+            row.name: ScheduleState(
+                name=row.name,
+                task_name=row.task_name,
+                last_tick=cast(datetime, as_utc(row.last_tick)),
+                job_id=row.job_id,
+                sent_at=as_utc(row.sent_at),
+            )
+            for row in rows
+        }
+
+    def insert_schedule(self, name: str, task_name: str, tick: datetime) -> None:
+        """Write the row of a periodic task seen first, its latest tick taken without a job."""
+        with self._write() as conn:
+            conn.execute(self.dialect.insert_schedule(name, task_name, tick))
+
+    def send_tick(
+        self, name: str, task_name: str, tick: datetime, send: Callable[[Connection], str]
+    ) -> str | None:
+        """Take a periodic task's tick and send its job (``send`` writes it through the
+        connection it is given, and answers with its id), in one transaction: the job exists
+        if and only if this transaction moved the task's latest tick forward to ``tick``.
+        The job's id, or None when another scheduler took the tick first."""
+        with self._write() as conn:
+            if conn.execute(self.dialect.take_tick(name, task_name, tick)).rowcount != 1:
+                return None
+            job_id = send(conn)
+            conn.execute(self.dialect.set_tick_job(name, job_id))
+        return job_id
 
     def group_member_ids(self, group_id: str) -> list[str]:
         """The ids of a group's jobs, in the group's order."""

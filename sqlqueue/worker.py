@@ -11,7 +11,8 @@ outcomes in batches. A job stays held, its lease renewed by a side thread, from 
 until its outcome is written.
 
 Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
-re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Each
+re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Another
+sends the app's periodic tasks at their ticks (``scheduler``), when it has any. Each
 write about a taken job names its take (id and attempt number), so a worker that was
 presumed dead and comes back late changes nothing; and the worker holds takes, not jobs, so
 that a job re-queued and taken again while its first take still runs is held twice.
@@ -43,10 +44,12 @@ from sqlqueue.dialects.base import Take, take_of
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
 from sqlqueue.jobs import Job
+from sqlqueue.periodic import read_periodic_tasks
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
 from sqlqueue.recorder import Finished, Recorder
 from sqlqueue.revocations import Revocations
+from sqlqueue.scheduler import Scheduler
 from sqlqueue.worker_options import WorkerOptions
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,8 @@ class Worker:
         self._chores = Chores(
             app, self.lease, self.poll_interval, self._stopping, self._wakeup.set, self._fail
         )
+        periodic = read_periodic_tasks(app) if self.options.beat else []
+        self._scheduler = Scheduler(app, periodic, self._stopping, self._fail) if periodic else None
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
         self._processes = (
@@ -182,6 +187,8 @@ class Worker:
         revocations.start()
         self._recorder.start()
         self._chores.start()
+        if self._scheduler is not None:
+            self._scheduler.start()
         if self.app.dialect.supports_listen_notify:
             threading.Thread(
                 target=self.app.dialect.listen,
@@ -204,6 +211,8 @@ class Worker:
         finally:
             self._stopping.set()
             self._chores.join()
+            if self._scheduler is not None:
+                self._scheduler.join()
             self._stop_job_threads(job_threads)
             # Every task that started has returned and handed its outcome over; the
             # recorder writes them all before it stops.

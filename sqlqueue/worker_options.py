@@ -39,6 +39,10 @@ class WorkerOptions:
     """Jobs a process-pool child runs before a new child replaces it (memory that a task
     leaks goes with it); None means the app's ``conf.worker_max_tasks_per_child``, where
     None means never."""
+    beat: bool = True
+    """Send the app's periodic tasks at their ticks, on a thread of the worker's
+    (``sqlqueue.scheduler``); however many workers do, each tick is sent once. False:
+    ``--no-beat``."""
     visibility_timeout: float | None = None
     """The first release's name for ``lease``; still accepted, with a warning, and copied
     into ``lease``."""

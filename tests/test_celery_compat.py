@@ -95,7 +95,7 @@ def test_app_task_is_the_base_class_and_now_is_in_the_apps_timezone(app: Any) ->
     [
         (lambda app, task: app.backend, "app.AsyncResult"),
         (lambda app, task: app.GroupResult, r"sqlqueue\.GroupResult\.restore"),
-        (lambda app, task: app.on_after_configure, "periodic tasks"),
+        (lambda app, task: app.events, "there are no events"),
         (lambda app, task: app.worker_main(), "sqlqueue worker -A proj"),
         (lambda app, task: app.control.inspect(), "app.control.revoke"),
         (lambda app, task: app.control.purge(), "no remote commands"),

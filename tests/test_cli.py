@@ -115,7 +115,11 @@ def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: st
         # celery worker's options, as Procfiles write them, say the sqlqueue way
         (["worker", "-A", "tasks", "--pool", "prefork"], "give --pool process"),
         (["worker", "-A", "tasks", "-P", "solo"], "-P is an option of celery worker"),
-        (["worker", "-A", "tasks", "-B"], "periodic tasks are not in this release"),
+        (
+            ["worker", "-A", "tasks", "-S", "django"],
+            "periodic tasks come from app.conf.beat_schedule",
+        ),
+        (["worker", "-A", "tasks", "-s", "celerybeat-schedule"], "state in the database table"),
         (["worker", "-A", "tasks", "-n", "w1@%h"], "a worker names itself"),
         (["worker", "-A", "tasks", "-Ofair"], "sizes its prefetch itself"),
         (["worker", "-A", "tasks", "--bogus"], "No such option '--bogus'"),

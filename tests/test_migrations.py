@@ -110,7 +110,7 @@ def test_upgrade_on_an_empty_database_builds_exactly_the_schema_metadata(
     sqlqueue.migrate.upgrade(empty_engine)
 
     assert schema_differences(empty_engine) == []
-    assert table_names(empty_engine) == {"sqlqueue_jobs", VERSION_TABLE}
+    assert table_names(empty_engine) == {*metadata.tables, VERSION_TABLE}
     assert versions(empty_engine) == [HEAD]
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
     assert indexes == {index.name for index in jobs.indexes}
@@ -290,6 +290,18 @@ def test_0009_adds_unique_keys_and_undoes_cleanly(empty_url: str, empty_engine: 
     app.engine.dispose()
 
 
+def test_0010_adds_the_schedules_table_and_undoes_cleanly(empty_engine: Engine) -> None:
+    sqlqueue.migrate.upgrade(empty_engine, "0009")
+    assert "sqlqueue_schedules" not in sa.inspect(empty_engine).get_table_names()
+
+    sqlqueue.migrate.upgrade(empty_engine)
+    assert schema_differences(empty_engine) == []
+    sqlqueue.migrate.downgrade(empty_engine, "0009")
+    assert "sqlqueue_schedules" not in sa.inspect(empty_engine).get_table_names()
+    sqlqueue.migrate.upgrade(empty_engine)
+    assert schema_differences(empty_engine) == []
+
+
 @pytest.mark.postgresql
 def test_a_schema_without_the_claim_function_says_to_migrate(fresh_postgres_url: str) -> None:
     engine = sa.create_engine(fresh_postgres_url)
@@ -363,7 +375,7 @@ def test_upgrade_twice_is_a_no_op(empty_engine: Engine) -> None:
 
     assert versions(empty_engine) == [HEAD]
     assert schema_differences(empty_engine) == []
-    assert table_names(empty_engine) == {"sqlqueue_jobs", VERSION_TABLE}
+    assert table_names(empty_engine) == {*metadata.tables, VERSION_TABLE}
     # The queue's rows survive: the second upgrade changed nothing.
     assert job.status == "PENDING"
     with empty_engine.connect() as connection:
@@ -444,7 +456,7 @@ def test_alembic_upgrade_head_from_the_repository_root_creates_the_table(
 
     engine = sa.create_engine(url)
     try:
-        assert table_names(engine) == {"sqlqueue_jobs", VERSION_TABLE}
+        assert table_names(engine) == {*metadata.tables, VERSION_TABLE}
         assert versions(engine) == [HEAD]
         assert schema_differences(engine) == []
     finally:
@@ -477,7 +489,8 @@ def test_alembic_offline_sql_writes_only_sqlqueue_tables(url: str) -> None:
     )
 
     created = re.findall(r"CREATE TABLE (\w+)", completed.stdout)
-    assert sorted(created) == ["sqlqueue_alembic_version", "sqlqueue_jobs"]
+    tables = [*metadata.tables] if target == "head" else ["sqlqueue_jobs"]
+    assert sorted(created) == sorted([*tables, VERSION_TABLE])
     assert re.search(r"\balembic_version\b", completed.stdout) is None
     # The rendered script leaves the version table at the newest revision.
     stamps = re.findall(r"(?:VALUES \(|SET version_num=)'(\w+)'", completed.stdout)
@@ -522,7 +535,7 @@ def test_sqlqueue_migrate_with_url_creates_the_table_and_says_so(
     assert sa.make_url(url).database in lines[0]
     engine = sa.create_engine(url)
     try:
-        assert table_names(engine) == {"sqlqueue_jobs", VERSION_TABLE}
+        assert table_names(engine) == {*metadata.tables, VERSION_TABLE}
         assert versions(engine) == [HEAD]
         assert schema_differences(engine) == []
     finally:

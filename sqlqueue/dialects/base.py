@@ -18,7 +18,9 @@ its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_ti
 ``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
 ``delete_finished_jobs``, ``requeue_jobs``, ``revoke_jobs``, ``revoked_takes``,
 ``group_member_ids``,
-``update_progress``, ``delete_finished_job``, ``get_job``; ``copy_jobs`` (a
+``update_progress``, ``delete_finished_job``, ``get_job``, and the periodic tasks' statements
+(``get_schedules``, ``insert_schedule``, ``take_tick``, ``set_tick_job``, on the
+``upsert`` the subclass names); ``copy_jobs`` (a
 large send by the database's bulk path, where it has one); the engine set-up
 (``create_engine``, ``create_async_engine``, ``configure_engine``, ``begin_write``); and the
 capabilities, off by default (``driver_autocommit``; ``supports_listen_notify`` with
@@ -57,6 +59,7 @@ from sqlqueue.schema import (
     UNSTARTED_WORKFLOW_WHERE,
     job_columns,
     jobs,
+    schedules,
 )
 
 if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
@@ -119,6 +122,9 @@ class Dialect(WorkflowStatements, ABC):
     """Whether ``record_outcomes(..., releasing=True)`` itself releases the steps waiting for
     the successes it records (PostgreSQL, in one statement); otherwise ``settle`` does, in
     the same transaction. Failures are always ``settle``'s."""
+
+    upsert: Callable[[sa.Table], Any]
+    """The database's ``INSERT ... ON CONFLICT`` (SQLAlchemy's dialect ``insert``)."""
 
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
@@ -482,6 +488,39 @@ class Dialect(WorkflowStatements, ABC):
     def get_job(self, job_id: str) -> sa.Select[Any]:
         """Read one job."""
         return sa.select(*job_columns()).where(jobs.c.id == job_id)
+
+    def database_now(self) -> sa.Select[Any]:
+        """The database's clock: the periodic tasks' ticks are read from it."""
+        return sa.select(self.now())
+
+    def get_schedules(self, names: Sequence[str]) -> sa.Select[Any]:
+        """The rows of these periodic tasks."""
+        return sa.select(schedules).where(schedules.c.name.in_(names))
+
+    def insert_schedule(self, name: str, task_name: str, tick: datetime) -> Executable:
+        """A periodic task's first row: its latest tick taken without a job (a task seen first
+        starts at its next tick); nothing if another scheduler wrote the row first."""
+        statement: Executable = (
+            self.upsert(schedules)
+            .values(name=name, task_name=task_name, last_tick=tick)
+            .on_conflict_do_nothing(index_elements=[schedules.c.name])
+        )
+        return statement
+
+    def take_tick(self, name: str, task_name: str, tick: datetime) -> Update:
+        """Move a periodic task's latest tick forward to ``tick``: one row when this
+        transaction takes the tick, none when a scheduler took it (or a later one) first. On
+        PostgreSQL a second scheduler waits for the first's row lock, then reads the row it
+        committed and matches nothing; on SQLite writers take turns."""
+        return (
+            sa.update(schedules)
+            .where(schedules.c.name == name, schedules.c.last_tick < tick)
+            .values(last_tick=tick, task_name=task_name, job_id=None, sent_at=self.now())
+        )
+
+    def set_tick_job(self, name: str, job_id: str) -> Update:
+        """Name the job sent for the tick just taken."""
+        return sa.update(schedules).where(schedules.c.name == name).values(job_id=job_id)
 
     def _fenced_update(self, takes: Sequence[Take]) -> Update:
         # The attempt number in the WHERE is the fence: once a job's lease has expired and

@@ -271,6 +271,7 @@ those it keeps (migration 0006)."""
 
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
+    upsert = staticmethod(postgresql_dialect.insert)
     driver_autocommit = True
     releases_in_finish = True
     supports_listen_notify = True

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
+    upsert = staticmethod(sqlite_dialect.insert)
 
     tunes_connections = False
     """Whether the connections are sqlqueue's to tune (WAL, ``synchronous=NORMAL``): only

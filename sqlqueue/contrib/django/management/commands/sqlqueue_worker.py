@@ -35,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--visibility-timeout", type=float, help=SUPPRESS)
         parser.add_argument("--poll-interval", type=float, metavar="SECONDS")
         parser.add_argument(
+            "--no-beat",
+            action="store_true",
+            help="Do not send the periodic tasks (sent by every worker otherwise, each tick once).",
+        )
+        parser.add_argument(
             "-l", "--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
         )
 
@@ -65,6 +70,7 @@ class Command(BaseCommand):
                     app_spec=APP_SPEC,
                     lease=lease,
                     poll_interval=options["poll_interval"],
+                    beat=not options["no_beat"],
                 ),
             )
             with graceful_stop_signals(worker.stop):

@@ -1,4 +1,5 @@
-"""The queue's chores: re-queue expired leases, revoke expired jobs, prune old results.
+"""The queue's chores: re-queue expired leases, revoke expired jobs, prune old results,
+forget workers long gone.
 
 Every worker process does them, without a cron, on one thread of their own beside the claim:
 in the loop that claims, a prune of a large backlog of old results would stop every worker
@@ -16,8 +17,14 @@ import time
 from collections.abc import Callable
 
 from sqlqueue.app import SQLQueue
-from sqlqueue.conf import MAX_DATABASE_BACKOFF, PRUNE_BATCH_SIZE, PRUNE_INTERVAL
+from sqlqueue.conf import (
+    MAX_DATABASE_BACKOFF,
+    PRUNE_BATCH_SIZE,
+    PRUNE_INTERVAL,
+    WORKER_FORGET_AFTER,
+)
 from sqlqueue.exceptions import DatabaseError
+from sqlqueue.heartbeats import forget_gone_workers
 
 logger = logging.getLogger("sqlqueue.worker")  # the chores' lines are the worker's log
 
@@ -104,6 +111,9 @@ class Chores:
         expired = store.expire_jobs()
         if expired:
             logger.info("revoked %d job(s) that expired before they started", expired)
+        forgotten = forget_gone_workers(store)
+        if forgotten:
+            logger.info("forgot %d worker(s) gone for %gs", forgotten, WORKER_FORGET_AFTER)
 
     def _prune(self) -> bool:
         """Delete a bounded number of batches of old results; whether more may be left."""

@@ -1,4 +1,5 @@
-"""The ``sqlqueue`` command: ``worker``, ``migrate``, ``prune`` and ``retry``."""
+"""The ``sqlqueue`` command: ``worker``, ``migrate``, ``prune`` and ``retry`` here; ``status``,
+``workers``, ``inspect`` and ``purge`` in ``operator_cli``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
 from sqlqueue.stop_signals import graceful_stop_signals
+from sqlqueue.terminal import Progress
 from sqlqueue.worker import Worker
 from sqlqueue.worker_options import WorkerOptions
 
@@ -293,7 +295,16 @@ def prune(app_spec: str | None, url: str | None, older_than: float | None) -> No
     age = older_than if older_than is not None else app.conf.result_expires
     if age is None:
         raise click.UsageError("app.conf.result_expires is None (keep forever); give --older-than.")
-    deleted = app.store.delete_finished_jobs(age, PRUNE_BATCH_SIZE)
+    # A batch at a time, to show the count as it grows on a terminal.
+    deleted = 0
+    progress = Progress()
+    while True:
+        count = app.store.delete_finished_jobs(age, PRUNE_BATCH_SIZE, max_batches=1)
+        deleted += count
+        progress.show(f"deleted {deleted} finished job(s)")
+        if count < PRUNE_BATCH_SIZE:
+            break
+    progress.done()
     click.echo(f"deleted {deleted} finished job(s) older than {age:g}s from {shown(app)}")
 
 
@@ -316,3 +327,8 @@ def retry(
     app = app_for(app_spec, url)
     requeued = app.store.requeue_jobs(job_ids=job_ids, task_name=task_name, queue=queue)
     click.echo(f"queued {requeued} job(s) again in {shown(app)}")
+
+
+# The commands that show and steer the queue live in a module of their own, which adds them
+# to ``main`` with the helpers above: imported last, once those exist.
+from sqlqueue import operator_cli  # noqa: E402, F401

@@ -10,7 +10,9 @@ returns. The job's thread then hands the outcome to the recorder (``recorder``),
 outcomes in batches. A job stays held, its lease renewed by a side thread, from its claim
 until its outcome is written.
 
-Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
+The thread that renews leases also renews the worker's row in ``sqlqueue_workers``
+(``heartbeats``), which ``sqlqueue workers`` reads. Beside the claim, never in its way, a
+thread does the queue's chores (``chores``): it
 re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Each
 write about a taken job names its take (id and attempt number), so a worker that was
 presumed dead and comes back late changes nothing; and the worker holds takes, not jobs, so
@@ -38,10 +40,11 @@ from typing import Any
 from sqlqueue.app import SQLQueue
 from sqlqueue.batches import BatchRunner
 from sqlqueue.chores import Chores
-from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency
+from sqlqueue.conf import HEARTBEAT_INTERVAL, MAX_DATABASE_BACKOFF, default_concurrency
 from sqlqueue.dialects.base import Take, take_of
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
+from sqlqueue.heartbeats import Heartbeat
 from sqlqueue.jobs import Job
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
@@ -96,6 +99,9 @@ class Worker:
         """Jobs run at once: the option, else the app's ``worker_concurrency``, else the
         default for the pool."""
         self._prefetch = Prefetch(self.concurrency)
+        self._heartbeat = Heartbeat(
+            app.store, self.id, self.options.queues, self.concurrency, self.options.pool
+        )
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run (the buffer); None tells one thread to stop."""
@@ -162,6 +168,7 @@ class Worker:
             self.options.pool,
             self.lease,
         )
+        self._heartbeat.beat(0)
         # Threads of our own, each taking jobs from one queue: a ThreadPoolExecutor's futures
         # cost a busy worker a noticeable share of its time per job (docs/benchmarks.md,
         # "Drains"), and nothing here waits on them.
@@ -218,6 +225,7 @@ class Worker:
             finished.set()
             self._revocations.poke()
             renewer.join()
+            self._heartbeat.stop()
             revocations.join()
             loop.call_soon_threadsafe(loop.stop)
             loop_thread.join()
@@ -420,10 +428,13 @@ class Worker:
             return list(self._held)
 
     def _renew_leases(self, finished: threading.Event) -> None:
+        # The worker's heartbeat rides along: it too must go on while the claim loop waits.
         lost: set[Take] = set()
-        while not finished.wait(self.lease / 3):
+        while not finished.wait(min(self.lease / 3, HEARTBEAT_INTERVAL)):
             with self._held_lock:
                 takes = list(self._held)
+                running = self._unfinished - self._to_run.qsize()
+            self._heartbeat.beat(max(0, running))
             try:
                 renewed = self.app.store.extend_leases(takes, self.lease)
             except DatabaseError as exc:

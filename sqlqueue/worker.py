@@ -37,6 +37,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any
 
+from sqlqueue import signals
 from sqlqueue.app import SQLQueue
 from sqlqueue.batches import BatchRunner
 from sqlqueue.chores import Chores
@@ -206,6 +207,7 @@ class Worker:
         loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
         loop_thread.start()
         self._event_loop = loop
+        signals.worker_ready.send(sender=self)
         try:
             self._loop()
         finally:
@@ -230,6 +232,7 @@ class Worker:
             loop.call_soon_threadsafe(loop.stop)
             loop_thread.join()
             loop.close()
+        signals.worker_shutdown.send(sender=self)
         if self._fatal is not None:
             raise self._fatal
         logger.info("worker stopped id=%s", self.id)

@@ -111,12 +111,13 @@ class Chores:
         expired = store.expire_jobs()
         if expired:
             logger.info("revoked %d job(s) that expired before they started", expired)
-        forgotten = forget_gone_workers(store)
-        if forgotten:
-            logger.info("forgot %d worker(s) gone for %gs", forgotten, WORKER_FORGET_AFTER)
 
     def _prune(self) -> bool:
-        """Delete a bounded number of batches of old results; whether more may be left."""
+        """Delete the rows of workers long gone, and a bounded number of batches of old
+        results; whether more results may be left."""
+        forgotten = forget_gone_workers(self._app.store)
+        if forgotten:
+            logger.info("forgot %d worker(s) gone for %gs", forgotten, WORKER_FORGET_AFTER)
         # Batches skip rows another worker is deleting.
         older_than = self._app.conf.result_expires
         if older_than is None:

@@ -183,6 +183,13 @@ def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     help="Seconds between looks for work when idle. Default: the app's (1).",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (9108 is usual); needs "
+    '`pip install "sqlqueue[metrics]"`.',
+)
+@click.option(
     "-l",
     "--loglevel",
     default="INFO",
@@ -202,6 +209,7 @@ def worker(
     lease: float | None,
     visibility_timeout: float | None,
     poll_interval: float | None,
+    metrics_port: int | None,
     loglevel: str,
 ) -> None:
     """Run jobs from the queue until stopped (SIGTERM/SIGINT finish running jobs first)."""
@@ -220,6 +228,7 @@ def worker(
         pool=pool,
         app_spec=app_spec,
         max_tasks_per_child=max_tasks_per_child,
+        metrics_port=metrics_port,
     )
     runner = Worker(app, options)
     with graceful_stop_signals(runner.stop):

@@ -47,6 +47,7 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
 from sqlqueue.heartbeats import Heartbeat
 from sqlqueue.jobs import Job
+from sqlqueue.metrics import WorkerMetrics
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
 from sqlqueue.recorder import Finished, Recorder
@@ -100,6 +101,11 @@ class Worker:
         """Jobs run at once: the option, else the app's ``worker_concurrency``, else the
         default for the pool."""
         self._prefetch = Prefetch(self.concurrency)
+        self._metrics = (
+            None
+            if self.options.metrics_port is None
+            else WorkerMetrics(app.store, self.options.metrics_port)
+        )
         self._heartbeat = Heartbeat(
             app.store, self.id, self.options.queues, self.concurrency, self.options.pool
         )
@@ -157,7 +163,10 @@ class Worker:
             DatabaseError: a non-transient one (no table, a schema older than this code, a
                 statement refused), from the claim or the chores: waiting cannot help.
             ChildStartError: a process-pool child could not load the app.
+            ConfigurationError: the metrics port is taken, or the metrics extra missing.
         """
+        if self._metrics is not None:
+            self._metrics.start()  # first: a port taken stops the worker before anything starts
         if self._processes is not None:
             # Before any claim: children that cannot load the app stop the worker here.
             self._processes.start(self.concurrency)
@@ -228,6 +237,8 @@ class Worker:
             self._revocations.poke()
             renewer.join()
             self._heartbeat.stop()
+            if self._metrics is not None:
+                self._metrics.stop()
             revocations.join()
             loop.call_soon_threadsafe(loop.stop)
             loop_thread.join()
@@ -402,6 +413,8 @@ class Worker:
     def _recorded(self, batch: Sequence[Finished]) -> None:
         # Called by the recorder once a batch is written (or given up): the jobs are no
         # longer this worker's to renew or give back.
+        if self._metrics is not None:
+            self._metrics.recorded(batch)
         retried = False
         with self._held_lock:
             for finished in batch:

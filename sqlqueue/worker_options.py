@@ -39,6 +39,9 @@ class WorkerOptions:
     """Jobs a process-pool child runs before a new child replaces it (memory that a task
     leaks goes with it); None means the app's ``conf.worker_max_tasks_per_child``, where
     None means never."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics at this port (``metrics``; the ``metrics`` extra); None:
+    none."""
     visibility_timeout: float | None = None
     """The first release's name for ``lease``; still accepted, with a warning, and copied
     into ``lease``."""
@@ -62,6 +65,8 @@ class WorkerOptions:
                 raise InvalidOptionError(f"The {what} must be more than 0 seconds, not {value}.")
         for queue in self.queues or ():
             check_name(queue, "queue name")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise InvalidOptionError(f"metrics_port must be a TCP port, not {self.metrics_port}.")
         if self.pool not in ("thread", "process"):
             raise InvalidOptionError(f"pool must be 'thread' or 'process', not {self.pool!r}.")
         if self.max_tasks_per_child is not None:

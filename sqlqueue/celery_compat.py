@@ -29,7 +29,8 @@ _NO_CHILDREN = (
 )
 _NO_REMOTE = (
     "workers take no remote commands: a job's and a worker's state are in the database "
-    "(query sqlqueue_jobs, or use the Django admin); revoke is app.control.revoke(job_id)"
+    "(`sqlqueue status`, `sqlqueue workers`, `sqlqueue inspect JOB_ID`; `sqlqueue purge "
+    "--queue NAME` empties a queue); revoke is app.control.revoke(job_id)"
 )
 
 APP_GAPS = {

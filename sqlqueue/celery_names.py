@@ -262,7 +262,7 @@ WORKER_FLAGS = {
     "--max-memory-per-child": "use --max-tasks-per-child",
     "-P": "use --pool thread or --pool process",
     **dict.fromkeys(["-X", "--exclude-queues"], "name the queues to take with --queues"),
-    "--purge": "delete the jobs you do not want with SQL, or revoke them",
+    "--purge": "run `sqlqueue purge --queue NAME` before the worker",
 }
 """Options of ``celery worker`` that ``sqlqueue worker`` does not take, and what to do instead."""
 

@@ -1,4 +1,5 @@
-"""The queue's chores: re-queue expired leases, revoke expired jobs, prune old results.
+"""The queue's chores: re-queue expired leases, revoke expired jobs, prune old results,
+forget workers long gone.
 
 Every worker process does them, without a cron, on one thread of their own beside the claim:
 in the loop that claims, a prune of a large backlog of old results would stop every worker
@@ -16,8 +17,14 @@ import time
 from collections.abc import Callable
 
 from sqlqueue.app import SQLQueue
-from sqlqueue.conf import MAX_DATABASE_BACKOFF, PRUNE_BATCH_SIZE, PRUNE_INTERVAL
+from sqlqueue.conf import (
+    MAX_DATABASE_BACKOFF,
+    PRUNE_BATCH_SIZE,
+    PRUNE_INTERVAL,
+    WORKER_FORGET_AFTER,
+)
 from sqlqueue.exceptions import DatabaseError
+from sqlqueue.heartbeats import forget_gone_workers
 
 logger = logging.getLogger("sqlqueue.worker")  # the chores' lines are the worker's log
 
@@ -106,7 +113,17 @@ class Chores:
             logger.info("revoked %d job(s) that expired before they started", expired)
 
     def _prune(self) -> bool:
-        """Delete a bounded number of batches of old results; whether more may be left."""
+        """Delete the rows of workers long gone, and a bounded number of batches of old
+        results; whether more results may be left."""
+        try:
+            forgotten = forget_gone_workers(self._app.store)
+        except DatabaseError as exc:
+            # The workers' rows only inform people: a role not granted their table (as before
+            # migration 0011) runs jobs all the same.
+            logger.warning("could not forget the workers long gone: %s", exc)
+        else:
+            if forgotten:
+                logger.info("forgot %d worker(s) gone for %gs", forgotten, WORKER_FORGET_AFTER)
         # Batches skip rows another worker is deleting.
         older_than = self._app.conf.result_expires
         if older_than is None:

@@ -1,5 +1,5 @@
 """The ``sqlqueue`` command: ``worker``, ``beat``, ``schedules``, ``migrate``, ``prune`` and
-``retry``."""
+``retry`` here; ``status``, ``workers``, ``inspect`` and ``purge`` in ``operator_cli``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from sqlqueue.options import check_job_id
 from sqlqueue.periodic import PeriodicTask, read_periodic_tasks
 from sqlqueue.scheduler import Scheduler, zone_of
 from sqlqueue.stop_signals import graceful_stop_signals
+from sqlqueue.terminal import Progress, table
 from sqlqueue.worker import Worker
 from sqlqueue.worker_options import WorkerOptions
 
@@ -209,6 +210,13 @@ def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     help="Also send the app's periodic tasks at their ticks (the default); each tick is "
     "sent once however many workers do.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (9108 is usual); needs "
+    '`pip install "sqlqueue[metrics]"`.',
+)
 @loglevel_option
 @user_errors
 def worker(
@@ -222,6 +230,7 @@ def worker(
     visibility_timeout: float | None,
     poll_interval: float | None,
     beat: bool,
+    metrics_port: int | None,
     loglevel: str,
 ) -> None:
     """Run jobs from the queue until stopped (SIGTERM/SIGINT finish running jobs first)."""
@@ -239,6 +248,7 @@ def worker(
         app_spec=app_spec,
         max_tasks_per_child=max_tasks_per_child,
         beat=beat,
+        metrics_port=metrics_port,
     )
     runner = Worker(app, options)
     with graceful_stop_signals(runner.stop):
@@ -314,7 +324,16 @@ def prune(app_spec: str | None, url: str | None, older_than: float | None) -> No
     age = older_than if older_than is not None else app.conf.result_expires
     if age is None:
         raise click.UsageError("app.conf.result_expires is None (keep forever); give --older-than.")
-    deleted = app.store.delete_finished_jobs(age, PRUNE_BATCH_SIZE)
+    # A batch at a time, to show the count as it grows on a terminal.
+    deleted = 0
+    progress = Progress()
+    while True:
+        count = app.store.delete_finished_jobs(age, PRUNE_BATCH_SIZE, max_batches=1)
+        deleted += count
+        progress.show(f"deleted {deleted} finished job(s)")
+        if count < PRUNE_BATCH_SIZE:
+            break
+    progress.done()
     click.echo(f"deleted {deleted} finished job(s) older than {age:g}s from {shown(app)}")
 
 
@@ -395,7 +414,7 @@ def schedules(app_spec: str) -> None:
     def shown_time(instant: datetime) -> str:
         return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
-    rows = [("NAME", "TASK", "SCHEDULE", "LAST RUN", "LAST JOB", "NEXT RUN")]
+    rows = []
     for entry in periodic:
         state = known.get(entry.name)
         latest = entry.schedule.latest(now, zone)
@@ -414,8 +433,9 @@ def schedules(app_spec: str) -> None:
                 following,
             )
         )
-    widths = [max(len(row[at]) for row in rows) for at in range(len(rows[0]))]
-    for row in rows:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    click.echo(table(("NAME", "TASK", "SCHEDULE", "LAST RUN", "LAST JOB", "NEXT RUN"), rows))
+
+
+# The commands that show and steer the queue live in a module of their own, which adds them
+# to ``main`` with the helpers above: imported last, once those exist.
+from sqlqueue import operator_cli  # noqa: E402, F401

@@ -42,6 +42,17 @@ while the job runs, so only a dead or frozen worker lets it run out."""
 DEFAULT_MAX_LEASE_EXPIRIES = 3
 """How many times a job may lose its worker (lease ran out) before it is failed."""
 
+HEARTBEAT_INTERVAL = 10.0
+"""Seconds between a worker's heartbeats: its row in ``sqlqueue_workers`` says when it was
+last seen, by the database's clock, and how many jobs it runs."""
+
+WORKER_GONE_AFTER = 3 * HEARTBEAT_INTERVAL
+"""Seconds without a heartbeat (three missed) after which a worker is shown as gone."""
+
+WORKER_FORGET_AFTER = 3600.0
+"""Seconds without a heartbeat after which a gone worker's row is deleted (by any worker's
+chores): long enough for an operator to see which workers died lately."""
+
 DEFAULT_CONCURRENCY = 8
 """Threads of a worker that is given no ``--concurrency``: see docs/worker.md. A process pool's
 default is one child per CPU instead (``default_concurrency``)."""

@@ -13,9 +13,10 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from sqlqueue import signals
 from sqlqueue.exceptions import Ignore, Reject, Retry, SerializationError, UnknownTaskError
-from sqlqueue.hooks import call_hooks
-from sqlqueue.jobs import Job
+from sqlqueue.hooks import ExceptionInfo, call_hooks
+from sqlqueue.jobs import Job, JobStatus
 from sqlqueue.outcomes import Outcome
 from sqlqueue.request import Request, current_request
 from sqlqueue.serialization import Failure, encode_json
@@ -85,6 +86,9 @@ def run_task(
     token = current_request.set(request)
     raised: BaseException | None
     try:
+        signals.task_prerun.send(
+            sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs
+        )
         try:
             result = limits(task, partial(_call_task, task, request, run_coroutine))
         except BaseException as exc:
@@ -97,9 +101,51 @@ def run_task(
                 outcome, raised = _raised(task, request, request.retry_later[0])
             else:
                 outcome, raised = _returned(task, result)
-        return call_hooks(task, request, outcome, raised, result) if task.hooks else outcome
+        if task.hooks:
+            outcome = call_hooks(task, request, outcome, raised, result)
+        send_outcome_signals(task, request, outcome, raised, result)
+        return outcome
     finally:
         current_request.reset(token)
+
+
+def send_outcome_signals(
+    task: Task[..., Any],
+    request: Request,
+    outcome: Outcome,
+    raised: BaseException | None,
+    returned: Any,
+) -> None:
+    """Celery's signals for a run's outcome, then ``task_postrun``. A failure a task hook
+    caused has no exception of the task's to report: only ``task_postrun`` hears of it."""
+    if outcome.status is JobStatus.SUCCESS:
+        signals.task_success.send(sender=task, result=returned)
+    elif outcome.status is JobStatus.RETRY and isinstance(raised, Retry):
+        signals.task_retry.send(
+            sender=task,
+            request=request,
+            reason=raised.exc if raised.exc is not None else raised,
+            einfo=ExceptionInfo(raised),
+        )
+    elif outcome.status is JobStatus.FAILURE and raised is not None:
+        signals.task_failure.send(
+            sender=task,
+            task_id=request.id,
+            exception=raised,
+            args=request.args,
+            kwargs=request.kwargs,
+            traceback=raised.__traceback__,
+            einfo=ExceptionInfo(raised),
+        )
+    signals.task_postrun.send(
+        sender=task,
+        task_id=request.id,
+        task=task,
+        args=request.args,
+        kwargs=request.kwargs,
+        retval=returned if outcome.status is JobStatus.SUCCESS else raised,
+        state=outcome.status.value,
+    )
 
 
 def _returned(task: Task[..., Any], result: Any) -> tuple[Outcome, BaseException | None]:

@@ -225,3 +225,35 @@ schedules = sa.Table(
     sa.Column("job_id", JobId),
     sa.Column("sent_at", Timestamp),
 )
+# Serves ``sqlqueue status`` (``status``): how many jobs of a queue finished with an outcome
+# lately, each count one range of this index, read only as far as its cap; and which queues
+# have any history, one probe per queue (a skip scan). Only finished jobs enter it.
+sa.Index(
+    "ix_sqlqueue_jobs_outcomes",
+    jobs.c.queue,
+    jobs.c.status,
+    jobs.c.finished_at,
+    postgresql_where=FINISHED_WHERE,
+    sqlite_where=FINISHED_WHERE,
+)
+
+workers = sa.Table(
+    "sqlqueue_workers",
+    metadata,
+    # The worker's own id, the one its jobs' ``worker_id`` names.
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    # The queues it takes jobs from; null for every queue.
+    sa.Column("queues", Json),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("pool", sa.String(16), nullable=False),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    # The database's clock at its last heartbeat (``heartbeats``).
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.Column("jobs_running", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Serves the question which workers are live, and the chore that forgets gone ones.
+sa.Index("ix_sqlqueue_workers_last_seen_at", workers.c.last_seen_at)

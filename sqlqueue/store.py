@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -429,6 +429,17 @@ class JobStore:
         with self._translate_errors(), self.engine.connect() as conn:
             members = conn.execute(self.dialect.group_member_ids(group_id)).scalar()
         return list(members or ())
+
+    def read(self, statements: Sequence[Executable]) -> list[list[RowMapping]]:
+        """The rows of each of these read-only statements, read on one connection: the
+        queries of ``status`` and ``heartbeats``, which build their own statements."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            return [list(conn.execute(statement).mappings()) for statement in statements]
+
+    def write(self, statements: Sequence[Executable]) -> list[int]:
+        """Run these statements in one transaction; how many rows each changed."""
+        with self._write() as conn:
+            return [conn.execute(statement).rowcount for statement in statements]
 
     def _finish(self, statement: ReturningUpdate[Any], ready: bool = False) -> int:
         # Jobs moved by a chore: those that finished settle the steps waiting for them, and

@@ -12,7 +12,9 @@ until its outcome is written.
 
 Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
 re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Another
-sends the app's periodic tasks at their ticks (``scheduler``), when it has any. Each
+sends the app's periodic tasks at their ticks (``scheduler``), when it has any. The thread
+that renews leases also renews the worker's row in ``sqlqueue_workers`` (``heartbeats``),
+which ``sqlqueue workers`` reads. Each
 write about a taken job names its take (id and attempt number), so a worker that was
 presumed dead and comes back late changes nothing; and the worker holds takes, not jobs, so
 that a job re-queued and taken again while its first take still runs is held twice.
@@ -36,14 +38,17 @@ from collections.abc import Coroutine, Iterable, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any
 
+from sqlqueue import signals
 from sqlqueue.app import SQLQueue
 from sqlqueue.batches import BatchRunner
 from sqlqueue.chores import Chores
-from sqlqueue.conf import MAX_DATABASE_BACKOFF, default_concurrency
+from sqlqueue.conf import HEARTBEAT_INTERVAL, MAX_DATABASE_BACKOFF, default_concurrency
 from sqlqueue.dialects.base import Take, take_of
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
+from sqlqueue.heartbeats import Heartbeat
 from sqlqueue.jobs import Job
+from sqlqueue.metrics import WorkerMetrics
 from sqlqueue.periodic import read_periodic_tasks
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
@@ -99,6 +104,14 @@ class Worker:
         """Jobs run at once: the option, else the app's ``worker_concurrency``, else the
         default for the pool."""
         self._prefetch = Prefetch(self.concurrency)
+        self._metrics = (
+            None
+            if self.options.metrics_port is None
+            else WorkerMetrics(app.store, self.options.metrics_port)
+        )
+        self._heartbeat = Heartbeat(
+            app.store, self.id, self.options.queues, self.concurrency, self.options.pool
+        )
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run (the buffer); None tells one thread to stop."""
@@ -155,7 +168,10 @@ class Worker:
             DatabaseError: a non-transient one (no table, a schema older than this code, a
                 statement refused), from the claim or the chores: waiting cannot help.
             ChildStartError: a process-pool child could not load the app.
+            ConfigurationError: the metrics port is taken, or the metrics extra missing.
         """
+        if self._metrics is not None:
+            self._metrics.start()  # first: a port taken stops the worker before anything starts
         if self._processes is not None:
             # Before any claim: children that cannot load the app stop the worker here.
             self._processes.start(self.concurrency)
@@ -167,6 +183,7 @@ class Worker:
             self.options.pool,
             self.lease,
         )
+        self._heartbeat.beat(0)
         # Threads of our own, each taking jobs from one queue: a ThreadPoolExecutor's futures
         # cost a busy worker a noticeable share of its time per job (docs/benchmarks.md,
         # "Drains"), and nothing here waits on them.
@@ -206,6 +223,7 @@ class Worker:
         loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
         loop_thread.start()
         self._event_loop = loop
+        signals.worker_ready.send(sender=self)
         try:
             self._loop()
         finally:
@@ -227,10 +245,14 @@ class Worker:
             finished.set()
             self._revocations.poke()
             renewer.join()
+            self._heartbeat.stop()
+            if self._metrics is not None:
+                self._metrics.stop()
             revocations.join()
             loop.call_soon_threadsafe(loop.stop)
             loop_thread.join()
             loop.close()
+        signals.worker_shutdown.send(sender=self)
         if self._fatal is not None:
             raise self._fatal
         logger.info("worker stopped id=%s", self.id)
@@ -400,6 +422,8 @@ class Worker:
     def _recorded(self, batch: Sequence[Finished]) -> None:
         # Called by the recorder once a batch is written (or given up): the jobs are no
         # longer this worker's to renew or give back.
+        if self._metrics is not None:
+            self._metrics.recorded(batch)
         retried = False
         with self._held_lock:
             for finished in batch:
@@ -429,10 +453,13 @@ class Worker:
             return list(self._held)
 
     def _renew_leases(self, finished: threading.Event) -> None:
+        # The worker's heartbeat rides along: it too must go on while the claim loop waits.
         lost: set[Take] = set()
-        while not finished.wait(self.lease / 3):
+        while not finished.wait(min(self.lease / 3, HEARTBEAT_INTERVAL)):
             with self._held_lock:
                 takes = list(self._held)
+                running = self._unfinished - self._to_run.qsize()
+            self._heartbeat.beat(max(0, running))
             try:
                 renewed = self.app.store.extend_leases(takes, self.lease)
             except DatabaseError as exc:

@@ -43,6 +43,9 @@ class WorkerOptions:
     """Send the app's periodic tasks at their ticks, on a thread of the worker's
     (``sqlqueue.scheduler``); however many workers do, each tick is sent once. False:
     ``--no-beat``."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics at this port (``metrics``; the ``metrics`` extra); None:
+    none."""
     visibility_timeout: float | None = None
     """The first release's name for ``lease``; still accepted, with a warning, and copied
     into ``lease``."""
@@ -66,6 +69,8 @@ class WorkerOptions:
                 raise InvalidOptionError(f"The {what} must be more than 0 seconds, not {value}.")
         for queue in self.queues or ():
             check_name(queue, "queue name")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise InvalidOptionError(f"metrics_port must be a TCP port, not {self.metrics_port}.")
         if self.pool not in ("thread", "process"):
             raise InvalidOptionError(f"pool must be 'thread' or 'process', not {self.pool!r}.")
         if self.max_tasks_per_child is not None:

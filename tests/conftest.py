@@ -92,7 +92,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sqlqueue_jobs")
+        conn.execute("TRUNCATE sqlqueue_jobs, sqlqueue_workers")
     return url
 
 
@@ -169,7 +169,7 @@ def pg_app(postgres_url: str) -> Iterator[SQLQueue]:
     """An app on the session's PostgreSQL database, jobs table emptied: for tests that only
     make sense where there are row locks and query plans."""
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sqlqueue_jobs")
+        conn.execute("TRUNCATE sqlqueue_jobs, sqlqueue_workers")
     queue = SQLQueue(postgres_url)
     yield queue
     queue.engine.dispose()

@@ -194,6 +194,7 @@ NEW_IN_0006 = {
 
 NEW_IN_0008 = {"ix_sqlqueue_jobs_workflow", "ix_sqlqueue_jobs_group"}
 NEW_IN_0009 = {"ix_sqlqueue_jobs_unique"}
+NEW_IN_0011 = {"ix_sqlqueue_jobs_outcomes"}
 
 
 def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
@@ -204,7 +205,11 @@ def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
 
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
     assert indexes == (
-        {index.name for index in jobs.indexes} - NEW_IN_0006 - NEW_IN_0008 - NEW_IN_0009
+        {index.name for index in jobs.indexes}
+        - NEW_IN_0006
+        - NEW_IN_0008
+        - NEW_IN_0009
+        - NEW_IN_0011
     )
     if empty_engine.dialect.name == "postgresql":
         with empty_engine.connect() as connection:
@@ -281,7 +286,7 @@ def test_0009_adds_unique_keys_and_undoes_cleanly(empty_url: str, empty_engine: 
     columns = {column["name"] for column in sa.inspect(empty_engine).get_columns("sqlqueue_jobs")}
     assert "unique_key" not in columns
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
-    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0009
+    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0009 - NEW_IN_0011
     with empty_engine.connect() as connection:
         ids = set(connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalars())
     assert ids == {before, first.id}  # the jobs stay, without their keys
@@ -300,6 +305,26 @@ def test_0010_adds_the_schedules_table_and_undoes_cleanly(empty_engine: Engine) 
     assert "sqlqueue_schedules" not in sa.inspect(empty_engine).get_table_names()
     sqlqueue.migrate.upgrade(empty_engine)
     assert schema_differences(empty_engine) == []
+
+
+def test_0011_adds_the_workers_table_and_the_outcomes_index_and_undoes_cleanly(
+    empty_url: str, empty_engine: Engine
+) -> None:
+    sqlqueue.migrate.upgrade(empty_engine, "0010")
+    app = SQLQueue(empty_url)
+    before = app.send_task("tasks.add", args=[1, 2]).id
+
+    sqlqueue.migrate.upgrade(empty_engine)
+    assert schema_differences(empty_engine) == []
+
+    sqlqueue.migrate.downgrade(empty_engine, "0010")
+    assert "sqlqueue_workers" not in table_names(empty_engine)
+    indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
+    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0011
+    with empty_engine.connect() as connection:
+        ids = set(connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalars())
+    assert ids == {before}
+    app.engine.dispose()
 
 
 @pytest.mark.postgresql

@@ -19,18 +19,23 @@ pytestmark = pytest.mark.postgresql
 
 
 @contextmanager
-def role_url(postgres_url: str, privileges: str) -> Iterator[str]:
-    """The session database's URL for a new role with these privileges on the jobs table."""
+def role_url(
+    postgres_url: str,
+    privileges: str,
+    tables: str = "sqlqueue_jobs, sqlqueue_schedules, sqlqueue_workers",
+) -> Iterator[str]:
+    """The session database's URL for a new role with these privileges on these tables (by
+    default sqlqueue's, as databases.md says to grant them)."""
     role = f"sqlqueue_worker_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("TRUNCATE sqlqueue_jobs")
         conn.execute(f'CREATE ROLE "{role}" LOGIN')
-        conn.execute(f'GRANT {privileges} ON sqlqueue_jobs TO "{role}"')
+        conn.execute(f'GRANT {privileges} ON {tables} TO "{role}"')
     try:
         yield sa.make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f'REVOKE ALL ON sqlqueue_jobs FROM "{role}"')
+            conn.execute(f'REVOKE ALL ON {tables} FROM "{role}"')
             conn.execute(f'DROP ROLE "{role}"')
 
 
@@ -86,5 +91,27 @@ def test_a_burst_worker_whose_chores_are_refused_stops_and_says_why(postgres_url
             assert worker.returncode == 1, output
             assert "permission denied" in output
             assert done.status in ("PENDING", "SUCCESS")  # never left held by a gone worker
+        finally:
+            app.engine.dispose()
+
+
+def test_a_worker_granted_only_the_jobs_table_still_runs_jobs_and_says_what_to_grant(
+    postgres_url: str,
+) -> None:
+    # Given a role granted what databases.md asked before migration 0011 added the workers'
+    # table: its worker cannot write its row there.
+    with role_url(postgres_url, "SELECT, INSERT, UPDATE, DELETE", "sqlqueue_jobs") as url:
+        app = SQLQueue(url)
+        try:
+            done = app.send_task("tasks.add", args=[2, 3])
+
+            worker = start_worker(url, "--burst", "--poll-interval", "0.1")
+            output, _ = worker.communicate(timeout=60)
+
+            # The row only informs people: the jobs run, and the log says why it is missing.
+            assert worker.returncode == 0, output
+            assert done.get(timeout=5) == 5
+            assert "heartbeat: could not write this worker's row" in output
+            assert "permission denied for table sqlqueue_workers" in output
         finally:
             app.engine.dispose()

@@ -1,0 +1,409 @@
+"""Seeing and steering the queue (API.md §10): workers' rows and heartbeats, read by real
+worker processes' neighbours, and the `status`, `workers`, `inspect` and `purge` commands as
+an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import (
+    TESTS_DIR,
+    count_jobs,
+    sqlqueue_command,
+    start_worker,
+    stop_worker,
+    wait_until,
+    work_off,
+)
+from test_cli import assert_clean_error
+
+import sqlqueue
+import sqlqueue.status
+import sqlqueue.terminal
+from sqlqueue import SQLQueue
+from sqlqueue.canvas import chain
+from sqlqueue.conf import WORKER_FORGET_AFTER, WORKER_GONE_AFTER
+
+
+def run(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*sqlqueue_command(), *args, "--url", db_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        input=stdin,
+        cwd=TESTS_DIR,
+    )
+
+
+def ok(db_url: str, *args: str, stdin: str | None = None) -> str:
+    completed = run(db_url, *args, stdin=stdin)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+def worker_rows(app: SQLQueue) -> list[dict[str, Any]]:
+    with app.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM sqlqueue_workers")).mappings()
+        return [dict(row) for row in rows]
+
+
+def age_workers(app: SQLQueue, seconds: float) -> None:
+    """Move every worker's last heartbeat back in time, as if it had stopped beating then."""
+    with app.engine.begin() as conn:
+        for row in worker_rows(app):
+            conn.execute(
+                sa.text("UPDATE sqlqueue_workers SET last_seen_at = :at WHERE id = :id"),
+                {"at": row_time(row["last_seen_at"]) - timedelta(seconds=seconds), "id": row["id"]},
+            )
+
+
+def row_time(value: Any) -> datetime:
+    """A time as read from a row: SQLite's is text."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+# --- workers and their heartbeats -------------------------------------------------------
+
+
+def test_a_worker_registers_beats_with_its_running_jobs_and_leaves_on_a_clean_stop(
+    db_url: str, app: SQLQueue, tmp_path: Path
+) -> None:
+    # A short lease makes the renewer, and with it the heartbeat, beat every half second.
+    worker = start_worker(db_url, "-c", "3", "-Q", "default,other", "--lease", "1.5")
+    try:
+        wait_until(lambda: len(worker_rows(app)) == 1, 30, "the worker's row")
+        (row,) = worker_rows(app)
+        assert row["pid"] == worker.pid
+        assert row["id"].startswith(f"{row['host']}:{worker.pid}:")
+        queues = row["queues"]
+        assert (json.loads(queues) if isinstance(queues, str) else queues) == ["default", "other"]
+        assert (row["concurrency"], row["pool"], row["version"]) == (
+            3,
+            "thread",
+            sqlqueue.__version__,
+        )
+        assert row["jobs_running"] == 0
+        first_seen = row_time(row["last_seen_at"])
+
+        app.send_task("tasks.progress_then_wait", args=[str(tmp_path)])
+        wait_until(lambda: worker_rows(app)[0]["jobs_running"] == 1, 30, "a heartbeat with one job")
+        assert row_time(worker_rows(app)[0]["last_seen_at"]) > first_seen
+        shown = json.loads(ok(db_url, "workers", "--json"))
+        assert [(w["pid"], w["jobs_running"], w["gone"]) for w in shown] == [(worker.pid, 1, False)]
+        (tmp_path / "go").touch()
+    finally:
+        output = stop_worker(worker)
+    assert worker.returncode == 0, output
+    assert worker_rows(app) == []
+
+
+def test_a_killed_worker_shows_as_gone_and_is_forgotten_later(db_url: str, app: SQLQueue) -> None:
+    worker = start_worker(db_url)
+    wait_until(lambda: len(worker_rows(app)) == 1, 30, "the worker's row")
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate(timeout=30)
+
+    assert len(worker_rows(app)) == 1  # nothing deleted it
+    assert "1 live worker(s)" in ok(db_url, "status")
+    age_workers(app, WORKER_GONE_AFTER + 1)
+    table = ok(db_url, "workers")
+    assert table.splitlines()[1].split()[-1] == "gone", table
+    assert "0 live worker(s)" in ok(db_url, "status")
+    assert "1 gone" in ok(db_url, "status")
+
+    age_workers(app, WORKER_FORGET_AFTER)
+    work_off(app)  # its chores forget the gone worker; its own row goes when it stops
+    assert worker_rows(app) == []
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+def fill_queue(app: SQLQueue) -> None:
+    """default: 2 ready, 1 scheduled, 1 retrying, 1 running, 3 succeeded, 2 failed;
+    emails: 1 ready."""
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task(name="t.fail")
+    def fail() -> None:
+        raise ValueError("no")
+
+    @app.task(name="t.again", bind=True, max_retries=5)
+    def again(self: Any) -> None:
+        raise self.retry(countdown=600)
+
+    for n in range(3):
+        add.delay(n, n)
+    fail.delay()
+    fail.delay()
+    again.delay()
+    work_off(app)
+    add.delay(1, 1)
+    add.apply_async((1, 1), countdown=600)
+    add.delay(2, 2)
+    app.store.claim_jobs(1, ["default"], "someone", 60)  # one running
+    add.apply_async((3, 3), queue="emails")
+
+
+def test_status_counts_each_queues_jobs_by_state(db_url: str, app: SQLQueue) -> None:
+    fill_queue(app)
+
+    shown = json.loads(ok(db_url, "status", "--json"))
+
+    counts = {
+        queue["queue"]: {
+            name: value
+            for name, value in queue.items()
+            if name not in ("queue", "oldest_ready_age")
+        }
+        for queue in shown["queues"]
+    }
+    assert counts == {
+        "default": {
+            "ready": 1,
+            "scheduled": 1,
+            "retrying": 1,
+            "running": 1,
+            "failed_last_hour": 2,
+            "failed_last_day": 2,
+            "succeeded_last_day": 3,
+        },
+        "emails": {
+            "ready": 1,
+            "scheduled": 0,
+            "retrying": 0,
+            "running": 0,
+            "failed_last_hour": 0,
+            "failed_last_day": 0,
+            "succeeded_last_day": 0,
+        },
+    }
+    ages = {queue["queue"]: queue["oldest_ready_age"] for queue in shown["queues"]}
+    assert 0 <= ages["default"] < 60 and 0 <= ages["emails"] < 60
+    assert shown["history_count_cap"] == sqlqueue.status.HISTORY_COUNT_CAP
+
+    table = ok(db_url, "status").splitlines()
+    assert table[0].split()[:5] == ["QUEUE", "READY", "SCHEDULED", "RETRYING", "RUNNING"]
+    assert table[1].split()[:8] == ["default", "1", "1", "1", "1", "2", "2", "3"]
+    assert "0 live worker(s)" in "\n".join(table)
+
+
+def test_counts_of_finished_jobs_stop_at_the_cap(
+    app: SQLQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill_queue(app)
+    monkeypatch.setattr(sqlqueue.status, "HISTORY_COUNT_CAP", 2)
+
+    default = sqlqueue.status.read_status(app.store).queues[0]
+
+    assert (default.failed_last_day, default.succeeded_last_day) == (2, 2)
+    assert sqlqueue.terminal.capped(default.succeeded_last_day, 2) == "2+"
+
+
+def test_finished_jobs_older_than_a_day_are_not_counted(db_url: str, app: SQLQueue) -> None:
+    fill_queue(app)
+    with app.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE sqlqueue_jobs SET finished_at = :at WHERE status = 'FAILURE'"),
+            {"at": row_time("2020-01-01T00:00:00+00:00")},
+        )
+
+    default = json.loads(ok(db_url, "status", "--json"))["queues"][0]
+
+    assert (default["failed_last_hour"], default["failed_last_day"]) == (0, 0)
+
+
+def test_status_watch_redraws_until_interrupted(db_url: str, app: SQLQueue) -> None:
+    fill_queue(app)
+    watch = subprocess.Popen(
+        [*sqlqueue_command(), "status", "--url", db_url, "--watch", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(3)
+    finally:
+        watch.send_signal(signal.SIGINT)
+        output, _ = watch.communicate(timeout=30)
+    assert watch.returncode == 0, output
+    assert "Traceback" not in output
+    assert output.count("QUEUE  ") >= 2  # drawn again
+
+
+def test_status_of_an_unreachable_database_is_one_clear_line() -> None:
+    completed = run("postgresql://someone@127.0.0.1:9/app", "status")
+
+    error = assert_clean_error(completed, 1)
+    assert "Connection refused" in error
+
+
+def test_status_of_an_empty_queue_says_so(db_url: str) -> None:
+    assert ok(db_url, "status").startswith("No jobs in the queue.")
+
+
+# --- inspect ----------------------------------------------------------------------------
+
+
+def test_inspect_shows_a_failed_jobs_call_timings_and_traceback(db_url: str, app: SQLQueue) -> None:
+    @app.task(name="t.fail")
+    def fail(x: int, *, why: str) -> None:
+        raise ValueError(f"bad {x}: {why}")
+
+    job = fail.delay(7, why="testing")
+    work_off(app)
+
+    text = ok(db_url, "inspect", job.id)
+
+    assert f"job {job.id}" in text
+    for line in ("task:", "t.fail"), ("status:", "FAILURE"), ("args:", "[7]"):
+        assert any(line[0] in row and row.split()[-1] == line[1] for row in text.splitlines()), text
+    assert '{"why": "testing"}' in text
+    assert "ValueError: bad 7: testing" in text
+    assert "Traceback (most recent call last)" in text
+    assert "ran:" in text and "waited:" in text
+    shown = json.loads(ok(db_url, "inspect", job.id, "--json"))
+    assert (shown["error_type"], shown["attempts"], shown["kwargs"]) == (
+        "ValueError",
+        1,
+        {"why": "testing"},
+    )
+    assert shown["ran"] >= 0
+
+
+def test_inspect_shows_a_running_jobs_progress_and_worker(db_url: str, app: SQLQueue) -> None:
+    job = app.send_task("tasks.add", args=[1, 2])
+    (claimed,) = app.store.claim_jobs(1, None, "host:1:abc", 60)
+    app.store.update_progress(
+        (claimed.id, claimed.attempts), {"state": "PROGRESS", "meta": {"done": 3}}
+    )
+
+    shown = json.loads(ok(db_url, "inspect", job.id, "--json"))
+
+    assert shown["status"] == "STARTED"
+    assert shown["worker_id"] == "host:1:abc"
+    assert shown["progress"] == {"state": "PROGRESS", "meta": {"done": 3}}
+    assert '"done": 3' in ok(db_url, "inspect", job.id)
+
+
+def test_inspect_shows_what_a_workflow_step_waits_for_and_what_waits_for_it(
+    db_url: str, app: SQLQueue
+) -> None:
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    handle = chain(add.s(1, 2), add.s(3), add.s(4)).delay()
+    middle = handle.parent
+    first = middle.parent
+
+    text = ok(db_url, "inspect", middle.id)
+    shown = json.loads(ok(db_url, "inspect", middle.id, "--json"))
+
+    assert shown["status"] == "WAITING"
+    assert shown["parent_id"] == first.id
+    assert shown["prerequisites"] == [first.id]
+    assert shown["dependents"] == [handle.id]
+    assert shown["workflow_id"] == handle.id
+    assert f'waits for:           ["{first.id}"]' in text
+    assert f'released on success: ["{handle.id}"]' in text
+
+
+def test_inspect_of_an_unknown_job_is_one_clear_line(db_url: str) -> None:
+    error = assert_clean_error(run(db_url, "inspect", "no-such-job"), 1)
+
+    assert "No job 'no-such-job'" in error
+
+
+# --- purge -----------------------------------------------------------------------------
+
+
+def test_purge_asks_then_deletes_only_the_queues_ready_jobs(db_url: str, app: SQLQueue) -> None:
+    fill_queue(app)
+    before = count_jobs(app)
+
+    declined = run(db_url, "purge", "--queue", "default", stdin="n\n")
+    assert declined.returncode == 1 and "Aborted" in declined.stderr
+    assert count_jobs(app) == before
+
+    output = ok(db_url, "purge", "--queue", "default", stdin="y\n")
+
+    assert "Take 3 ready job(s) out of queue 'default'" in output
+    assert "deleted 3 ready job(s) of queue 'default'" in output
+    assert "\r" not in output  # no progress in a pipe
+    assert count_jobs(app, "queue = 'default' AND status IN ('PENDING', 'RETRY')") == 0
+    # The running job, the finished ones and the other queue's stay.
+    assert count_jobs(app) == before - 3
+    assert count_jobs(app, "status = 'STARTED'") == 1
+    assert count_jobs(app, "queue = 'emails'") == 1
+
+
+def test_purge_revokes_a_workflow_step_others_wait_for_and_they_stop(
+    db_url: str, app: SQLQueue
+) -> None:
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    handle = chain(add.s(1, 2), add.s(3)).delay()
+    lone = add.delay(5, 5)
+
+    output = ok(db_url, "purge", "--queue", "default", "--yes")
+
+    assert "deleted 1 ready job(s)" in output
+    assert "revoked 1 that workflow steps waited for" in output
+    assert app.store.get_job(lone.id) is None
+    assert handle.parent.status == "REVOKED"
+    assert handle.status == "REVOKED"  # settled: it does not wait forever
+
+
+def test_purge_of_an_unknown_queue_names_the_queues_there_are(db_url: str, app: SQLQueue) -> None:
+    fill_queue(app)
+
+    error = assert_clean_error(run(db_url, "purge", "--queue", "nope", "--yes"), 1)
+
+    assert "No queue 'nope'" in error
+    assert "default, emails" in error
+
+
+def test_prune_stays_quiet_in_a_pipe(db_url: str, app: SQLQueue) -> None:
+    fill_queue(app)
+
+    output = ok(db_url, "prune", "--older-than", "0")
+
+    assert output.startswith("deleted 5 finished job(s)")
+    assert "\r" not in output
+
+
+def test_purge_shows_progress_on_a_terminal(db_url: str, app: SQLQueue) -> None:
+    fill_queue(app)
+    leader, follower = pty.openpty()
+    completed = subprocess.run(
+        [*sqlqueue_command(), "purge", "--queue", "default", "--yes", "--url", db_url],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(follower)
+    shown = os.read(leader, 10000).decode()
+    os.close(leader)
+
+    assert completed.returncode == 0
+    assert "\rpurged" in shown.replace("\x1b[2K", "")

@@ -98,6 +98,8 @@ class Signal:
     def send(self, sender: Any, **named: Any) -> list[tuple[Receiver, Any]]:
         """Call the receivers for this sender with these arguments; (receiver, what it
         returned or raised) for each. One that raises is logged, and the others still run."""
+        if not self._receivers:  # the usual case, sent for every job: no lock to contend for
+            return []
         with self._lock:
             chosen = [
                 receiver

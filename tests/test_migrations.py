@@ -110,7 +110,7 @@ def test_upgrade_on_an_empty_database_builds_exactly_the_schema_metadata(
     sqlqueue.migrate.upgrade(empty_engine)
 
     assert schema_differences(empty_engine) == []
-    assert table_names(empty_engine) == {"sqlqueue_jobs", VERSION_TABLE}
+    assert table_names(empty_engine) == {"sqlqueue_jobs", "sqlqueue_rate_limits", VERSION_TABLE}
     assert versions(empty_engine) == [HEAD]
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
     assert indexes == {index.name for index in jobs.indexes}
@@ -194,6 +194,7 @@ NEW_IN_0006 = {
 
 NEW_IN_0008 = {"ix_sqlqueue_jobs_workflow", "ix_sqlqueue_jobs_group"}
 NEW_IN_0009 = {"ix_sqlqueue_jobs_unique"}
+NEW_IN_0011 = {"ix_sqlqueue_jobs_limited", "ix_sqlqueue_jobs_limited_running"}
 
 
 def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
@@ -204,7 +205,11 @@ def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
 
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
     assert indexes == (
-        {index.name for index in jobs.indexes} - NEW_IN_0006 - NEW_IN_0008 - NEW_IN_0009
+        {index.name for index in jobs.indexes}
+        - NEW_IN_0006
+        - NEW_IN_0008
+        - NEW_IN_0009
+        - NEW_IN_0011
     )
     if empty_engine.dialect.name == "postgresql":
         with empty_engine.connect() as connection:
@@ -281,7 +286,7 @@ def test_0009_adds_unique_keys_and_undoes_cleanly(empty_url: str, empty_engine: 
     columns = {column["name"] for column in sa.inspect(empty_engine).get_columns("sqlqueue_jobs")}
     assert "unique_key" not in columns
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
-    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0009
+    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0009 - NEW_IN_0011
     with empty_engine.connect() as connection:
         ids = set(connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalars())
     assert ids == {before, first.id}  # the jobs stay, without their keys
@@ -363,7 +368,7 @@ def test_upgrade_twice_is_a_no_op(empty_engine: Engine) -> None:
 
     assert versions(empty_engine) == [HEAD]
     assert schema_differences(empty_engine) == []
-    assert table_names(empty_engine) == {"sqlqueue_jobs", VERSION_TABLE}
+    assert table_names(empty_engine) == {"sqlqueue_jobs", "sqlqueue_rate_limits", VERSION_TABLE}
     # The queue's rows survive: the second upgrade changed nothing.
     assert job.status == "PENDING"
     with empty_engine.connect() as connection:
@@ -444,7 +449,7 @@ def test_alembic_upgrade_head_from_the_repository_root_creates_the_table(
 
     engine = sa.create_engine(url)
     try:
-        assert table_names(engine) == {"sqlqueue_jobs", VERSION_TABLE}
+        assert table_names(engine) == {"sqlqueue_jobs", "sqlqueue_rate_limits", VERSION_TABLE}
         assert versions(engine) == [HEAD]
         assert schema_differences(engine) == []
     finally:
@@ -477,7 +482,8 @@ def test_alembic_offline_sql_writes_only_sqlqueue_tables(url: str) -> None:
     )
 
     created = re.findall(r"CREATE TABLE (\w+)", completed.stdout)
-    assert sorted(created) == ["sqlqueue_alembic_version", "sqlqueue_jobs"]
+    tables = ["sqlqueue_alembic_version", "sqlqueue_jobs"]
+    assert sorted(created) == (tables if target == "0006" else [*tables, "sqlqueue_rate_limits"])
     assert re.search(r"\balembic_version\b", completed.stdout) is None
     # The rendered script leaves the version table at the newest revision.
     stamps = re.findall(r"(?:VALUES \(|SET version_num=)'(\w+)'", completed.stdout)
@@ -522,7 +528,7 @@ def test_sqlqueue_migrate_with_url_creates_the_table_and_says_so(
     assert sa.make_url(url).database in lines[0]
     engine = sa.create_engine(url)
     try:
-        assert table_names(engine) == {"sqlqueue_jobs", VERSION_TABLE}
+        assert table_names(engine) == {"sqlqueue_jobs", "sqlqueue_rate_limits", VERSION_TABLE}
         assert versions(engine) == [HEAD]
         assert schema_differences(engine) == []
     finally:

@@ -57,6 +57,7 @@ from sqlqueue.schema import (
     UNSTARTED_WORKFLOW_WHERE,
     job_columns,
     jobs,
+    rate_limits,
 )
 
 if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
@@ -122,6 +123,11 @@ class Dialect(WorkflowStatements, ABC):
 
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
+
+    claims_limited_jobs = False
+    """Whether ``claim_jobs`` takes limited jobs too (PostgreSQL's claim function); otherwise
+    the store takes them first, in the claim's transaction (``limited_claim``), and
+    ``claim_jobs`` takes only jobs without limits."""
 
     def create_engine(self, url: URL) -> Engine:
         """An engine for a URL the app was given (not for an engine the user built)."""
@@ -204,7 +210,7 @@ class Dialect(WorkflowStatements, ABC):
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> Statement:
         """Take up to ``limit`` ready and due jobs of these queues (None: all), highest
-        priority first, and lease them to ``worker_id`` for ``lease`` seconds, in one
+        priority first (of jobs without limits only, unless ``claims_limited_jobs``), and lease them to ``worker_id`` for ``lease`` seconds, in one
         statement; it returns the taken rows. Two workers claiming at once must never take
         the same job: each dialect module says how its database makes that so."""
 
@@ -280,6 +286,13 @@ class Dialect(WorkflowStatements, ABC):
             *(self._earliest_deferred(queue) for queue in dict.fromkeys(queues))
         ).subquery()
         return sa.select(sa.func.min(per_queue.c.due).label("due"), self.now().label("now"))
+
+    def next_refill_time(self) -> sa.Select[Any, datetime]:
+        """When the next rate limit's bucket that is empty now holds a job again, with the
+        database's "now" beside it: one row, (None, now) when none is empty."""
+        return sa.select(sa.func.min(rate_limits.c.next_at), self.now()).where(
+            rate_limits.c.next_at > self.now()
+        )
 
     def _earliest_deferred(self, queue: str | None) -> sa.Select[Any]:
         due = (

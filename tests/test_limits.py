@@ -1,0 +1,218 @@
+"""Rate limits and concurrency limits (docs/limits.md): what a claim takes and leaves, on
+SQLite and PostgreSQL; real worker processes in tests/test_limits_workers.py."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import count_jobs
+
+from sqlqueue import SQLQueue, chain
+from sqlqueue.exceptions import CeleryCompatibilityWarning, InvalidOptionError
+from sqlqueue.jobs import Job
+from sqlqueue.limits import burst, rate_interval
+from sqlqueue.outcomes import Outcome
+
+
+def claim(app: SQLQueue, limit: int = 100, lease: float = 30.0) -> list[Job]:
+    return app.store.claim_jobs(limit, None, "test-worker", lease)
+
+
+def finish(app: SQLQueue, jobs: list[Job]) -> None:
+    app.store.record_outcomes([((job.id, job.attempts), Outcome.succeeded(None)) for job in jobs])
+
+
+def ready_attempts(app: SQLQueue) -> list[tuple[str, int]]:
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT status, attempts FROM sqlqueue_jobs WHERE status <> 'STARTED'")
+        )
+        return sorted((status, attempts) for status, attempts in rows)
+
+
+# Bad input: refused when the task is declared, or when a job is sent, writing nothing.
+
+
+@pytest.mark.parametrize("limit", [0, -1, "2", 1.5, True])
+def test_a_concurrency_limit_below_one_or_not_whole_is_refused(app: SQLQueue, limit: Any) -> None:
+    with pytest.raises(InvalidOptionError, match=r"concurrency_limit=.*whole number"):
+
+        @app.task(name="t.bad", concurrency_limit=limit)
+        def bad() -> None: ...
+
+
+@pytest.mark.parametrize("rate", ["10/x", "ten/s", "10/", "-5/s", "1/s/s", [10]])
+def test_an_unparsable_rate_limit_is_refused(app: SQLQueue, rate: Any) -> None:
+    with pytest.raises(InvalidOptionError, match="rate_limit="):
+
+        @app.task(name="t.bad", rate_limit=rate)
+        def bad() -> None: ...
+
+
+def test_a_concurrency_key_needs_a_limit_and_must_be_callable(app: SQLQueue) -> None:
+    with pytest.raises(InvalidOptionError, match="concurrency_key= needs concurrency_limit="):
+
+        @app.task(name="t.bad", concurrency_key=lambda: "k")
+        def bad() -> None: ...
+
+    with pytest.raises(InvalidOptionError, match="must be a function"):
+
+        @app.task(name="t.worse", concurrency_limit=1, concurrency_key="account")
+        def worse() -> None: ...
+
+
+def test_rates_are_read_as_celery_writes_them() -> None:
+    assert rate_interval("10/s") == pytest.approx(0.1)
+    assert rate_interval("100/m") == pytest.approx(0.6)
+    assert rate_interval("2/h") == pytest.approx(1800.0)
+    assert rate_interval(4) == pytest.approx(0.25)  # a number: per second
+    assert rate_interval("0") is None  # Celery: no limit
+    assert rate_interval(None) is None
+    assert (burst(0.1), burst(0.001), burst(60.0)) == (1, 100, 1)
+
+
+def test_rate_limit_no_longer_warns(app: SQLQueue, recwarn: pytest.WarningsRecorder) -> None:
+    @app.task(name="t.rated", rate_limit="10/s")
+    def rated() -> None: ...
+
+    assert not [w for w in recwarn if issubclass(w.category, CeleryCompatibilityWarning)]
+    assert rated.rate_interval == pytest.approx(0.1)
+
+
+def test_a_key_function_that_raises_or_returns_no_string_sends_nothing(app: SQLQueue) -> None:
+    @app.task(name="t.per", concurrency_limit=1, concurrency_key=lambda n: {1: "one"}[n])
+    def per(n: int) -> None: ...
+
+    @app.task(name="t.number", concurrency_limit=1, concurrency_key=lambda n: n)
+    def number(n: int) -> None: ...
+
+    with pytest.raises(
+        InvalidOptionError, match=r"concurrency_key of task 't.per' raised KeyError"
+    ):
+        per.delay_many([(1,), (2,)])  # the second call's key raises: neither is written
+    with pytest.raises(InvalidOptionError, match="returned 3; it must return a string"):
+        number.delay(3)
+    assert count_jobs(app) == 0
+
+
+def test_a_workflow_refuses_limited_tasks(app: SQLQueue, add: Any) -> None:
+    @app.task(name="t.limited", concurrency_limit=1)
+    def limited(x: int) -> int:
+        return x
+
+    with pytest.raises(InvalidOptionError, match=r"t\.limited has a rate or concurrency limit"):
+        chain(add.s(1, 2), limited.s()).delay()
+    assert count_jobs(app) == 0
+
+
+# What a claim takes.
+
+
+def test_a_concurrency_limit_holds_the_rest_ready_and_untouched(app: SQLQueue) -> None:
+    @app.task(name="t.two", concurrency_limit=2)
+    def two(n: int) -> None: ...
+
+    two.delay_many([(n,) for n in range(5)])
+
+    taken = claim(app)
+    assert len(taken) == 2
+    assert claim(app) == []  # both slots are taken
+    # Held jobs stay PENDING, never taken: their attempts did not move.
+    assert ready_attempts(app) == [("PENDING", 0)] * 3
+
+    finish(app, taken[:1])
+    assert len(claim(app)) == 1  # one slot freed, one job taken
+    assert claim(app) == []
+
+
+def test_a_concurrency_key_holds_each_group_apart(app: SQLQueue) -> None:
+    @app.task(
+        name="t.account",
+        concurrency_limit=1,
+        concurrency_key=lambda account, n: f"account:{account}",
+    )
+    def per_account(account: int, n: int) -> None: ...
+
+    per_account.delay_many([(1, n) for n in range(3)] + [(2, n) for n in range(3)])
+
+    taken = claim(app)
+    assert sorted(job.args[0] for job in taken) == [1, 2]  # one of each account
+    assert claim(app) == []
+    with app.engine.connect() as conn:
+        keys = set(conn.execute(sa.text("SELECT limit_key FROM sqlqueue_jobs")).scalars())
+    assert keys == {"t.account\x1faccount:1", "t.account\x1faccount:2"}
+
+
+def test_a_slot_frees_when_its_lease_runs_out(app: SQLQueue) -> None:
+    @app.task(name="t.one", concurrency_limit=1)
+    def one(n: int) -> None: ...
+
+    one.delay_many([(1,), (2,)])
+    assert len(claim(app, lease=0.5)) == 1  # its worker is killed: no renewal, no finish
+    assert claim(app) == []
+    time.sleep(0.7)
+    # No rescue has run: the job is still STARTED, but its lease has run out.
+    assert count_jobs(app, "status = 'STARTED'") == 1
+    assert len(claim(app)) == 1
+
+
+def test_jobs_without_limits_are_taken_past_a_held_backlog(app: SQLQueue, add: Any) -> None:
+    @app.task(name="t.held", concurrency_limit=1)
+    def held(n: int) -> None: ...
+
+    held.delay_many([(n,) for n in range(10_000)])
+    first = claim(app, limit=1)
+    assert [job.task_name for job in first] == ["t.held"]
+    add.delay_many([(n, n) for n in range(20)])  # sent after: behind the backlog in time
+
+    started = time.monotonic()
+    taken = [job for _ in range(10) for job in claim(app, limit=2)]
+    per_claim = (time.monotonic() - started) / 10
+
+    assert [job.task_name for job in taken] == ["t.add"] * 20
+    # A claim reads none of the held backlog: on a loaded machine it still takes well under
+    # what walking 10,000 rows would.
+    assert per_claim < 0.05, f"{per_claim * 1000:.1f} ms per claim"
+    assert count_jobs(app, "task_name = 't.held' AND status = 'PENDING' AND attempts = 0") == 9_999
+
+
+def test_a_rate_limit_gives_its_burst_then_one_job_per_interval(app: SQLQueue) -> None:
+    @app.task(name="t.rated", rate_limit="5/s")
+    def rated(n: int) -> None: ...
+
+    rated.delay_many([(n,) for n in range(10)])
+
+    assert len(claim(app)) == 1  # the bucket holds one job at 5/s (burst: 0.1 s, at least 1)
+    assert claim(app) == []
+    due_in = app.store.next_due_in(None)
+    assert due_in is not None and 0.1 < due_in <= 0.2  # the worker sleeps until the refill
+    time.sleep(due_in)
+    assert len(claim(app)) == 1
+    assert ready_attempts(app) == [("PENDING", 0)] * 8
+
+
+def test_a_rate_limit_counts_across_the_claims_of_all_workers(app: SQLQueue) -> None:
+    @app.task(name="t.fast", rate_limit="50/s")  # one job every 20 ms
+    def fast(n: int) -> None: ...
+
+    fast.delay_many([(n,) for n in range(200)])
+    started = time.monotonic()
+    taken = 0
+    while time.monotonic() - started < 1.0:
+        for worker in ("a", "b", "c"):
+            taken += len(app.store.claim_jobs(10, None, worker, 30.0))
+    elapsed = time.monotonic() - started
+    assert taken <= 50 * elapsed + burst(0.02)
+    assert taken >= 30  # and it does let them through
+
+
+def test_limited_jobs_of_other_queues_are_left_alone(app: SQLQueue) -> None:
+    @app.task(name="t.mail", concurrency_limit=5, queue="mail")
+    def mail(n: int) -> None: ...
+
+    mail.delay_many([(n,) for n in range(3)])
+    assert app.store.claim_jobs(10, ["other"], "w", 30.0) == []
+    assert len(app.store.claim_jobs(10, ["mail"], "w", 30.0)) == 3

@@ -3,6 +3,7 @@ SQLite and PostgreSQL; real worker processes in tests/test_limits_workers.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -216,3 +217,30 @@ def test_limited_jobs_of_other_queues_are_left_alone(app: SQLQueue) -> None:
     mail.delay_many([(n,) for n in range(3)])
     assert app.store.claim_jobs(10, ["other"], "w", 30.0) == []
     assert len(app.store.claim_jobs(10, ["mail"], "w", 30.0)) == 3
+
+
+def test_claims_racing_at_one_instant_stay_within_the_limit(app: SQLQueue) -> None:
+    # Given eight workers claiming at the same instant, round after round, from a group with
+    # one slot and many ready jobs, I expect one job running at a time: on PostgreSQL the
+    # group's lock orders the claims (a count alone would see no job another claim has
+    # taken but not committed), on SQLite the write lock does.
+    @app.task(name="t.single", concurrency_limit=1)
+    def single(n: int) -> None: ...
+
+    single.delay_many([(n,) for n in range(100)])
+    for _ in range(10):
+        barrier = threading.Barrier(8)
+        taken: list[Job] = []
+
+        def worker(name: str) -> None:
+            barrier.wait()
+            taken.extend(app.store.claim_jobs(5, None, name, 30.0))
+
+        threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(taken) == 1
+        assert count_jobs(app, "status = 'STARTED'") == 1
+        finish(app, taken)

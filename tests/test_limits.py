@@ -232,11 +232,13 @@ def test_claims_racing_at_one_instant_stay_within_the_limit(app: SQLQueue) -> No
         barrier = threading.Barrier(8)
         taken: list[Job] = []
 
-        def worker(name: str) -> None:
+        def worker(name: str, barrier: threading.Barrier, taken: list[Job]) -> None:
             barrier.wait()
             taken.extend(app.store.claim_jobs(5, None, name, 30.0))
 
-        threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(8)]
+        threads = [
+            threading.Thread(target=worker, args=(f"w{n}", barrier, taken)) for n in range(8)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

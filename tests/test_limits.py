@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import count_jobs
+from conftest import count_jobs, wait_until
 
 from sqlqueue import SQLQueue, chain
 from sqlqueue.exceptions import CeleryCompatibilityWarning, InvalidOptionError
 from sqlqueue.jobs import Job
 from sqlqueue.limits import burst, rate_interval
 from sqlqueue.outcomes import Outcome
+from sqlqueue.worker import Worker
+from sqlqueue.worker_options import WorkerOptions
 
 
 def claim(app: SQLQueue, limit: int = 100, lease: float = 30.0) -> list[Job]:
@@ -246,3 +248,73 @@ def test_claims_racing_at_one_instant_stay_within_the_limit(app: SQLQueue) -> No
         assert len(taken) == 1
         assert count_jobs(app, "status = 'STARTED'") == 1
         finish(app, taken)
+
+
+class CountedClaims:
+    """A worker's own claims, counted as they go to the database (unchanged)."""
+
+    def __init__(self, app: SQLQueue) -> None:
+        self.count = 0
+        self._claim = app.store.claim_jobs
+
+        def claim_jobs(*args: Any) -> list[Job]:
+            self.count += 1
+            return self._claim(*args)
+
+        app.store.claim_jobs = claim_jobs  # type: ignore[method-assign]
+
+
+def run_worker(app: SQLQueue, **options: Any) -> tuple[Worker, threading.Thread]:
+    worker = Worker(app, WorkerOptions(**options))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    return worker, thread
+
+
+def test_a_worker_held_by_a_rate_sleeps_until_the_bucket_refills(app: SQLQueue) -> None:
+    # Given a worker that polls only every 30 s, and four jobs at 2/s, I expect them done in
+    # about 1.5 s (the worker wakes at each refill), with a claim or two per job, not a
+    # busy loop.
+    started: list[float] = []
+
+    @app.task(name="t.two_a_second", rate_limit="2/s")
+    def two_a_second(n: int) -> None:
+        started.append(time.monotonic())
+
+    two_a_second.delay_many([(n,) for n in range(4)])
+    claims = CountedClaims(app)
+    worker, thread = run_worker(app, concurrency=2, poll_interval=30.0)
+    try:
+        wait_until(lambda: len(started) == 4, 10, "four jobs started")
+    finally:
+        worker.stop()
+        thread.join()
+    assert 1.3 < started[-1] - started[0] < 3.0
+    assert claims.count <= 12
+
+
+@pytest.mark.postgresql
+def test_a_finished_job_wakes_the_worker_its_limit_held(pg_app: SQLQueue) -> None:
+    # Given one group with one slot, its running job on a worker of queue x and the next
+    # job in queue y, I expect the worker of y, which waits up to 30 s between looks, to
+    # start it as soon as the first job finishes: the finish wakes it.
+    times: dict[int, float] = {}
+
+    @pg_app.task(name="t.one", concurrency_limit=1)
+    def one(n: int) -> None:
+        times[n] = time.monotonic()
+        time.sleep(0.5 if n == 1 else 0)
+        times[-n] = time.monotonic()
+
+    one.apply_async((1,), queue="x")
+    x, x_thread = run_worker(pg_app, concurrency=1, queues=["x"], poll_interval=30.0)
+    wait_until(lambda: 1 in times, 10, "the first job started")
+    one.apply_async((2,), queue="y")
+    y, y_thread = run_worker(pg_app, concurrency=1, queues=["y"], poll_interval=30.0)
+    try:
+        wait_until(lambda: 2 in times, 10, "the held job started")
+    finally:
+        for worker, thread in ((x, x_thread), (y, y_thread)):
+            worker.stop()
+            thread.join()
+    assert times[-1] <= times[2] < times[-1] + 2.0

@@ -277,17 +277,20 @@ class JobStore:
             settling = {
                 job_id for job_id in settling if finishing[job_id].status is not JobStatus.SUCCESS
             }
-        statements = self.dialect.record_outcomes(outcomes, releasing=bool(releasing))
+        statements = self.dialect.record_outcomes(
+            outcomes, releasing=bool(releasing), wake=frees_slots
+        )
+        # A finish that releases steps wakes the workers for those steps only.
+        wake = any(outcome.again for _, outcome in outcomes) or (frees_slots and bool(releasing))
         if (
             not settling
-            and not (frees_slots and self.dialect.supports_listen_notify)
+            and not wake
             and len(statements) == 1
             and goes_alone(only := statements[0], self.dialect)
         ):
             with self._translate_errors():
                 return fetch_takes_alone(self.engine, only)
         kept: set[Take] = set()
-        wake = frees_slots or any(outcome.again for _, outcome in outcomes)
         with self._write() as conn:
             for statement in statements:
                 rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))

@@ -266,12 +266,14 @@ class Dialect(WorkflowStatements, ABC):
 
     @abstractmethod
     def record_outcomes(
-        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
     ) -> list[Statement]:
         """Statements that write these outcomes, each of the take beside it, to run in one
         transaction; each returns the ids it changed, so a take that was fenced off is the
         one missing. ``releasing``: workflow steps wait for some of these jobs; where
-        ``releases_in_finish``, the statements settle their successes too."""
+        ``releases_in_finish``, the statements settle their successes too. ``wake``: where
+        ``supports_listen_notify``, they wake the listening workers when they commit (jobs
+        with a concurrency limit free their slots)."""
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's

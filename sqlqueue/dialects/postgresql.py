@@ -242,6 +242,15 @@ RETURNING job.id, job.attempts
 one row of arrays per job. Its text never changes with the batch's size, so
 psycopg prepares it once per connection."""
 
+FINISH_AND_WAKE = f"""
+WITH finished AS ({FINISH_JOBS})
+SELECT id, attempts FROM finished
+WHERE (SELECT count(*) FROM (SELECT pg_notify('{NOTIFY_CHANNEL}', '')) AS woken) >= 0
+"""  # noqa: S608 (constants, no input)
+"""``FINISH_JOBS`` that wakes the listening workers at its commit, in the same statement:
+jobs with a concurrency limit are among those it finishes, and their slots free (a worker
+their limit held has no other way to hear of it before its next poll)."""
+
 _FINISHED = FINISH_JOBS.replace(
     "RETURNING job.id, job.attempts",
     "RETURNING job.id, job.attempts, job.status, job.dependents, job.errbacks",
@@ -431,7 +440,7 @@ class PostgreSQLDialect(Dialect):
         )
 
     def record_outcomes(
-        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
     ) -> list[Statement]:
         # Successes and failures, nearly every outcome of a busy worker, go in one statement;
         # retries (rarer, and each with its own delay) keep their per-job UPDATE.
@@ -441,9 +450,12 @@ class PostgreSQLDialect(Dialect):
         finished = [(take, o) for take, o in outcomes if not o.again]
         if finished:
             columns = [o.finish_values() for _, o in finished]
+            # (With steps to release, the store wakes the workers: the release wakes them
+            # only for the steps it makes ready.)
+            finish = FINISH_AND_RELEASE if releasing else FINISH_AND_WAKE if wake else FINISH_JOBS
             statements.append(
                 DriverStatement(
-                    FINISH_AND_RELEASE if releasing else FINISH_JOBS,
+                    finish,
                     {
                         "ids": [take[0] for take, _ in finished],
                         "attempts": [take[1] for take, _ in finished],

@@ -202,7 +202,7 @@ class SQLiteDialect(Dialect):
         )
 
     def record_outcomes(
-        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
     ) -> list[Statement]:
         # One fenced UPDATE per job, all under one write lock; successes and failures as
         # fixed text (SQLAlchemy's statement building cost more than SQLite's work), each

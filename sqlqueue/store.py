@@ -302,14 +302,16 @@ class JobStore:
                 self._wake_workers(conn)
         return kept
 
-    def next_due_in(self, queues: Sequence[str] | None) -> float | None:
+    def next_due_in(self, queues: Sequence[str] | None, refills: bool = False) -> float | None:
         """Seconds until the next ready job of these queues (None: all) that waits for its
-        time (a countdown, an eta, a retry's delay) becomes due, or until the next rate
-        limit's bucket that is empty holds a job again; None when there is none."""
+        time (a countdown, an eta, a retry's delay) becomes due, or, with ``refills``, until
+        the next rate limit's bucket that is empty holds a job again; None when there is
+        none."""
         with self._translate_errors(), self.engine.connect() as conn:
             due, now = conn.execute(self.dialect.next_due_time(queues)).one()
-            refill, _ = conn.execute(self.dialect.next_refill_time()).one()
-        due = min((time for time in (due, refill) if time is not None), default=None)
+            if refills:
+                refill, _ = conn.execute(self.dialect.next_refill_time()).one()
+                due = min((time for time in (due, refill) if time is not None), default=None)
         if due is None:
             return None
         return max(0.0, (as_utc(due) - as_utc(now)).total_seconds())  # type: ignore[operator]

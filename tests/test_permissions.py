@@ -17,20 +17,23 @@ from sqlqueue import SQLQueue
 
 pytestmark = pytest.mark.postgresql
 
+TABLES = "sqlqueue_jobs, sqlqueue_rate_limits"
+
 
 @contextmanager
 def role_url(postgres_url: str, privileges: str) -> Iterator[str]:
-    """The session database's URL for a new role with these privileges on the jobs table."""
+    """The session database's URL for a new role with these privileges on the sqlqueue_
+    tables (the jobs, and the rate limits' buckets)."""
     role = f"sqlqueue_worker_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("TRUNCATE sqlqueue_jobs")
         conn.execute(f'CREATE ROLE "{role}" LOGIN')
-        conn.execute(f'GRANT {privileges} ON sqlqueue_jobs TO "{role}"')
+        conn.execute(f'GRANT {privileges} ON {TABLES} TO "{role}"')
     try:
         yield sa.make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f'REVOKE ALL ON sqlqueue_jobs FROM "{role}"')
+            conn.execute(f'REVOKE ALL ON {TABLES} FROM "{role}"')
             conn.execute(f'DROP ROLE "{role}"')
 
 

@@ -3,6 +3,7 @@ SQLite and PostgreSQL; real worker processes in tests/test_limits_workers.py."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -319,3 +320,26 @@ def test_a_finished_job_wakes_the_worker_its_limit_held(pg_app: SQLQueue) -> Non
             worker.stop()
             thread.join()
     assert times[-1] <= times[2] < times[-1] + 2.0
+
+
+def test_limits_hold_for_unique_jobs_and_async_sends(app: SQLQueue) -> None:
+    @app.task(name="t.unique_one", unique=True, concurrency_limit=1)
+    def unique_one(n: int) -> None: ...
+
+    @app.task(name="t.async_one", concurrency_limit=1, concurrency_key=lambda n: str(n % 2))
+    def async_one(n: int) -> None: ...
+
+    first, again, _ = unique_one.delay_many([(1,), (1,), (2,)])
+    assert (again.duplicate, again.id) == (True, first.id)
+
+    async def send() -> None:
+        await async_one.adelay(1)
+        await async_one.adelay_many([(2,), (3,), (4,)])
+
+    asyncio.run(send())
+
+    taken = claim(app)
+    # Each group's one slot: one unique job of the two written, one odd and one even async job.
+    assert sorted(job.task_name for job in taken) == ["t.async_one", "t.async_one", "t.unique_one"]
+    assert {job.args[0] % 2 for job in taken if job.task_name == "t.async_one"} == {0, 1}
+    assert count_jobs(app, "status = 'PENDING'") == 3

@@ -5,6 +5,11 @@ the next ready rows ``FOR UPDATE SKIP LOCKED`` and the UPDATE over it marks them
 two workers never lock the same row and neither waits for the other. Times come from the
 database's clock (``statement_timestamp()``), never from the workers', so machines with skewed
 clocks agree on when a job is due and when a lease has run out.
+
+Jobs with limits (docs/limits.md) are taken by the same function first (migration 0011), group
+by group: under a transaction-scoped advisory lock on the group's key it counts the group's
+running jobs, and under the row lock of the task's token bucket it takes from the bucket, so
+two claims at once never exceed a limit together.
 """
 
 from __future__ import annotations

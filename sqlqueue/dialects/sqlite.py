@@ -6,6 +6,8 @@ reading, so two workers can never select the same ready row. An engine
 sqlqueue builds from a URL puts the file in WAL mode, so that readers (``AsyncResult.get()``,
 the application) go on while a worker writes; an engine the application built is left as
 it is. A busy timeout makes a writer wait its turn instead of failing with "database is locked".
+The same write lock keeps a claim of limited jobs (``limited_claim``, run by the store in
+the claim's transaction) within its limits: nothing runs between its count and its take.
 
 SQLite stores times as text without a zone; every time written is UTC and taken from this
 process's clock, which all processes on one machine share. The times of statements built

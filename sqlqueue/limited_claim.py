@@ -39,7 +39,9 @@ def claim_limited(
     taken: list[RowMapping] = []
     after = ""
     while len(taken) < limit:
-        head = conn.execute(_first_of_next_group(after, queues, now)).first()
+        # Any queue's: the worker's queues are asked for only where the limits let a job
+        # start, so a held backlog in another queue is passed over by one probe.
+        head = conn.execute(_first_of_next_group(after, now)).first()
         if head is None:
             break
         key, task_name, concurrency_limit, interval = head
@@ -90,12 +92,12 @@ def _ready(key: str | None, queues: Sequence[str] | None, now: datetime) -> list
     return where
 
 
-def _first_of_next_group(after: str, queues: Sequence[str] | None, now: datetime) -> sa.Select[Any]:
+def _first_of_next_group(after: str, now: datetime) -> sa.Select[Any]:
     return (
         sa.select(
             jobs.c.limit_key, jobs.c.task_name, jobs.c.concurrency_limit, jobs.c.rate_interval
         )
-        .where(*_ready(None, queues, now))
+        .where(*_ready(None, None, now))
         .where(jobs.c.limit_key > after)
         .order_by(jobs.c.limit_key)
         .limit(1)

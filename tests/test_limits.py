@@ -343,3 +343,20 @@ def test_limits_hold_for_unique_jobs_and_async_sends(app: SQLQueue) -> None:
     assert sorted(job.task_name for job in taken) == ["t.async_one", "t.async_one", "t.unique_one"]
     assert {job.args[0] % 2 for job in taken if job.task_name == "t.async_one"} == {0, 1}
     assert count_jobs(app, "status = 'PENDING'") == 3
+
+
+def test_a_worker_of_other_queues_takes_its_jobs_past_a_held_group(app: SQLQueue, add: Any) -> None:
+    @app.task(name="t.mail", concurrency_limit=1, queue="mail")
+    def mail(n: int) -> None: ...
+
+    @app.task(name="t.report", concurrency_limit=5, queue="default")
+    def report(n: int) -> None: ...
+
+    mail.delay_many([(n,) for n in range(1000)])
+    assert len(app.store.claim_jobs(10, ["mail"], "m", 30.0)) == 1  # the group is full
+    report.delay_many([(n,) for n in range(3)])
+    add.delay(1, 2)
+
+    taken = app.store.claim_jobs(10, ["default"], "d", 30.0)
+    assert sorted(job.task_name for job in taken) == ["t.add", "t.report", "t.report", "t.report"]
+    assert app.store.claim_jobs(10, ["default"], "d", 30.0) == []

@@ -49,6 +49,14 @@ DRAIN_RUNS = 5
 CHORD_JOBS = 10_000
 """Header jobs of the benchmark's chord (issue 13)."""
 
+LIMITED_SLOTS = 1000
+"""The concurrency limit of ``bench_tasks.limited_noop``: more than a default worker ever
+holds (its threads and the most prefetch), so the limit is checked at every claim and never
+hit (issue 14)."""
+
+LIMIT_TURNS = 5
+"""Turns of the limited drain and of the plain drain it is compared with, alternated."""
+
 CHURNED = 50_000
 """Jobs run while a snapshot is held open, for the dead-rows figure."""
 
@@ -195,6 +203,15 @@ def chord_drain(app: SQLQueue, count: int) -> tuple[float, float]:
     seconds = time.perf_counter() - started
     worker.wait()
     return seconds, drained_per_second(app, count + 1)
+
+
+def limited_drain(app: SQLQueue, count: int) -> float:
+    """``drain`` with one default worker, of a task whose concurrency limit it never hits:
+    what the limit's bookkeeping costs a claim (docs/limits.md)."""
+    limited = app.task(name="bench_tasks.limited_noop", concurrency_limit=LIMITED_SLOTS)(_noop)
+    limited.delay_many([(n,) for n in range(count)])
+    start_worker(app, "--burst", "--poll-interval", "0.05").wait()
+    return drained_per_second(app, count)
 
 
 def _count(results: list[int]) -> int:
@@ -504,6 +521,18 @@ def main() -> int:
     results["chord_send_to_body_s"] = statistics.median(seconds for seconds, _ in chords)
     results["chord_drain_per_s"] = statistics.median(rate for _, rate in chords)
     results["chord_plain_drain_per_s"] = statistics.median(plains)
+    # The limited drain and the plain drain it is compared with, alternated, medians.
+    limited, unlimited = [], []
+    for _ in range(LIMIT_TURNS):
+        limited.append(measure("limited drain", lambda a: limited_drain(a, args.jobs), args.url))
+        unlimited.append(
+            measure("its plain drain", lambda a: drain(a, args.jobs, 1, None), args.url)
+        )
+    results["limited_drain_per_s"] = statistics.median(limited)
+    results["limited_plain_drain_per_s"] = statistics.median(unlimited)
+    results["limited_turn_ratios"] = [
+        plain / limit for plain, limit in zip(unlimited, limited, strict=True)
+    ]
     p50, p99 = measure("latency", lambda a: latency(a, 200), args.url)
     results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
     results["plain_latency_ms"] = (
@@ -604,6 +633,18 @@ def main() -> int:
                 results["chord_drain_per_s"] >= results["chord_plain_drain_per_s"] / 1.25,
                 "bookkeeping <= 25% over the plain drain (issue 13): "
                 f"{results['chord_plain_drain_per_s'] / results['chord_drain_per_s'] - 1:+.0%}",
+            ),
+        ),
+        (
+            f"drain {args.jobs:,} jobs of a task with concurrency_limit={LIMITED_SLOTS} (never "
+            "hit), 1 default worker (against a plain drain, alternated)",
+            f"{results['limited_drain_per_s']:,.0f} jobs/s",
+            jobs_per_s(results["limited_plain_drain_per_s"]),
+            target(
+                True,
+                results["limited_drain_per_s"] >= results["limited_plain_drain_per_s"] / 1.15,
+                "<= 15% slower than without the limit (issue 14): "
+                f"{results['limited_plain_drain_per_s'] / results['limited_drain_per_s'] - 1:+.0%}",
             ),
         ),
         (

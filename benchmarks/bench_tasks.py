@@ -17,6 +17,12 @@ def noop(n: int) -> int:
     return n
 
 
+@app.task(concurrency_limit=1000)
+def limited_noop(n: int) -> int:
+    """``noop`` with a concurrency limit a worker never reaches (bench.py, LIMITED_SLOTS)."""
+    return n
+
+
 @app.task
 def count(results: list[int]) -> int:
     """A chord's body: how many header results it received."""

@@ -25,6 +25,7 @@ from sqlqueue.exceptions import (
     UnknownTaskError,
 )
 from sqlqueue.jobs import NewJobs
+from sqlqueue.limits import limits_of
 from sqlqueue.options import check_job_id, check_name
 from sqlqueue.periodic import Signal, add_periodic_task
 from sqlqueue.result import AsyncResult
@@ -305,6 +306,11 @@ class SQLQueue:
             ids=[options.task_id] if options.task_id is not None else new_job_ids(len(calls)),
             calls=calls,
             max_payload_bytes=self.conf.max_payload_bytes,
+            limits=None
+            if task is None
+            else limits_of(
+                name, task.concurrency_limit, task.concurrency_key, task.rate_interval, calls
+            ),
         )
 
     def send_workflow(self, plan: WorkflowPlan) -> Mapping[str, AsyncResult]:
@@ -321,6 +327,15 @@ class SQLQueue:
                 f"{', '.join(unique)} {'is a unique task' if len(unique) == 1 else 'are unique tasks'}"
                 " (unique=True), and unique jobs are not supported in workflows yet; send "
                 "it alone with delay() or apply_async()."
+            )
+        limited = sorted(
+            {job.task_name for job in plan.jobs if _is_limited(self.tasks.get(job.task_name))}
+        )
+        if limited:
+            raise InvalidOptionError(
+                f"{', '.join(limited)} {'has' if len(limited) == 1 else 'have'} a rate or "
+                "concurrency limit, and limited tasks are not supported in workflows yet; "
+                "send it alone with delay() or apply_async()."
             )
         if plan.jobs:  # an empty group has none
             connection = plan.connection
@@ -395,6 +410,12 @@ def _first_of_each_key(new_jobs: NewJobs, keys: list[str]) -> tuple[NewJobs, dic
 
 def _is_unique(task: Task[..., Any] | None) -> bool:
     return task is not None and task.unique
+
+
+def _is_limited(task: Task[..., Any] | None) -> bool:
+    return task is not None and (
+        task.concurrency_limit is not None or task.rate_interval is not None
+    )
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:

@@ -146,8 +146,10 @@ NOT_APPLIED = {
     "worker_enable_prefetch_count_reduction": "the worker sizes its prefetch by itself",
     "worker_pool": "give `sqlqueue worker --pool thread|process`",
     "worker_max_memory_per_child": "not supported: use worker_max_tasks_per_child",
-    "worker_disable_rate_limits": "rate limits are not in this release yet",
-    "task_default_rate_limit": "rate limits are not in this release yet",
+    "worker_disable_rate_limits": "rate limits hold across all workers, in the database's "
+    "claim; one worker cannot step outside them (docs/limits.md)",
+    "task_default_rate_limit": "not supported: give rate_limit= to the tasks that need one "
+    "(docs/limits.md)",
     "task_annotations": "not supported: set the options on the task",
     "task_queues": "a queue exists as soon as a job names it; give workers --queues",
     "task_queue_max_priority": "priorities are -100..100 here, higher runs first",

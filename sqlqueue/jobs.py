@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlqueue.limits import Limits
 from sqlqueue.serialization import encode_calls
 
 
@@ -89,6 +90,8 @@ class Job:
     feed: str | None = None
     """What it receives from the jobs it waited for (``plans.Feed``), put before its
     arguments when it is taken: stored apart, since those jobs finish after it is sent."""
+    concurrency_limit: int | None = None
+    """How many jobs of its group may run at once (docs/limits.md); a finish frees a slot."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Job:
@@ -122,6 +125,7 @@ class Job:
             group_index=row["group_index"],
             releases=row["releases"],
             feed=row["feed"],
+            concurrency_limit=row["concurrency_limit"],
         )
 
 
@@ -153,14 +157,20 @@ class NewJobs:
     """The most bytes of JSON one job's arguments may take (``conf.max_payload_bytes``)."""
     unique_keys: list[str] | None = None
     """Each job's unique key, distinct (``unique``), or None for jobs without one."""
+    limits: Limits | None = None
+    """What the claim holds them to (``limits``), or None for jobs of a task without limits."""
 
     def only(self, positions: Sequence[int], unique_keys: list[str]) -> NewJobs:
         """The jobs at these positions only, with these unique keys (one each)."""
+        limits = self.limits
+        if limits is not None:
+            limits = replace(limits, keys=[limits.keys[at] for at in positions])
         return replace(
             self,
             ids=[self.ids[at] for at in positions],
             calls=[self.calls[at] for at in positions],
             unique_keys=unique_keys,
+            limits=limits,
         )
 
     def arguments(self, start: int = 0, end: int | None = None) -> tuple[list[str], list[str]]:

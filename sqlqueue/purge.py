@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from sqlqueue.schema import READY_WHERE, jobs
+from sqlqueue.schema import READY_PARTS, READY_WHERE, UNLIMITED_READY_WHERE, jobs
 from sqlqueue.store import JobStore
 
 PURGE_BATCH_SIZE = 1000
@@ -24,11 +24,15 @@ NOTHING_WAITS = sa.and_(jobs.c.dependents.is_(None), jobs.c.errbacks.is_(None))
 
 
 def ready_in_queue(store: JobStore, queue: str) -> int:
-    """How many ready jobs the queue holds (``ix_sqlqueue_jobs_ready_in_queue``)."""
-    ((row,),) = store.read(
-        [sa.select(sa.func.count().label("ready")).where(READY_WHERE, jobs.c.queue == queue)]
+    """How many ready jobs the queue holds (``ix_sqlqueue_jobs_ready_in_queue``, and
+    ``ix_sqlqueue_jobs_limited`` for jobs with limits)."""
+    counts = store.read(
+        [
+            sa.select(sa.func.count().label("ready")).where(part, jobs.c.queue == queue)
+            for part in READY_PARTS
+        ]
     )
-    return int(row["ready"])
+    return sum(int(row["ready"]) for (row,) in counts)
 
 
 def purge_queue(
@@ -37,27 +41,28 @@ def purge_queue(
     """Delete the queue's ready jobs nothing waits for, revoke those others wait for;
     (deleted, revoked). ``progress`` hears the running totals after each batch."""
     deleted = revoked = 0
-    while True:
-        chosen = (
-            sa.select(jobs.c.id)
-            .where(READY_WHERE, jobs.c.queue == queue, NOTHING_WAITS)
-            .limit(PURGE_BATCH_SIZE)
-        )
-        # The status again on the deleted row: PostgreSQL checks it once more on a row a
-        # worker took meanwhile, and skips it.
-        (count,) = store.write(
-            [sa.delete(jobs).where(jobs.c.id.in_(chosen.scalar_subquery()), READY_WHERE)]
-        )
-        deleted += count
-        if progress is not None:
-            progress(deleted, revoked)
-        if count < PURGE_BATCH_SIZE:
-            break
+    for part in READY_PARTS:
+        while True:
+            chosen = (
+                sa.select(jobs.c.id)
+                .where(part, jobs.c.queue == queue, NOTHING_WAITS)
+                .limit(PURGE_BATCH_SIZE)
+            )
+            # The status again on the deleted row: PostgreSQL checks it once more on a row a
+            # worker took meanwhile, and skips it.
+            (count,) = store.write(
+                [sa.delete(jobs).where(jobs.c.id.in_(chosen.scalar_subquery()), READY_WHERE)]
+            )
+            deleted += count
+            if progress is not None:
+                progress(deleted, revoked)
+            if count < PURGE_BATCH_SIZE:
+                break
     while True:
         (rows,) = store.read(
             [
-                sa.select(jobs.c.id)
-                .where(READY_WHERE, jobs.c.queue == queue, sa.not_(NOTHING_WAITS))
+                sa.select(jobs.c.id)  # (a workflow's steps have no limits)
+                .where(UNLIMITED_READY_WHERE, jobs.c.queue == queue, sa.not_(NOTHING_WAITS))
                 .limit(PURGE_BATCH_SIZE)
             ]
         )

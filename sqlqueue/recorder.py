@@ -118,6 +118,7 @@ class Recorder:
                         for finished, outcome in zip(batch, outcomes, strict=True)
                     ],
                     releasing=[finished.job.id for finished in batch if finished.job.releases],
+                    frees_slots=any(finished.job.concurrency_limit for finished in batch),
                 )
                 return [
                     (finished, outcome, (finished.job.id, finished.job.attempts) in kept)

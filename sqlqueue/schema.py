@@ -32,6 +32,14 @@ Timestamp = sa.DateTime(timezone=True)
 # uses a partial index only for a query whose WHERE repeats the index's (a bound parameter
 # in their place would not do), and PostgreSQL can then prove it without the values.
 READY_WHERE = sa.text("status IN ('PENDING', 'RETRY')")
+# The claim's two indexes hold the ready jobs without limits; the limited ones have their
+# own (docs/limits.md), so that jobs held back by a limit are never walked past.
+UNLIMITED_READY_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND limit_key IS NULL")
+LIMITED_READY_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND limit_key IS NOT NULL")
+LIMITED_RUNNING_WHERE = sa.text("status = 'STARTED' AND limit_key IS NOT NULL")
+# READY_WHERE as those two indexes split it: a query over every ready job (``sqlqueue
+# status``, ``purge``) asks each part in a SELECT of its own, each read from its index.
+READY_PARTS = (UNLIMITED_READY_WHERE, LIMITED_READY_WHERE)
 FINISHED_WHERE = sa.text("status IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED')")
 LEASED_WHERE = sa.text("status = 'STARTED'")
 # A job sent to run at once is due from its first moment (scheduled_at = created_at): only
@@ -90,6 +98,12 @@ jobs = sa.Table(
     # The key of a unique job (``unique_key=``, ``@app.task(unique=True)``): at most one
     # unfinished job holds it (``ix_sqlqueue_jobs_unique``).
     sa.Column("unique_key", sa.String(255)),
+    # Limits (``sqlqueue.limits``), written when the job is sent: the group it counts in
+    # (its task's name and concurrency key), how many of the group may run at once, and
+    # the seconds between two starts of its task. Null for a job without limits.
+    sa.Column("limit_key", JobId),
+    sa.Column("concurrency_limit", sa.Integer),
+    sa.Column("rate_interval", sa.Float),
     sa.CheckConstraint(
         sa.column("status").in_([status.value for status in JobStatus]), name="status"
     ),
@@ -102,8 +116,8 @@ sa.Index(
     jobs.c.priority.desc(),
     jobs.c.scheduled_at,
     jobs.c.id,
-    postgresql_where=READY_WHERE,
-    sqlite_where=READY_WHERE,
+    postgresql_where=UNLIMITED_READY_WHERE,
+    sqlite_where=UNLIMITED_READY_WHERE,
 )
 
 # Serves the claim of a worker given queues (``--queues``): one ordered probe per queue, so a
@@ -114,8 +128,27 @@ sa.Index(
     jobs.c.priority.desc(),
     jobs.c.scheduled_at,
     jobs.c.id,
-    postgresql_where=READY_WHERE,
-    sqlite_where=READY_WHERE,
+    postgresql_where=UNLIMITED_READY_WHERE,
+    sqlite_where=UNLIMITED_READY_WHERE,
+)
+
+# Serve the claim of limited jobs: the ready ones by group, in claim order within each, so
+# a claim looks at the first job of each group and skips a held group whole; and the running
+# ones by group, which the claim counts.
+sa.Index(
+    "ix_sqlqueue_jobs_limited",
+    jobs.c.limit_key,
+    jobs.c.priority.desc(),
+    jobs.c.scheduled_at,
+    jobs.c.id,
+    postgresql_where=LIMITED_READY_WHERE,
+    sqlite_where=LIMITED_READY_WHERE,
+)
+sa.Index(
+    "ix_sqlqueue_jobs_limited_running",
+    jobs.c.limit_key,
+    postgresql_where=LIMITED_RUNNING_WHERE,
+    sqlite_where=LIMITED_RUNNING_WHERE,
 )
 
 # Serve an idle worker's question, when is the next job due: one probe for every queue, or
@@ -197,6 +230,18 @@ sa.Index(
     postgresql_where=UNFINISHED_WHERE,
     sqlite_where=UNFINISHED_WHERE,
 )
+
+
+rate_limits = sa.Table(
+    "sqlqueue_rate_limits",
+    metadata,
+    sa.Column("task_name", sa.String(200), primary_key=True),
+    # A token bucket kept as two times (GCRA): when it is full again, and when it next holds
+    # a job. Written by claims, under this row's lock, from the database's clock.
+    sa.Column("full_at", Timestamp, nullable=False),
+    sa.Column("next_at", Timestamp, nullable=False),
+)
+"""One row per rate-limited task that has started a job (docs/limits.md)."""
 
 
 def job_columns(table: sa.Table | sa.TableClause = jobs) -> list[sa.ColumnElement[Any]]:

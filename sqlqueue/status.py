@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlqueue.conf import WORKER_GONE_AFTER
 from sqlqueue.dialects.base import Dialect
 from sqlqueue.jobs import JobStatus, as_utc
-from sqlqueue.schema import FINISHED_WHERE, LEASED_WHERE, READY_WHERE, jobs, workers
+from sqlqueue.schema import FINISHED_WHERE, LEASED_WHERE, READY_PARTS, jobs, workers
 from sqlqueue.store import JobStore
 
 HISTORY_COUNT_CAP = 10_000
@@ -154,20 +154,23 @@ SELECT queue FROM found WHERE queue IS NOT NULL
 
 
 def waiting_statement(now: sa.ColumnElement[datetime]) -> sa.Select[Any]:
-    """The jobs waiting to be taken, per queue: ``ix_sqlqueue_jobs_ready_in_queue``."""
-    due = jobs.c.scheduled_at <= now
-    pending = jobs.c.status == JobStatus.PENDING.value
-    return (
-        sa.select(
-            jobs.c.queue,
-            sa.func.count().filter(due).label("ready"),
-            sa.func.count().filter(sa.and_(pending, sa.not_(due))).label("scheduled"),
-            sa.func.count().filter(sa.and_(sa.not_(pending), sa.not_(due))).label("retrying"),
-            sa.func.min(sa.case((due, jobs.c.scheduled_at))).label("oldest_due"),
+    """The jobs waiting to be taken, per queue: ``ix_sqlqueue_jobs_ready_in_queue`` for the
+    jobs without limits, ``ix_sqlqueue_jobs_limited`` for the others."""
+    ready = sa.union_all(
+        *(
+            sa.select(jobs.c.queue, jobs.c.status, jobs.c.scheduled_at).where(part)
+            for part in READY_PARTS
         )
-        .where(READY_WHERE)
-        .group_by(jobs.c.queue)
-    )
+    ).subquery()
+    due = ready.c.scheduled_at <= now
+    pending = ready.c.status == JobStatus.PENDING.value
+    return sa.select(
+        ready.c.queue,
+        sa.func.count().filter(due).label("ready"),
+        sa.func.count().filter(sa.and_(pending, sa.not_(due))).label("scheduled"),
+        sa.func.count().filter(sa.and_(sa.not_(pending), sa.not_(due))).label("retrying"),
+        sa.func.min(sa.case((due, ready.c.scheduled_at))).label("oldest_due"),
+    ).group_by(ready.c.queue)
 
 
 def running_statement() -> sa.Select[Any]:

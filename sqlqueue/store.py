@@ -44,6 +44,7 @@ from sqlqueue.exceptions import (
     SQLQueueError,
 )
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
+from sqlqueue.limited_claim import claim_limited
 from sqlqueue.outcomes import Outcome
 from sqlqueue.periodic import ScheduleState
 from sqlqueue.plans import Feed, WorkflowPlan, fed
@@ -206,14 +207,23 @@ class JobStore:
     ) -> list[Job]:
         """Take up to ``limit`` ready jobs, highest priority first, each with a fresh lease;
         a workflow's step with what it receives from the steps before it put first in its
-        arguments."""
+        arguments. Jobs their limits hold back stay ready (docs/limits.md)."""
         statement = self.dialect.claim_jobs(limit, queues, worker_id, lease)
         if goes_alone(statement, self.dialect):
             with self._translate_errors():
                 claimed = fetch_jobs_alone(self.engine, statement)
         else:
             with self._write() as conn:
-                claimed = [Job.from_row(row) for row in _execute(conn, statement).mappings()]
+                rows = (
+                    []
+                    if self.dialect.claims_limited_jobs
+                    else claim_limited(conn, limit, queues, worker_id, lease)
+                )
+                if rows and len(rows) < limit:
+                    statement = self.dialect.claim_jobs(limit - len(rows), queues, worker_id, lease)
+                if len(rows) < limit:
+                    rows.extend(_execute(conn, statement).mappings())
+                claimed = [Job.from_row(row) for row in rows]
         if any(job.feed is not None for job in claimed):
             claimed = self._fed(claimed)
         claimed.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
@@ -250,12 +260,17 @@ class JobStore:
             return {(str(job_id), attempts) for job_id, attempts in rows}
 
     def record_outcomes(
-        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: Collection[str] = ()
+        self,
+        outcomes: Sequence[tuple[Take, Outcome]],
+        releasing: Collection[str] = (),
+        frees_slots: bool = False,
     ) -> set[Take]:
         """Write many jobs' outcomes, each of the take beside it, in one transaction; returns
         the takes that still held their job. The others' jobs were taken again meanwhile, and
         nothing about them changed. ``releasing``: the ids of the jobs that workflow steps
-        wait for, settled (``settle``) in the same transaction when they finish."""
+        wait for, settled (``settle``) in the same transaction when they finish.
+        ``frees_slots``: some of these jobs have a concurrency limit, and workers held back
+        by it are woken when the outcomes commit."""
         if not outcomes:
             return set()
         finishing = {take[0]: outcome for take, outcome in outcomes if not outcome.again}
@@ -264,16 +279,20 @@ class JobStore:
             settling = {
                 job_id for job_id in settling if finishing[job_id].status is not JobStatus.SUCCESS
             }
-        statements = self.dialect.record_outcomes(outcomes, releasing=bool(releasing))
+        statements = self.dialect.record_outcomes(
+            outcomes, releasing=bool(releasing), wake=frees_slots
+        )
+        # A finish that releases steps wakes the workers for those steps only.
+        wake = any(outcome.again for _, outcome in outcomes) or (frees_slots and bool(releasing))
         if (
             not settling
+            and not wake
             and len(statements) == 1
             and goes_alone(only := statements[0], self.dialect)
         ):
             with self._translate_errors():
                 return fetch_takes_alone(self.engine, only)
         kept: set[Take] = set()
-        wake = any(outcome.again for _, outcome in outcomes)
         with self._write() as conn:
             for statement in statements:
                 rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))
@@ -285,11 +304,16 @@ class JobStore:
                 self._wake_workers(conn)
         return kept
 
-    def next_due_in(self, queues: Sequence[str] | None) -> float | None:
+    def next_due_in(self, queues: Sequence[str] | None, refills: bool = False) -> float | None:
         """Seconds until the next ready job of these queues (None: all) that waits for its
-        time (a countdown, an eta, a retry's delay) becomes due; None when there is none."""
+        time (a countdown, an eta, a retry's delay) becomes due, or, with ``refills``, until
+        the next rate limit's bucket that is empty holds a job again; None when there is
+        none."""
         with self._translate_errors(), self.engine.connect() as conn:
             due, now = conn.execute(self.dialect.next_due_time(queues)).one()
+            if refills:
+                refill, _ = conn.execute(self.dialect.next_refill_time()).one()
+                due = min((time for time in (due, refill) if time is not None), default=None)
         if due is None:
             return None
         return max(0.0, (as_utc(due) - as_utc(now)).total_seconds())  # type: ignore[operator]

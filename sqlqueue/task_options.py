@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -35,13 +35,15 @@ class TaskOptions(TypedDict, total=False):
     ignore_result: bool
     expires: float | datetime | None
     unique: bool
+    rate_limit: str | float | None
+    concurrency_limit: int | None
+    concurrency_key: Callable[..., str] | None
     # Celery's, accepted with a warning that says why they change nothing here.
     acks_late: bool
     acks_on_failure_or_timeout: bool
     reject_on_worker_lost: bool
     track_started: bool
     serializer: str
-    rate_limit: str | int | None
     store_errors_even_if_ignored: bool
     throws: tuple[type[BaseException], ...]
     typing: bool
@@ -56,7 +58,6 @@ WITHOUT_EFFECT = {
     "reject_on_worker_lost": "a job whose worker dies runs again after its lease",
     "track_started": "a job is always STARTED while it runs",
     "serializer": "jobs are always JSON",
-    "rate_limit": "rate limits are not enforced yet",
     "store_errors_even_if_ignored": "a failure is always stored",
     "throws": "every failure is logged with its traceback",
     "typing": "arguments are always checked against the signature at send time",

@@ -30,6 +30,7 @@ from sqlqueue.exceptions import (
     TaskArgumentsError,
     TaskRegistrationError,
 )
+from sqlqueue.limits import check_concurrency, rate_interval
 from sqlqueue.options import (
     check_aware,
     check_countdown,
@@ -92,6 +93,12 @@ class Task(Generic[P, R]):
     """At most one unfinished job per call: a send whose call (the task's name, its
     arguments and keyword arguments) is that of an unfinished job writes nothing and answers
     with that job (``unique``; docs/tasks.md, "Unique jobs"). ``unique_key=`` overrides."""
+    rate_limit: str | float | None = None
+    """At most this many jobs start, across all workers ("10/s", "100/m", "5/h"; docs/limits.md)."""
+    concurrency_limit: int | None = None
+    """At most this many jobs run at once across all workers, per ``concurrency_key``."""
+    concurrency_key: Callable[..., str] | None = None
+    """Called with a call's arguments when it is sent: the group its limit counts in."""
 
     def __init__(
         self, app: SQLQueue, fun: Callable[..., R], *, bind: bool = False, **options: Any
@@ -117,6 +124,9 @@ class Task(Generic[P, R]):
         )
         self.time_limit = check_limit(self.time_limit, "time_limit")
         self.soft_time_limit = check_limit(self.soft_time_limit, "soft_time_limit")
+        self.rate_interval = rate_interval(self.rate_limit)
+        """Seconds between two starts of its jobs (``rate_limit``), or None."""
+        self.concurrency_limit = check_concurrency(self.concurrency_limit, self.concurrency_key)
         self.hooks = frozenset(
             hook for hook in HOOKS if getattr(type(self), hook) is not getattr(Task, hook)
         )

@@ -103,6 +103,9 @@ class Worker:
         )
         """Jobs run at once: the option, else the app's ``worker_concurrency``, else the
         default for the pool."""
+        self._rate_limited = any(task.rate_interval for task in app.tasks.values())
+        """Whether a task of this worker has a rate limit: then, idle, it also wakes when a
+        bucket refills (docs/limits.md)."""
         self._prefetch = Prefetch(self.concurrency)
         self._metrics = (
             None
@@ -289,8 +292,11 @@ class Worker:
                     self._give_back_buffer()
                 jobs = self._claim(limit) if limit else []
                 if limit and not jobs and not may_leave:
-                    # Nothing announces that a countdown or a retry's delay has run out.
-                    due_in = self.app.store.next_due_in(self.options.queues)
+                    # Nothing announces that a countdown or a retry's delay has run out,
+                    # nor that a rate limit's bucket holds a job again.
+                    due_in = self.app.store.next_due_in(
+                        self.options.queues, refills=self._rate_limited
+                    )
             except DatabaseError as exc:
                 if not exc.transient:
                     raise  # no table, or a schema older than this code: waiting cannot help

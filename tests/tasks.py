@@ -177,3 +177,35 @@ def run_until_terminated(self: Any, marker_dir: str) -> str:
         (Path(marker_dir) / f"{self.request.id}.terminated").write_text("")
         raise
     return "never stopped"
+
+
+def _log_line(log_path: str, *fields: Any) -> None:
+    # One write of one line, in append mode: lines of several processes never interleave.
+    with open(log_path, "a") as log:
+        log.write(" ".join(str(field) for field in fields) + "\n")
+
+
+@app.task(bind=True, concurrency_limit=2)
+def two_at_a_time(self: Any, log_path: str, seconds: float) -> None:
+    """Log its start and end (wall clock, pid): at most two run at once, across workers."""
+    _log_line(log_path, "start", self.request.id, time.time(), os.getpid())
+    time.sleep(seconds)
+    _log_line(log_path, "end", self.request.id, time.time(), os.getpid())
+
+
+@app.task(
+    bind=True,
+    concurrency_limit=1,
+    concurrency_key=lambda log_path, account, seconds: f"account:{account}",
+)
+def one_per_account(self: Any, log_path: str, account: str, seconds: float) -> None:
+    """``two_at_a_time``, one at a time per account."""
+    _log_line(log_path, "start", self.request.id, time.time(), account)
+    time.sleep(seconds)
+    _log_line(log_path, "end", self.request.id, time.time(), account)
+
+
+@app.task(bind=True, rate_limit="10/s")
+def ten_per_second(self: Any, log_path: str) -> None:
+    """Log its start: at most ten a second (and the burst), across workers."""
+    _log_line(log_path, "start", self.request.id, time.time(), os.getpid())

@@ -195,6 +195,7 @@ NEW_IN_0006 = {
 NEW_IN_0008 = {"ix_sqlqueue_jobs_workflow", "ix_sqlqueue_jobs_group"}
 NEW_IN_0009 = {"ix_sqlqueue_jobs_unique"}
 NEW_IN_0011 = {"ix_sqlqueue_jobs_outcomes"}
+NEW_IN_0012 = {"ix_sqlqueue_jobs_limited", "ix_sqlqueue_jobs_limited_running"}
 
 
 def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
@@ -210,6 +211,7 @@ def test_downgrade_from_0006_leaves_the_0005_schema_and_a_working_claim(
         - NEW_IN_0008
         - NEW_IN_0009
         - NEW_IN_0011
+        - NEW_IN_0012
     )
     if empty_engine.dialect.name == "postgresql":
         with empty_engine.connect() as connection:
@@ -286,7 +288,9 @@ def test_0009_adds_unique_keys_and_undoes_cleanly(empty_url: str, empty_engine: 
     columns = {column["name"] for column in sa.inspect(empty_engine).get_columns("sqlqueue_jobs")}
     assert "unique_key" not in columns
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
-    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0009 - NEW_IN_0011
+    assert indexes == (
+        {index.name for index in jobs.indexes} - NEW_IN_0009 - NEW_IN_0011 - NEW_IN_0012
+    )
     with empty_engine.connect() as connection:
         ids = set(connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalars())
     assert ids == {before, first.id}  # the jobs stay, without their keys
@@ -320,7 +324,7 @@ def test_0011_adds_the_workers_table_and_the_outcomes_index_and_undoes_cleanly(
     sqlqueue.migrate.downgrade(empty_engine, "0010")
     assert "sqlqueue_workers" not in table_names(empty_engine)
     indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
-    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0011
+    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0011 - NEW_IN_0012
     with empty_engine.connect() as connection:
         ids = set(connection.execute(sa.text("SELECT id FROM sqlqueue_jobs")).scalars())
     assert ids == {before}
@@ -636,3 +640,40 @@ def test_the_wheel_ships_the_migrations_of_the_repository() -> None:
         assert (shipped / name).read_bytes() == (repository / name).read_bytes(), (
             f"migrations/{name} differs from the installed wheel's: reinstall it (make install)"
         )
+
+
+def test_0012_down_and_up_keeps_the_jobs_and_a_working_claim(
+    empty_url: str, empty_engine: Engine
+) -> None:
+    sqlqueue.migrate.upgrade(empty_engine)
+    app = SQLQueue(empty_url)
+
+    @app.task(name="tasks.one", concurrency_limit=1)
+    def one(n: int) -> None: ...
+
+    one.delay_many([(1,), (2,)])
+    plain = app.send_task("tasks.add", args=[1, 2]).id
+
+    sqlqueue.migrate.downgrade(empty_engine, "0011")
+    columns = {column["name"] for column in sa.inspect(empty_engine).get_columns("sqlqueue_jobs")}
+    assert not {"limit_key", "concurrency_limit", "rate_interval"} & columns
+    assert "sqlqueue_rate_limits" not in table_names(empty_engine)
+    indexes = {index["name"] for index in sa.inspect(empty_engine).get_indexes("sqlqueue_jobs")}
+    assert indexes == {index.name for index in jobs.indexes} - NEW_IN_0012
+    if empty_engine.dialect.name == "postgresql":
+        # 0011's claim again, which knows no limits: it takes all three jobs.
+        with empty_engine.begin() as connection:
+            taken = connection.execute(
+                sa.text("SELECT id FROM sqlqueue_claim(10, 30, 'w', NULL)")
+            ).scalars()
+            assert len(list(taken)) == 3
+            connection.execute(sa.text("UPDATE sqlqueue_jobs SET status = 'PENDING'"))
+
+    sqlqueue.migrate.upgrade(empty_engine)
+    assert schema_differences(empty_engine) == []
+    # Jobs from before the upgrade have no limits; jobs sent after it have theirs.
+    one.delay(3)
+    taken = app.store.claim_jobs(10, None, "w", 30)
+    assert len(taken) == 4  # the three from before, and one of the limited task
+    assert plain in {job.id for job in taken}
+    app.engine.dispose()

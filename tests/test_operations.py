@@ -353,6 +353,32 @@ def test_purge_asks_then_deletes_only_the_queues_ready_jobs(db_url: str, app: SQ
     assert count_jobs(app, "queue = 'emails'") == 1
 
 
+def test_status_and_purge_count_the_jobs_a_limit_holds_back(db_url: str, app: SQLQueue) -> None:
+    # Given three jobs of a task limited to two at once, two of them running, and one of
+    # another task
+    @app.task(name="t.limited", concurrency_limit=2)
+    def limited() -> None: ...
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    for _ in range(3):
+        limited.delay()
+    assert len(app.store.claim_jobs(10, None, "someone", 60)) == 2
+    add.delay(1, 1)
+
+    # When an operator reads the queue, then purges it
+    shown = json.loads(ok(db_url, "status", "--json"))["queues"][0]
+    output = ok(db_url, "purge", "--queue", "default", "--yes")
+
+    # I expect the held job counted ready beside the other, and both taken out
+    assert (shown["ready"], shown["running"]) == (2, 2)
+    assert "deleted 2 ready job(s)" in output
+    assert count_jobs(app, "status IN ('PENDING', 'RETRY')") == 0
+    assert count_jobs(app, "status = 'STARTED'") == 2
+
+
 def test_purge_revokes_a_workflow_step_others_wait_for_and_they_stop(
     db_url: str, app: SQLQueue
 ) -> None:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.postgresql
 def role_url(
     postgres_url: str,
     privileges: str,
-    tables: str = "sqlqueue_jobs, sqlqueue_schedules, sqlqueue_workers",
+    tables: str = "sqlqueue_jobs, sqlqueue_rate_limits, sqlqueue_schedules, sqlqueue_workers",
 ) -> Iterator[str]:
     """The session database's URL for a new role with these privileges on these tables (by
     default sqlqueue's, as databases.md says to grant them)."""
@@ -98,9 +98,10 @@ def test_a_burst_worker_whose_chores_are_refused_stops_and_says_why(postgres_url
 def test_a_worker_granted_only_the_jobs_table_still_runs_jobs_and_says_what_to_grant(
     postgres_url: str,
 ) -> None:
-    # Given a role granted what databases.md asked before migration 0011 added the workers'
-    # table: its worker cannot write its row there.
-    with role_url(postgres_url, "SELECT, INSERT, UPDATE, DELETE", "sqlqueue_jobs") as url:
+    # Given a role granted every sqlqueue table but the workers' (migration 0011 added it): its
+    # worker cannot write its row there.
+    tables = "sqlqueue_jobs, sqlqueue_rate_limits, sqlqueue_schedules"
+    with role_url(postgres_url, "SELECT, INSERT, UPDATE, DELETE", tables) as url:
         app = SQLQueue(url)
         try:
             done = app.send_task("tasks.add", args=[2, 3])

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from conftest import explain
 
 from sqlqueue import SQLQueue
-from sqlqueue.schema import READY_WHERE, jobs
+from sqlqueue.schema import READY_PARTS, jobs
 from sqlqueue.status import (
     HISTORY_COUNT_CAP,
     history_statement,
@@ -70,6 +70,7 @@ def test_the_waiting_jobs_per_queue_are_read_from_the_ready_index(big_app: SQLQu
     plan = explain(big_app, waiting_statement(big_app.dialect.now()))
 
     assert_reads_index(plan, "ix_sqlqueue_jobs_ready_in_queue|ix_sqlqueue_jobs_ready")
+    assert_reads_index(plan, "ix_sqlqueue_jobs_limited")
 
 
 def test_the_running_jobs_are_read_from_the_lease_index(big_app: SQLQueue) -> None:
@@ -97,9 +98,12 @@ def test_each_count_of_history_reads_at_most_its_cap(big_app: SQLQueue) -> None:
 
 
 def test_purge_counts_a_queues_ready_jobs_from_the_ready_index(big_app: SQLQueue) -> None:
-    statement = sa.select(sa.func.count()).where(READY_WHERE, jobs.c.queue == "q1")
+    unlimited, limited = (
+        sa.select(sa.func.count()).where(part, jobs.c.queue == "q1") for part in READY_PARTS
+    )
 
-    assert_reads_index(explain(big_app, statement), "ix_sqlqueue_jobs_ready_in_queue")
+    assert_reads_index(explain(big_app, unlimited), "ix_sqlqueue_jobs_ready_in_queue")
+    assert_reads_index(explain(big_app, limited), "ix_sqlqueue_jobs_limited")
 
 
 def test_inspect_reads_one_job_by_its_key(big_app: SQLQueue) -> None:

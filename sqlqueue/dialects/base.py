@@ -59,6 +59,7 @@ from sqlqueue.schema import (
     UNSTARTED_WORKFLOW_WHERE,
     job_columns,
     jobs,
+    rate_limits,
     schedules,
 )
 
@@ -128,6 +129,11 @@ class Dialect(WorkflowStatements, ABC):
 
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
+
+    claims_limited_jobs = False
+    """Whether ``claim_jobs`` takes limited jobs too (PostgreSQL's claim function); otherwise
+    the store takes them first, in the claim's transaction (``limited_claim``), and
+    ``claim_jobs`` takes only jobs without limits."""
 
     def create_engine(self, url: URL) -> Engine:
         """An engine for a URL the app was given (not for an engine the user built)."""
@@ -210,7 +216,7 @@ class Dialect(WorkflowStatements, ABC):
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> Statement:
         """Take up to ``limit`` ready and due jobs of these queues (None: all), highest
-        priority first, and lease them to ``worker_id`` for ``lease`` seconds, in one
+        priority first (of jobs without limits only, unless ``claims_limited_jobs``), and lease them to ``worker_id`` for ``lease`` seconds, in one
         statement; it returns the taken rows. Two workers claiming at once must never take
         the same job: each dialect module says how its database makes that so."""
 
@@ -266,12 +272,14 @@ class Dialect(WorkflowStatements, ABC):
 
     @abstractmethod
     def record_outcomes(
-        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
     ) -> list[Statement]:
         """Statements that write these outcomes, each of the take beside it, to run in one
         transaction; each returns the ids it changed, so a take that was fenced off is the
         one missing. ``releasing``: workflow steps wait for some of these jobs; where
-        ``releases_in_finish``, the statements settle their successes too."""
+        ``releases_in_finish``, the statements settle their successes too. ``wake``: where
+        ``supports_listen_notify``, they wake the listening workers when they commit (jobs
+        with a concurrency limit free their slots)."""
 
     def next_due_time(self, queues: Sequence[str] | None) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's
@@ -286,6 +294,13 @@ class Dialect(WorkflowStatements, ABC):
             *(self._earliest_deferred(queue) for queue in dict.fromkeys(queues))
         ).subquery()
         return sa.select(sa.func.min(per_queue.c.due).label("due"), self.now().label("now"))
+
+    def next_refill_time(self) -> sa.Select[Any, datetime]:
+        """When the next rate limit's bucket that is empty now holds a job again, with the
+        database's "now" beside it: one row, (None, now) when none is empty."""
+        return sa.select(sa.func.min(rate_limits.c.next_at), self.now()).where(
+            rate_limits.c.next_at > self.now()
+        )
 
     def _earliest_deferred(self, queue: str | None) -> sa.Select[Any]:
         due = (

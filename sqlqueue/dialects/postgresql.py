@@ -5,6 +5,11 @@ the next ready rows ``FOR UPDATE SKIP LOCKED`` and the UPDATE over it marks them
 two workers never lock the same row and neither waits for the other. Times come from the
 database's clock (``statement_timestamp()``), never from the workers', so machines with skewed
 clocks agree on when a job is due and when a lease has run out.
+
+Jobs with limits (docs/limits.md) are taken by the same function first (migration 0012), group
+by group: under a transaction-scoped advisory lock on the group's key it counts the group's
+running jobs, and under the row lock of the task's token bucket it takes from the bucket, so
+two claims at once never exceed a limit together.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ _SHARED = """%(task_name)s, %(queue)s, %(priority)s, 'PENDING',
 
 _COLUMNS = """id, args, kwargs, task_name, queue, priority, status,
                              scheduled_at, expires_at, created_at"""
+_LIMIT_COLUMNS = "limit_key, concurrency_limit, rate_interval"
+_LIMITS = "%(concurrency_limit)s::integer, %(rate_interval)s::float8"
 
 # One job: a plain VALUES, the cheapest statement for the server to plan and run.
 INSERT_JOB = f"""
@@ -82,6 +89,22 @@ WITH inserted AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 """  # noqa: S608 (constants, no input)
+# The jobs of a limited task (``sqlqueue.limits``), one or many: each with its group's key,
+# all with the same limits. Jobs without limits never name these columns.
+INSERT_LIMITED_JOBS = f"""
+WITH inserted AS (
+    INSERT INTO {jobs.name} ({_COLUMNS}, {_LIMIT_COLUMNS})
+    SELECT id, args, kwargs, {_SHARED}, limit_key, {_LIMITS}
+    FROM ROWS FROM (unnest(%(id)s::text[]),
+                    jsonb_array_elements(%(args)s::jsonb),
+                    jsonb_array_elements(%(kwargs)s::jsonb),
+                    unnest(%(limit_key)s::text[])) AS new (id, args, kwargs, limit_key)
+    RETURNING queue
+)
+SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
+"""  # noqa: S608 (constants, no input)
+
+
 # Unique jobs (at most one unfinished job per key; their keys are distinct within a send):
 # each job is inserted unless an unfinished job holds its key, and the answer is, for each
 # key, the job that holds it: the new one, or the one there before. The conflict target
@@ -89,15 +112,23 @@ SELECT pg_notify('{NOTIFY_CHANNEL}', queue) FROM inserted LIMIT 1
 # by a job another transaction committed while this insert waited for it is in neither
 # half (the snapshot of the statement predates that commit): the store sends those keys
 # again, in a statement that sees it.
-INSERT_UNIQUE_JOBS = f"""
+def _insert_unique_jobs(limited: bool) -> str:
+    """``INSERT_UNIQUE_JOBS``, or with each job's limits too (``INSERT_LIMITED_UNIQUE_JOBS``)."""
+    key, columns, values = (
+        (", unnest(%(limit_key)s::text[])", f", {_LIMIT_COLUMNS}", f", limit_key, {_LIMITS}")
+        if limited
+        else ("", "", "")
+    )
+    return f"""
 WITH new AS (
     SELECT * FROM ROWS FROM (unnest(%(id)s::text[]),
                              jsonb_array_elements(%(args)s::jsonb),
                              jsonb_array_elements(%(kwargs)s::jsonb),
-                             unnest(%(unique_key)s::text[])) AS new (id, args, kwargs, unique_key)
+                             unnest(%(unique_key)s::text[]){key})
+                   AS new (id, args, kwargs, unique_key{", limit_key" if limited else ""})
 ), inserted AS (
-    INSERT INTO {jobs.name} ({_COLUMNS}, unique_key)
-    SELECT id, args, kwargs, {_SHARED}, unique_key FROM new
+    INSERT INTO {jobs.name} ({_COLUMNS}, unique_key{columns})
+    SELECT id, args, kwargs, {_SHARED}, unique_key{values} FROM new
     ON CONFLICT (unique_key) WHERE {UNFINISHED_WHERE} DO NOTHING
     RETURNING unique_key, id, queue
 ), woken AS (
@@ -109,6 +140,10 @@ SELECT held.unique_key, held.id FROM {jobs.name} AS held
 WHERE held.unique_key = ANY(%(unique_key)s::text[]) AND {UNFINISHED_WHERE}
   AND held.unique_key NOT IN (SELECT unique_key FROM inserted)
 """  # noqa: S608 (constants, no input)
+
+
+INSERT_UNIQUE_JOBS = _insert_unique_jobs(limited=False)
+INSERT_LIMITED_UNIQUE_JOBS = _insert_unique_jobs(limited=True)
 
 # A workflow: every column a job may differ in travels as an array (JSON ones as one JSON
 # array each), zipped by ROWS FROM, so a workflow of any size is one statement, atomic even
@@ -212,6 +247,15 @@ RETURNING job.id, job.attempts
 one row of arrays per job. Its text never changes with the batch's size, so
 psycopg prepares it once per connection."""
 
+FINISH_AND_WAKE = f"""
+WITH finished AS ({FINISH_JOBS})
+SELECT id, attempts FROM finished
+WHERE (SELECT count(*) FROM (SELECT pg_notify('{NOTIFY_CHANNEL}', '')) AS woken) >= 0
+"""  # noqa: S608 (constants, no input)
+"""``FINISH_JOBS`` that wakes the listening workers at its commit, in the same statement:
+jobs with a concurrency limit are among those it finishes, and their slots free (a worker
+their limit held has no other way to hear of it before its next poll)."""
+
 _FINISHED = FINISH_JOBS.replace(
     "RETURNING job.id, job.attempts",
     "RETURNING job.id, job.attempts, job.status, job.dependents, job.errbacks",
@@ -275,6 +319,7 @@ class PostgreSQLDialect(Dialect):
     driver_autocommit = True
     releases_in_finish = True
     supports_listen_notify = True
+    claims_limited_jobs = True
 
     def create_engine(self, url: URL) -> Engine:
         # postgresql:// means psycopg 3 here, whatever SQLAlchemy's default driver is.
@@ -291,6 +336,8 @@ class PostgreSQLDialect(Dialect):
         # transactional, so listeners hear it at the commit (never for a rollback), once
         # per queue per transaction: PostgreSQL folds equal notifications into one.
         args, kwargs = new_jobs.arguments()
+        if new_jobs.limits is not None:
+            return DriverStatement(INSERT_LIMITED_JOBS, _many(new_jobs, args, kwargs))
         if len(new_jobs.ids) == 1:
             return DriverStatement(
                 INSERT_JOB,
@@ -301,7 +348,10 @@ class PostgreSQLDialect(Dialect):
     def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
         args, kwargs = new_jobs.arguments()
         params = {**_many(new_jobs, args, kwargs), "unique_key": new_jobs.unique_keys}
-        return [DriverStatement(INSERT_UNIQUE_JOBS, params)]
+        limited = new_jobs.limits is not None
+        return [
+            DriverStatement(INSERT_LIMITED_UNIQUE_JOBS if limited else INSERT_UNIQUE_JOBS, params)
+        ]
 
     def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
         rows = planned_rows(plan, max_payload_bytes)
@@ -345,8 +395,8 @@ class PostgreSQLDialect(Dialect):
         # chunk's arguments are encoded (and checked) while the server takes in the one
         # before it, on the other side of the socket; a refused one ends the COPY, and
         # the transaction around it (the send's own, or a savepoint in the caller's) with it.
-        if len(new_jobs.ids) < COPY_MIN_JOBS:
-            return None
+        if len(new_jobs.ids) < COPY_MIN_JOBS or new_jobs.limits is not None:
+            return None  # (a limited task's: INSERT_LIMITED_JOBS writes their limits too)
         times = {
             "eta": new_jobs.eta,
             "countdown": new_jobs.countdown,
@@ -396,7 +446,7 @@ class PostgreSQLDialect(Dialect):
         )
 
     def record_outcomes(
-        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
     ) -> list[Statement]:
         # Successes and failures, nearly every outcome of a busy worker, go in one statement;
         # retries (rarer, and each with its own delay) keep their per-job UPDATE.
@@ -406,9 +456,12 @@ class PostgreSQLDialect(Dialect):
         finished = [(take, o) for take, o in outcomes if not o.again]
         if finished:
             columns = [o.finish_values() for _, o in finished]
+            # (With steps to release, the store wakes the workers: the release wakes them
+            # only for the steps it makes ready.)
+            finish = FINISH_AND_RELEASE if releasing else FINISH_AND_WAKE if wake else FINISH_JOBS
             statements.append(
                 DriverStatement(
-                    FINISH_AND_RELEASE if releasing else FINISH_JOBS,
+                    finish,
                     {
                         "ids": [take[0] for take, _ in finished],
                         "attempts": [take[1] for take, _ in finished],
@@ -507,6 +560,19 @@ def _many(new_jobs: NewJobs, args: list[str], kwargs: list[str]) -> dict[str, An
         "id": new_jobs.ids,
         "args": f"[{','.join(args)}]",
         "kwargs": f"[{','.join(kwargs)}]",
+        **_limits(new_jobs),
+    }
+
+
+def _limits(new_jobs: NewJobs) -> dict[str, Any]:
+    """The parameters of a limited task's jobs (``_LIMITS``, and their keys); none for others."""
+    limits = new_jobs.limits
+    if limits is None:
+        return {}
+    return {
+        "limit_key": limits.keys,
+        "concurrency_limit": limits.concurrency_limit,
+        "rate_interval": limits.rate_interval,
     }
 
 

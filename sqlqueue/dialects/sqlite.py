@@ -6,6 +6,8 @@ reading, so two workers can never select the same ready row. An engine
 sqlqueue builds from a URL puts the file in WAL mode, so that readers (``AsyncResult.get()``,
 the application) go on while a worker writes; an engine the application built is left as
 it is. A busy timeout makes a writer wait its turn instead of failing with "database is locked".
+The same write lock keeps a claim of limited jobs (``limited_claim``, run by the store in
+the claim's transaction) within its limits: nothing runs between its count and its take.
 
 SQLite stores times as text without a zone; every time written is UTC and taken from this
 process's clock, which all processes on one machine share. The times of statements built
@@ -37,7 +39,13 @@ from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
-from sqlqueue.schema import READY_WHERE, UNFINISHED_WHERE, Timestamp, job_columns, jobs
+from sqlqueue.schema import (
+    UNFINISHED_WHERE,
+    UNLIMITED_READY_WHERE,
+    Timestamp,
+    job_columns,
+    jobs,
+)
 
 if TYPE_CHECKING:  # the async extra's; see engines.unpooled_async_engine
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -84,18 +92,25 @@ class SQLiteDialect(Dialect):
         # One statement for one job or many, as on PostgreSQL, so that a send is atomic
         # even on a caller's connection in autocommit (Django's, outside atomic()): the ids
         # and arguments travel as one JSON array, unpacked by json_each.
-        rows = zip(new_jobs.ids, *new_jobs.arguments(), strict=True)
-        return DriverStatement(INSERT_JOBS, {"jobs": json.dumps(list(rows)), **_shared(new_jobs)})
+        columns = [new_jobs.ids, *new_jobs.arguments()]
+        if new_jobs.limits is not None:
+            columns.append(new_jobs.limits.keys)
+        rows = json.dumps(list(zip(*columns, strict=True)))
+        insert = INSERT_JOBS if new_jobs.limits is None else INSERT_LIMITED_JOBS
+        return DriverStatement(insert, {"jobs": rows, **_shared(new_jobs)})
 
     def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
         # Two statements: the jobs inserted, then the holders of the other keys. SQLite's
         # writers take turns, so in one transaction nothing comes between them.
         keys = cast(list[str], new_jobs.unique_keys)
-        rows = zip(new_jobs.ids, *new_jobs.arguments(), keys, strict=True)
+        columns = [new_jobs.ids, *new_jobs.arguments(), keys]
+        insert = INSERT_UNIQUE_JOBS
+        if new_jobs.limits is not None:
+            columns.append(new_jobs.limits.keys)
+            insert = INSERT_LIMITED_UNIQUE_JOBS
+        rows = json.dumps(list(zip(*columns, strict=True)))
         return [
-            DriverStatement(
-                INSERT_UNIQUE_JOBS, {"jobs": json.dumps(list(rows)), **_shared(new_jobs)}
-            ),
+            DriverStatement(insert, {"jobs": rows, **_shared(new_jobs)}),
             DriverStatement(UNIQUE_HOLDERS, {"unique_keys": json.dumps(keys)}),
         ]
 
@@ -178,10 +193,11 @@ class SQLiteDialect(Dialect):
         )
 
     def _ready_jobs(self, limit: int) -> sa.Select[Any]:
-        # The first ``limit`` jobs that are ready and due, in the order workers take them.
+        # The first ``limit`` jobs without limits that are ready and due, in the order
+        # workers take them (the store takes the limited ones, ``limited_claim``).
         return (
             sa.select(jobs.c.id, jobs.c.priority, jobs.c.scheduled_at)
-            .where(READY_WHERE)
+            .where(UNLIMITED_READY_WHERE)
             .where(jobs.c.scheduled_at <= self.now())
             .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
             .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
@@ -189,7 +205,7 @@ class SQLiteDialect(Dialect):
         )
 
     def record_outcomes(
-        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
     ) -> list[Statement]:
         # One fenced UPDATE per job, all under one write lock; successes and failures as
         # fixed text (SQLAlchemy's statement building cost more than SQLite's work), each
@@ -236,6 +252,19 @@ FROM json_each(:jobs)
 """Each element of ``:jobs`` is [stored id, arguments' JSON text, keyword arguments' JSON
 text]; the texts are JSON strings there, so json_extract gives back the text to store."""
 
+INSERT_LIMITED_JOBS = f"""
+INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
+                         scheduled_at, expires_at, created_at, limit_key, concurrency_limit,
+                         rate_interval)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       :task_name, :queue, :priority, 'PENDING', :scheduled_at, :expires_at, :created_at,
+       json_extract(value, '$[3]'), :concurrency_limit, :rate_interval
+FROM json_each(:jobs)
+"""  # noqa: S608 (constants, no input)
+"""``INSERT_JOBS`` for a limited task's jobs (``sqlqueue.limits``): each element has the
+job's ``limit_key`` fourth, and all share the limits. Jobs without limits never name these
+columns."""
+
 INSERT_UNIQUE_JOBS = f"""
 INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
                          scheduled_at, expires_at, created_at, unique_key)
@@ -250,6 +279,20 @@ RETURNING unique_key, id
 unfinished job holds is not inserted, and the others answer with their key and id. (``WHERE true`` tells SQLite's parser that ON
 CONFLICT belongs to the INSERT, not to a join; the conflict target repeats the partial
 index's predicate, as SQLite requires to use it.)"""
+
+INSERT_LIMITED_UNIQUE_JOBS = f"""
+INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
+                         scheduled_at, expires_at, created_at, unique_key, limit_key,
+                         concurrency_limit, rate_interval)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       :task_name, :queue, :priority, 'PENDING', :scheduled_at, :expires_at, :created_at,
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), :concurrency_limit,
+       :rate_interval
+FROM json_each(:jobs) WHERE true
+ON CONFLICT (unique_key) WHERE {UNFINISHED_WHERE} DO NOTHING
+RETURNING unique_key, id
+"""  # noqa: S608 (constants, no input)
+"""``INSERT_UNIQUE_JOBS`` for a limited task's jobs, each element's ``limit_key`` fifth."""
 
 UNIQUE_HOLDERS = f"""
 SELECT unique_key, id FROM {jobs.name}
@@ -316,7 +359,16 @@ def _shared(new_jobs: NewJobs) -> dict[str, Any]:
     expires_at = new_jobs.expires_at
     if expires_at is None and new_jobs.expires_in is not None:
         expires_at = now + timedelta(seconds=new_jobs.expires_in)
+    limits = new_jobs.limits
     return {
+        **(
+            {}
+            if limits is None
+            else {
+                "concurrency_limit": limits.concurrency_limit,
+                "rate_interval": limits.rate_interval,
+            }
+        ),
         "task_name": new_jobs.task_name,
         "queue": new_jobs.queue,
         "priority": new_jobs.priority,

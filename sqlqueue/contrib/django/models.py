@@ -42,6 +42,9 @@ class Job(models.Model):
     dependents = models.JSONField(null=True)
     errbacks = models.JSONField(null=True)
     unique_key = models.CharField(max_length=255, null=True)
+    limit_key = models.CharField(max_length=255, null=True)
+    concurrency_limit = models.IntegerField(null=True)
+    rate_interval = models.FloatField(null=True)
 
     class Meta:
         managed = False

@@ -319,24 +319,18 @@ class SQLQueue:
         eager; the receipt of each of its jobs, by id."""
         if self.conf.task_always_eager:
             return run_workflow_eagerly(self, plan)
-        unique = sorted(
-            {job.task_name for job in plan.jobs if _is_unique(self.tasks.get(job.task_name))}
-        )
-        if unique:
-            raise InvalidOptionError(
-                f"{', '.join(unique)} {'is a unique task' if len(unique) == 1 else 'are unique tasks'}"
-                " (unique=True), and unique jobs are not supported in workflows yet; send "
-                "it alone with delay() or apply_async()."
+        for kind, refused in (
+            ("unique tasks (unique=True)", _is_unique),
+            ("tasks with a rate or concurrency limit", _is_limited),
+        ):
+            names = sorted(
+                {job.task_name for job in plan.jobs if refused(self.tasks.get(job.task_name))}
             )
-        limited = sorted(
-            {job.task_name for job in plan.jobs if _is_limited(self.tasks.get(job.task_name))}
-        )
-        if limited:
-            raise InvalidOptionError(
-                f"{', '.join(limited)} {'has' if len(limited) == 1 else 'have'} a rate or "
-                "concurrency limit, and limited tasks are not supported in workflows yet; "
-                "send it alone with delay() or apply_async()."
-            )
+            if names:
+                raise InvalidOptionError(
+                    f"{', '.join(names)}: {kind} are not supported in workflows yet; send "
+                    f"{'it' if len(names) == 1 else 'them'} alone with delay() or apply_async()."
+                )
         if plan.jobs:  # an empty group has none
             connection = plan.connection
             self.store.insert_workflow(

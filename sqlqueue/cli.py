@@ -358,6 +358,16 @@ def retry(
     click.echo(f"queued {requeued} job(s) again in {shown(app)}")
 
 
+periodic_app_option = click.option(
+    "-A",
+    "--app",
+    "app_spec",
+    required=True,
+    metavar="MODULE[:ATTR]",
+    help="The module holding the app and its periodic tasks.",
+)
+
+
 def periodic_tasks_of(app: SQLQueue) -> list[PeriodicTask]:
     """The app's periodic tasks, read as a worker reads them (its modules imported first)."""
     app.import_default_modules()
@@ -371,14 +381,7 @@ def periodic_tasks_of(app: SQLQueue) -> list[PeriodicTask]:
 
 
 @main.command()
-@click.option(
-    "-A",
-    "--app",
-    "app_spec",
-    required=True,
-    metavar="MODULE[:ATTR]",
-    help="The module holding the app and its periodic tasks.",
-)
+@periodic_app_option
 @loglevel_option
 @user_errors
 def beat(app_spec: str, loglevel: str) -> None:
@@ -393,14 +396,7 @@ def beat(app_spec: str, loglevel: str) -> None:
 
 
 @main.command()
-@click.option(
-    "-A",
-    "--app",
-    "app_spec",
-    required=True,
-    metavar="MODULE[:ATTR]",
-    help="The module holding the app and its periodic tasks.",
-)
+@periodic_app_option
 @user_errors
 def schedules(app_spec: str) -> None:
     """List the app's periodic tasks, each with its last and next run, in the app's

@@ -107,7 +107,10 @@ def test_a_workflow_refuses_limited_tasks(app: SQLQueue, add: Any) -> None:
     def limited(x: int) -> int:
         return x
 
-    with pytest.raises(InvalidOptionError, match=r"t\.limited has a rate or concurrency limit"):
+    with pytest.raises(
+        InvalidOptionError,
+        match=r"t\.limited: tasks with a rate or concurrency limit are not supported in workflows",
+    ):
         chain(add.s(1, 2), limited.s()).delay()
     assert count_jobs(app) == 0
 

@@ -44,7 +44,6 @@ from sqlqueue.exceptions import (
     SQLQueueError,
 )
 from sqlqueue.jobs import Job, JobStatus, NewJobs, as_utc
-from sqlqueue.limited_claim import claim_limited
 from sqlqueue.outcomes import Outcome
 from sqlqueue.periodic import ScheduleState
 from sqlqueue.plans import Feed, WorkflowPlan, fed
@@ -214,11 +213,7 @@ class JobStore:
                 claimed = fetch_jobs_alone(self.engine, statement)
         else:
             with self._write() as conn:
-                rows = (
-                    []
-                    if self.dialect.claims_limited_jobs
-                    else claim_limited(conn, limit, queues, worker_id, lease)
-                )
+                rows = self.dialect.claim_limited_jobs(conn, limit, queues, worker_id, lease)
                 if rows and len(rows) < limit:
                     statement = self.dialect.claim_jobs(limit - len(rows), queues, worker_id, lease)
                 if len(rows) < limit:

@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, RowMapping
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
@@ -130,11 +130,6 @@ class Dialect(WorkflowStatements, ABC):
     supports_listen_notify = False
     """Whether workers can be woken by the database when jobs arrive (``listen``)."""
 
-    claims_limited_jobs = False
-    """Whether ``claim_jobs`` takes limited jobs too (PostgreSQL's claim function); otherwise
-    the store takes them first, in the claim's transaction (``limited_claim``), and
-    ``claim_jobs`` takes only jobs without limits."""
-
     def create_engine(self, url: URL) -> Engine:
         """An engine for a URL the app was given (not for an engine the user built)."""
         engine = sa.create_engine(url)
@@ -216,9 +211,24 @@ class Dialect(WorkflowStatements, ABC):
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> Statement:
         """Take up to ``limit`` ready and due jobs of these queues (None: all), highest
-        priority first (of jobs without limits only, unless ``claims_limited_jobs``), and lease them to ``worker_id`` for ``lease`` seconds, in one
+        priority first (jobs with limits only where the claim holds them: see
+        ``claim_limited_jobs``), and lease them to ``worker_id`` for ``lease`` seconds, in one
         statement; it returns the taken rows. Two workers claiming at once must never take
         the same job: each dialect module says how its database makes that so."""
+
+    def claim_limited_jobs(
+        self,
+        connection: Connection,
+        limit: int,
+        queues: Sequence[str] | None,
+        worker_id: str,
+        lease: float,
+    ) -> list[RowMapping]:
+        """Take up to ``limit`` ready jobs with limits that their limits let start, in the
+        claim's transaction, before ``claim_jobs`` takes jobs without limits (its index holds
+        no others); the taken rows. None here: a database whose ``claim_jobs`` holds the
+        limits itself (PostgreSQL's claim function) takes them there."""
+        return []
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> ReturningUpdate[Any]:
         """Renew the leases of jobs still held by these takes; returns the renewed takes."""

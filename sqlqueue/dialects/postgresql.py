@@ -319,7 +319,6 @@ class PostgreSQLDialect(Dialect):
     driver_autocommit = True
     releases_in_finish = True
     supports_listen_notify = True
-    claims_limited_jobs = True
 
     def create_engine(self, url: URL) -> Engine:
         # postgresql:// means psycopg 3 here, whatever SQLAlchemy's default driver is.

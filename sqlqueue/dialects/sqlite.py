@@ -6,8 +6,8 @@ reading, so two workers can never select the same ready row. An engine
 sqlqueue builds from a URL puts the file in WAL mode, so that readers (``AsyncResult.get()``,
 the application) go on while a worker writes; an engine the application built is left as
 it is. A busy timeout makes a writer wait its turn instead of failing with "database is locked".
-The same write lock keeps a claim of limited jobs (``limited_claim``, run by the store in
-the claim's transaction) within its limits: nothing runs between its count and its take.
+The same write lock keeps a claim of limited jobs (``sqlite_limits``, in the claim's
+transaction) within its limits: nothing runs between its count and its take.
 
 SQLite stores times as text without a zone; every time written is UTC and taken from this
 process's clock, which all processes on one machine share. The times of statements built
@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any, cast
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, RowMapping
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
 from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
+from sqlqueue.dialects.sqlite_limits import claim_limited
 from sqlqueue.engines import unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import JobStatus, NewJobs
@@ -192,9 +193,19 @@ class SQLiteDialect(Dialect):
             .returning(*job_columns())
         )
 
+    def claim_limited_jobs(
+        self,
+        connection: Connection,
+        limit: int,
+        queues: Sequence[str] | None,
+        worker_id: str,
+        lease: float,
+    ) -> list[RowMapping]:
+        return claim_limited(connection, limit, queues, worker_id, lease)
+
     def _ready_jobs(self, limit: int) -> sa.Select[Any]:
         # The first ``limit`` jobs without limits that are ready and due, in the order
-        # workers take them (the store takes the limited ones, ``limited_claim``).
+        # workers take them (``claim_limited_jobs`` takes the limited ones).
         return (
             sa.select(jobs.c.id, jobs.c.priority, jobs.c.scheduled_at)
             .where(UNLIMITED_READY_WHERE)

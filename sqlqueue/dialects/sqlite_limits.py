@@ -1,4 +1,4 @@
-"""The claim of limited jobs where the database's claim is not a function (SQLite).
+"""SQLite's claim of limited jobs, which PostgreSQL's claim function makes in SQL.
 
 The same walk as PostgreSQL's ``sqlqueue_claim`` (migration 0012), statement by statement
 in the claim's transaction: the ready limited jobs' groups in key order, the first of each

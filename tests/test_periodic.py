@@ -322,7 +322,9 @@ def test_a_worker_on_a_schema_without_the_schedules_table_stops_saying_to_migrat
 ) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = SQLQueue(url)
-    upgrade(old.engine, "0009")
+    upgrade(old.engine)
+    with old.engine.begin() as conn:  # as before 0010, and nothing else older to trip on
+        conn.execute(sa.text("DROP TABLE sqlqueue_schedules"))
     old.conf.beat_schedule = {"often": {"task": "t.tick", "schedule": 1, "args": ["o"]}}
     with pytest.raises(DatabaseError, match=r"sqlqueue_schedules.*run `sqlqueue migrate`"):
         Worker(old, WorkerOptions(poll_interval=0.05)).run()

@@ -242,7 +242,7 @@ _SCHEDULER = (
     "periodic tasks come from app.conf.beat_schedule and app.add_periodic_task, and their "
     "state is in the table sqlqueue_schedules (docs/scheduling.md)"
 )
-_MANAGER = "run the worker under your process manager (systemd, supervisor, a container)"
+_MANAGER = "run it under your process manager (systemd, supervisor, a container)"
 _NO_PREFETCH = "the worker claims what its free threads can start and sizes its prefetch itself"
 _NO_GOSSIP = "workers do not talk to each other: leave it out"
 
@@ -267,6 +267,14 @@ WORKER_FLAGS = {
     "--purge": "run `sqlqueue purge --queue NAME` before the worker",
 }
 """Options of ``celery worker`` that ``sqlqueue worker`` does not take, and what to do instead."""
+
+BEAT_FLAGS = {
+    **dict.fromkeys(["-s", "--schedule"], _SCHEDULE_FILE),
+    **dict.fromkeys(["-S", "--scheduler"], _SCHEDULER),
+    "--max-interval": "a scheduler sleeps until the next tick of its periodic tasks",
+    **dict.fromkeys(["-D", "--detach", "--pidfile", "-f", "--logfile"], _MANAGER),
+}
+"""Options of ``celery beat`` that ``sqlqueue beat`` does not take, and what to do instead."""
 
 CELERY_POOLS = {
     "prefork": "process",

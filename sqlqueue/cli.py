@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import click
 from alembic.util import CommandError
@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 
 from sqlqueue import loading
 from sqlqueue.app import SQLQueue
-from sqlqueue.celery_names import CELERY_POOLS, WORKER_FLAGS
+from sqlqueue.celery_names import BEAT_FLAGS, CELERY_POOLS, WORKER_FLAGS
 from sqlqueue.conf import DEFAULT_CONCURRENCY, PRUNE_BATCH_SIZE
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
@@ -121,17 +121,25 @@ def configure_logging(loglevel: str) -> None:
 class WorkerCommand(click.Command):
     """``sqlqueue worker``, which says what to do instead of a ``celery worker`` option."""
 
+    celery_flags: ClassVar[dict[str, str]] = WORKER_FLAGS
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            if exc.option_name in WORKER_FLAGS:
+            if exc.option_name in self.celery_flags:
                 raise click.UsageError(
-                    f"{exc.option_name} is an option of celery worker, not of sqlqueue "
-                    f"worker: {WORKER_FLAGS[exc.option_name]}.",
+                    f"{exc.option_name} is an option of celery {ctx.info_name}, not of "
+                    f"sqlqueue {ctx.info_name}: {self.celery_flags[exc.option_name]}.",
                     ctx,
                 ) from exc
             raise
+
+
+class BeatCommand(WorkerCommand):
+    """``sqlqueue beat``, which says what to do instead of a ``celery beat`` option."""
+
+    celery_flags = BEAT_FLAGS
 
 
 def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

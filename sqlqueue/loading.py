@@ -41,6 +41,11 @@ def load_app(spec: str) -> SQLQueue:
         except ModuleNotFoundError as exc:
             if exc.name != f"{module_name}.celery":
                 raise _not_imported(f"{module_name}.celery", exc) from exc
+    if not isinstance(app, SQLQueue) and spec.endswith(".py"):
+        raise AppNotFoundError(
+            f"No SQLQueue app found in {spec!r}: -A takes a module's name, not its file's; "
+            f"give -A {spec.removesuffix('.py')}."
+        )
     if not isinstance(app, SQLQueue):
         raise AppNotFoundError(
             f"No SQLQueue app found in {spec!r}; name it with -A {module_name}:<attribute>."

@@ -117,6 +117,13 @@ def status(
         return
 
 
+def up_time(worker: WorkerStatus) -> float:
+    """How long a live worker has run, up to now (its row is renewed only every 10 s); how
+    long a gone one ran, up to its last heartbeat."""
+    lived = (worker.last_seen_at - worker.started_at).total_seconds()
+    return lived if worker.gone else lived + worker.last_seen_ago
+
+
 def render_workers(rows: list[WorkerStatus]) -> str:
     if not rows:
         return "No worker has registered (or every one has stopped)."
@@ -144,7 +151,7 @@ def render_workers(rows: list[WorkerStatus]) -> str:
                 worker.concurrency,
                 worker.jobs_running,
                 worker.version,
-                age((worker.last_seen_at - worker.started_at).total_seconds()),
+                age(up_time(worker)),
                 f"{age(worker.last_seen_ago)} ago",
                 "gone" if worker.gone else "live",
             ]

@@ -9,7 +9,14 @@ from datetime import datetime
 import click
 
 from sqlqueue.app import SQLQueue
-from sqlqueue.cli import configure_logging, load_app, loglevel_option, main, user_errors
+from sqlqueue.cli import (
+    BeatCommand,
+    configure_logging,
+    load_app,
+    loglevel_option,
+    main,
+    user_errors,
+)
 from sqlqueue.periodic import PeriodicTask, read_periodic_tasks
 from sqlqueue.scheduler import Scheduler, zone_of
 from sqlqueue.stop_signals import graceful_stop_signals
@@ -37,7 +44,7 @@ def periodic_tasks_of(app: SQLQueue) -> list[PeriodicTask]:
     return periodic
 
 
-@main.command()
+@main.command(cls=BeatCommand)
 @periodic_app_option
 @loglevel_option
 @user_errors

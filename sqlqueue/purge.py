@@ -1,7 +1,7 @@
 """``sqlqueue purge``: take a queue's ready jobs out of it, in batches.
 
 A ready job nothing waits for is deleted: nothing will ever ask for it again but its own
-``AsyncResult``, which then reads PENDING, as after Celery's purge. A ready job that workflow
+``AsyncResult``, which then raises ``JobNotFoundError``, as Celery's purge drops messages. A ready job that workflow
 steps wait for (a chain's step, a chord's header job) is revoked instead: deleted, it would
 leave its dependents waiting forever; revoked, it settles them as a revoke does (they stop),
 and the workflow's handle reads REVOKED. Running and finished jobs are never touched, and a

@@ -123,6 +123,13 @@ def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: st
         (["worker", "-A", "tasks", "-n", "w1@%h"], "a worker names itself"),
         (["worker", "-A", "tasks", "-Ofair"], "sizes its prefetch itself"),
         (["worker", "-A", "tasks", "--bogus"], "No such option '--bogus'"),
+        (["beat", "-A", "tasks", "-s", "celerybeat-schedule"], "-s is an option of celery beat"),
+        (
+            ["beat", "-A", "tasks", "-S", "django"],
+            "periodic tasks come from app.conf.beat_schedule",
+        ),
+        (["beat", "-A", "tasks", "--max-interval", "5"], "sleeps until the next tick"),
+        (["beat", "-A", "tasks", "--bogus"], "No such option '--bogus'"),
     ],
 )
 def test_a_wrong_command_line_is_a_usage_error(
@@ -134,6 +141,24 @@ def test_a_wrong_command_line_is_a_usage_error(
 
     assert says in assert_clean_error(completed, 2)
     assert "Usage: sqlqueue" in completed.stderr
+
+
+def test_a_file_name_given_to_dash_a_says_to_give_the_module(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text("from sqlqueue import SQLQueue\n\napp = SQLQueue()\n")
+
+    completed = subprocess.run(
+        [*sqlqueue_command(), "worker", "-A", "tasks.py"],
+        cwd=tmp_path,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'queue.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert "-A takes a module's name, not its file's; give -A tasks." in assert_clean_error(
+        completed, 2
+    )
 
 
 @pytest.mark.parametrize("command", ["prune", "retry --task t.add"])

@@ -109,6 +109,20 @@ def test_a_worker_registers_beats_with_its_running_jobs_and_leaves_on_a_clean_st
     assert worker_rows(app) == []
 
 
+def test_a_live_workers_up_time_runs_to_now_not_to_its_last_heartbeat(
+    db_url: str, app: SQLQueue
+) -> None:
+    worker = start_worker(db_url)  # the default lease: a heartbeat every 10 s
+    try:
+        wait_until(lambda: len(worker_rows(app)) == 1, 30, "the worker's row")
+        time.sleep(3)
+        line = ok(db_url, "workers").splitlines()[1]
+    finally:
+        stop_worker(worker)
+    up = line.split()[8]  # ID HOST PID QUEUES POOL CONC RUNNING VERSION UP SEEN… STATE
+    assert float(up.removesuffix("s")) >= 2.5, line
+
+
 def test_a_killed_worker_shows_as_gone_and_is_forgotten_later(db_url: str, app: SQLQueue) -> None:
     worker = start_worker(db_url)
     wait_until(lambda: len(worker_rows(app)) == 1, 30, "the worker's row")

@@ -15,6 +15,7 @@ import click
 from sqlqueue.cli import app_for, database_options, main, shown, user_errors
 from sqlqueue.conf import WORKER_GONE_AFTER
 from sqlqueue.jobs import JobStatus, as_utc
+from sqlqueue.limits import KEY_SEPARATOR
 from sqlqueue.purge import purge_queue, ready_in_queue
 from sqlqueue.status import (
     HISTORY_COUNT_CAP,
@@ -190,6 +191,9 @@ FIELDS = (
     ("lease until", "lease_expires_at"),
     ("progress", "progress"),
     ("unique key", "unique_key"),
+    ("limit group", "limit_key"),  # the task's name, then its concurrency key if any
+    ("concurrency limit", "concurrency_limit"),
+    ("seconds per start", "rate_interval"),
     ("workflow", "workflow_id"),
     ("parent", "parent_id"),
     ("group", "group_id"),
@@ -215,6 +219,8 @@ def render_job(job: dict[str, Any]) -> str:
             value = f"{value:%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
         elif isinstance(value, list | dict):
             value = json.dumps(value)
+        elif column == "limit_key":
+            value = value.replace(KEY_SEPARATOR, " ")
         lines.append(f"  {label + ':':<21}{value}")
     for label, seconds in timings(job):
         lines.append(f"  {label + ':':<21}{seconds:.3f}s")

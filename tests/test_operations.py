@@ -338,6 +338,25 @@ def test_inspect_shows_what_a_workflow_step_waits_for_and_what_waits_for_it(
     assert f'released on success: ["{handle.id}"]' in text
 
 
+def test_inspect_shows_the_limits_a_job_was_sent_with(db_url: str, app: SQLQueue) -> None:
+    # Given a job of a task limited per account and in rate
+    @app.task(
+        name="t.sync",
+        concurrency_limit=1,
+        concurrency_key=lambda account: f"account:{account}",
+        rate_limit="2/s",
+    )
+    def sync(account: int) -> None: ...
+
+    job = sync.delay(42)
+
+    # When an operator asks why it waits, I expect its group and limits shown
+    output = ok(db_url, "inspect", job.id)
+    assert "limit group:         t.sync account:42" in output
+    assert "concurrency limit:   1" in output
+    assert "seconds per start:   0.5" in output
+
+
 def test_inspect_of_an_unknown_job_is_one_clear_line(db_url: str) -> None:
     error = assert_clean_error(run(db_url, "inspect", "no-such-job"), 1)
 

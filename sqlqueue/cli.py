@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from functools import wraps
 from typing import Any, Literal, TypeVar
 
@@ -22,7 +21,7 @@ from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
 from sqlqueue.periodic import PeriodicTask, read_periodic_tasks
-from sqlqueue.scheduler import Scheduler, zone_of
+from sqlqueue.scheduler import Scheduler, schedule_rows
 from sqlqueue.stop_signals import graceful_stop_signals
 from sqlqueue.terminal import Progress, table
 from sqlqueue.worker import Worker
@@ -406,36 +405,11 @@ def schedules(app_spec: str) -> None:
     """List the app's periodic tasks, each with its last and next run, in the app's
     timezone."""
     app = load_app(app_spec)
-    periodic = periodic_tasks_of(app)
-    zone = zone_of(app)
-    now = app.store.database_now()
-    known = app.store.get_schedules([entry.name for entry in periodic])
-
-    def shown_time(instant: datetime) -> str:
-        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-    rows = []
-    for entry in periodic:
-        state = known.get(entry.name)
-        latest = entry.schedule.latest(now, zone)
-        if state is not None and latest > state.last_tick:
-            following = f"{shown_time(latest)} (due, not sent yet)"
-        else:
-            following = shown_time(entry.schedule.next_after(now, zone))
-        sent = state is not None and state.job_id is not None
-        rows.append(
-            (
-                entry.name,
-                entry.task,
-                str(entry.schedule),
-                shown_time(state.last_tick) if state is not None and sent else "never",
-                state.job_id or "-" if state is not None else "-",
-                following,
-            )
-        )
+    rows = schedule_rows(app, periodic_tasks_of(app))
     click.echo(table(("NAME", "TASK", "SCHEDULE", "LAST RUN", "LAST JOB", "NEXT RUN"), rows))
 
 
 # The commands that show and steer the queue live in a module of their own, which adds them
 # to ``main`` with the helpers above: imported last, once those exist.
 from sqlqueue import operator_cli  # noqa: E402, F401
+from sqlqueue.dashboard import cli as dashboard_cli  # noqa: E402, F401

@@ -127,7 +127,7 @@ def _finished(
         FINISHED_WHERE, jobs.c.queue == queue, jobs.c.status == chosen.status
     )
     if after is not None:
-        statement = statement.where(sa.tuple_(jobs.c.finished_at, jobs.c.id) < after)
+        statement = statement.where(_before(jobs.c.finished_at, after))
     statement = _filtered(statement, JobFilter(task=chosen.task))
     return statement.order_by(jobs.c.finished_at.desc(), jobs.c.id.desc()).limit(PAGE_SIZE + 1)
 
@@ -137,7 +137,7 @@ def _live(
 ) -> sa.Select[Any]:
     statement: sa.Select[Any] = sa.select(*COLUMNS).where(where, jobs.c.status == chosen.status)
     if after is not None:
-        statement = statement.where(sa.tuple_(jobs.c.created_at, jobs.c.id) < after)
+        statement = statement.where(_before(jobs.c.created_at, after))
     statement = _filtered(statement, chosen)
     return statement.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(PAGE_SIZE + 1)
 
@@ -147,6 +147,15 @@ def _any(chosen: JobFilter, after: tuple[datetime | None, str] | None) -> sa.Sel
     if after is not None:
         statement = statement.where(jobs.c.id > after[1])
     return _filtered(statement, chosen).order_by(jobs.c.id).limit(PAGE_SIZE + 1)
+
+
+def _before(column: sa.Column[Any], after: tuple[datetime | None, str]) -> sa.ColumnElement[bool]:
+    """``(column, id) < after``, its values bound with the columns' types (SQLite's times
+    are text, compared as the column's type writes them)."""
+    at, job_id = after
+    return sa.tuple_(column, jobs.c.id) < sa.tuple_(
+        sa.literal(at, column.type), sa.literal(job_id, jobs.c.id.type)
+    )
 
 
 def _cursor(at: datetime | None, job_id: str) -> str:

@@ -427,3 +427,58 @@ def test_list_queries_read_their_indexes(pg_app: SQLQueue) -> None:
                 assert "Presorted Key: " in plan, plan
                 read = re.findall(r"Index Scan Backward.*?actual time=\S+ rows=(\d+)", plan)
                 assert read and all(int(n) <= PAGE_SIZE + 2 for n in read), plan
+
+
+def test_overview_charts_the_jobs_finished_each_minute_of_the_last_hour(
+    app: SQLQueue, flaky: Any
+) -> None:
+    from sqlqueue.dashboard.throughput import MINUTES, read_throughput
+
+    sent = [flaky.delay(n) for n in range(5)]
+    work_off(app)
+    now = app.store.database_now()
+    with app.engine.begin() as conn:
+        for job, minutes_ago in zip(sent, (10, 10, 10, 30, 90), strict=True):
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job.id)
+                .values(finished_at=now - timedelta(minutes=minutes_ago))
+            )
+
+    minutes = read_throughput(app.store)
+
+    assert len(minutes) == MINUTES and minutes[-1].start <= now
+    counts = {round((now - m.start).total_seconds() // 60): m.finished for m in minutes}
+    assert counts[10] == 3 and counts[30] == 1 and sum(counts.values()) == 4
+    html = client(app).get("/").text
+    assert "<svg" in html and "4 finished since" in html
+    assert ": 3 finished</title>" in html
+
+
+@pytest.mark.postgresql
+def test_the_chart_reads_each_minute_from_the_finished_index(pg_app: SQLQueue) -> None:
+    from sqlqueue.dashboard.throughput import PER_MINUTE_CAP, throughput_statement
+
+    with pg_app.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,"
+                " scheduled_at, created_at, finished_at)"
+                " SELECT 'f-' || n, 't.x', 'a', 0, '[]', '{}', 'SUCCESS', now(), now(),"
+                " CASE WHEN n <= 20000"
+                "  THEN date_trunc('minute', now()) - interval '5 minutes' + n * interval '1 ms'"
+                "  ELSE now() - interval '3 days' - n * interval '1 s' END"
+                " FROM generate_series(1, 100000) AS n"
+            )
+        )
+    with pg_app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE sqlqueue_jobs"))
+    now = pg_app.store.database_now().replace(second=0, microsecond=0)
+    starts = [now - timedelta(minutes=5), now - timedelta(minutes=4)]
+
+    plan = explain(pg_app, throughput_statement(starts))
+
+    assert uses_index(plan, "ix_sqlqueue_jobs_finished") and "Seq Scan" not in plan, plan
+    # A busy minute is read only as far as the cap.
+    read = [int(n) for n in re.findall(r"Index Only Scan.*?rows=(\d+) loops", plan)]
+    assert read and max(read) == PER_MINUTE_CAP, plan

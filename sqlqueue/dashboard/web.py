@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sqlqueue.app import SQLQueue
 from sqlqueue.dashboard import check_auth
 from sqlqueue.dashboard.listing import JobFilter, read_page
+from sqlqueue.dashboard.throughput import PER_MINUTE_CAP, Minute, read_throughput
 from sqlqueue.exceptions import SQLQueueError
 from sqlqueue.jobs import FINISHED_STATUSES, JobStatus, as_utc
 from sqlqueue.operator_cli import timings
@@ -123,7 +124,10 @@ class Dashboard:
 
     def overview(self, request: Request) -> Response:
         status = read_status(self.app.store)
-        return self.page(request, "overview.html", status=status, nav="overview")
+        minutes = read_throughput(self.app.store)
+        return self.page(
+            request, "overview.html", status=status, nav="overview", chart=chart(minutes)
+        )
 
     def jobs(self, request: Request) -> Response:
         query = request.query_params
@@ -259,6 +263,35 @@ class Dashboard:
         registry = CollectorRegistry()
         registry.register(QueueCollector(self.app.store))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+CHART_HEIGHT = 100
+BAR_WIDTH = 10
+
+
+def chart(minutes: list[Minute]) -> dict[str, Any]:
+    """The bars of the throughput chart, in SVG units; the tallest minute fills the height."""
+    top = max((minute.finished for minute in minutes), default=0)
+    bars = []
+    for n, minute in enumerate(minutes):
+        height = round(CHART_HEIGHT * minute.finished / top) if top else 0
+        shown = capped(minute.finished, PER_MINUTE_CAP)
+        bars.append(
+            {
+                "x": n * BAR_WIDTH,
+                "y": CHART_HEIGHT - height,
+                "height": height,
+                "title": f"{minute.start:%H:%M} UTC: {shown} finished",
+            }
+        )
+    return {
+        "bars": bars,
+        "width": len(minutes) * BAR_WIDTH,
+        "height": CHART_HEIGHT,
+        "top": capped(top, PER_MINUTE_CAP),
+        "total": sum(minute.finished for minute in minutes),
+        "first": minutes[0].start if minutes else None,
+    }
 
 
 def _base(request: Request) -> str:

@@ -482,3 +482,27 @@ def test_the_chart_reads_each_minute_from_the_finished_index(pg_app: SQLQueue) -
     # A busy minute is read only as far as the cap.
     read = [int(n) for n in re.findall(r"Index Only Scan.*?rows=(\d+) loops", plan)]
     assert read and max(read) == PER_MINUTE_CAP, plan
+
+
+def test_mounted_in_a_flask_site_through_a2wsgi(app: SQLQueue) -> None:
+    from a2wsgi import ASGIMiddleware
+    from flask import Flask
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    site = Flask("site")
+    site.add_url_rule("/", "home", lambda: "home")
+    site.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        site.wsgi_app, {"/queue": ASGIMiddleware(create_app(app))}
+    )
+    job = app.send_task("t.x", queue="emails")
+    web = site.test_client()
+
+    assert web.get("/").text == "home"
+    assert 'href="/queue/jobs?queue=emails"' in web.get("/queue/").text
+    page = web.get(f"/queue/jobs/{job.id}").text
+    done = web.post(f"/queue/jobs/{job.id}/revoke", data={"csrf_token": csrf_token(page)})
+    assert (done.status_code, done.headers["location"]) == (
+        303,
+        f"/queue/jobs/{job.id}?done=revoked",
+    )
+    assert status_of(app, job.id) == "REVOKED"

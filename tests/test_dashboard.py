@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+import sqlqueue.dashboard.listing
 from sqlqueue import SQLQueue
 from sqlqueue.dashboard import create_app
 from sqlqueue.dashboard.listing import PAGE_SIZE, JobFilter, read_page
@@ -176,7 +177,7 @@ def test_keyset_pages_list_every_job_once_in_order(app: SQLQueue, flaky: Any) ->
     ]
     assert listed == expected
     assert walk(web, "status=FAILURE&queue=a") == [i for i in expected if i in ids[0::2]]
-    assert walk(web, "") == sorted(ids)
+    assert walk(web, "") == sorted(ids, reverse=True)
     app.send_task("t.other", args=[1])
     assert len(walk(web, "task=t.flaky")) == count
 
@@ -408,8 +409,10 @@ def test_list_queries_read_their_indexes(pg_app: SQLQueue) -> None:
     for chosen, index in (
         (JobFilter(status="FAILURE", queue="a"), "ix_sqlqueue_jobs_outcomes"),
         (JobFilter(status="FAILURE"), "ix_sqlqueue_jobs_outcomes"),
+        (JobFilter(status="FAILURE", task="t.x"), "ix_sqlqueue_jobs_outcomes"),
         (JobFilter(status="PENDING"), "ix_sqlqueue_jobs_ready"),
         (JobFilter(), "pk_sqlqueue_jobs"),
+        (JobFilter(task="t.x"), "pk_sqlqueue_jobs"),
     ):
         cursor = None
         for _ in range(2):  # the first page, and the one after its cursor
@@ -417,16 +420,45 @@ def test_list_queries_read_their_indexes(pg_app: SQLQueue) -> None:
             page = read_page(store, chosen, cursor)
             assert len(page.rows) == PAGE_SIZE and page.next_cursor
             cursor = page.next_cursor
-            plan = explain(pg_app, captured[-1])
-            assert uses_index(plan, index), plan
-            assert "Seq Scan" not in plan, plan
-            if chosen.status == "FAILURE":
-                # Read newest first from the index, only as far as a page; a tie of finish
-                # times (a batch recorded together) is sorted by id as it is read.
-                assert "Index Scan Backward using ix_sqlqueue_jobs_outcomes" in plan, plan
-                assert "Presorted Key: " in plan, plan
-                read = re.findall(r"Index Scan Backward.*?actual time=\S+ rows=(\d+)", plan)
-                assert read and all(int(n) <= PAGE_SIZE + 2 for n in read), plan
+            plans = [
+                explain(pg_app, statement)
+                for statement in captured
+                if not isinstance(statement, sa.TextClause)  # queues_with_history
+            ]
+            assert any(uses_index(plan, index) for plan in plans), plans
+            for plan in plans:
+                assert "Seq Scan" not in plan, plan
+                if chosen.status == "FAILURE" and not chosen.task:
+                    # Newest first from the index, only as far as a page; a tie of finish
+                    # times (a batch recorded together) is sorted by id as it is read.
+                    assert "Index Scan Backward using ix_sqlqueue_jobs_outcomes" in plan, plan
+                    read = re.findall(r"Index Scan Backward.*?actual time=\S+ rows=(\d+)", plan)
+                    assert read and all(int(n) <= PAGE_SIZE + 2 for n in read), plan
+
+
+def test_a_task_filter_reads_a_capped_range_then_offers_to_read_on(
+    app: SQLQueue, flaky: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @app.task(name="t.rare")
+    def rare() -> None:
+        raise ValueError("rare")
+
+    monkeypatch.setattr(sqlqueue.dashboard.listing, "SEARCH_CAP", 20)
+    rare_old = rare.delay()
+    work_off(app)
+    sent = [flaky.delay(n) for n in range(45)]
+    work_off(app)
+    rare_new = rare.delay()
+    work_off(app)
+    age_finished_jobs(app, [rare_old.id, *(job.id for job in sent), rare_new.id])
+    web = client(app)
+
+    first = web.get("/jobs?status=FAILURE&task=t.rare").text
+    assert rare_new.id in first and rare_old.id not in first
+    assert 'id="searched"' in first
+    # Read on, page after page, until the old one is found; each page read at most 20.
+    assert walk(web, "status=FAILURE&task=t.rare") == [rare_new.id, rare_old.id]
+    assert walk(web, "task=t.rare") == sorted([rare_new.id, rare_old.id], reverse=True)
 
 
 def test_overview_charts_the_jobs_finished_each_minute_of_the_last_hour(

@@ -8,9 +8,11 @@ which reads every row it skips), each page read from an index in the order it ke
 - A live status (waiting, ready, retrying, running): newest sent first, ``(created_at, id)``
   descending, among that status's jobs, read from the partial index that holds them (few, next
   to the history: ``sqlqueue status`` counts them all).
-- Any status: by id, the primary key.
+- Any status: by id, descending, the primary key.
 
-A task filter narrows what those ranges read; it has no index of its own.
+A task has no index: a task filter reads those ranges as far as ``SEARCH_CAP`` jobs each, no
+further. A page that found fewer jobs of the task than it holds, in a range that went on,
+says where it stopped, and its Next link reads on from there.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from sqlqueue.status import queues_with_history
 from sqlqueue.store import JobStore
 
 PAGE_SIZE = 50
+SEARCH_CAP = 5_000
+"""How many jobs of each range a page filtered by task reads at most."""
 
 WAITING_WHERE = sa.text("workflow_id IS NOT NULL AND status IN ('WAITING', 'PENDING', 'RETRY')")
 """``ix_sqlqueue_jobs_workflow``'s predicate: a waiting job is always a workflow's step."""
@@ -41,6 +45,9 @@ COLUMNS = (
     jobs.c.attempts,
     jobs.c.error_type,
 )
+
+Key = tuple[Any, ...]
+"""Where a job stands in a list: (time, id), or (id,) in the list of any status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,44 +64,62 @@ class Page:
     rows: list[dict[str, Any]]
     next_cursor: str | None
     """Where the next page starts; None on the last page."""
+    searched_to: datetime | str | None = None
+    """With a task filter: where this page stopped reading, short of a full page (a time,
+    or an id in the list of any status); None when it read every job it could."""
 
 
 def read_page(store: JobStore, chosen: JobFilter, cursor: str | None) -> Page:
     """One page of jobs after ``cursor`` (None: the first page)."""
     after = _parse_cursor(cursor)
+    time_column: sa.Column[Any] | None
     if chosen.status in FINISHED_STATUSES:
         queues = [chosen.queue] if chosen.queue else _queues_with_history(store)
-        parts = [_finished(chosen, queue, after) for queue in queues]
-        key = jobs.c.finished_at.name
+        time_column = jobs.c.finished_at
+        parts = [_finished(chosen.status, queue, after) for queue in queues]
     elif chosen.status:
+        time_column = jobs.c.created_at
         parts = [_live(chosen, where, after) for where in _live_wheres(chosen.status)]
-        key = jobs.c.created_at.name
     else:
-        parts = [_any(chosen, after)]
-        key = ""
+        time_column = None
+        parts = [_any(chosen.queue, after)]
     if not parts:
         return Page([], None)
-    if len(parts) == 1:
-        statement: sa.Select[Any] = parts[0]
-    else:
-        merged = sa.union_all(*(sa.select(part.subquery()) for part in parts)).subquery()
-        statement = (
-            sa.select(merged)
-            .order_by(merged.c[key].desc(), merged.c.id.desc())
-            .limit(PAGE_SIZE + 1)
-        )
-    (rows,) = store.read([statement])
-    found: list[dict[str, Any]] = [
-        {
-            name: as_utc(value) if isinstance(value, datetime) else value
-            for name, value in row.items()
-        }
-        for row in rows
+    order = [*([time_column.desc()] if time_column is not None else []), jobs.c.id.desc()]
+    statements = [
+        _searched(part.order_by(*order), chosen.task, time_column)
+        if chosen.task
+        else part.order_by(*order).limit(PAGE_SIZE + 1)
+        for part in parts
     ]
-    if len(found) <= PAGE_SIZE:
-        return Page(found, None)
-    last = found[PAGE_SIZE - 1]
-    return Page(found[:PAGE_SIZE], _cursor(last[key] if key else None, last["id"]))
+    time_name = time_column.name if time_column is not None else None
+
+    def key(row: dict[str, Any]) -> Key:
+        return (row[time_name], row["id"]) if time_name else (row["id"],)
+
+    found: list[dict[str, Any]] = []
+    stops: list[Key] = []
+    for rows in store.read(statements):
+        for row in rows:
+            job = {
+                name: as_utc(value) if isinstance(value, datetime) else value
+                for name, value in row.items()
+                if name != "edge"
+            }
+            if row.get("edge"):
+                stops.append(key(job))
+            if not chosen.task or job["task_name"] == chosen.task:
+                found.append(job)
+    # Where a search stopped short, the jobs older than the newest stop are not all known:
+    # this page ends there, and the next one reads on from it.
+    stop = max(stops) if stops else None
+    found.sort(key=key, reverse=True)
+    shown = [job for job in found if stop is None or key(job) >= stop]
+    if len(shown) > PAGE_SIZE:
+        return Page(shown[:PAGE_SIZE], _cursor(key(shown[PAGE_SIZE - 1])))
+    if stop is not None:
+        return Page(shown, _cursor(stop), searched_to=stop[0])
+    return Page(shown, None)
 
 
 def _queues_with_history(store: JobStore) -> list[str]:
@@ -112,44 +137,58 @@ def _live_wheres(status: str) -> list[sa.TextClause]:
     raise ValueError(f"unknown status {status!r}")
 
 
-def _filtered(statement: sa.Select[Any], chosen: JobFilter) -> sa.Select[Any]:
-    if chosen.queue:
-        statement = statement.where(jobs.c.queue == chosen.queue)
-    if chosen.task:
-        statement = statement.where(jobs.c.task_name == chosen.task)
-    return statement
-
-
-def _finished(
-    chosen: JobFilter, queue: str, after: tuple[datetime | None, str] | None
-) -> sa.Select[Any]:
+def _finished(status: str, queue: str, after: Key | None) -> sa.Select[Any]:
     statement: sa.Select[Any] = sa.select(*COLUMNS).where(
-        FINISHED_WHERE, jobs.c.queue == queue, jobs.c.status == chosen.status
+        FINISHED_WHERE, jobs.c.queue == queue, jobs.c.status == status
     )
     if after is not None:
         statement = statement.where(_before(jobs.c.finished_at, after))
-    statement = _filtered(statement, JobFilter(task=chosen.task))
-    return statement.order_by(jobs.c.finished_at.desc(), jobs.c.id.desc()).limit(PAGE_SIZE + 1)
+    return statement
 
 
-def _live(
-    chosen: JobFilter, where: sa.TextClause, after: tuple[datetime | None, str] | None
-) -> sa.Select[Any]:
+def _live(chosen: JobFilter, where: sa.TextClause, after: Key | None) -> sa.Select[Any]:
     statement: sa.Select[Any] = sa.select(*COLUMNS).where(where, jobs.c.status == chosen.status)
+    if chosen.queue:
+        statement = statement.where(jobs.c.queue == chosen.queue)
     if after is not None:
         statement = statement.where(_before(jobs.c.created_at, after))
-    statement = _filtered(statement, chosen)
-    return statement.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(PAGE_SIZE + 1)
+    return statement
 
 
-def _any(chosen: JobFilter, after: tuple[datetime | None, str] | None) -> sa.Select[Any]:
+def _any(queue: str, after: Key | None) -> sa.Select[Any]:
     statement: sa.Select[Any] = sa.select(*COLUMNS)
+    if queue:
+        statement = statement.where(jobs.c.queue == queue)
     if after is not None:
-        statement = statement.where(jobs.c.id > after[1])
-    return _filtered(statement, chosen).order_by(jobs.c.id).limit(PAGE_SIZE + 1)
+        statement = statement.where(jobs.c.id < after[-1])
+    return statement
 
 
-def _before(column: sa.Column[Any], after: tuple[datetime | None, str]) -> sa.ColumnElement[bool]:
+def _searched(
+    ordered: sa.Select[Any], task: str, time_column: sa.Column[Any] | None
+) -> sa.Select[Any]:
+    """The jobs of ``task`` among the first ``SEARCH_CAP`` of an ordered range, and the last
+    job read (``edge``) when the range goes on beyond them."""
+    order = [*([time_column.desc()] if time_column is not None else []), jobs.c.id.desc()]
+    window = (
+        ordered.add_columns(sa.func.row_number().over(order_by=order).label("place"))
+        .limit(SEARCH_CAP)
+        .subquery()
+    )
+    edge = window.c.place == SEARCH_CAP
+    outer_order = [
+        *([window.c[time_column.name].desc()] if time_column is not None else []),
+        window.c.id.desc(),
+    ]
+    return (
+        sa.select(*(window.c[column.name] for column in COLUMNS), edge.label("edge"))
+        .where(sa.or_(window.c.task_name == task, edge))
+        .order_by(*outer_order)
+        .limit(PAGE_SIZE + 2)
+    )
+
+
+def _before(column: sa.Column[Any], after: Key) -> sa.ColumnElement[bool]:
     """``(column, id) < after``, its values bound with the columns' types (SQLite's times
     are text, compared as the column's type writes them)."""
     at, job_id = after
@@ -158,15 +197,18 @@ def _before(column: sa.Column[Any], after: tuple[datetime | None, str]) -> sa.Co
     )
 
 
-def _cursor(at: datetime | None, job_id: str) -> str:
-    return f"{at.isoformat() if at is not None else ''}|{job_id}"
+def _cursor(key: Key) -> str:
+    if len(key) == 1:
+        return f"|{key[0]}"
+    at, job_id = key
+    return f"{at.isoformat()}|{job_id}"
 
 
-def _parse_cursor(cursor: str | None) -> tuple[datetime | None, str] | None:
+def _parse_cursor(cursor: str | None) -> Key | None:
     """A cursor this module wrote; anything else is ``ValueError``."""
     if not cursor:
         return None
     at, separator, job_id = cursor.partition("|")
     if not separator or not job_id:
         raise ValueError(f"not a page cursor: {cursor!r}")
-    return (datetime.fromisoformat(at) if at else None, job_id)
+    return (datetime.fromisoformat(at), job_id) if at else (job_id,)

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sqlqueue.app import SQLQueue
 from sqlqueue.dashboard import check_auth
-from sqlqueue.dashboard.listing import JobFilter, read_page
+from sqlqueue.dashboard.listing import SEARCH_CAP, JobFilter, read_page
 from sqlqueue.dashboard.throughput import PER_MINUTE_CAP, Minute, read_throughput
 from sqlqueue.exceptions import SQLQueueError
 from sqlqueue.jobs import FINISHED_STATUSES, JobStatus, as_utc
@@ -175,6 +175,7 @@ class Dashboard:
             chosen=chosen,
             statuses=[status.value for status in JobStatus],
             page=page,
+            search_cap=SEARCH_CAP,
             first_link=urlencode(kept),
             next_link=urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None,
         )

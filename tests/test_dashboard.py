@@ -199,7 +199,7 @@ def test_job_page_shows_the_call_timings_error_and_traceback(app: SQLQueue, flak
     html = client(app).get(f"/jobs/{job.id}").text
 
     assert "t.flaky" in html and "FAILURE" in html
-    assert "[\n  7\n]" in html and "&#34;why&#34;: &#34;testing&#34;" in html
+    assert "<pre>[7]</pre>" in html and "&#34;why&#34;: &#34;testing&#34;" in html
     assert "ValueError</code>: bad 7: testing" in html
     assert "Traceback (most recent call last)" in html
     assert "Ran" in html and "Waited" in html

@@ -307,4 +307,6 @@ def _when(value: datetime | None) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)
+    """On one line when short, indented when not."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else json.dumps(value, indent=2, default=str)

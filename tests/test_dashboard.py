@@ -538,3 +538,17 @@ def test_mounted_in_a_flask_site_through_a2wsgi(app: SQLQueue) -> None:
         f"/queue/jobs/{job.id}?done=revoked",
     )
     assert status_of(app, job.id) == "REVOKED"
+
+
+def test_a_chosen_id_with_odd_characters_is_found_and_acted_on(app: SQLQueue) -> None:
+    job = app.send_task("t.x", task_id="order 42/a?b#c")
+    web = client(app)
+
+    found = web.get("/jobs", params={"id": job.id})
+    assert found.headers["location"] == "/jobs/order%2042/a%3Fb%23c"
+    page = web.get(found.headers["location"])
+    assert page.status_code == 200 and "order 42/a?b#c" in page.text
+    assert 'action="/jobs/order%2042/a%3Fb%23c/revoke"' in page.text
+    done = web.post("/jobs/order%2042/a%3Fb%23c/revoke", data={"csrf_token": csrf_token(page.text)})
+    assert done.headers["location"] == "/jobs/order%2042/a%3Fb%23c?done=revoked"
+    assert status_of(app, job.id) == "REVOKED"

@@ -86,7 +86,7 @@ def read_page(store: JobStore, chosen: JobFilter, cursor: str | None) -> Page:
     if not parts:
         return Page([], None)
     order = [*([time_column.desc()] if time_column is not None else []), jobs.c.id.desc()]
-    statements = [
+    statements: list[sa.Select[Any] | sa.CompoundSelect[Any]] = [
         _searched(part.order_by(*order), chosen.task, time_column)
         if chosen.task
         else part.order_by(*order).limit(PAGE_SIZE + 1)
@@ -108,7 +108,7 @@ def read_page(store: JobStore, chosen: JobFilter, cursor: str | None) -> Page:
             }
             if row.get("edge"):
                 stops.append(key(job))
-            if not chosen.task or job["task_name"] == chosen.task:
+            elif not chosen.task or job["task_name"] == chosen.task:
                 found.append(job)
     # Where a search stopped short, the jobs older than the newest stop are not all known:
     # this page ends there, and the next one reads on from it.
@@ -166,26 +166,35 @@ def _any(queue: str, after: Key | None) -> sa.Select[Any]:
 
 def _searched(
     ordered: sa.Select[Any], task: str, time_column: sa.Column[Any] | None
-) -> sa.Select[Any]:
+) -> sa.CompoundSelect[Any]:
     """The jobs of ``task`` among the first ``SEARCH_CAP`` of an ordered range, and the last
-    job read (``edge``) when the range goes on beyond them."""
-    order = [*([time_column.desc()] if time_column is not None else []), jobs.c.id.desc()]
-    window = (
-        ordered.add_columns(sa.func.row_number().over(order_by=order).label("place"))
-        .limit(SEARCH_CAP)
-        .subquery()
-    )
-    edge = window.c.place == SEARCH_CAP
-    outer_order = [
+    job read (``edge``) when the range goes on beyond them (it held that many)."""
+    window = ordered.limit(SEARCH_CAP).cte("searched")
+    newest_first = [
         *([window.c[time_column.name].desc()] if time_column is not None else []),
         window.c.id.desc(),
     ]
-    return (
-        sa.select(*(window.c[column.name] for column in COLUMNS), edge.label("edge"))
-        .where(sa.or_(window.c.task_name == task, edge))
-        .order_by(*outer_order)
-        .limit(PAGE_SIZE + 2)
+    oldest_first = [
+        *([window.c[time_column.name].asc()] if time_column is not None else []),
+        window.c.id.asc(),
+    ]
+    columns = [window.c[column.name] for column in COLUMNS]
+    read = sa.select(sa.func.count()).select_from(window).scalar_subquery()
+    matches = (
+        sa.select(*columns, sa.literal(False).label("edge"))
+        .where(window.c.task_name == task)
+        .order_by(*newest_first)
+        .limit(PAGE_SIZE + 1)
+        .subquery()
     )
+    edge = (
+        sa.select(*columns, sa.literal(True).label("edge"))
+        .where(read == SEARCH_CAP)
+        .order_by(*oldest_first)
+        .limit(1)
+        .subquery()
+    )
+    return sa.union_all(sa.select(matches), sa.select(edge))
 
 
 def _before(column: sa.Column[Any], after: Key) -> sa.ColumnElement[bool]:

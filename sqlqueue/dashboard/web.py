@@ -16,7 +16,7 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -142,7 +142,7 @@ class Dashboard:
                     message=f"No job {wanted!r}: check the id; a finished job is deleted once "
                     "older than result_expires.",
                 )
-            return RedirectResponse(f"{_base(request)}/jobs/{wanted}", status_code=303)
+            return RedirectResponse(f"{_base(request)}/jobs/{quote(wanted)}", status_code=303)
         chosen = JobFilter(
             status=query.get("status", ""),
             queue=query.get("queue", "").strip(),
@@ -248,7 +248,9 @@ class Dashboard:
         job_id = request.path_params["job_id"]
         changed = await run_in_threadpool(action, job_id)
         outcome = done if changed else f"not-{done}"
-        return RedirectResponse(f"{_base(request)}/jobs/{job_id}?done={outcome}", status_code=303)
+        return RedirectResponse(
+            f"{_base(request)}/jobs/{quote(job_id)}?done={outcome}", status_code=303
+        )
 
     def metrics(self, request: Request) -> Response:
         try:

@@ -552,3 +552,15 @@ def test_a_chosen_id_with_odd_characters_is_found_and_acted_on(app: SQLQueue) ->
     done = web.post("/jobs/order%2042/a%3Fb%23c/revoke", data={"csrf_token": csrf_token(page.text)})
     assert done.headers["location"] == "/jobs/order%2042/a%3Fb%23c?done=revoked"
     assert status_of(app, job.id) == "REVOKED"
+
+
+def test_metrics_without_prometheus_client_is_a_404_naming_the_extra(
+    app: SQLQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails
+
+    missing = client(app).get("/metrics")
+
+    assert missing.status_code == 404 and "sqlqueue[metrics]" in missing.text

@@ -564,3 +564,11 @@ def test_metrics_without_prometheus_client_is_a_404_naming_the_extra(
     missing = client(app).get("/metrics")
 
     assert missing.status_code == 404 and "sqlqueue[metrics]" in missing.text
+
+
+def test_an_unreachable_database_is_a_503_saying_so(tmp_path: Any) -> None:
+    queue = SQLQueue(f"sqlite:///{tmp_path}/missing/queue.db")
+
+    page = client(queue).get("/")
+
+    assert page.status_code == 503 and "did not answer" in page.text

@@ -30,7 +30,7 @@ from sqlqueue.app import SQLQueue
 from sqlqueue.dashboard import check_auth
 from sqlqueue.dashboard.listing import SEARCH_CAP, JobFilter, read_page
 from sqlqueue.dashboard.throughput import PER_MINUTE_CAP, Minute, read_throughput
-from sqlqueue.exceptions import SQLQueueError
+from sqlqueue.exceptions import DatabaseError, SQLQueueError
 from sqlqueue.jobs import FINISHED_STATUSES, JobStatus, as_utc
 from sqlqueue.operator_cli import timings
 from sqlqueue.periodic import read_periodic_tasks
@@ -87,7 +87,8 @@ def build_app(queue_app: SQLQueue, *, read_only: bool, auth: str | None) -> ASGI
             Route("/workers", dashboard.workers),
             Route("/schedules", dashboard.schedules),
             Route("/metrics", dashboard.metrics),
-        ]
+        ],
+        exception_handlers={DatabaseError: database_unreachable},
     )
     if credentials is None:
         return web
@@ -295,6 +296,11 @@ def chart(minutes: list[Minute]) -> dict[str, Any]:
         "total": sum(minute.finished for minute in minutes),
         "first": minutes[0].start if minutes else None,
     }
+
+
+async def database_unreachable(request: Request, exc: Exception) -> Response:
+    """A page saying why, not a bare 500, while the database cannot answer."""
+    return PlainTextResponse(f"The queue's database did not answer: {exc}", 503)
 
 
 def _base(request: Request) -> str:

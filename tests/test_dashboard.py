@@ -254,6 +254,28 @@ def test_retry_needs_the_csrf_token_then_the_job_runs_again(app: SQLQueue, flaky
     assert again.headers["location"].endswith("done=not-retried")
 
 
+def test_the_token_is_this_browsers_and_any_process_accepts_it(app: SQLQueue) -> None:
+    job = app.send_task("t.x")
+    first = client(app)
+    token = csrf_token(first.get(f"/jobs/{job.id}").text)
+    assert first.cookies["sqlqueue_csrf"] == token
+
+    other_browser = client(app)
+    other_browser.get("/")  # a cookie of its own
+    refused = other_browser.post(f"/jobs/{job.id}/revoke", data={"csrf_token": token})
+    no_cookie = TestClient(create_app(app)).post(
+        f"/jobs/{job.id}/revoke", data={"csrf_token": token}
+    )
+    assert (refused.status_code, no_cookie.status_code) == (403, 403)
+    assert status_of(app, job.id) == "PENDING"
+
+    # Another process of the same site (another app object): the same browser's form works.
+    other_process = client(app)
+    other_process.cookies.set("sqlqueue_csrf", token)
+    done = other_process.post(f"/jobs/{job.id}/revoke", data={"csrf_token": token})
+    assert done.status_code == 303 and status_of(app, job.id) == "REVOKED"
+
+
 def test_revoke_stops_a_job_before_it_starts(app: SQLQueue) -> None:
     job = app.send_task("t.x")
     web = client(app)

@@ -1,9 +1,11 @@
 """The dashboard's pages and actions, on Starlette, with Jinja2 templates (autoescaped).
 
 Every page works without JavaScript: filters are GET forms, actions are POST forms. Each
-action's form carries a token drawn when the app is made (``csrf_token``); a POST without it
-is refused, so another site cannot make a visitor's browser press a button (it cannot read
-the token from our pages). The database calls are blocking: Starlette runs them in its
+action's form carries a token that is also the browser's ``sqlqueue_csrf`` cookie (drawn at
+its first visit; SameSite=Strict, HttpOnly); a POST whose form and cookie do not carry the
+same token is refused, so another site cannot make a visitor's browser press a button (it can
+neither read the token nor send the cookie). Nothing is kept in the process, so several
+processes serving one site accept each other's forms. The database calls are blocking: Starlette runs them in its
 thread pool.
 """
 
@@ -39,6 +41,7 @@ from sqlqueue.status import HISTORY_COUNT_CAP, read_job, read_status, read_worke
 from sqlqueue.terminal import age, capped
 
 TEMPLATES = Path(__file__).parent / "templates"
+CSRF_COOKIE = "sqlqueue_csrf"
 RETRYABLE = (JobStatus.FAILURE, JobStatus.REVOKED)
 REVOCABLE = (JobStatus.WAITING, JobStatus.PENDING, JobStatus.RETRY)
 """Revoke from the dashboard stops a job before it starts, never a running one."""
@@ -101,7 +104,6 @@ class Dashboard:
     def __init__(self, queue_app: SQLQueue, *, read_only: bool) -> None:
         self.app = queue_app
         self.read_only = read_only
-        self.csrf_token = secrets.token_urlsafe(32)
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(default=True),
@@ -115,13 +117,24 @@ class Dashboard:
     def page(
         self, request: Request, template: str, status_code: int = 200, **values: Any
     ) -> Response:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
         html = self.templates.get_template(template).render(
-            base=request.scope.get("root_path", "").rstrip("/"),
+            base=_base(request),
             read_only=self.read_only,
-            csrf_token=self.csrf_token,
+            csrf_token=token,
             **values,
         )
-        return HTMLResponse(html, status_code=status_code)
+        response = HTMLResponse(html, status_code=status_code)
+        if request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(
+                CSRF_COOKIE,
+                token,
+                path=f"{_base(request)}/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
 
     def overview(self, request: Request) -> Response:
         status = read_status(self.app.store)
@@ -240,9 +253,10 @@ class Dashboard:
             return PlainTextResponse("This dashboard is read-only: no action is taken.", 403)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         token = form.get("csrf_token", [""])[0]
-        if not secrets.compare_digest(token.encode(), self.csrf_token.encode()):
+        expected = request.cookies.get(CSRF_COOKIE, "")
+        if not expected or not secrets.compare_digest(token.encode(), expected.encode()):
             return PlainTextResponse(
-                "Refused: this form's CSRF token is missing or stale. Reload the page and press "
+                "Refused: this form's CSRF token is missing, or not this browser's. Reload the page and press "
                 "the button again.",
                 403,
             )

@@ -1,5 +1,5 @@
-"""How long the queries of ``sqlqueue status``, ``workers``, ``inspect`` and ``purge`` take
-on a big table: 5 million finished jobs and 10,000 live ones by default.
+"""How long the queries of ``sqlqueue status``, ``workers``, ``inspect``, ``purge`` and the
+dashboard take on a big table: 5 million finished jobs and 10,000 live ones by default.
 
     python benchmarks/status_queries.py                                   # local PostgreSQL
     python benchmarks/status_queries.py --url sqlite:////tmp/status.db
@@ -25,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from sqlqueue import SQLQueue
+from sqlqueue.dashboard.listing import JobFilter, read_page
+from sqlqueue.dashboard.throughput import read_throughput
 from sqlqueue.purge import ready_in_queue
 from sqlqueue.status import (
     history_statement,
@@ -163,7 +165,43 @@ def queries(app: SQLQueue) -> dict[str, Callable[[], Any]]:
         "`sqlqueue workers`": lambda: read_workers(store),
         "`sqlqueue inspect`: one job by id": lambda: read_job(store, "job-12345"),
         "`sqlqueue purge`: a queue's ready jobs counted": lambda: ready_in_queue(store, "queue1"),
+        "dashboard: finished per minute, last hour (capped)": lambda: read_throughput(store),
+        "dashboard: overview (status + chart)": lambda: (
+            read_status(store),
+            read_throughput(store),
+        ),
+        "dashboard: failed jobs, first page, every queue": lambda: read_page(
+            store, JobFilter(status="FAILURE"), None
+        ),
+        "dashboard: failed jobs of a queue, 20th page": lambda: page_after(
+            store, JobFilter(status="FAILURE", queue="queue1"), 19
+        ),
+        "dashboard: ready jobs, first page": lambda: read_page(
+            store, JobFilter(status="PENDING"), None
+        ),
+        "dashboard: any job, by id, 20th page": lambda: page_after(store, JobFilter(), 19),
+        "dashboard: failed jobs of one task (1 in 7), first page": lambda: read_page(
+            store, JobFilter(status="FAILURE", task="bench.task3"), None
+        ),
+        "dashboard: failed jobs of a task with none": lambda: read_page(
+            store, JobFilter(status="FAILURE", queue="queue1", task="bench.none"), None
+        ),
     }
+
+
+def page_after(store: Any, chosen: JobFilter, pages: int) -> Any:
+    """The page after ``pages`` pages: the cursor found once, then that page read (what a
+    click on Next costs)."""
+    cursors = PAGE_CURSORS.setdefault((chosen, pages), [])
+    if not cursors:
+        cursor = None
+        for _ in range(pages):
+            cursor = read_page(store, chosen, cursor).next_cursor
+        cursors.append(cursor)
+    return read_page(store, chosen, cursors[0])
+
+
+PAGE_CURSORS: dict[tuple[JobFilter, int], list[str | None]] = {}
 
 
 def main() -> None:

@@ -1,12 +1,12 @@
 """Use an installed sqlqueue as a new user would, from a virtualenv holding one install only.
 
 ``make test-install`` builds the wheel, installs it into a fresh virtualenv per extra (none,
-``async``, ``metrics``, ``django``) and runs this script with that virtualenv's Python: the console script,
+``async``, ``metrics``, ``dashboard``, ``django``) and runs this script with that virtualenv's Python: the console script,
 ``sqlqueue migrate`` on a new SQLite file, a job sent and run by a burst worker, and what the
 extra adds (or, without it, the error that names it). It exits 1 at the first check that
 fails, saying which.
 
-    python scripts/check_install.py bare|async|metrics|django
+    python scripts/check_install.py bare|async|metrics|dashboard|django
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,6 +135,25 @@ def check_bare(work: Path) -> None:
             raise CheckFailed(f"{name} worked without the async extra")
     check_send_on_a_psycopg_async_connection(work)
     check_metrics_refused(work)
+    check_dashboard_refused(work)
+
+
+def check_dashboard_refused(work: Path) -> None:
+    """``sqlqueue dashboard`` without the dashboard extra: one line naming it."""
+    done = subprocess.run(
+        [str(BIN / "sqlqueue"), "dashboard", "-A", "checktasks"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    expect(
+        done.returncode == 1 and "Traceback" not in output and "sqlqueue[dashboard]" in output,
+        f"sqlqueue dashboard without the dashboard extra names it (exit {done.returncode}: "
+        f"{output})",
+    )
 
 
 def check_metrics_refused(work: Path) -> None:
@@ -233,6 +255,40 @@ def check_metrics(work: Path) -> None:
     )
 
 
+def check_dashboard(work: Path) -> None:
+    """``sqlqueue dashboard`` serves its pages, templates included, from the installed
+    wheel (tests/test_dashboard*.py test what they show)."""
+    check_core(work)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BIN / "sqlqueue"), "dashboard", "-A", "checktasks", "--port", str(port)],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/jobs", timeout=2) as page:
+                    html = page.read().decode()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    raise CheckFailed(
+                        f"sqlqueue dashboard did not answer: {server.communicate()[0]}"
+                    ) from None
+                time.sleep(0.2)
+        expect("checktasks.add" in html, "the dashboard's jobs page lists the job sent")
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
 def check_django(work: Path) -> None:
     """A minimal Django project: check, migrate, a job sent and run by the management
     command, and the django.tasks backend."""
@@ -261,6 +317,7 @@ CHECKS = {
     "bare": check_bare,
     "async": check_async,
     "metrics": check_metrics,
+    "dashboard": check_dashboard,
     "django": check_django,
 }
 

@@ -367,3 +367,4 @@ def retry(
 # of their own, which add them to ``main`` with the helpers above: imported last, once those
 # exist.
 from sqlqueue import operator_cli, periodic_cli  # noqa: E402, F401
+from sqlqueue.dashboard import cli as dashboard_cli  # noqa: E402, F401

@@ -4,7 +4,6 @@ each periodic task's last and next run."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 
 import click
 
@@ -18,7 +17,7 @@ from sqlqueue.cli import (
     user_errors,
 )
 from sqlqueue.periodic import PeriodicTask, read_periodic_tasks
-from sqlqueue.scheduler import Scheduler, zone_of
+from sqlqueue.scheduler import Scheduler, schedule_rows
 from sqlqueue.stop_signals import graceful_stop_signals
 from sqlqueue.terminal import table
 
@@ -66,31 +65,5 @@ def schedules(app_spec: str) -> None:
     """List the app's periodic tasks, each with its last and next run, in the app's
     timezone."""
     app = load_app(app_spec)
-    periodic = periodic_tasks_of(app)
-    zone = zone_of(app)
-    now = app.store.database_now()
-    known = app.store.get_schedules([entry.name for entry in periodic])
-
-    def shown_time(instant: datetime) -> str:
-        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-    rows = []
-    for entry in periodic:
-        state = known.get(entry.name)
-        latest = entry.schedule.latest(now, zone)
-        if state is not None and latest > state.last_tick:
-            following = f"{shown_time(latest)} (due, not sent yet)"
-        else:
-            following = shown_time(entry.schedule.next_after(now, zone))
-        sent = state is not None and state.job_id is not None
-        rows.append(
-            (
-                entry.name,
-                entry.task,
-                str(entry.schedule),
-                shown_time(state.last_tick) if state is not None and sent else "never",
-                state.job_id or "-" if state is not None else "-",
-                following,
-            )
-        )
+    rows = schedule_rows(app, periodic_tasks_of(app))
     click.echo(table(("NAME", "TASK", "SCHEDULE", "LAST RUN", "LAST JOB", "NEXT RUN"), rows))

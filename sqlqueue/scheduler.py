@@ -50,6 +50,40 @@ def zone_of(app: SQLQueue) -> tzinfo:
     return UTC if name == "UTC" else ZoneInfo(name)
 
 
+def schedule_rows(
+    app: SQLQueue, periodic: Sequence[PeriodicTask]
+) -> list[tuple[str, str, str, str, str, str]]:
+    """What ``sqlqueue schedules`` and the dashboard show of each periodic task: name, task,
+    schedule, last run, last job, next run; times in the app's timezone."""
+    zone = zone_of(app)
+    now = app.store.database_now()
+    known = app.store.get_schedules([entry.name for entry in periodic])
+
+    def shown_time(instant: datetime) -> str:
+        return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    rows = []
+    for entry in periodic:
+        state = known.get(entry.name)
+        latest = entry.schedule.latest(now, zone)
+        if state is not None and latest > state.last_tick:
+            following = f"{shown_time(latest)} (due, not sent yet)"
+        else:
+            following = shown_time(entry.schedule.next_after(now, zone))
+        sent = state is not None and state.job_id is not None
+        rows.append(
+            (
+                entry.name,
+                entry.task,
+                str(entry.schedule),
+                shown_time(state.last_tick) if state is not None and sent else "never",
+                state.job_id or "-" if state is not None else "-",
+                following,
+            )
+        )
+    return rows
+
+
 class Scheduler:
     """Sends the periodic tasks' jobs at their ticks until ``stopping`` is set."""
 

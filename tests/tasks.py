@@ -209,3 +209,11 @@ def one_per_account(self: Any, log_path: str, account: str, seconds: float) -> N
 def ten_per_second(self: Any, log_path: str) -> None:
     """Log its start: at most ten a second (and the burst), across workers."""
     _log_line(log_path, "start", self.request.id, time.time(), os.getpid())
+
+
+@app.task
+def fails_until(marker: str) -> str:
+    """Fails until the file ``marker`` exists (for a test to retry it once it would pass)."""
+    if not Path(marker).exists():
+        raise RuntimeError(f"{marker} does not exist yet")
+    return "done"

@@ -56,7 +56,12 @@ def run_migrations_offline() -> None:
 
 
 def run_with_connection(connection: Connection) -> None:
-    configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    configure(
+        connection=connection,
+        render_as_batch=connection.dialect.name == "sqlite",
+        # ``sqlqueue migrate`` on a terminal: which step runs (``sqlqueue.migrate.upgrade``).
+        on_version_apply=config.attributes.get("on_version_apply"),
+    )
     with context.begin_transaction():
         context.run_migrations()
 

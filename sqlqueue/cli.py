@@ -288,10 +288,13 @@ def shown(app: SQLQueue) -> str:
 def migrate(app_spec: str | None, url: str | None) -> None:
     """Create or upgrade sqlqueue's tables (the same migrations as `alembic upgrade head`)."""
     app = app_for(app_spec, url)
+    progress = Progress()
     try:
-        upgrade(app.engine)
+        upgrade(app.engine, progress=progress.show)
     except (sa_exc.SQLAlchemyError, CommandError) as exc:
         raise click.ClickException(migration_failed(shown(app), exc)) from exc
+    finally:
+        progress.done()
     click.echo(f"sqlqueue schema is up to date in {shown(app)}")
 
 

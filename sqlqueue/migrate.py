@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Engine
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
 
 VERSION_TABLE = "sqlqueue_alembic_version"
 """sqlqueue's own alembic version table, so it never touches the application's."""
@@ -20,14 +24,51 @@ def migrations_directory() -> Path:
     return Path(__file__).parent.parent / "migrations"
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database behind ``engine`` to ``revision`` (default: the latest schema)."""
+def upgrade(
+    engine: Engine, revision: str = "head", progress: Callable[[str], None] | None = None
+) -> None:
+    """Bring the database behind ``engine`` to ``revision`` (default: the latest schema).
+    ``progress`` hears which step runs, before each: on a big table one step (an index
+    built, a column added) may take minutes, and the operator should see which."""
     config = Config()
     config.set_main_option("script_location", str(migrations_directory()))
     with engine.begin() as connection:
         # env.py uses this connection instead of building its own engine from a URL.
         config.attributes["connection"] = connection
+        if progress is not None:
+            steps = _Steps(_pending(config, connection, revision), progress)
+            config.attributes["on_version_apply"] = steps.applied  # (env.py passes it on)
+            steps.announce()
         command.upgrade(config, revision)
+
+
+def _pending(config: Config, connection: Connection, revision: str) -> list[Script]:
+    """The steps from the database's revision to ``revision``, oldest first."""
+    current = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+    script = ScriptDirectory.from_config(config)
+    return [step for step in reversed(list(script.iterate_revisions(revision, current))) if step]
+
+
+class _Steps:
+    """Says which step of an upgrade runs next; alembic calls ``applied`` after each."""
+
+    def __init__(self, steps: list[Script], progress: Callable[[str], None]) -> None:
+        self._steps = steps
+        self._progress = progress
+        self._done = 0
+
+    def announce(self) -> None:
+        if self._done < len(self._steps):
+            step = self._steps[self._done]
+            self._progress(
+                f"migrating: {step.revision} {step.doc} ({self._done + 1} of {len(self._steps)})"
+            )
+
+    def applied(self, **_: Any) -> None:
+        self._done += 1
+        self.announce()
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -5,6 +5,7 @@ keep their own version table beside an application's, undo cleanly, and ship in 
 from __future__ import annotations
 
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -589,6 +590,46 @@ def test_sqlqueue_migrate_without_url_uses_the_environment_variable(tmp_path: Pa
         assert versions(engine) == [HEAD]
     finally:
         engine.dispose()
+
+
+def test_upgrade_says_which_step_runs_before_each(empty_engine: Engine) -> None:
+    sqlqueue.migrate.upgrade(empty_engine, "0009")
+    said: list[str] = []
+
+    sqlqueue.migrate.upgrade(empty_engine, "0011", progress=said.append)
+
+    assert [line.split()[1] for line in said] == ["0010", "0011"]
+    assert said[0].endswith("(1 of 2)") and "sqlqueue_schedules" in said[0]
+    assert said[1].endswith("(2 of 2)")
+    assert versions(empty_engine) == ["0011"]
+    said.clear()
+    sqlqueue.migrate.upgrade(empty_engine, "0011", progress=said.append)
+    assert said == []  # nothing to do, nothing said
+
+
+def test_sqlqueue_migrate_shows_its_steps_on_a_terminal_only(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "steps.db")
+    leader, follower = pty.openpty()
+    on_terminal = subprocess.run(
+        [str(BIN_DIR / "sqlqueue"), "migrate", "--url", url],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    os.close(follower)
+    shown = os.read(leader, 100_000).decode()
+    os.close(leader)
+    piped = run_command(
+        [str(BIN_DIR / "sqlqueue"), "migrate", "--url", sqlite_url(tmp_path / "piped.db")],
+        cwd=tmp_path,
+    )
+
+    assert on_terminal.returncode == 0
+    assert f"migrating: {HEAD} " in shown and "migrating: 0001 " in shown
+    assert "\r" not in piped.stdout + piped.stderr and "migrating" not in piped.stderr
 
 
 def test_sqlqueue_migrate_twice_is_a_no_op(tmp_path: Path) -> None:

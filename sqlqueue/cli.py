@@ -362,7 +362,14 @@ def retry(
     if not (job_ids or task_name or queue):
         raise click.UsageError("Say which jobs to retry: give job ids, --task or --queue.")
     app = app_for(app_spec, url)
-    requeued = app.store.requeue_jobs(job_ids=job_ids, task_name=task_name, queue=queue)
+    progress = Progress()
+    requeued = app.store.requeue_jobs(
+        job_ids=job_ids,
+        task_name=task_name,
+        queue=queue,
+        progress=lambda count: progress.show(f"queued {count} job(s) again"),
+    )
+    progress.done()
     click.echo(f"queued {requeued} job(s) again in {shown(app)}")
 
 

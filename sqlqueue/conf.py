@@ -92,6 +92,9 @@ PRUNE_INTERVAL = 60.0
 PRUNE_BATCH_SIZE = 1000
 """Finished jobs deleted per statement, so that a prune never holds long locks."""
 
+RETRY_BATCH_SIZE = 1000
+"""Jobs ``sqlqueue retry`` puts back per transaction, for the same reason."""
+
 MAX_DATABASE_BACKOFF = 30.0
 """Longest pause, in seconds, between a worker's attempts to reach a database that is down."""
 

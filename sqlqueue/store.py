@@ -35,6 +35,7 @@ from sqlqueue.caller_connections import (
     CallerConnection,
     CallerConnections,
 )
+from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
 from sqlqueue.exceptions import (
@@ -355,11 +356,29 @@ class JobStore:
         job_ids: Sequence[str] = (),
         task_name: str | None = None,
         queue: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Queue failed or revoked jobs again, chosen by id, task or queue; returns how many."""
+        """Queue failed or revoked jobs again, chosen by id, task or queue; returns how many.
+        A batch of ``RETRY_BATCH_SIZE`` per transaction, in order of id, so that no lock is
+        held for long; ``progress`` hears the running count after each."""
         if not (job_ids or task_name or queue):
             raise InvalidOptionError("Say which jobs to retry: by id, by task or by queue.")
-        return self._make_ready(self.dialect.requeue_jobs(job_ids, task_name, queue))
+        requeued, after = 0, ""
+        while True:
+            (rows,) = self.read(
+                [
+                    self.dialect.requeue_candidates(
+                        job_ids, task_name, queue, after, RETRY_BATCH_SIZE
+                    )
+                ]
+            )
+            if not rows:
+                return requeued
+            ids = [row["id"] for row in rows]
+            requeued += self._make_ready(self.dialect.requeue_jobs(ids))
+            if progress is not None:
+                progress(requeued)
+            after = ids[-1]
 
     def revoke_jobs(self, job_ids: Sequence[str], terminate: bool = False) -> int:
         """Revoke jobs that have not started, or with ``terminate`` running ones too, and

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import count_jobs, sqlqueue_command, work_off
 
+import sqlqueue.store
 from sqlqueue import JobStatus, SQLQueue
 from sqlqueue.exceptions import InvalidOptionError, JobNotFoundError, TaskRevokedError
 from sqlqueue.schema import jobs
@@ -205,6 +208,59 @@ def test_retry_by_task_or_queue_touches_only_failed_or_revoked_jobs(
     assert succeeded.status == "SUCCESS"
     with pytest.raises(InvalidOptionError, match="Say which jobs"):
         app.store.requeue_jobs()
+
+
+def test_retry_goes_through_many_jobs_a_batch_at_a_time_reviving_one_per_unique_key(
+    app: SQLQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given seven failed jobs, three of which share a unique key, in batches of two
+    @app.task(name="t.fail")
+    def fail(n: int) -> None:
+        raise ValueError(n)
+
+    keyed = []
+    for n in range(3):  # one at a time: each, failed, frees the key for the next
+        keyed.append(fail.apply_async((n,), unique_key="k"))
+        work_off(app)
+    plain = [fail.delay(n) for n in range(4)]
+    work_off(app)
+    assert count_jobs(app, "status = 'FAILURE'") == 7
+    monkeypatch.setattr(sqlqueue.store, "RETRY_BATCH_SIZE", 2)
+    counts: list[int] = []
+
+    # When they are retried by task
+    requeued = app.store.requeue_jobs(task_name="t.fail", progress=counts.append)
+
+    # I expect every plain one back and one of the keyed ones, the count told after each batch
+    assert requeued == 5
+    assert [job.status for job in plain] == ["PENDING"] * 4
+    assert sorted(job.status for job in keyed) == ["FAILURE", "FAILURE", "PENDING"]
+    assert len(counts) == 4 and counts == sorted(counts) and counts[-1] == 5
+
+
+def test_retry_shows_its_count_on_a_terminal(db_url: str, app: SQLQueue) -> None:
+    @app.task(name="t.fail")
+    def fail() -> None:
+        raise ValueError("no")
+
+    for _ in range(3):
+        fail.delay()
+    work_off(app)
+    leader, follower = pty.openpty()
+    completed = subprocess.run(
+        [*sqlqueue_command(), "retry", "--task", "t.fail", "--url", db_url],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(follower)
+    shown = os.read(leader, 10000).decode()
+    os.close(leader)
+
+    assert completed.returncode == 0 and "queued 3 job(s) again in" in completed.stdout
+    assert "\rqueued 3 job(s) again" in shown.replace("\x1b[2K", "")
 
 
 def test_retry_resets_the_counters_of_the_job(app: SQLQueue) -> None:

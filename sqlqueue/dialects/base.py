@@ -16,7 +16,7 @@ the subclass must provide, for its database:
 The rest are written once here with SQLAlchemy Core, and a dialect overrides one only where
 its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_time``,
 ``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
-``delete_finished_jobs``, ``requeue_jobs``, ``revoke_jobs``, ``revoked_takes``,
+``delete_finished_jobs``, ``requeue_candidates``, ``requeue_jobs``, ``revoke_jobs``, ``revoked_takes``,
 ``group_member_ids``,
 ``update_progress``, ``delete_finished_job``, ``get_job``, and the periodic tasks' statements
 (``get_schedules``, ``insert_schedule``, ``take_tick``, ``set_tick_job``, on the
@@ -65,6 +65,9 @@ from sqlqueue.schema import (
 
 if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+AGAIN_STATUSES = (JobStatus.FAILURE.value, JobStatus.REVOKED.value)
+"""What ``sqlqueue retry`` puts back in the queue."""
 
 Take = tuple[str, int]
 """A job id and the attempt number of the take that holds it: the fence on every write."""
@@ -424,27 +427,22 @@ class Dialect(WorkflowStatements, ABC):
         )
         return jobs.delete().where(jobs.c.id.in_(oldest.scalar_subquery()))
 
-    def requeue_jobs(
-        self, job_ids: Sequence[str], task_name: str | None, queue: str | None
-    ) -> Update:
-        """Put failed or revoked jobs back in the queue as new (``sqlqueue retry``): those
-        with these ids, of this task, in this queue (the filters given, together). A job
-        with a unique key comes back only if no unfinished job holds its key, and of several
-        with one key, only the first by id: the key's index holds one unfinished job."""
-        again = [JobStatus.FAILURE.value, JobStatus.REVOKED.value]
-        live, other = jobs.alias("live"), jobs.alias("other")
-        statement = jobs.update().where(
-            jobs.c.status.in_(again),
-            sa.or_(
-                jobs.c.unique_key.is_(None),
-                sa.and_(
-                    ~sa.exists().where(live.c.unique_key == jobs.c.unique_key, UNFINISHED_WHERE),
-                    jobs.c.id
-                    == sa.select(sa.func.min(other.c.id))
-                    .where(other.c.unique_key == jobs.c.unique_key, other.c.status.in_(again))
-                    .scalar_subquery(),
-                ),
-            ),
+    def requeue_candidates(
+        self,
+        job_ids: Sequence[str],
+        task_name: str | None,
+        queue: str | None,
+        after: str,
+        limit: int,
+    ) -> sa.Select[Any]:
+        """The next ``limit`` ids, in order after ``after``, of failed or revoked jobs with
+        these ids, of this task, in this queue (the filters given, together): one batch of
+        ``sqlqueue retry``, which goes through them once, whatever each batch revives."""
+        statement = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.status.in_(AGAIN_STATUSES), jobs.c.id > after)
+            .order_by(jobs.c.id)
+            .limit(limit)
         )
         if job_ids:
             statement = statement.where(jobs.c.id.in_(list(job_ids)))
@@ -452,14 +450,43 @@ class Dialect(WorkflowStatements, ABC):
             statement = statement.where(jobs.c.task_name == task_name)
         if queue is not None:
             statement = statement.where(jobs.c.queue == queue)
-        return statement.values(
-            status=JobStatus.PENDING.value,
-            scheduled_at=self.now(),
-            expires_at=None,
-            retries=0,
-            expired_leases=0,
-            started_at=None,
-            finished_at=None,
+        return statement
+
+    def requeue_jobs(self, job_ids: Sequence[str]) -> Update:
+        """Put these failed or revoked jobs back in the queue as new. A job with a unique key
+        comes back only if no unfinished job holds its key, and of several with one key,
+        only the first by id: the key's index holds one unfinished job."""
+        live, other = jobs.alias("live"), jobs.alias("other")
+        return (
+            jobs.update()
+            .where(
+                jobs.c.id.in_(list(job_ids)),
+                jobs.c.status.in_(AGAIN_STATUSES),
+                sa.or_(
+                    jobs.c.unique_key.is_(None),
+                    sa.and_(
+                        ~sa.exists().where(
+                            live.c.unique_key == jobs.c.unique_key, UNFINISHED_WHERE
+                        ),
+                        jobs.c.id
+                        == sa.select(sa.func.min(other.c.id))
+                        .where(
+                            other.c.unique_key == jobs.c.unique_key,
+                            other.c.status.in_(AGAIN_STATUSES),
+                        )
+                        .scalar_subquery(),
+                    ),
+                ),
+            )
+            .values(
+                status=JobStatus.PENDING.value,
+                scheduled_at=self.now(),
+                expires_at=None,
+                retries=0,
+                expired_leases=0,
+                started_at=None,
+                finished_at=None,
+            )
         )
 
     def revoke_jobs(self, job_ids: Sequence[str], terminate: bool) -> ReturningUpdate[Any]:

@@ -290,6 +290,22 @@ def test_revoke_stops_a_job_before_it_starts(app: SQLQueue) -> None:
     assert "/retry" in web.get(f"/jobs/{job.id}").text
 
 
+def test_terminate_revokes_a_running_job(app: SQLQueue) -> None:
+    # Given a job a worker has taken
+    job = app.send_task("t.x")
+    assert [taken.id for taken in app.store.claim_jobs(1, None, "someone", 60)] == [job.id]
+    web = client(app)
+    page = web.get(f"/jobs/{job.id}").text
+    assert "/terminate" in page and "/revoke" not in page
+
+    # When the operator presses Terminate, I expect it refused without the token, then done
+    assert web.post(f"/jobs/{job.id}/terminate").status_code == 403
+    done = web.post(f"/jobs/{job.id}/terminate", data={"csrf_token": csrf_token(page)})
+
+    assert done.headers["location"].endswith("done=terminated")
+    assert status_of(app, job.id) == "REVOKED"
+
+
 def test_read_only_shows_no_buttons_and_refuses_the_actions(app: SQLQueue, flaky: Any) -> None:
     job = flaky.delay(1)
     work_off(app)
@@ -298,7 +314,7 @@ def test_read_only_shows_no_buttons_and_refuses_the_actions(app: SQLQueue, flaky
 
     html = web.get(f"/jobs/{job.id}").text
     assert "csrf_token" not in html and "read-only" in html
-    for action in ("retry", "revoke"):
+    for action in ("retry", "revoke", "terminate"):
         refused = web.post(f"/jobs/{job.id}/{action}", data={"csrf_token": token})
         assert refused.status_code == 403 and "read-only" in refused.text
     assert status_of(app, job.id) == "FAILURE"

@@ -44,7 +44,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 CSRF_COOKIE = "sqlqueue_csrf"
 RETRYABLE = (JobStatus.FAILURE, JobStatus.REVOKED)
 REVOCABLE = (JobStatus.WAITING, JobStatus.PENDING, JobStatus.RETRY)
-"""Revoke from the dashboard stops a job before it starts, never a running one."""
+"""Revoke stops a job before it starts; a running one is terminated (``revoke(terminate=True)``)."""
 
 
 class BasicAuth:
@@ -86,6 +86,7 @@ def build_app(queue_app: SQLQueue, *, read_only: bool, auth: str | None) -> ASGI
             Route("/jobs", dashboard.jobs),
             Route("/jobs/{job_id:path}/retry", dashboard.retry, methods=["POST"]),
             Route("/jobs/{job_id:path}/revoke", dashboard.revoke, methods=["POST"]),
+            Route("/jobs/{job_id:path}/terminate", dashboard.terminate, methods=["POST"]),
             Route("/jobs/{job_id:path}", dashboard.job),
             Route("/workers", dashboard.workers),
             Route("/schedules", dashboard.schedules),
@@ -219,6 +220,7 @@ class Dashboard:
             finished=job["status"] in FINISHED_STATUSES,
             can_retry=job["status"] in RETRYABLE,
             can_revoke=job["status"] in REVOCABLE,
+            can_terminate=job["status"] == JobStatus.STARTED,
             done=request.query_params.get("done", ""),
         )
 
@@ -242,11 +244,18 @@ class Dashboard:
     async def revoke(self, request: Request) -> Response:
         return await self._act(request, "revoked", self._revoke)
 
+    async def terminate(self, request: Request) -> Response:
+        return await self._act(request, "terminated", self._terminate)
+
     def _retry(self, job_id: str) -> int:
         return self.app.store.requeue_jobs(job_ids=[job_id])
 
     def _revoke(self, job_id: str) -> int:
         return self.app.store.revoke_jobs([job_id])
+
+    def _terminate(self, job_id: str) -> int:
+        # As revoke(terminate=True): its worker is told, and stops the task (docs/results.md).
+        return self.app.store.revoke_jobs([job_id], terminate=True)
 
     async def _act(self, request: Request, done: str, action: Any) -> Response:
         if self.read_only:

@@ -8,6 +8,7 @@ under CI=true they fail instead, so CI can never go green without them.
 from __future__ import annotations
 
 import os
+import pty
 import re
 import shutil
 import signal
@@ -126,6 +127,25 @@ def count_jobs(app: SQLQueue, where: str = "1 = 1") -> int:
 def sqlqueue_command() -> list[str]:
     """The installed `sqlqueue` console script of the interpreter running the tests."""
     return [str(Path(sys.executable).parent / "sqlqueue")]
+
+
+def on_a_terminal(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run ``sqlqueue ARGS`` with its stderr on a pseudo-terminal, as an operator's shell:
+    the exit code, its stdout, and what the terminal showed (redraw codes dropped)."""
+    leader, follower = pty.openpty()
+    completed = subprocess.run(
+        [*sqlqueue_command(), *args],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
+    os.close(follower)
+    shown = os.read(leader, 100_000).decode()
+    os.close(leader)
+    return completed.returncode, completed.stdout, shown.replace("\x1b[2K", "")
 
 
 def start_worker(

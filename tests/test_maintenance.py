@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,7 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import count_jobs, sqlqueue_command, work_off
+from conftest import count_jobs, on_a_terminal, sqlqueue_command, work_off
 
 import sqlqueue.store
 from sqlqueue import JobStatus, SQLQueue
@@ -246,21 +244,10 @@ def test_retry_shows_its_count_on_a_terminal(db_url: str, app: SQLQueue) -> None
     for _ in range(3):
         fail.delay()
     work_off(app)
-    leader, follower = pty.openpty()
-    completed = subprocess.run(
-        [*sqlqueue_command(), "retry", "--task", "t.fail", "--url", db_url],
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    os.close(follower)
-    shown = os.read(leader, 10000).decode()
-    os.close(leader)
+    code, stdout, shown = on_a_terminal("retry", "--task", "t.fail", "--url", db_url)
 
-    assert completed.returncode == 0 and "queued 3 job(s) again in" in completed.stdout
-    assert "\rqueued 3 job(s) again" in shown.replace("\x1b[2K", "")
+    assert code == 0 and "queued 3 job(s) again in" in stdout
+    assert "\rqueued 3 job(s) again" in shown
 
 
 def test_retry_resets_the_counters_of_the_job(app: SQLQueue) -> None:

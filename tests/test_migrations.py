@@ -5,7 +5,6 @@ keep their own version table beside an application's, undo cleanly, and ship in 
 from __future__ import annotations
 
 import os
-import pty
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from conftest import on_a_terminal
 from sqlalchemy.engine import Engine
 
 import sqlqueue
@@ -609,25 +609,13 @@ def test_upgrade_says_which_step_runs_before_each(empty_engine: Engine) -> None:
 
 def test_sqlqueue_migrate_shows_its_steps_on_a_terminal_only(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "steps.db")
-    leader, follower = pty.openpty()
-    on_terminal = subprocess.run(
-        [str(BIN_DIR / "sqlqueue"), "migrate", "--url", url],
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
-    os.close(follower)
-    shown = os.read(leader, 100_000).decode()
-    os.close(leader)
+    code, _stdout, shown = on_a_terminal("migrate", "--url", url, cwd=tmp_path)
     piped = run_command(
         [str(BIN_DIR / "sqlqueue"), "migrate", "--url", sqlite_url(tmp_path / "piped.db")],
         cwd=tmp_path,
     )
 
-    assert on_terminal.returncode == 0
+    assert code == 0
     assert f"migrating: {HEAD} " in shown and "migrating: 0001 " in shown
     assert "\r" not in piped.stdout + piped.stderr and "migrating" not in piped.stderr
 

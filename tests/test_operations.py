@@ -5,8 +5,6 @@ an operator runs them."""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import signal
 import subprocess
 import time
@@ -19,6 +17,7 @@ import sqlalchemy as sa
 from conftest import (
     TESTS_DIR,
     count_jobs,
+    on_a_terminal,
     sqlqueue_command,
     start_worker,
     stop_worker,
@@ -451,18 +450,7 @@ def test_prune_stays_quiet_in_a_pipe(db_url: str, app: SQLQueue) -> None:
 
 def test_purge_shows_progress_on_a_terminal(db_url: str, app: SQLQueue) -> None:
     fill_queue(app)
-    leader, follower = pty.openpty()
-    completed = subprocess.run(
-        [*sqlqueue_command(), "purge", "--queue", "default", "--yes", "--url", db_url],
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    os.close(follower)
-    shown = os.read(leader, 10000).decode()
-    os.close(leader)
+    code, _stdout, shown = on_a_terminal("purge", "--queue", "default", "--yes", "--url", db_url)
 
-    assert completed.returncode == 0
-    assert "\rpurged" in shown.replace("\x1b[2K", "")
+    assert code == 0
+    assert "\rpurged" in shown

@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import ResolutionError
 from sqlalchemy.engine import Connection, Engine
 
 VERSION_TABLE = "sqlqueue_alembic_version"
@@ -48,7 +49,11 @@ def _pending(config: Config, connection: Connection, revision: str) -> list[Scri
         connection, opts={"version_table": VERSION_TABLE}
     ).get_current_revision()
     script = ScriptDirectory.from_config(config)
-    return [step for step in reversed(list(script.iterate_revisions(revision, current))) if step]
+    try:
+        steps = list(script.iterate_revisions(revision, current))
+    except ResolutionError:  # a revision this sqlqueue does not know: the upgrade says so
+        return []
+    return [step for step in reversed(steps) if step]
 
 
 class _Steps:

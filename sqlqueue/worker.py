@@ -226,7 +226,6 @@ class Worker:
         loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
         loop_thread.start()
         self._event_loop = loop
-        signals.worker_ready.send(sender=self)
         try:
             self._loop()
         finally:
@@ -269,6 +268,7 @@ class Worker:
     def _loop(self) -> None:
         backoff = self.poll_interval
         unsure = False
+        ready = False
         while not self._stopping.is_set():
             self._wakeup.clear()
             # Read before claiming: a job whose outcome is written during the claim may have
@@ -307,6 +307,9 @@ class Worker:
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
             backoff = self.poll_interval
+            if not ready:  # its first claim answered: the database is there, and its schema
+                signals.worker_ready.send(sender=self)
+                ready = True
             if jobs:
                 self._prefetch.filled(len(jobs))
                 for job in jobs:

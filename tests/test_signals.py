@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from conftest import TESTS_DIR, sqlqueue_command, work_off
 
-from sqlqueue import SQLQueue, signals
+from sqlqueue import DatabaseError, SQLQueue, signals
 from sqlqueue.hooks import ExceptionInfo
+from sqlqueue.worker import Worker
+from sqlqueue.worker_options import WorkerOptions
 
 ALL = (
     signals.task_prerun,
@@ -61,6 +63,19 @@ def tasks(app: SQLQueue) -> Any:
             raise self.retry(exc=KeyError("later"), countdown=0)
 
     return Tasks
+
+
+def test_a_worker_on_a_database_never_migrated_is_never_ready(
+    tmp_path: Path, heard: list[tuple[str, dict[str, Any]]]
+) -> None:
+    # Given a database without sqlqueue's tables, when a worker starts on it
+    bare = SQLQueue(f"sqlite:///{tmp_path / 'bare.db'}")
+    with pytest.raises(DatabaseError, match="run `sqlqueue migrate`"):
+        Worker(bare, WorkerOptions(poll_interval=0.05)).run()
+    bare.engine.dispose()
+
+    # I expect no worker_ready: it stopped before its first claim answered
+    assert "worker_ready" not in [name for name, _ in heard]
 
 
 def test_a_success_sends_prerun_success_postrun_in_a_worker_thread(

@@ -134,14 +134,16 @@ def check_bare(work: Path) -> None:
         else:
             raise CheckFailed(f"{name} worked without the async extra")
     check_send_on_a_psycopg_async_connection(work)
-    check_metrics_refused(work)
-    check_dashboard_refused(work)
+    check_refused_without(
+        "metrics", work, "worker", "-A", "checktasks", "--burst", "--metrics-port", "9108"
+    )
+    check_refused_without("dashboard", work, "dashboard", "-A", "checktasks")
 
 
-def check_dashboard_refused(work: Path) -> None:
-    """``sqlqueue dashboard`` without the dashboard extra: one line naming it."""
+def check_refused_without(extra: str, work: Path, *args: str) -> None:
+    """``sqlqueue ARGS`` without ``extra`` installed: exit 1, one line naming the extra."""
     done = subprocess.run(
-        [str(BIN / "sqlqueue"), "dashboard", "-A", "checktasks"],
+        [str(BIN / "sqlqueue"), *args],
         cwd=work,
         capture_output=True,
         text=True,
@@ -150,26 +152,9 @@ def check_dashboard_refused(work: Path) -> None:
     )
     output = done.stdout + done.stderr
     expect(
-        done.returncode == 1 and "Traceback" not in output and "sqlqueue[dashboard]" in output,
-        f"sqlqueue dashboard without the dashboard extra names it (exit {done.returncode}: "
-        f"{output})",
-    )
-
-
-def check_metrics_refused(work: Path) -> None:
-    """``sqlqueue worker --metrics-port`` without the metrics extra: one line naming it."""
-    done = subprocess.run(
-        [str(BIN / "sqlqueue"), "worker", "-A", "checktasks", "--burst", "--metrics-port", "9108"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    expect(
-        done.returncode == 1 and "Traceback" not in output and "sqlqueue[metrics]" in output,
-        f"--metrics-port without the metrics extra names it (exit {done.returncode}: {output})",
+        done.returncode == 1 and "Traceback" not in output and f"sqlqueue[{extra}]" in output,
+        f"sqlqueue {' '.join(args)} without the {extra} extra names it "
+        f"(exit {done.returncode}: {output})",
     )
 
 

@@ -136,10 +136,13 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        # Given a worker whose database is unreachable for a while
+        # Given a worker whose database is unreachable until its chores have failed on it
         proxy.refusing.set()
         proxy.cut()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 15
+        while "chores: database unavailable" not in caplog.text:
+            assert time.monotonic() < deadline, "the chores never met the outage"
+            time.sleep(0.05)
         proxy.refusing.clear()
         # when, after it, a job is left behind by a worker that died holding it (written
         # taken, in one statement: sent and claimed apart, the live worker could take it first)
@@ -174,4 +177,3 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
         thread.join(timeout=30)
         worker_app.engine.dispose()
     assert (done.result, done.expired_leases, done.attempts) == ("ran", 1, 2)
-    assert "chores: database unavailable" in caplog.text

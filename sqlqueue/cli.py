@@ -17,11 +17,12 @@ from sqlqueue import loading
 from sqlqueue.app import SQLQueue
 from sqlqueue.celery_names import BEAT_FLAGS, CELERY_POOLS, WORKER_FLAGS
 from sqlqueue.conf import DEFAULT_CONCURRENCY, PRUNE_BATCH_SIZE
+from sqlqueue.durations import Duration
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError, SQLQueueError
 from sqlqueue.migrate import upgrade
 from sqlqueue.options import check_job_id
 from sqlqueue.stop_signals import graceful_stop_signals
-from sqlqueue.terminal import Progress
+from sqlqueue.terminal import Progress, age
 from sqlqueue.worker import Worker
 from sqlqueue.worker_options import WorkerOptions
 
@@ -192,21 +193,21 @@ def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 )
 @click.option(
     "--lease",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Lease of each taken job; renewed while it runs. Default: the app's (60).",
+    type=Duration(open=True),
+    metavar="DURATION",
+    help="Lease of each taken job (30, 2m); renewed while it runs. Default: the app's (60s).",
 )
 @click.option(
     "--visibility-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Duration(open=True),
     hidden=True,
     callback=renamed_option("--lease"),
 )
 @click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Seconds between looks for work when idle. Default: the app's (1).",
+    type=Duration(open=True),
+    metavar="DURATION",
+    help="Time between looks for work when idle (0.5, 2s). Default: the app's (1s).",
 )
 @click.option(
     "-B",
@@ -321,28 +322,29 @@ def migration_failed(database: str, exc: Exception) -> str:
 @database_options
 @click.option(
     "--older-than",
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="Delete jobs finished longer ago than this. Default: the app's result_expires (1 day).",
+    type=Duration(),
+    metavar="DURATION",
+    help="Delete jobs finished longer ago than this: 7d, 12h, 90m or seconds. Default: the "
+    "app's result_expires (1d).",
 )
 @user_errors
 def prune(app_spec: str | None, url: str | None, older_than: float | None) -> None:
     """Delete finished jobs (SUCCESS, FAILURE, REVOKED), in small batches; workers also do it."""
     app = app_for(app_spec, url)
-    age = older_than if older_than is not None else app.conf.result_expires
-    if age is None:
+    older = older_than if older_than is not None else app.conf.result_expires
+    if older is None:
         raise click.UsageError("app.conf.result_expires is None (keep forever); give --older-than.")
     # A batch at a time, to show the count as it grows on a terminal.
     deleted = 0
     progress = Progress()
     while True:
-        count = app.store.delete_finished_jobs(age, PRUNE_BATCH_SIZE, max_batches=1)
+        count = app.store.delete_finished_jobs(older, PRUNE_BATCH_SIZE, max_batches=1)
         deleted += count
         progress.show(f"deleted {deleted} finished job(s)")
         if count < PRUNE_BATCH_SIZE:
             break
     progress.done()
-    click.echo(f"deleted {deleted} finished job(s) older than {age:g}s from {shown(app)}")
+    click.echo(f"deleted {deleted} finished job(s) older than {age(older)} from {shown(app)}")
 
 
 @main.command()

@@ -164,6 +164,38 @@ def test_sqlqueue_prune_deletes_old_finished_jobs(app: SQLQueue, add: Any, db_ur
     assert count_jobs(app) == 0
 
 
+def test_sqlqueue_prune_reads_durations_as_people_write_them(
+    app: SQLQueue, add: Any, db_url: str
+) -> None:
+    add.delay(1, 1)
+    work_off(app)
+    age_finished_jobs(app, 2 * 3600)  # finished two hours ago
+
+    kept = run_cli("prune", "--url", db_url, "--older-than", "1d")
+    also_kept = run_cli("prune", "--url", db_url, "--older-than", "2h30m")
+    pruned = run_cli("prune", "--url", db_url, "--older-than", "90m")
+
+    assert "deleted 0 finished job(s) older than 1d " in kept.stdout
+    assert "deleted 0 finished job(s) older than 2h 30m " in also_kept.stdout
+    assert "deleted 1 finished job(s) older than 1h 30m " in pruned.stdout
+    assert count_jobs(app) == 0
+
+
+def test_sqlqueue_prune_refuses_a_duration_it_cannot_read_and_says_how_to_write_one(
+    app: SQLQueue, add: Any, db_url: str
+) -> None:
+    add.delay(1, 1)
+    work_off(app)
+    age_finished_jobs(app, 100)
+
+    refused = run_cli("prune", "--url", db_url, "--older-than", "7 days")
+
+    assert refused.returncode == 2
+    assert "'7 days' is not a duration" in refused.stderr
+    assert "7d, 12h, 90m" in refused.stderr
+    assert count_jobs(app) == 1
+
+
 def test_sqlqueue_retry_queues_a_failed_job_again_as_new(app: SQLQueue, db_url: str) -> None:
     calls: list[int] = []
 

@@ -26,10 +26,14 @@ import psycopg
 from bench import DEFAULT_URL, HERE, drain, fresh_app, machine, noop_task, url_of
 
 from sqlqueue import SQLQueue
+from sqlqueue.schema import jobs
 
 FILL_BATCH = 1_000_000
 """Finished rows written per statement while filling a table: a transaction that size takes
 seconds, not minutes, and leaves autovacuum something to do between two."""
+
+TURNS = 3
+"""Drains per figure, alternated with those of the figure it is compared with."""
 
 SEND_GAP = 0.005
 """Seconds between two sends during a prune: a steady trickle, each send timed alone."""
@@ -74,34 +78,45 @@ def fill_with_finished_jobs(app: SQLQueue, count: int, days_ago: float) -> None:
 
 
 def drain_beside_finished(url: str, jobs: int, finished: int) -> tuple[float, float]:
-    """Jobs per second of a default worker draining ``jobs``: on an empty database, then on
-    one holding ``finished`` finished jobs (each drain on a fresh database; the median of
-    three for the empty one, which is quick, to set the noise beside the one long run)."""
-    empty = []
-    for _ in range(3):
-        with fresh_app(url) as app:
-            empty.append(drain(app, jobs, 1, None))
-    with fresh_app(url) as app:
-        fill_with_finished_jobs(app, finished, days_ago=30)
-        full = drain(app, jobs, 1, None)
-    return statistics.median(empty), full
+    """Jobs per second of a default worker draining ``jobs``: on an empty database, and on
+    one holding ``finished`` finished jobs; turns alternate between the two databases, so
+    that the machine's drifts fall on both, and each figure is the median of its turns."""
+    empty: list[float] = []
+    full: list[float] = []
+    with fresh_app(url) as empty_app, fresh_app(url) as full_app:
+        fill_with_finished_jobs(full_app, finished, days_ago=30)
+        for _ in range(TURNS):
+            for app, figures in ((empty_app, empty), (full_app, full)):
+                figures.append(drain(app, jobs, 1, None))
+                forget_drained(app)
+    return statistics.median(empty), statistics.median(full)
 
 
 def drain_under_snapshot(url: str, jobs: int) -> tuple[float, float] | None:
-    """Jobs per second of a default worker draining ``jobs`` on a fresh database, then the
-    same while another connection holds a REPEATABLE READ snapshot taken before the sends,
-    so that vacuum may remove none of the row versions the drain leaves (PostgreSQL)."""
+    """Jobs per second of a default worker draining ``jobs``, in turns: with nothing else
+    running, and while another connection holds a REPEATABLE READ snapshot taken before the
+    sends, so that vacuum may remove none of the row versions the drain leaves (PostgreSQL).
+    Medians of the turns, each on a fresh database."""
     if not url.startswith("postgresql"):
         return None
-    with fresh_app(url) as app:
-        fresh = drain(app, jobs, 1, None)
-    with fresh_app(url) as app:
-        with psycopg.connect(url_of(app).replace("+psycopg", "")) as long_transaction:
-            long_transaction.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            long_transaction.execute("SELECT count(*) FROM sqlqueue_jobs")  # takes the snapshot
-            held = drain(app, jobs, 1, None)
-            long_transaction.rollback()
-    return fresh, held
+    fresh: list[float] = []
+    held: list[float] = []
+    for _ in range(TURNS):
+        with fresh_app(url) as app:
+            fresh.append(drain(app, jobs, 1, None))
+        with fresh_app(url) as app:
+            with psycopg.connect(url_of(app).replace("+psycopg", "")) as long_transaction:
+                long_transaction.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                long_transaction.execute("SELECT count(*) FROM sqlqueue_jobs")  # the snapshot
+                held.append(drain(app, jobs, 1, None))
+                long_transaction.rollback()
+    return statistics.median(fresh), statistics.median(held)
+
+
+def forget_drained(app: SQLQueue) -> None:
+    """Delete a drain's jobs, so that the next turn counts only its own."""
+    with app.engine.begin() as conn:
+        conn.execute(jobs.delete().where(jobs.c.task_name.like("bench_tasks.%")))
 
 
 def sends_during_prune(url: str, pruned: int) -> dict[str, float]:

@@ -285,7 +285,7 @@ def test_a_large_sends_ids_ascend_in_call_order(app: SQLQueue, add: Any) -> None
     # Equal in priority and time, the jobs of one send are taken in call order.
     ids = [result.id for result in add.delay_many([(n, n) for n in range(LARGE)])]
     assert ids == sorted(ids)
-    assert all(uuid.UUID(job_id).version == 4 for job_id in ids)
+    assert all(uuid.UUID(job_id).version == 7 for job_id in ids)
 
 
 @pytest.mark.parametrize("bad", [0, LARGE // 2, LARGE - 1])

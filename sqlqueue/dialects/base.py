@@ -55,6 +55,7 @@ from sqlqueue.schema import (
     GROUP_WHERE,
     LEASED_WHERE,
     READY_WHERE,
+    STARTED_BY_ID,
     UNFINISHED_WHERE,
     UNSTARTED_WORKFLOW_WHERE,
     job_columns,
@@ -580,7 +581,7 @@ class Dialect(WorkflowStatements, ABC):
         return (
             jobs.update()
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
-            .where(jobs.c.status == JobStatus.STARTED.value)
+            .where(STARTED_BY_ID)
         )
 
 

@@ -240,7 +240,8 @@ FROM unnest(%(ids)s::text[], %(attempts)s::integer[], %(statuses)s::text[],
             %(results)s::jsonb[], %(error_types)s::text[], %(error_messages)s::text[],
             %(tracebacks)s::text[])
      AS done (id, attempt, status, result, error_type, error_message, traceback)
-WHERE job.id = done.id AND job.attempts = done.attempt AND job.status = 'STARTED'
+WHERE job.id = done.id AND job.attempts = done.attempt
+  AND coalesce(job.status, '') = 'STARTED' -- schema.STARTED_BY_ID: through the primary key
 RETURNING job.id, job.attempts
 """  # noqa: S608 (constants, no input)
 """Finish many jobs in one statement, each fenced by its take (id, attempt and STARTED),

@@ -97,6 +97,7 @@ def test_migrate_a_database_of_a_newer_sqlqueue_says_to_upgrade(tmp_path: Path) 
         ("postgresql+asyncpg://db/app", "asyncpg"),
         ("postgresql+psycopg2://db/app", "psycopg2"),
         ("sqlite+aiosqlite:///queue.db", "sqlite:///"),
+        ("postgresql://db/app?prepare_threshold=off", "give prepare_threshold=none"),
     ],
 )
 def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: str) -> None:

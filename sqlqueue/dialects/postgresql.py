@@ -30,6 +30,8 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.engine import URL, Engine
 
 from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
+from sqlqueue.engines import ping_when_idle, unpooled_async_engine
+from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
@@ -324,11 +326,15 @@ class PostgreSQLDialect(Dialect):
         # postgresql:// means psycopg 3 here, whatever SQLAlchemy's default driver is.
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
-        return super().create_engine(url)
+        url, options = _driver_options(url)
+        engine = sa.create_engine(url, connect_args=options)
+        ping_when_idle(engine)
+        return engine
 
     def create_async_engine(self, url: URL) -> AsyncEngine:
         # psycopg 3 is sync and async in one driver.
-        return super().create_async_engine(url.set(drivername="postgresql+psycopg"))
+        url, options = _driver_options(url.set(drivername="postgresql+psycopg"))
+        return unpooled_async_engine(url, connect_args=options)
 
     def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
         # The wake-up travels with the rows, in the same statement. NOTIFY is
@@ -536,6 +542,31 @@ class PostgreSQLDialect(Dialect):
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         return self.now() + timedelta(seconds=seconds)
+
+
+PREPARE_THRESHOLD = "prepare_threshold"
+"""The URL query parameter that sets psycopg's ``prepare_threshold`` on the connections of the
+engines sqlqueue builds: ``none`` behind a pooler in transaction mode (docs/databases.md)."""
+
+
+def _driver_options(url: URL) -> tuple[URL, dict[str, Any]]:
+    """The URL without the query parameters that are psycopg's options rather than libpq's
+    (``PREPARE_THRESHOLD``), and those options as psycopg takes them: SQLAlchemy would hand
+    them on as strings, which psycopg does not read."""
+    given = url.query.get(PREPARE_THRESHOLD)
+    if given is None:
+        return url, {}
+    threshold = given if isinstance(given, str) else ",".join(given)
+    if threshold.lower() == "none":
+        value = None
+    elif threshold.isdigit():
+        value = int(threshold)
+    else:
+        raise ConfigurationError(
+            f"{PREPARE_THRESHOLD}={threshold} in the URL: give {PREPARE_THRESHOLD}=none (never "
+            "prepare statements, as a pooler in transaction mode needs) or a number of runs."
+        )
+    return url.difference_update_query([PREPARE_THRESHOLD]), {PREPARE_THRESHOLD: value}
 
 
 def _shared(new_jobs: NewJobs) -> dict[str, Any]:

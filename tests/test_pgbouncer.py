@@ -9,6 +9,7 @@ consecutive transactions may run on different server connections, and a session'
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -23,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import IN_CI, TESTS_DIR, sqlqueue_command, start_worker, wait_until
 
-from sqlqueue import SQLQueue
+from sqlqueue import SQLQueue, Worker, WorkerOptions
 from sqlqueue.exceptions import DatabaseError
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
@@ -306,3 +307,33 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(config).get_current_head()
     assert head is not None
     return head
+
+
+def test_the_apps_listen_url_is_the_workers_too(
+    app: SQLQueue, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an app through PgBouncer whose conf names a direct connection for LISTEN, and a
+    # worker of its own that polls once a minute.
+    app.conf.listen_url = postgres_url
+
+    @app.task(name="t.double")
+    def double(n: int) -> int:
+        return 2 * n
+
+    direct = sa.make_url(postgres_url)
+    worker = Worker(app, WorkerOptions(poll_interval=60))
+    thread = threading.Thread(target=worker.run)
+    with caplog.at_level(logging.INFO, logger="sqlqueue"):
+        thread.start()
+        try:
+            wait_until(
+                lambda: f"new jobs: LISTEN on {direct.host}:{direct.port}/" in caplog.text,
+                60,
+                "the worker to listen on the direct connection",
+            )
+            # Then a send wakes it, long before its next look.
+            assert double.delay(21).get(timeout=20) == 42
+        finally:
+            worker.stop()
+            thread.join(timeout=60)
+    assert "new jobs: polling" not in caplog.text

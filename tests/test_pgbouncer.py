@@ -87,14 +87,16 @@ default_pool_size = 20
 max_client_conn = 200
 """
     )
-    # PgBouncer refuses to run as root: then it reads its files and becomes postgres.
+    # PgBouncer refuses to run as root: then it reads its files and becomes postgres. Its log
+    # goes to a file: a pipe nobody reads would stop it once full.
     as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
-    process = subprocess.Popen(
-        [executable, *as_user, str(directory / "pgbouncer.ini")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = directory / "pgbouncer.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [executable, *as_user, str(directory / "pgbouncer.ini")],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = sa.make_url(postgres_url).set(host="127.0.0.1", port=port)
     deadline = time.monotonic() + 30
     while True:
@@ -104,12 +106,12 @@ max_client_conn = 200
         except psycopg.OperationalError as exc:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                output, _ = process.communicate()
-                skip_or_fail(f"PgBouncer did not start ({exc}):\n{output}")
+                process.wait()
+                skip_or_fail(f"PgBouncer did not start ({exc}):\n{log.read_text()}")
             time.sleep(0.1)
     yield url
     process.terminate()
-    process.communicate(timeout=30)
+    process.wait(timeout=30)
 
 
 def pooled(url: sa.URL, database: str | None = None, prepare: bool = False) -> str:

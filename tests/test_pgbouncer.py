@@ -9,6 +9,7 @@ consecutive transactions may run on different server connections, and a session'
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -339,3 +340,31 @@ def test_the_apps_listen_url_is_the_workers_too(
             worker.stop()
             thread.join(timeout=60)
     assert "new jobs: polling" not in caplog.text
+
+
+@pytest.mark.parametrize(("given", "threshold"), [("none", None), ("3", 3), (None, 5)])
+def test_prepare_threshold_in_the_url_reaches_every_connection_sqlqueue_makes(
+    postgres_url: str, given: str | None, threshold: int | None
+) -> None:
+    # The engine's, and the async engine's of adelay() and aget(); without it, psycopg's 5.
+    url = postgres_url + ("" if given is None else f"?prepare_threshold={given}")
+    queue = SQLQueue(url)
+    pooled = queue.engine.raw_connection()
+    try:
+        assert isinstance(pooled.driver_connection, psycopg.Connection)
+        assert pooled.driver_connection.prepare_threshold == threshold
+    finally:
+        pooled.close()
+        queue.engine.dispose()
+
+    async def async_threshold() -> int | None:
+        engine = queue.dialect.create_async_engine(sa.make_url(url))
+        try:
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                assert isinstance(raw.driver_connection, psycopg.AsyncConnection)
+                return raw.driver_connection.prepare_threshold
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(async_threshold()) == threshold

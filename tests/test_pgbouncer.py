@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from conftest import IN_CI, TESTS_DIR, sqlqueue_command, start_worker, wait_until
 
 from sqlqueue import SQLQueue, Worker, WorkerOptions
+from sqlqueue.dialects.postgresql import COPY_MIN_JOBS
 from sqlqueue.exceptions import DatabaseError
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
@@ -150,12 +151,20 @@ def test_sends_and_transactional_sends_through_pgbouncer(app: SQLQueue, postgres
         for n in range(10):
             app.send_task("t.job", args=[n], queue="committed")
         conn.commit()
+    # Many jobs at once: one INSERT, and COPY (a transaction of three statements) from
+    # COPY_MIN_JOBS on, alone and in the caller's transaction.
+    job = app.task(name="t.job", queue="many")(lambda n: n)
+    job.delay_many([(n,) for n in range(20)])
+    job.delay_many([(n,) for n in range(COPY_MIN_JOBS)])
+    with app.engine.connect() as conn, app.using(conn):
+        job.delay_many([(n,) for n in range(COPY_MIN_JOBS)])
+        conn.commit()
     with app.engine.begin() as conn:
         queues = dict(
             conn.execute(sa.text("SELECT queue, count(*) FROM sqlqueue_jobs GROUP BY queue")).all()
         )
-    assert queues == {"default": 21, "committed": 10}
-    assert jobs_by_status(postgres_url) == {"PENDING": 31}
+    assert queues == {"default": 21, "committed": 10, "many": 20 + 2 * COPY_MIN_JOBS}
+    assert jobs_by_status(postgres_url) == {"PENDING": 31 + 20 + 2 * COPY_MIN_JOBS}
 
 
 def test_one_server_connection_shared_by_two_apps(pgbouncer: sa.URL, postgres_url: str) -> None:

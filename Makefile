@@ -81,8 +81,22 @@ browser: ## Install Debian's chromium for the dashboard's browser test, when mis
 		if [ -n "$$CI" ]; then exit 1; fi; \
 	fi
 
+# The PgBouncer tests (tests/test_pgbouncer.py) start Debian's pgbouncer on a port of their own:
+# installed when missing, as chromium is. The package's own service is left alone (a container
+# does not start it; a full system runs it on 6432, which the tests do not use).
+.PHONY: pgbouncer
+pgbouncer: ## Install Debian's pgbouncer for the PgBouncer tests, when missing (as root)
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's pgbouncer for the PgBouncer tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
+	else \
+		echo "No pgbouncer, and not root with apt-get to install it: the PgBouncer tests will skip. Install Debian's pgbouncer (apt-get install pgbouncer) to run them."; \
+		if [ -n "$$CI" ]; then exit 1; fi; \
+	fi
+
 .PHONY: test
-test: install browser ## Run the whole test suite, then lint (PostgreSQL tests skip when it is unreachable, fail under CI=true)
+test: install browser pgbouncer ## Run the whole test suite, then lint (PostgreSQL tests skip when it is unreachable, fail under CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) test-install
 	SHOP_DATABASE=sqlite $(DJANGO_TESTS) $(PYTEST_ARGS)

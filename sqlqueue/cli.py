@@ -210,6 +210,13 @@ def check_pool(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     help="Time between looks for work when idle (0.5, 2s). Default: the app's (1s).",
 )
 @click.option(
+    "--listen-url",
+    metavar="URL",
+    help="PostgreSQL: listen for new jobs on a direct connection to this URL, when the "
+    "database URL goes through a pooler in transaction mode (PgBouncer). Default: the app's "
+    "listen_url, else the database URL; where LISTEN hears nothing, the worker polls.",
+)
+@click.option(
     "-B",
     "--beat/--no-beat",
     default=True,
@@ -235,6 +242,7 @@ def worker(
     lease: float | None,
     visibility_timeout: float | None,
     poll_interval: float | None,
+    listen_url: str | None,
     beat: bool,
     metrics_port: int | None,
     loglevel: str,
@@ -250,6 +258,7 @@ def worker(
         burst=burst,
         lease=visibility_timeout if lease is None else lease,
         poll_interval=poll_interval,
+        listen_url=listen_url,
         pool=pool,
         app_spec=app_spec,
         max_tasks_per_child=max_tasks_per_child,

@@ -154,6 +154,10 @@ class Settings:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     """See ``DEFAULT_POLL_INTERVAL``."""
 
+    listen_url: str | None = None
+    """PostgreSQL: the URL of a direct connection for workers' LISTEN, when the app's URL goes
+    through a pooler in transaction mode (docs/databases.md); None: the app's own URL."""
+
     result_expires: float | None = DEFAULT_RESULT_EXPIRES
     """Seconds finished jobs are kept; None keeps them until ``sqlqueue prune`` removes them.
     Set as seconds or a ``timedelta``; 0 means None, as in Celery."""

@@ -7,6 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from sqlqueue.conf import MAX_JOB_ID_LENGTH, MAX_NAME_LENGTH, MAX_PRIORITY, MIN_PRIORITY
 from sqlqueue.exceptions import InvalidOptionError
 
@@ -25,6 +28,19 @@ def check_name(value: Any, what: str) -> str:
             f"The {what} {value!r} contains control characters; use printable characters only."
         )
     return value
+
+
+def check_listen_url(value: Any) -> str:
+    """A worker's ``listen_url``: a PostgreSQL URL (only PostgreSQL has LISTEN)."""
+    if isinstance(value, str):
+        try:
+            if make_url(value).get_backend_name() in ("postgresql", "postgres"):
+                return value
+        except ArgumentError:
+            pass
+    raise InvalidOptionError(
+        f"listen_url must be a PostgreSQL URL (postgresql://…), not {value!r}."
+    )
 
 
 def check_priority(value: Any) -> int:

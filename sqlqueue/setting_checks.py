@@ -33,7 +33,7 @@ from sqlqueue.celery_names import (
     not_applied_reason,
 )
 from sqlqueue.exceptions import CeleryCompatibilityWarning, ConfigurationError, InvalidOptionError
-from sqlqueue.options import check_limit, check_name, check_priority
+from sqlqueue.options import check_limit, check_listen_url, check_name, check_priority
 from sqlqueue.periodic import check_beat_schedule
 from sqlqueue.routes import Routes
 
@@ -307,6 +307,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "beat_schedule": check_beat_schedule,
     "imports": _modules,
     "include": _modules,
+    "listen_url": lambda value: None if value is None else check_listen_url(value),
     "broker_url": _optional_url,
     "result_backend": _optional_url,
 }

@@ -578,6 +578,15 @@ def _database_error(exc: BaseException) -> SQLQueueError:
             "A job with this id exists already, and job ids are unique: nothing was written. "
             "Choose another task_id=, or send without one for a new UUID."
         )
+    if isinstance(
+        exc, psycopg.errors.DuplicatePreparedStatement | psycopg.errors.InvalidSqlStatementName
+    ):
+        return DatabaseError(
+            f"{message.rstrip('.')}. The connection's prepared statements were lost between "
+            "two transactions, as behind a pooler in transaction mode (PgBouncer): add "
+            "?prepare_threshold=none to the database URL (docs/databases.md).",
+            transient=False,
+        )
     if "does not exist" in message or "no such table" in message or "no such column" in message:
         if "sqlqueue_claim" in message:
             return DatabaseError(

@@ -43,6 +43,7 @@ from sqlqueue.app import SQLQueue
 from sqlqueue.batches import BatchRunner
 from sqlqueue.chores import Chores
 from sqlqueue.conf import HEARTBEAT_INTERVAL, MAX_DATABASE_BACKOFF, default_concurrency
+from sqlqueue.dialects import create_engine_for_url
 from sqlqueue.dialects.base import Take, take_of
 from sqlqueue.exceptions import DatabaseError, InvalidOptionError
 from sqlqueue.execution import execute
@@ -126,6 +127,13 @@ class Worker:
         self._scheduler = Scheduler(app, periodic, self._stopping, self._fail) if periodic else None
         self._listening = threading.Event()
         """Set while the LISTEN connection is up: a send will wake this worker."""
+        listen_url = self.options.listen_url or app.conf.listen_url
+        if listen_url is not None and not app.dialect.supports_listen_notify:
+            raise InvalidOptionError(
+                f"listen_url is for PostgreSQL's LISTEN; workers on {app.dialect.name} poll."
+            )
+        self._listen_engine = None if listen_url is None else create_engine_for_url(listen_url)[0]
+        """With ``listen_url``: the engine of the direct connection the worker listens on."""
         self._processes = (
             ProcessPool(
                 self.options.app_spec,
@@ -218,10 +226,14 @@ class Worker:
                     finished,
                     self._listening,
                     self._revocations.poke,
+                    self._listen_engine,
+                    self.poll_interval,
                 ),
                 name="sqlqueue-listen",
                 daemon=True,
             ).start()
+        else:
+            logger.info("new jobs: polling every %gs", self.poll_interval)
         loop = asyncio.new_event_loop()
         loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
         loop_thread.start()

@@ -12,7 +12,7 @@ from typing import Literal
 
 from sqlqueue.conf import warn_renamed
 from sqlqueue.exceptions import InvalidOptionError
-from sqlqueue.options import check_name
+from sqlqueue.options import check_listen_url, check_name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +30,10 @@ class WorkerOptions:
     """Seconds of each lease; None means the app's ``conf.lease``."""
     poll_interval: float | None = None
     """Seconds between looks for work when idle; None means the app's ``conf.poll_interval``."""
+    listen_url: str | None = None
+    """PostgreSQL: the URL of a direct connection for the worker's LISTEN, when its database
+    URL goes through a pooler in transaction mode (PgBouncer), where LISTEN cannot work; None
+    means the app's ``conf.listen_url``, where None means the database URL."""
     pool: Literal["thread", "process"] = "thread"
     """Run each job in the worker's thread (default), or in a child process per thread, for
     CPU-bound tasks and hard time limits."""
@@ -69,6 +73,8 @@ class WorkerOptions:
                 raise InvalidOptionError(f"The {what} must be more than 0 seconds, not {value}.")
         for queue in self.queues or ():
             check_name(queue, "queue name")
+        if self.listen_url is not None:
+            check_listen_url(self.listen_url)
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
             raise InvalidOptionError(f"metrics_port must be a TCP port, not {self.metrics_port}.")
         if self.pool not in ("thread", "process"):

@@ -97,12 +97,36 @@ def test_migrate_a_database_of_a_newer_sqlqueue_says_to_upgrade(tmp_path: Path) 
         ("postgresql+asyncpg://db/app", "asyncpg"),
         ("postgresql+psycopg2://db/app", "psycopg2"),
         ("sqlite+aiosqlite:///queue.db", "sqlite:///"),
+        ("postgresql://db/app?prepare_threshold=off", "give prepare_threshold=none"),
     ],
 )
 def test_a_url_with_a_driver_sqlqueue_does_not_use_is_refused(url: str, says: str) -> None:
     error = assert_clean_error(run_cli("migrate", "--url", url), 1)
 
     assert says in error
+
+
+@pytest.mark.parametrize(
+    ("listen_url", "says"),
+    [
+        ("sqlite:///other.db", "listen_url must be a PostgreSQL URL (postgresql://…)"),
+        ("postgresql://127.0.0.1/queue", "listen_url is for PostgreSQL's LISTEN; workers on "),
+    ],
+)
+def test_a_listen_url_that_cannot_listen_is_refused(
+    tmp_path: Path, listen_url: str, says: str
+) -> None:
+    completed = subprocess.run(
+        [*sqlqueue_command(), "worker", "-A", "tasks", "--burst", "--listen-url", listen_url],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "SQLQUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'queue.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert says in assert_clean_error(completed, 1)
 
 
 @pytest.mark.parametrize(

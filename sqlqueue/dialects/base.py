@@ -160,11 +160,15 @@ class Dialect(WorkflowStatements, ABC):
         stop: threading.Event,
         listening: threading.Event,
         revoked: Callable[[], None],
+        listen_engine: Engine | None = None,
+        poll_interval: float = 1.0,
     ) -> None:
         """Call ``wake`` whenever new jobs are committed, and ``revoked`` whenever a running
         job is revoked (``announce_revoke``), until ``stop`` is set; keep ``listening`` set
-        while a send is sure to call it (and call it when that changes). Only where
-        ``supports_listen_notify``; elsewhere workers poll."""
+        while a send is sure to call it (and call it when that changes). Listen through
+        ``listen_engine`` when given (a direct connection where ``engine`` goes through a
+        pooler), else ``engine``; ``poll_interval`` is the worker's, for what it logs. Only
+        where ``supports_listen_notify``; elsewhere workers poll."""
         raise NotImplementedError(f"{type(self).__name__} has no listen(); its workers poll.")
 
     def wake_workers(self) -> Statement | None:

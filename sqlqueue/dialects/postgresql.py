@@ -19,6 +19,8 @@ import logging
 import os
 import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -30,6 +32,8 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.engine import URL, Engine
 
 from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
+from sqlqueue.engines import ping_when_idle, unpooled_async_engine
+from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
@@ -47,6 +51,15 @@ payload is the job's id."""
 
 LISTEN_TIMEOUT = 1.0
 """Seconds the listener waits for a notification before checking whether to stop."""
+
+LISTEN_CHECK_WAIT = 10.0
+"""Seconds a new LISTEN connection waits for the notification it sent itself through the app's
+engine before the worker gives up on it and polls (``listen``): generous, since a loaded
+server may be slow, and free, since the worker polls meanwhile."""
+
+LISTEN_CHECK_PAYLOAD = "listen check "
+"""The start of the payload of that notification, on ``NOTIFY_CHANNEL``: another worker that
+hears it looks for work once, as for any notification."""
 
 MAX_LISTEN_BACKOFF = 30.0
 """Longest pause, in seconds, between attempts to reopen a lost LISTEN connection."""
@@ -325,11 +338,15 @@ class PostgreSQLDialect(Dialect):
         # postgresql:// means psycopg 3 here, whatever SQLAlchemy's default driver is.
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
-        return super().create_engine(url)
+        url, options = _driver_options(url)
+        engine = sa.create_engine(url, connect_args=options)
+        ping_when_idle(engine)
+        return engine
 
     def create_async_engine(self, url: URL) -> AsyncEngine:
         # psycopg 3 is sync and async in one driver.
-        return super().create_async_engine(url.set(drivername="postgresql+psycopg"))
+        url, options = _driver_options(url.set(drivername="postgresql+psycopg"))
+        return unpooled_async_engine(url, connect_args=options)
 
     def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
         # The wake-up travels with the rows, in the same statement. NOTIFY is
@@ -495,28 +512,47 @@ class PostgreSQLDialect(Dialect):
         stop: threading.Event,
         listening: threading.Event,
         revoked: Callable[[], None],
+        listen_engine: Engine | None = None,
+        poll_interval: float = 1.0,
     ) -> None:
         # One connection per worker process, in autocommit, doing nothing but LISTEN: an idle
         # worker is woken within milliseconds of a commit instead of at its next poll, and
         # needs no poll of its own while this connection is up. Whatever ends it (a lost
         # server, a refused connection, a creator or connect hook that raises), the worker
         # polls until it is back, and this thread tries again, less often each time.
+        #
+        # Each time it connects, it first checks that it hears a notification sent through
+        # the app's engine: a pooler in transaction mode (PgBouncer) runs the LISTEN on a
+        # server connection that it then lends to other clients, and this one never hears a
+        # thing. Then the worker polls, for good, and says how to mend it. It polls while
+        # the check waits, too: the check never delays a claim.
+        if listen_engine is None:
+            listen_engine = engine
         backoff = LISTEN_TIMEOUT
         while not stop.is_set():
             try:
-                with _listen_connection(engine) as conn:
+                with _listen_connection(listen_engine) as conn:
                     conn.execute(f"LISTEN {REVOKE_CHANNEL}")
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    if not _hears_itself(conn, engine, wake, revoked, stop):
+                        if not stop.is_set():
+                            logger.warning(
+                                "new jobs: polling every %gs (LISTEN through %s received no "
+                                "notification within %gs: a pooler in transaction mode? give "
+                                "--listen-url a direct connection)",
+                                poll_interval,
+                                _where(listen_engine.url),
+                                LISTEN_CHECK_WAIT,
+                            )
+                        break
                     backoff = LISTEN_TIMEOUT
                     listening.set()
+                    logger.info("new jobs: LISTEN on %s", _where(listen_engine.url))
                     wake()  # sends committed while nobody listened announced nothing to us
                     revoked()  # nor did revokes
                     while not stop.is_set():
                         for notification in conn.notifies(timeout=LISTEN_TIMEOUT):
-                            if notification.channel == REVOKE_CHANNEL:
-                                revoked()
-                            else:
-                                wake()
+                            _hand_on(notification, wake, revoked)
             except Exception as exc:  # any failure: poll meanwhile, then try again
                 listening.clear()
                 wake()  # back to polling, from now rather than after the fallback wait
@@ -537,6 +573,31 @@ class PostgreSQLDialect(Dialect):
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         return self.now() + timedelta(seconds=seconds)
+
+
+PREPARE_THRESHOLD = "prepare_threshold"
+"""The URL query parameter that sets psycopg's ``prepare_threshold`` on the connections of the
+engines sqlqueue builds: ``none`` behind a pooler in transaction mode (docs/databases.md)."""
+
+
+def _driver_options(url: URL) -> tuple[URL, dict[str, Any]]:
+    """The URL without the query parameters that are psycopg's options rather than libpq's
+    (``PREPARE_THRESHOLD``), and those options as psycopg takes them: SQLAlchemy would hand
+    them on as strings, which psycopg does not read."""
+    given = url.query.get(PREPARE_THRESHOLD)
+    if given is None:
+        return url, {}
+    threshold = given if isinstance(given, str) else ",".join(given)
+    if threshold.lower() == "none":
+        value = None
+    elif threshold.isdigit():
+        value = int(threshold)
+    else:
+        raise ConfigurationError(
+            f"{PREPARE_THRESHOLD}={threshold} in the URL: give {PREPARE_THRESHOLD}=none (never "
+            "prepare statements, as a pooler in transaction mode needs) or a number of runs."
+        )
+    return url.difference_update_query([PREPARE_THRESHOLD]), {PREPARE_THRESHOLD: value}
 
 
 def _shared(new_jobs: NewJobs) -> dict[str, Any]:
@@ -580,6 +641,47 @@ def _copy_text(value: str) -> str:
     """A value as COPY's text format spells it. JSON from ``encode_json`` and names hold no
     control characters (they are escaped, or refused), so a backslash is all that needs it."""
     return value.replace("\\", "\\\\") if "\\" in value else value
+
+
+def _hand_on(
+    notification: psycopg.Notify, wake: Callable[[], None], revoked: Callable[[], None]
+) -> None:
+    if notification.channel == REVOKE_CHANNEL:
+        revoked()
+    else:
+        wake()
+
+
+def _hears_itself(
+    conn: psycopg.Connection[Any],
+    engine: Engine,
+    wake: Callable[[], None],
+    revoked: Callable[[], None],
+    stop: threading.Event,
+) -> bool:
+    """Whether the LISTEN of ``conn`` hears a notification sent through ``engine`` within
+    ``LISTEN_CHECK_WAIT`` seconds (or until ``stop``); the notifications heard meanwhile are
+    handed on as usual."""
+    check = f"{LISTEN_CHECK_PAYLOAD}{uuid.uuid4().hex}"
+    with engine.begin() as sender:
+        sender.exec_driver_sql(
+            "SELECT pg_notify(%(channel)s, %(payload)s)",
+            {"channel": NOTIFY_CHANNEL, "payload": check},
+        )
+    deadline = time.monotonic() + LISTEN_CHECK_WAIT
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        for notification in conn.notifies(timeout=min(left, LISTEN_TIMEOUT)):
+            if notification.payload == check:
+                return True
+            _hand_on(notification, wake, revoked)
+    return False
+
+
+def _where(url: URL) -> str:
+    """A database's address as a worker's log says it: host:port/database."""
+    if url.host is None or url.host.startswith("/"):
+        return url.render_as_string(hide_password=True)
+    return f"{url.host}:{url.port or 5432}/{url.database or ''}"
 
 
 def _listen_connection(engine: Engine) -> psycopg.Connection[Any]:

@@ -226,6 +226,29 @@ def test_options_search_path_is_the_workers_too(queue_schema: str) -> None:
     assert result.get(timeout=5) == f"receipt for order {order.pk} sent to s@example.com"
 
 
+def prepare_threshold_of_the_queue() -> int | None:
+    with app.engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        return driver.prepare_threshold
+
+
+def test_options_prepare_threshold_is_the_queues_too() -> None:
+    # Behind PgBouncer in transaction mode no connection may prepare statements: Django's do
+    # not by default, the queue's do unless OPTIONS says so (docs/django.md).
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are psycopg's")
+    assert prepare_threshold_of_the_queue() == 5  # psycopg's default
+    saved = connection.settings_dict["OPTIONS"]
+    connection.settings_dict["OPTIONS"] = {**saved, "prepare_threshold": None}
+    try:
+        assert prepare_threshold_of_the_queue() is None
+    finally:
+        connection.settings_dict["OPTIONS"] = saved
+        app.engine.dispose()
+    assert prepare_threshold_of_the_queue() == 5
+
+
 def test_a_connection_to_another_server_is_refused_even_with_the_same_database_name() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("a server's host and port are PostgreSQL's")

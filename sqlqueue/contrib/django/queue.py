@@ -13,6 +13,7 @@ from sqlqueue.app import SQLQueue
 from sqlqueue.caller_connections import CallerConnection
 from sqlqueue.conf import SQLITE_BUSY_TIMEOUT
 from sqlqueue.dialects import create_engine_for_url
+from sqlqueue.dialects.postgresql import PREPARE_THRESHOLD
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.store import JobStore
 
@@ -65,12 +66,12 @@ NOT_CONNINFO_OPTIONS = frozenset(
         "server_side_binding",
         "cursor_factory",
         "context",
-        "prepare_threshold",
     }
 )
 """``OPTIONS`` keys that are not libpq connection parameters: Django acts on them itself or
 hands them to psycopg as Python values. sqlqueue's connections keep their own settings for
-them (psycopg prepares sqlqueue's fixed statements, for one)."""
+them. ``prepare_threshold`` is the exception: given, it is theirs too (``connection_options``),
+since behind a pooler in transaction mode no connection may prepare statements."""
 
 
 def connection_options(options: dict[str, Any]) -> dict[str, str]:
@@ -78,11 +79,15 @@ def connection_options(options: dict[str, Any]) -> dict[str, str]:
     ``search_path``, ``service``, ``connect_timeout`` …), as URL query values: SQLAlchemy hands
     them to psycopg, so the queue's engine connects as Django does, and the engine is made
     again when they change."""
-    return {
+    query = {
         key: str(value)
         for key, value in options.items()
-        if key not in NOT_CONNINFO_OPTIONS and value is not None
+        if key not in NOT_CONNINFO_OPTIONS | {PREPARE_THRESHOLD} and value is not None
     }
+    if PREPARE_THRESHOLD in options:  # psycopg's option, as sqlqueue's URLs spell it
+        threshold = options[PREPARE_THRESHOLD]
+        query[PREPARE_THRESHOLD] = "none" if threshold is None else str(threshold)
+    return query
 
 
 def store_for_project_database(url: URL) -> JobStore:

@@ -35,6 +35,12 @@ class Command(BaseCommand):
         parser.add_argument("--visibility-timeout", type=float, help=SUPPRESS)
         parser.add_argument("--poll-interval", type=float, metavar="SECONDS")
         parser.add_argument(
+            "--listen-url",
+            metavar="URL",
+            help="A direct PostgreSQL connection for LISTEN, when the database goes through "
+            "PgBouncer in transaction mode. Default: SQLQUEUE's LISTEN_URL, else the database.",
+        )
+        parser.add_argument(
             "--no-beat",
             action="store_true",
             help="Do not send the periodic tasks (sent by every worker otherwise, each tick once).",
@@ -70,6 +76,7 @@ class Command(BaseCommand):
                     app_spec=APP_SPEC,
                     lease=lease,
                     poll_interval=options["poll_interval"],
+                    listen_url=options["listen_url"],
                     beat=not options["no_beat"],
                 ),
             )

@@ -105,6 +105,10 @@ PING_AFTER_IDLE = 10.0
 """Seconds a pooled PostgreSQL connection may sit unused before it is checked with a ping
 on its next checkout; one in steady use is not pinged (see ``engines.ping_when_idle``)."""
 
+LONG_TRANSACTION = 60.0
+"""Seconds after which ``sqlqueue status`` names a transaction that holds back vacuum
+(PostgreSQL): the dead row versions of every job taken since then stay in the claim's way."""
+
 
 @dataclass(kw_only=True)
 class Settings:

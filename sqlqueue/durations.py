@@ -4,8 +4,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    # Generic in the click that type-checks this; a plain class in the oldest we support.
+    ParamType = click.ParamType[float, Any]
+else:
+    ParamType = click.ParamType
 
 UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
@@ -28,7 +35,7 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * UNITS[unit] for number, unit in parts)
 
 
-class Duration(click.ParamType):
+class Duration(ParamType):
     """A click option's duration in seconds, at least ``minimum`` (or more, ``open``)."""
 
     name = "duration"

@@ -14,12 +14,14 @@ import click
 
 from sqlqueue.cli import app_for, database_options, main, shown, user_errors
 from sqlqueue.conf import WORKER_GONE_AFTER
+from sqlqueue.durations import Duration
 from sqlqueue.jobs import JobStatus, as_utc
 from sqlqueue.limits import KEY_SEPARATOR
 from sqlqueue.purge import purge_queue, ready_in_queue
 from sqlqueue.status import (
     HISTORY_COUNT_CAP,
     Status,
+    Vacuum,
     WorkerStatus,
     read_job,
     read_status,
@@ -73,7 +75,41 @@ def render_status(status: Status) -> str:
     summary = f"{len(live)} live worker(s), running {sum(w.jobs_running for w in live)} job(s)"
     if gone:
         summary += f"; {gone} gone (no heartbeat for over {WORKER_GONE_AFTER:g}s)"
-    return f"{queues}\n\n{summary}\nat {status.at:%Y-%m-%d %H:%M:%S} UTC (the database's clock)"
+    warnings = "".join(f"\n{line}" for line in vacuum_warnings(status.vacuum))
+    return (
+        f"{queues}\n\n{summary}\nat {status.at:%Y-%m-%d %H:%M:%S} UTC (the database's clock)"
+        f"{warnings}"
+    )
+
+
+def vacuum_warnings(vacuum: Vacuum | None) -> list[str]:
+    """What keeps dead row versions in the claim's way, and what to do (docs/storage.md)."""
+    if vacuum is None or vacuum.healthy:
+        return []
+    lines = []
+    if not vacuum.autovacuum:
+        lines.append(
+            "Warning: autovacuum is off on this server, so the dead row versions every job "
+            "leaves stay until a VACUUM: run VACUUM sqlqueue_jobs regularly, or turn "
+            "autovacuum on (docs/storage.md)."
+        )
+    if vacuum.holder_pid is not None:
+        who = ", ".join(
+            str(part)
+            for part in (
+                vacuum.holder_username,
+                repr(vacuum.holder_application) if vacuum.holder_application else None,
+                vacuum.holder_state,
+            )
+            if part
+        )
+        lines.append(
+            f"Warning: a transaction open for {age(vacuum.held_for)} (pid {vacuum.holder_pid}"
+            f"{': ' + who if who else ''}) keeps vacuum from removing dead row versions, and "
+            "claims slow down as they pile up: end it (pg_terminate_backend) or set "
+            "idle_in_transaction_session_timeout (docs/storage.md)."
+        )
+    return lines
 
 
 def status_json(status: Status) -> dict[str, Any]:
@@ -82,6 +118,7 @@ def status_json(status: Status) -> dict[str, Any]:
         "history_count_cap": HISTORY_COUNT_CAP,
         "queues": [asdict(queue) for queue in status.queues],
         "workers": [asdict(worker) for worker in status.workers],
+        "vacuum": None if status.vacuum is None else asdict(status.vacuum),
     }
 
 
@@ -91,10 +128,10 @@ def status_json(status: Status) -> dict[str, Any]:
 @click.option("--watch", is_flag=True, help="Redraw every --interval seconds until Ctrl-C.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.1),
+    type=Duration(minimum=0.1),
     default=2.0,
     show_default=True,
-    metavar="SECONDS",
+    metavar="DURATION",
     help="With --watch: seconds between redraws.",
 )
 @user_errors

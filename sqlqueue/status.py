@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sqlqueue.conf import WORKER_GONE_AFTER
+from sqlqueue.conf import LONG_TRANSACTION, WORKER_GONE_AFTER
 from sqlqueue.dialects.base import Dialect
 from sqlqueue.jobs import JobStatus, as_utc
 from sqlqueue.schema import FINISHED_WHERE, LEASED_WHERE, READY_PARTS, jobs, workers
@@ -72,12 +72,34 @@ class WorkerStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Vacuum:
+    """What keeps the database from removing the dead row versions jobs leave (PostgreSQL):
+    the server's autovacuum switched off, or a transaction open for longer than
+    ``LONG_TRANSACTION`` (the one with the oldest snapshot)."""
+
+    autovacuum: bool
+    holder_pid: int | None
+    holder_username: str | None
+    holder_application: str | None
+    holder_state: str | None
+    """Null for another user's session, which PostgreSQL shows only to its own user and
+    to roles with ``pg_read_all_stats``."""
+    held_for: float | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.autovacuum and self.holder_pid is None
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """The queue at one moment of the database's clock."""
 
     at: datetime
     queues: list[QueueStatus]
     workers: list[WorkerStatus]
+    vacuum: Vacuum | None
+    """None where vacuum is not a concern (SQLite)."""
 
     @property
     def live_workers(self) -> list[WorkerStatus]:
@@ -126,6 +148,22 @@ def read_status(store: JobStore) -> Status:
         at=at,  # type: ignore[arg-type]
         queues=queues,
         workers=[_worker(row) for row in worker_rows],
+        vacuum=read_vacuum(store),
+    )
+
+
+def read_vacuum(store: JobStore, long_transaction: float = LONG_TRANSACTION) -> Vacuum | None:
+    statement = store.dialect.vacuum_status(long_transaction)
+    if statement is None:
+        return None
+    ((row,),) = store.read([statement])
+    return Vacuum(
+        autovacuum=row["autovacuum"],
+        holder_pid=row["pid"],
+        holder_username=row["username"],
+        holder_application=row["application"],
+        holder_state=row["state"],
+        held_for=None if row["held_for"] is None else float(row["held_for"]),
     )
 
 

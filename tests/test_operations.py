@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import (
@@ -32,6 +33,7 @@ import sqlqueue.terminal
 from sqlqueue import SQLQueue
 from sqlqueue.canvas import chain
 from sqlqueue.conf import WORKER_FORGET_AFTER, WORKER_GONE_AFTER
+from sqlqueue.operator_cli import vacuum_warnings
 
 
 def run(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -454,3 +456,53 @@ def test_purge_shows_progress_on_a_terminal(db_url: str, app: SQLQueue) -> None:
 
     assert code == 0
     assert "\rpurged" in shown
+
+
+@pytest.mark.postgresql
+def test_status_names_a_long_transaction_that_holds_back_vacuum(
+    pg_app: SQLQueue, postgres_url: str
+) -> None:
+    # Given a session that took a snapshot and left its transaction open
+    with psycopg.connect(postgres_url, application_name="nightly-report") as holder:
+        holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        holder.execute("SELECT count(*) FROM sqlqueue_jobs")
+        pid = holder.info.backend_pid
+        time.sleep(1.2)
+
+        # I expect the status to name it, with what to do about it
+        held = sqlqueue.status.read_vacuum(pg_app.store, long_transaction=1.0)
+        assert held is not None and held.holder_pid == pid
+        assert held.holder_application == "nightly-report"
+        assert held.holder_state == "idle in transaction"
+        assert held.held_for is not None and held.held_for >= 1.0
+        (warning,) = [line for line in vacuum_warnings(held) if "transaction" in line]
+        assert f"pid {pid}: " in warning and "'nightly-report', idle in transaction" in warning
+        assert "idle_in_transaction_session_timeout" in warning
+        # and not one that is younger than the limit
+        younger = sqlqueue.status.read_vacuum(pg_app.store, long_transaction=3600)
+        assert younger is not None and younger.holder_pid is None
+
+    assert sqlqueue.status.read_vacuum(pg_app.store, long_transaction=0).holder_pid is None  # type: ignore[union-attr]
+
+
+@pytest.mark.postgresql
+def test_status_says_when_the_server_does_not_vacuum(pg_app: SQLQueue, postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0] == "on"  # type: ignore[index]
+
+    vacuum = sqlqueue.status.read_vacuum(pg_app.store)
+    text = ok(pg_app.engine.url.render_as_string(hide_password=False), "status")
+
+    assert vacuum is not None and vacuum.autovacuum is autovacuum
+    assert ("autovacuum is off on this server" in text) is not autovacuum
+    assert (
+        json.loads(ok(pg_app.engine.url.render_as_string(hide_password=False), "status", "--json"))[
+            "vacuum"
+        ]["autovacuum"]
+        is autovacuum
+    )
+
+
+def test_vacuum_is_reported_on_postgresql_only(app: SQLQueue) -> None:
+    vacuum = sqlqueue.status.read_status(app.store).vacuum
+    assert (vacuum is None) is (app.dialect.name == "sqlite")

@@ -171,6 +171,13 @@ class Dialect(WorkflowStatements, ABC):
         where ``supports_listen_notify``; elsewhere workers poll."""
         raise NotImplementedError(f"{type(self).__name__} has no listen(); its workers poll.")
 
+    def vacuum_status(self, long_transaction: float) -> Executable | None:
+        """One row: whether the server vacuums on its own (``autovacuum``), and the oldest
+        transaction open longer than ``long_transaction`` seconds that keeps vacuum from
+        removing dead row versions (``pid``, ``username``, ``application``, ``state``,
+        ``held_for``; nulls when none). None where vacuum is not a concern (SQLite)."""
+        return None
+
     def wake_workers(self) -> Statement | None:
         """A statement that wakes listening workers when the transaction commits, for jobs
         made ready by anything but a send (a send's insert wakes them itself); None where

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.sql import Executable
 
 from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Statement, Take
 from sqlqueue.engines import ping_when_idle, unpooled_async_engine
@@ -239,6 +240,23 @@ LISTEN_KEEPALIVES = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
 after 30 s of quiet, then one every 10 s, and the connection is dead after 3 unanswered."""
 
 logger = logging.getLogger(__name__)
+
+VACUUM_STATUS = """
+SELECT current_setting('autovacuum') = 'on' AS autovacuum, oldest.pid,
+       oldest.usename AS username, oldest.application_name AS application, oldest.state,
+       extract(epoch FROM statement_timestamp() - oldest.xact_start) AS held_for
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT pid, usename, application_name, state, xact_start
+    FROM pg_stat_activity
+    WHERE coalesce(backend_xmin, backend_xid) IS NOT NULL AND pid <> pg_backend_pid()
+      AND xact_start < statement_timestamp() - :seconds * interval '1 second'
+    ORDER BY age(coalesce(backend_xmin, backend_xid)) DESC
+    LIMIT 1
+) AS oldest ON true
+"""
+"""What keeps vacuum from removing dead row versions: the server's autovacuum switched off,
+or the transaction holding the oldest snapshot (docs/storage.md, "Long transactions")."""
 
 FINISH_JOBS = f"""
 UPDATE {jobs.name} AS job
@@ -497,6 +515,9 @@ class PostgreSQLDialect(Dialect):
 
     def chord_results(self, job_id: str) -> DriverStatement:
         return DriverStatement(CHORD_RESULTS, {"id": job_id})
+
+    def vacuum_status(self, long_transaction: float) -> Executable:
+        return sa.text(VACUUM_STATUS).bindparams(seconds=long_transaction)
 
     def wake_workers(self) -> DriverStatement:
         # Any notification wakes a listener; the payload names no queue, so all of them look.

@@ -49,6 +49,9 @@ LEASED_WHERE = sa.text("status = 'STARTED'")
 # it with every id given cost a drain beside ten million finished jobs three quarters of its
 # speed (docs/storage.md).
 STARTED_BY_ID = sa.text("coalesce(status, '') = 'STARTED'")
+# The same for the steps of a workflow found by id while they wait: in the words of the
+# unique index (every unfinished job), a plan walked the whole backlog for each release.
+WAITING_BY_ID = sa.text("coalesce(status, '') = 'WAITING'")
 # A job sent to run at once is due from its first moment (scheduled_at = created_at): only
 # jobs sent with a countdown or an eta, and retries, can be ready and not yet due. A worker
 # with nothing to do asks when the next of those is due, and reads only them.

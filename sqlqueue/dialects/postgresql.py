@@ -311,12 +311,14 @@ released AS (
                             ELSE statement_timestamp()
                                  + (waiting.scheduled_at - waiting.created_at) END
     FROM counted
-    WHERE waiting.id = counted.id AND waiting.status = 'WAITING'
+    WHERE waiting.id = counted.id
+      AND coalesce(waiting.status, '') = 'WAITING' -- schema.WAITING_BY_ID
     RETURNING waiting.status
 ),
 unneeded AS (
     DELETE FROM {jobs.name}
-    WHERE status = 'WAITING' AND id = ANY (ARRAY(  -- an array: probed by primary key
+    WHERE coalesce(status, '') = 'WAITING'  -- schema.WAITING_BY_ID
+      AND id = ANY (ARRAY(  -- an array: probed by primary key
         SELECT jsonb_array_elements_text(errbacks) FROM finished WHERE status = 'SUCCESS'
     ))
 )

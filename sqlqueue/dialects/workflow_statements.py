@@ -12,9 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
 
 from sqlqueue.jobs import JobStatus
-from sqlqueue.schema import jobs
-
-WAITING = JobStatus.WAITING.value
+from sqlqueue.schema import WAITING_BY_ID, jobs
 
 
 class WorkflowStatements:
@@ -54,7 +52,7 @@ class WorkflowStatements:
                 jobs.c.errbacks,
             )
             .where(jobs.c.id.in_(list(job_ids)))
-            .where(jobs.c.status == WAITING)
+            .where(WAITING_BY_ID)
             .order_by(jobs.c.id)
             .with_for_update()
         )
@@ -65,7 +63,7 @@ class WorkflowStatements:
         return (
             jobs.update()
             .where(jobs.c.id == job_id)
-            .where(jobs.c.status == WAITING)
+            .where(WAITING_BY_ID)
             .values(waiting_for=jobs.c.waiting_for - finished)
             .returning(jobs.c.waiting_for)
         )
@@ -82,7 +80,7 @@ class WorkflowStatements:
         return (
             jobs.update()
             .where(jobs.c.id == job_id)
-            .where(jobs.c.status == WAITING)
+            .where(WAITING_BY_ID)
             .values(
                 status=JobStatus.PENDING.value,
                 waiting_for=None,
@@ -95,10 +93,10 @@ class WorkflowStatements:
         return (
             jobs.update()
             .where(jobs.c.id == job_id)
-            .where(jobs.c.status == WAITING)
+            .where(WAITING_BY_ID)
             .values(status=status.value, finished_at=self.now(), waiting_for=None, **error)
         )
 
     def drop_waiting(self, job_ids: Sequence[str]) -> Delete:
         """Delete ``link_error`` callbacks no failure will release: nobody holds their ids."""
-        return jobs.delete().where(jobs.c.id.in_(list(job_ids))).where(jobs.c.status == WAITING)
+        return jobs.delete().where(jobs.c.id.in_(list(job_ids))).where(WAITING_BY_ID)

@@ -6,16 +6,20 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` drops every open connection, and
-    while ``refusing`` is set new connections are closed as soon as they arrive."""
+    """Forwards ``host``:<port> to ``target``; ``cut()`` drops every open connection, while
+    ``refusing`` is set new connections are closed as soon as they arrive, and the server's
+    answers are held back ``answer_delay`` seconds each (a link that TCP retransmits over:
+    nothing is lost, everything is late)."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.refusing = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.answer_delay = 0.0
+        self._listener = socket.create_server((host, 0))
         self.port: int = self._listener.getsockname()[1]
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -54,12 +58,16 @@ class CuttableProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._sockets |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(
+                    target=self._pipe, args=(source, sink, answers), daemon=True
+                ).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         try:
             while data := source.recv(65536):
+                if answers and self.answer_delay:
+                    time.sleep(self.answer_delay)
                 sink.sendall(data)
         except OSError:
             pass

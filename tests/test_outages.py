@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import start_worker
+from conftest import start_worker, wait_until
 from proxy import CuttableProxy
 
 from sqlqueue import SQLQueue, Worker, WorkerOptions, engines
@@ -177,3 +178,58 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
         thread.join(timeout=30)
         worker_app.engine.dispose()
     assert (done.result, done.expired_leases, done.attempts) == ("ran", 1, 2)
+
+
+def test_a_claim_answered_after_its_lease_ran_out_does_not_start(
+    proxied: tuple[SQLQueue, str, CuttableProxy],
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, through_proxy, proxy = proxied
+    runs: list[tuple[str, str]] = []
+
+    def worker_on(url: str, host: str) -> Worker:
+        worker_app = SQLQueue(url)
+
+        @worker_app.task(name="t.side_effect", bind=True)
+        def side_effect(self: Any) -> None:
+            runs.append((host, self.request.id))
+
+        return Worker(worker_app, WorkerOptions(lease=1, poll_interval=0.05))
+
+    late = worker_on(through_proxy, "late")
+    other = worker_on(postgres_url, "other")
+    threads = [threading.Thread(target=worker.run) for worker in (late, other)]
+    try:
+        # Given a worker that runs jobs as usual,
+        threads[0].start()
+        first = app.send_task("t.side_effect").id
+        wait_until(lambda: runs == [("late", first)], 30, "the first job to run")
+        # when its database's answers come back three leases late,
+        proxy.answer_delay = 3.0
+        job_id = app.send_task("t.side_effect").id
+
+        def taken_by(worker: Worker) -> bool:
+            job = app.store.get_job(job_id)
+            return job is not None and job.status == "STARTED" and job.worker_id == worker.id
+
+        # and it has taken a job (its claim committed, the answer on its way),
+        wait_until(lambda: taken_by(late), 30, "the late worker's claim")
+        # so that, once the lease has run out, another worker runs it,
+        threads[1].start()
+        wait_until(lambda: (app.store.get_job(job_id) or late).status == "SUCCESS", 30, "a run")
+        # I expect the late worker, answered at last, to leave the job alone and say so.
+        wait_until(lambda: f"id={job_id} attempt=1" in caplog.text, 30, "the late answer")
+    finally:
+        proxy.answer_delay = 0.0
+        for worker, thread in zip((late, other), threads, strict=True):
+            worker.stop()
+            if thread.ident is not None:
+                thread.join(timeout=30)
+            worker.app.engine.dispose()
+    assert runs == [("late", first), ("other", job_id)]
+    refused = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("job not started")
+    ]
+    assert len(refused) == 1, refused
+    assert f"id={job_id} attempt=1" in refused[0]

@@ -49,6 +49,7 @@ from sqlqueue.execution import execute
 from sqlqueue.heartbeats import Heartbeat
 from sqlqueue.jobs import Job
 from sqlqueue.metrics import WorkerMetrics
+from sqlqueue.outages import Outage
 from sqlqueue.periodic import read_periodic_tasks
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
@@ -276,6 +277,7 @@ class Worker:
 
     def _loop(self) -> None:
         backoff = self.poll_interval
+        outage = Outage(logger, "claims")
         unsure = False
         ready = False
         while not self._stopping.is_set():
@@ -309,12 +311,13 @@ class Worker:
             except DatabaseError as exc:
                 if not exc.transient:
                     raise  # no table, or a schema older than this code: waiting cannot help
-                logger.warning("database unavailable, trying again in %.1fs: %s", backoff, exc)
+                outage.failed(exc)
                 # A claim cut off at its commit may have taken jobs we never heard of.
                 unsure = True
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
+            outage.answered()
             backoff = self.poll_interval
             if not ready:  # its first claim answered: the database is there, and its schema
                 signals.worker_ready.send(sender=self)
@@ -505,6 +508,7 @@ class Worker:
     def _renew_leases(self, finished: threading.Event) -> None:
         # The worker's heartbeat rides along: it too must go on while the claim loop waits.
         lost: set[Take] = set()
+        outage = Outage(logger, "lease renewals")
         while not finished.wait(min(self.lease / 3, HEARTBEAT_INTERVAL)):
             with self._held_lock:
                 takes = list(self._held)
@@ -514,8 +518,10 @@ class Worker:
             try:
                 renewed = self.app.store.extend_leases(takes, self.lease)
             except DatabaseError as exc:
-                logger.warning("could not renew leases: %s", exc)
+                outage.failed(exc)
                 continue
+            if takes:  # (no takes, no statement)
+                outage.answered()
             leased_until = self._leased_until(sent)
             with self._held_lock:
                 # A job recorded meanwhile is not renewed either; only a held one is lost,

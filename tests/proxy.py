@@ -19,6 +19,8 @@ class CuttableProxy:
         self.target = (target_host, target_port)
         self.refusing = threading.Event()
         self.answer_delay = 0.0
+        self.refused = 0
+        """Connections closed on arrival while ``refusing`` was set."""
         self._listener = socket.create_server((host, 0))
         self.port: int = self._listener.getsockname()[1]
         self._sockets: set[socket.socket] = set()
@@ -48,6 +50,7 @@ class CuttableProxy:
             except OSError:
                 return
             if self.refusing.is_set():
+                self.refused += 1
                 client.close()
                 continue
             try:

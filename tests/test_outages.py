@@ -6,6 +6,7 @@ but only the workers' connections suffer, so the server other tests use stays up
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +29,9 @@ from sqlqueue.schema import jobs
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
 
 JOBS = 400
+
+THREADS = ("claims", "chores", "heartbeat")
+"""The worker's threads that talk to the database while it has no job."""
 
 
 @pytest.fixture
@@ -123,10 +127,11 @@ def job_count(app: SQLQueue) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
 
 
-def test_the_chores_outlive_an_outage_and_rescue_after_it(
+def test_the_chores_outlive_an_outage_rescue_after_it_and_log_it_once(
     proxied: tuple[SQLQueue, str, CuttableProxy], caplog: pytest.LogCaptureFixture
 ) -> None:
     app, through_proxy, proxy = proxied
+    caplog.set_level(logging.INFO, logger="sqlqueue")
     worker_app = SQLQueue(through_proxy)
 
     @worker_app.task(name="t.job")
@@ -137,13 +142,13 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        # Given a worker whose database is unreachable until its chores have failed on it
+        # Given a worker whose database is unreachable until its chores have failed on it,
+        # and its threads have tried again and again,
         proxy.refusing.set()
         proxy.cut()
-        deadline = time.monotonic() + 15
-        while "chores: database unavailable" not in caplog.text:
-            assert time.monotonic() < deadline, "the chores never met the outage"
-            time.sleep(0.05)
+        wait_until(lambda: "chores: database unavailable" in caplog.text, 15, "the outage")
+        tries = proxy.refused
+        wait_until(lambda: proxy.refused >= tries + 20, 30, "20 more tries")
         proxy.refusing.clear()
         # when, after it, a job is left behind by a worker that died holding it (written
         # taken, in one statement: sent and claimed apart, the live worker could take it first)
@@ -173,11 +178,22 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
         while (done := app.store.get_job(job_id)) is None or done.status != "SUCCESS":
             assert time.monotonic() < deadline, "the job was never rescued"
             time.sleep(0.05)
+        wait_until(
+            lambda: all(f"{what}: database back" in caplog.text for what in THREADS),
+            15,
+            "every thread to find the database back",
+        )
     finally:
         worker.stop()
         thread.join(timeout=30)
         worker_app.engine.dispose()
     assert (done.result, done.expired_leases, done.attempts) == ("ran", 1, 2)
+    # and each of its threads to have said once that the database was gone, and once that it
+    # was back.
+    lines = [record.getMessage() for record in caplog.records]
+    for what in THREADS:
+        assert sum(line.startswith(f"{what}: database unavailable") for line in lines) == 1, lines
+        assert sum(line.startswith(f"{what}: database back after") for line in lines) == 1, lines
 
 
 def test_a_claim_answered_after_its_lease_ran_out_does_not_start(

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import start_worker, wait_until
+from conftest import count_jobs, start_worker, wait_until
 from proxy import CuttableProxy
 
 from sqlqueue import SQLQueue, Worker, WorkerOptions, engines
@@ -249,3 +249,61 @@ def test_a_claim_answered_after_its_lease_ran_out_does_not_start(
     ]
     assert len(refused) == 1, refused
     assert f"id={job_id} attempt=1" in refused[0]
+
+
+def test_prefetched_jobs_whose_lease_ran_out_in_an_outage_do_not_start(
+    proxied: tuple[SQLQueue, str, CuttableProxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, through_proxy, proxy = proxied
+    worker_app = SQLQueue(through_proxy)
+    gate = threading.Event()
+    runs: list[tuple[int, int]] = []
+
+    @worker_app.task(name="t.quick", bind=True)
+    def quick(self: Any, n: int) -> None:
+        runs.append((n, self.request.attempts))
+
+    @worker_app.task(name="t.gated")
+    def gated() -> None:
+        gate.wait(30)
+
+    # Given quick jobs first, then two that wait on a gate, then 20 quick ones behind them,
+    with app.engine.begin() as conn, app.using(conn):
+        for n in range(50):
+            app.send_task("t.quick", args=[-1 - n], priority=10)
+        for _ in range(2):
+            app.send_task("t.gated", priority=5)
+        for n in range(20):
+            app.send_task("t.quick", args=[n])
+    # taken by a 2-thread worker, the 20 waiting in its buffer (the give-back of an overdue
+    # buffer switched off, as when its loop hangs on a cut link),
+    worker = Worker(worker_app, WorkerOptions(concurrency=2, lease=1, poll_interval=0.05))
+    worker._give_back_buffer = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    behind = "priority = 0"
+    try:
+        wait_until(
+            lambda: count_jobs(app, f"{behind} AND status = 'STARTED'") == 20, 30, "a buffer"
+        )
+        # when the database goes away until their leases have run out,
+        proxy.refusing.set()
+        proxy.cut()
+        wait_until(
+            lambda: count_jobs(app, f"{behind} AND lease_expires_at < now()") == 20, 30, "expiry"
+        )
+        # and then the threads are free,
+        gate.set()
+        # I expect the worker to start none of them,
+        wait_until(lambda: caplog.text.count("job not started") == 20, 30, "20 jobs not started")
+        assert [n for n, _ in runs if n >= 0] == []
+        # and, once the database is back, each to run once, from its second take.
+        proxy.refusing.clear()
+        wait_until(lambda: count_jobs(app, f"{behind} AND status = 'SUCCESS'") == 20, 30, "runs")
+    finally:
+        gate.set()
+        proxy.refusing.clear()
+        worker.stop()
+        thread.join(timeout=30)
+        worker_app.engine.dispose()
+    assert sorted((n, attempt) for n, attempt in runs if n >= 0) == [(n, 2) for n in range(20)]

@@ -8,7 +8,8 @@ should take (every thread busy with jobs longer than expected) is given back, so
 in one worker's memory while another worker could run it. A slot frees as soon as its task
 returns. The job's thread then hands the outcome to the recorder (``recorder``), which writes
 outcomes in batches. A job stays held, its lease renewed by a side thread, from its claim
-until its outcome is written.
+until its outcome is written; a thread starts it only while its lease, counted by the worker's
+own clock from when the claim or the last renewal was sent, surely holds.
 
 Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
 re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Another
@@ -415,7 +416,7 @@ class Worker:
 
     def _may_start(self, job: Job) -> bool:
         """Whether a job from the buffer is still this worker's to start; if not, it is
-        dropped without a write: its lease runs out (if it has not), and it runs elsewhere."""
+        dropped without a write, and goes back to the queue when its lease runs out."""
         # A claim whose answer came back late (after a network cut), or a job that waited in
         # the buffer while its renewals failed, may have been taken and run by another worker
         # meanwhile: its outcome would be fenced off, but not what the task did.

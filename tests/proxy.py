@@ -24,6 +24,9 @@ class CuttableProxy:
         self._listener = socket.create_server((host, 0))
         self.port: int = self._listener.getsockname()[1]
         self._sockets: set[socket.socket] = set()
+        self._cuts = 0
+        """How many cuts there were: a connection accepted before a cut, and joined to the
+        server after it, is cut too."""
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -32,6 +35,7 @@ class CuttableProxy:
         """Drop every connection open through the proxy; returns how many sockets were cut."""
         with self._lock:
             sockets, self._sockets = self._sockets, set()
+            self._cuts += 1
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -53,6 +57,7 @@ class CuttableProxy:
                 self.refused += 1
                 client.close()
                 continue
+            cuts = self._cuts
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -60,7 +65,13 @@ class CuttableProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
-                self._sockets |= {client, upstream}
+                cut = cuts != self._cuts
+                if not cut:
+                    self._sockets |= {client, upstream}
+            if cut:
+                client.close()
+                upstream.close()
+                continue
             for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
                 threading.Thread(
                     target=self._pipe, args=(source, sink, answers), daemon=True

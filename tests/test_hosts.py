@@ -238,9 +238,11 @@ def test_a_host_cut_off_and_back_loses_no_job_runs_none_late_and_works_again(
         # no take started once a later take of its job had (its lease had run out);
         for (_, _, started), (_, _, later_started) in pairwise(job_runs):
             assert started < later_started, (row, job_runs)
-        # and a job ran more than once only where a take of the cut-off host, started while
-        # its lease could still hold, was cut off mid-run.
-        for run_attempt, run_host, started in job_runs:
+        # and a job sent before the cut ran more than once only where a take of the cut-off
+        # host, started while its lease could still hold, was cut off mid-run. (Not asserted
+        # of the jobs sent after: a connection the cut left in TCP's backoff may answer a
+        # run's renewals late enough for its lease to run out, and the job to run again.)
+        for run_attempt, run_host, started in job_runs if str(row.id) in first else []:
             if run_attempt != row.attempts:
                 assert run_host == a.name and started < cut_at + LEASE, (row, job_runs, cut_at)
     # The jobs sent after the link came back ran there, after it came back.

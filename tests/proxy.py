@@ -86,6 +86,9 @@ class CuttableProxy:
         except OSError:
             pass
         finally:
+            # Both ends, for the other direction's thread too: a socket left to the garbage
+            # collector is a ResourceWarning, an error in the tests.
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+                sock.close()

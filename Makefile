@@ -104,6 +104,12 @@ test: install browser pgbouncer ## Run the whole test suite, then lint (PostgreS
 	$(MAKE) test-django6
 	$(MAKE) lint
 
+# Two hosts made of network namespaces, one cut off from the network and back: needs root and
+# iproute2 (skips without them, fails under CI=true). `make test` runs it too, in the suite.
+.PHONY: test-hosts
+test-hosts: install ## Workers on two network namespaces sharing PostgreSQL, one host cut off and back (root)
+	$(BIN)/pytest -m hosts tests/test_hosts.py $(PYTEST_ARGS)
+
 INSTALL_CHECK := build/install-check
 INSTALL_EXTRAS := bare async metrics dashboard django
 

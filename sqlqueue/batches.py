@@ -48,6 +48,9 @@ class BatchRunner:
     """Tell the worker that this many of its jobs have returned (or will never start)."""
     forget: Callable[[Iterable[Take]], None]
     """Tell the worker that it no longer holds these takes: they come back by their lease."""
+    may_start: Callable[[Job], bool]
+    """Whether a job from the buffer is still the worker's to start (its lease has not run
+    out); a job refused is dropped, its slot freed."""
     fail: Callable[[BaseException], None]
     """Stop the worker, as gracefully as a SIGTERM, with this error."""
 
@@ -66,8 +69,10 @@ class BatchRunner:
                     last = True
                     break
                 batch.append(more)
-            self.prefetch.started()
-            self._run_batch(batch)
+            batch = [job for job in batch if self.may_start(job)]
+            if batch:
+                self.prefetch.started()
+                self._run_batch(batch)
 
     def _run_batch(self, batch: Sequence[Job]) -> None:
         # Each outcome is recorded, and its slot freed, as soon as the child sends it.

@@ -25,6 +25,7 @@ from sqlqueue.conf import (
 )
 from sqlqueue.exceptions import DatabaseError
 from sqlqueue.heartbeats import forget_gone_workers
+from sqlqueue.outages import Outage
 
 logger = logging.getLogger("sqlqueue.worker")  # the chores' lines are the worker's log
 
@@ -69,6 +70,7 @@ class Chores:
     def _run(self) -> None:
         next_rescue = next_prune = 0.0
         backoff = self._first_backoff
+        outage = Outage(logger, "chores")
         while not self._stopping.is_set():
             try:
                 if time.monotonic() >= next_rescue:
@@ -86,9 +88,7 @@ class Chores:
                     logger.error("chores: stopping the worker: %s", exc)
                     self._failed(exc)
                     return
-                logger.warning(
-                    "chores: database unavailable, trying again in %.1fs: %s", backoff, exc
-                )
+                outage.failed(exc)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
@@ -96,6 +96,7 @@ class Chores:
                 logger.exception("chores: stopping the worker")
                 self._failed(exc)
                 return
+            outage.answered()
             backoff = self._first_backoff
             if not self.done.is_set():
                 self.done.set()

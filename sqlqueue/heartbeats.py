@@ -7,8 +7,9 @@ killed, or cut off from the database, stops renewing its row: after ``WORKER_GON
 seconds it is shown as gone, and after ``WORKER_FORGET_AFTER`` the other workers' chores
 delete it (``forget_gone_workers``). Its jobs come back through their leases either way.
 
-A heartbeat that fails is logged and the next one tries again: the row only informs people,
-the worker's jobs never depend on it.
+A heartbeat that fails is not retried, the next one writes the row (an outage is logged when
+it starts and when it ends, ``sqlqueue.outages``): the row only informs people, the worker's
+jobs never depend on it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 
 from sqlqueue.conf import WORKER_FORGET_AFTER
 from sqlqueue.exceptions import DatabaseError
+from sqlqueue.outages import Outage
 from sqlqueue.schema import workers
 from sqlqueue.store import JobStore
 
@@ -44,6 +46,7 @@ class Heartbeat:
 
         self._store = store
         self._id = worker_id
+        self._outage = Outage(logger, "heartbeat")
         self._row: dict[str, Any] = {
             "id": worker_id,
             "host": socket.gethostname(),
@@ -78,7 +81,12 @@ class Heartbeat:
                     ]
                 )
         except DatabaseError as exc:
-            logger.warning("heartbeat: could not write this worker's row: %s", exc)
+            if exc.transient:
+                self._outage.failed(exc)
+            else:  # not an outage: a role not granted the table (as before migration 0011)
+                logger.warning("heartbeat: could not write this worker's row: %s", exc)
+        else:
+            self._outage.answered()
 
     def stop(self) -> None:
         """Delete the row: the worker stopped cleanly, and is no longer shown."""

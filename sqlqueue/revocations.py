@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlqueue.dialects.base import Take
 from sqlqueue.exceptions import DatabaseError, Terminated
+from sqlqueue.outages import Outage
 from sqlqueue.timelimits import (
     THREAD_START_WAIT,
     Limited,
@@ -96,6 +97,7 @@ class Revocations:
     def watch(self, finished: threading.Event) -> None:
         """Look for revoked takes until ``finished`` is set (the thread's body)."""
         pending = False
+        outage = Outage(logger, "revocations")
         while not finished.is_set():
             quiet = self._listening.is_set() and not pending
             self._poked.wait(self._quiet_wait if quiet else REVOKE_POLL)
@@ -107,11 +109,12 @@ class Revocations:
             try:
                 revoked = self._store.revoked_takes(takes)
             except DatabaseError as exc:
-                logger.warning("could not look for revoked jobs: %s", exc)
+                outage.failed(exc)
                 continue
             except Exception:  # a bug here must not end the thread: revokes would stop arriving
                 logger.exception("could not look for revoked jobs")
                 continue
+            outage.answered()
             with self._lock:
                 self._stopped &= revoked
                 for take in revoked - self._stopped:

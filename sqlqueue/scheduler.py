@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlqueue.app import SQLQueue
 from sqlqueue.conf import MAX_DATABASE_BACKOFF
 from sqlqueue.exceptions import DatabaseError, SQLQueueError
+from sqlqueue.outages import Outage
 from sqlqueue.periodic import PeriodicTask
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class Scheduler:
             self._app.conf.timezone,
         )
         backoff = FIRST_BACKOFF
+        outage = Outage(logger, "scheduler")
         while not self._stopping.is_set():
             try:
                 now = self._app.store.database_now()
@@ -148,12 +150,11 @@ class Scheduler:
             except DatabaseError as exc:
                 if not exc.transient:
                     raise
-                logger.warning(
-                    "scheduler: database unavailable, trying again in %.1fs: %s", backoff, exc
-                )
+                outage.failed(exc)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
+            outage.answered()
             backoff = FIRST_BACKOFF
             wait = (following - now).total_seconds() - (time.monotonic() - read_at)
             self._stopping.wait(max(0.0, wait))

@@ -8,7 +8,8 @@ should take (every thread busy with jobs longer than expected) is given back, so
 in one worker's memory while another worker could run it. A slot frees as soon as its task
 returns. The job's thread then hands the outcome to the recorder (``recorder``), which writes
 outcomes in batches. A job stays held, its lease renewed by a side thread, from its claim
-until its outcome is written.
+until its outcome is written; a thread starts it only while its lease, counted by the worker's
+own clock from when the claim or the last renewal was sent, surely holds.
 
 Beside the claim, never in its way, a thread does the queue's chores (``chores``): it
 re-queues jobs whose lease ran out, which is how jobs of a killed worker come back. Another
@@ -50,6 +51,7 @@ from sqlqueue.execution import execute
 from sqlqueue.heartbeats import Heartbeat
 from sqlqueue.jobs import Job
 from sqlqueue.metrics import WorkerMetrics
+from sqlqueue.outages import Outage
 from sqlqueue.periodic import read_periodic_tasks
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
@@ -62,6 +64,11 @@ logger = logging.getLogger(__name__)
 
 COROUTINE_WAIT = 0.05
 """Seconds a job's thread waits for its coroutine before checking for a time limit."""
+
+LEASE_MARGIN = 0.1
+"""Share of the lease a worker does not count on: it starts a job only until its lease, by the
+worker's own clock, has this share of its length left (docs/reliability.md, "A job whose lease
+ran out does not start")."""
 
 IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
@@ -91,10 +98,13 @@ class Worker:
         self._fatal: BaseException | None = None
         """What stopped the worker from a side thread (a chore, a job thread), raised by
         ``run()`` once every running job is recorded and the unstarted ones are given back."""
-        self._held: dict[Take, Job] = {}
-        """Jobs this worker has taken and not yet recorded, by take: after an outage longer
-        than the lease, the job of a task still running may be re-queued and taken again by
-        this same worker, which then holds two takes of it, each renewed and recorded alone."""
+        self._held: dict[Take, float] = {}
+        """The takes of the jobs this worker has taken and not yet recorded, each with until
+        when (``time.monotonic()``) its lease is surely still this worker's: when the claim or
+        the last renewal that kept it was sent, plus the lease, less ``LEASE_MARGIN`` of it.
+        After an outage longer than the lease, the job of a task still running may be
+        re-queued and taken again by this same worker, which then holds two takes of it, each
+        renewed and recorded alone."""
         self._unfinished = 0
         """Jobs taken whose task has not returned yet: running, or waiting in ``_to_run``."""
         self.concurrency = (
@@ -162,6 +172,7 @@ class Worker:
                 stopping=self._stopping,
                 free_slots=self._free_slots,
                 forget=self._forget,
+                may_start=self._may_start,
                 fail=self._fail,
             )
         )
@@ -254,7 +265,7 @@ class Worker:
             # Every job that ran has been recorded and dropped from _held by now; what is
             # left was taken but never started: give it back.
             with self._held_lock:
-                unstarted = list(self._held.values())
+                unstarted = list(self._held)
             self._release(unstarted)
             finished.set()
             self._revocations.poke()
@@ -279,6 +290,7 @@ class Worker:
 
     def _loop(self) -> None:
         backoff = self.poll_interval
+        outage = Outage(logger, "claims")
         unsure = False
         ready = False
         while not self._stopping.is_set():
@@ -312,12 +324,13 @@ class Worker:
             except DatabaseError as exc:
                 if not exc.transient:
                     raise  # no table, or a schema older than this code: waiting cannot help
-                logger.warning("database unavailable, trying again in %.1fs: %s", backoff, exc)
+                outage.failed(exc)
                 # A claim cut off at its commit may have taken jobs we never heard of.
                 unsure = True
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_DATABASE_BACKOFF)
                 continue
+            outage.answered()
             backoff = self.poll_interval
             if not ready:  # its first claim answered: the database is there, and its schema
                 signals.worker_ready.send(sender=self)
@@ -346,11 +359,12 @@ class Worker:
         if not waiting:
             return
         self._prefetch.gave_back()
+        takes = [take_of(job) for job in waiting]
         with self._held_lock:
-            for job in waiting:
-                self._held.pop(take_of(job), None)
-            self._unfinished -= len(waiting)
-        self._release(waiting)
+            for take in takes:
+                self._held.pop(take, None)
+            self._unfinished -= len(takes)
+        self._release(takes)
 
     def _idle_wait(self, due_in: float | None) -> float:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
@@ -363,13 +377,21 @@ class Worker:
         return wait if due_in is None else min(wait, due_in)
 
     def _claim(self, limit: int) -> list[Job]:
-        started = time.monotonic()
+        sent = time.monotonic()
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
-        self._prefetch.claimed(time.monotonic() - started)
+        self._prefetch.claimed(time.monotonic() - sent)
+        leased_until = self._leased_until(sent)
         with self._held_lock:
-            self._held.update((take_of(job), job) for job in jobs)
+            self._held.update((take_of(job), leased_until) for job in jobs)
             self._unfinished += len(jobs)
         return jobs
+
+    def _leased_until(self, sent: float) -> float:
+        # The database counts a lease from its own clock when the statement runs, which is
+        # after it was sent however late the answer comes: counted from the sending, by this
+        # host's monotonic clock, the lease ends no later than the database's. (Wall clocks
+        # of different hosts are never compared.)
+        return sent + self.lease * (1 - LEASE_MARGIN)
 
     def _release_unknown_takes(self) -> None:
         # Only this loop claims, so every take leased to this worker's id is held by now,
@@ -388,7 +410,8 @@ class Worker:
             self._batches.run()
             return
         while (job := self._to_run.get()) is not None:
-            self._run_job(job)
+            if self._may_start(job):
+                self._run_job(job)
 
     def _stop_job_threads(self, threads: Sequence[threading.Thread]) -> None:
         # Jobs still in the queue have not started: they stay held, to be given back. The
@@ -402,6 +425,28 @@ class Worker:
             self._to_run.put(None)
         for thread in threads:
             thread.join()
+
+    def _may_start(self, job: Job) -> bool:
+        """Whether a job from the buffer is still this worker's to start; if not, it is
+        dropped without a write, and goes back to the queue when its lease runs out."""
+        # A claim whose answer came back late (after a network cut), or a job that waited in
+        # the buffer while its renewals failed, may have been taken and run by another worker
+        # meanwhile: its outcome would be fenced off, but not what the task did.
+        take = take_of(job)
+        with self._held_lock:
+            leased_until = self._held.get(take, 0.0)
+        if time.monotonic() < leased_until:
+            return True
+        logger.warning(
+            "job not started task=%s id=%s attempt=%d: its lease may have run out (its claim "
+            "or renewal answered late, or not at all); it goes back to the queue after its lease",
+            job.task_name,
+            job.id,
+            job.attempts,
+        )
+        self._forget([take])
+        self._free_slots(1)
+        return False
 
     def _run_job(self, job: Job) -> None:
         self._prefetch.started()
@@ -476,21 +521,30 @@ class Worker:
     def _renew_leases(self, finished: threading.Event) -> None:
         # The worker's heartbeat rides along: it too must go on while the claim loop waits.
         lost: set[Take] = set()
+        outage = Outage(logger, "lease renewals")
         while not finished.wait(min(self.lease / 3, HEARTBEAT_INTERVAL)):
             with self._held_lock:
                 takes = list(self._held)
                 running = self._unfinished - self._to_run.qsize()
             self._heartbeat.beat(max(0, running))
+            sent = time.monotonic()
             try:
                 renewed = self.app.store.extend_leases(takes, self.lease)
             except DatabaseError as exc:
-                logger.warning("could not renew leases: %s", exc)
+                outage.failed(exc)
                 continue
+            if takes:  # (no takes, no statement)
+                outage.answered()
+            leased_until = self._leased_until(sent)
             with self._held_lock:
-                # A job recorded meanwhile is not renewed either; only a held one is lost.
+                # A job recorded meanwhile is not renewed either; only a held one is lost,
+                # and if it waits in the buffer, it must not start.
                 newly_lost = {
                     take for take in takes if take not in renewed and take in self._held
                 } - lost
+                for take in takes:
+                    if take in self._held:
+                        self._held[take] = leased_until if take in renewed else 0.0
             for job_id, attempt in newly_lost:
                 logger.warning(
                     "job id=%s attempt=%d lost its lease; another worker may run it, or it was revoked",
@@ -499,14 +553,14 @@ class Worker:
                 )
             lost |= newly_lost
 
-    def _release(self, jobs: Sequence[Job]) -> None:
-        if not jobs:
+    def _release(self, takes: Sequence[Take]) -> None:
+        if not takes:
             return
         try:
-            released = self.app.store.release_jobs([take_of(job) for job in jobs])
+            released = self.app.store.release_jobs(takes)
         except DatabaseError as exc:
             logger.warning(
-                "could not give back %d job(s); they run after their lease: %s", len(jobs), exc
+                "could not give back %d job(s); they run after their lease: %s", len(takes), exc
             )
             return
         logger.info("gave back %d job(s) taken but not started", released)

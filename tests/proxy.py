@@ -6,18 +6,27 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` drops every open connection, and
-    while ``refusing`` is set new connections are closed as soon as they arrive."""
+    """Forwards ``host``:<port> to ``target``; ``cut()`` drops every open connection, while
+    ``refusing`` is set new connections are closed as soon as they arrive, and the server's
+    answers are held back ``answer_delay`` seconds each (a link that TCP retransmits over:
+    nothing is lost, everything is late)."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self.refusing = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.answer_delay = 0.0
+        self.refused = 0
+        """Connections closed on arrival while ``refusing`` was set."""
+        self._listener = socket.create_server((host, 0))
         self.port: int = self._listener.getsockname()[1]
         self._sockets: set[socket.socket] = set()
+        self._cuts = 0
+        """How many cuts there were: a connection accepted before a cut, and joined to the
+        server after it, is cut too."""
         self._lock = threading.Lock()
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -26,6 +35,7 @@ class CuttableProxy:
         """Drop every connection open through the proxy; returns how many sockets were cut."""
         with self._lock:
             sockets, self._sockets = self._sockets, set()
+            self._cuts += 1
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -44,8 +54,10 @@ class CuttableProxy:
             except OSError:
                 return
             if self.refusing.is_set():
+                self.refused += 1
                 client.close()
                 continue
+            cuts = self._cuts
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -53,17 +65,30 @@ class CuttableProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
-                self._sockets |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+                cut = cuts != self._cuts
+                if not cut:
+                    self._sockets |= {client, upstream}
+            if cut:
+                client.close()
+                upstream.close()
+                continue
+            for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(
+                    target=self._pipe, args=(source, sink, answers), daemon=True
+                ).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         try:
             while data := source.recv(65536):
+                if answers and self.answer_delay:
+                    time.sleep(self.answer_delay)
                 sink.sendall(data)
         except OSError:
             pass
         finally:
+            # Both ends, for the other direction's thread too: a socket left to the garbage
+            # collector is a ResourceWarning, an error in the tests.
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+                sock.close()

@@ -217,3 +217,13 @@ def fails_until(marker: str) -> str:
     if not Path(marker).exists():
         raise RuntimeError(f"{marker} does not exist yet")
     return "done"
+
+
+@app.task(bind=True)
+def run_on_host(self: Any, log_path: str, seconds: float) -> str:
+    """Log the run's start (job id, attempt, the host named by $SQLQUEUE_TEST_HOST, the
+    machine's monotonic clock), sleep, and return ``host:attempt``: tests/test_hosts.py."""
+    host = os.environ.get("SQLQUEUE_TEST_HOST", "?")
+    _log_line(log_path, self.request.id, self.request.attempts, host, time.monotonic())
+    time.sleep(seconds)
+    return f"{host}:{self.request.attempts}"

@@ -6,6 +6,7 @@ but only the workers' connections suffer, so the server other tests use stays up
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -13,11 +14,12 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import start_worker
+from conftest import count_jobs, start_worker, wait_until
 from proxy import CuttableProxy
 
 from sqlqueue import SQLQueue, Worker, WorkerOptions, engines
@@ -27,6 +29,9 @@ from sqlqueue.schema import jobs
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
 
 JOBS = 400
+
+THREADS = ("claims", "chores", "heartbeat")
+"""The worker's threads that talk to the database while it has no job."""
 
 
 @pytest.fixture
@@ -56,14 +61,16 @@ def test_workers_ride_out_cut_connections_and_an_outage_and_lose_nothing(
         for _ in range(2)
     ]
     try:
-        # Given workers draining the queue, when their connections are cut again and again,
+        # Given workers draining the queue,
+        wait_until(lambda: log.exists() and len(log.read_text().split()) > 40, 60, "20 runs")
+        # when their connections are cut again and again,
         for _ in range(4):
             time.sleep(0.4)
             proxy.cut()
-        # and the database is unreachable for two seconds,
+        # and the database is unreachable until they have tried it again and again,
         proxy.refusing.set()
         proxy.cut()
-        time.sleep(2)
+        wait_until(lambda: proxy.refused >= 20, 30, "20 tries")
         proxy.refusing.clear()
         outputs = [worker.communicate(timeout=120)[0] for worker in workers]
     finally:
@@ -122,10 +129,11 @@ def job_count(app: SQLQueue) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
 
 
-def test_the_chores_outlive_an_outage_and_rescue_after_it(
+def test_the_chores_outlive_an_outage_rescue_after_it_and_log_it_once(
     proxied: tuple[SQLQueue, str, CuttableProxy], caplog: pytest.LogCaptureFixture
 ) -> None:
     app, through_proxy, proxy = proxied
+    caplog.set_level(logging.INFO, logger="sqlqueue")
     worker_app = SQLQueue(through_proxy)
 
     @worker_app.task(name="t.job")
@@ -136,13 +144,13 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        # Given a worker whose database is unreachable until its chores have failed on it
+        # Given a worker whose database is unreachable until its chores have failed on it,
+        # and its threads have tried again and again,
         proxy.refusing.set()
         proxy.cut()
-        deadline = time.monotonic() + 15
-        while "chores: database unavailable" not in caplog.text:
-            assert time.monotonic() < deadline, "the chores never met the outage"
-            time.sleep(0.05)
+        wait_until(lambda: "chores: database unavailable" in caplog.text, 15, "the outage")
+        tries = proxy.refused
+        wait_until(lambda: proxy.refused >= tries + 20, 30, "20 more tries")
         proxy.refusing.clear()
         # when, after it, a job is left behind by a worker that died holding it (written
         # taken, in one statement: sent and claimed apart, the live worker could take it first)
@@ -172,8 +180,140 @@ def test_the_chores_outlive_an_outage_and_rescue_after_it(
         while (done := app.store.get_job(job_id)) is None or done.status != "SUCCESS":
             assert time.monotonic() < deadline, "the job was never rescued"
             time.sleep(0.05)
+        wait_until(
+            lambda: all(f"{what}: database back" in caplog.text for what in THREADS),
+            15,
+            "every thread to find the database back",
+        )
     finally:
         worker.stop()
         thread.join(timeout=30)
         worker_app.engine.dispose()
     assert (done.result, done.expired_leases, done.attempts) == ("ran", 1, 2)
+    # and each of its threads to have said once that the database was gone, and once that it
+    # was back.
+    lines = [record.getMessage() for record in caplog.records]
+    for what in THREADS:
+        assert sum(line.startswith(f"{what}: database unavailable") for line in lines) == 1, lines
+        assert sum(line.startswith(f"{what}: database back after") for line in lines) == 1, lines
+
+
+def test_a_claim_answered_after_its_lease_ran_out_does_not_start(
+    proxied: tuple[SQLQueue, str, CuttableProxy],
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, through_proxy, proxy = proxied
+    runs: list[tuple[str, str]] = []
+
+    def worker_on(url: str, host: str) -> Worker:
+        worker_app = SQLQueue(url)
+
+        @worker_app.task(name="t.side_effect", bind=True)
+        def side_effect(self: Any) -> None:
+            runs.append((host, self.request.id))
+
+        return Worker(worker_app, WorkerOptions(lease=1, poll_interval=0.05))
+
+    def succeeded(job_id: str) -> bool:
+        job = app.store.get_job(job_id)
+        return job is not None and job.status == "SUCCESS"
+
+    late = worker_on(through_proxy, "late")
+    other = worker_on(postgres_url, "other")
+    threads = [threading.Thread(target=worker.run) for worker in (late, other)]
+    try:
+        # Given a worker that runs jobs as usual,
+        threads[0].start()
+        first = app.send_task("t.side_effect").id
+        wait_until(lambda: succeeded(first), 30, "the first job to run")
+        # when its database's answers come back three leases late,
+        proxy.answer_delay = 3.0
+        job_id = app.send_task("t.side_effect").id
+
+        def taken_by(worker: Worker) -> bool:
+            job = app.store.get_job(job_id)
+            return job is not None and job.status == "STARTED" and job.worker_id == worker.id
+
+        # and it has taken a job (its claim committed, the answer on its way),
+        wait_until(lambda: taken_by(late), 30, "the late worker's claim")
+        # so that, once the lease has run out, another worker runs it,
+        threads[1].start()
+        wait_until(lambda: succeeded(job_id), 30, "a run")
+        # I expect the late worker, answered at last, to leave the job alone and say so.
+        wait_until(lambda: len(not_started(caplog)) == 1, 30, "the late answer")
+    finally:
+        proxy.answer_delay = 0.0
+        for worker, thread in zip((late, other), threads, strict=True):
+            worker.stop()
+            if thread.ident is not None:
+                thread.join(timeout=30)
+            worker.app.engine.dispose()
+    assert runs == [("late", first), ("other", job_id)]
+    refused = not_started(caplog)
+    assert len(refused) == 1, refused
+    assert f"id={job_id} attempt=1" in refused[0]
+
+
+def not_started(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The worker's lines about jobs it did not start (their lease may have run out)."""
+    lines = [record.getMessage() for record in caplog.records]
+    return [line for line in lines if line.startswith("job not started")]
+
+
+def test_prefetched_jobs_whose_lease_ran_out_in_an_outage_do_not_start(
+    proxied: tuple[SQLQueue, str, CuttableProxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, through_proxy, proxy = proxied
+    worker_app = SQLQueue(through_proxy)
+    gate = threading.Event()
+    runs: list[tuple[int, int]] = []
+
+    @worker_app.task(name="t.quick", bind=True)
+    def quick(self: Any, n: int) -> None:
+        runs.append((n, self.request.attempts))
+
+    @worker_app.task(name="t.gated")
+    def gated() -> None:
+        gate.wait(30)
+
+    # Given quick jobs first, then two that wait on a gate, then 20 quick ones behind them,
+    with app.engine.begin() as conn, app.using(conn):
+        for n in range(50):
+            app.send_task("t.quick", args=[-1 - n], priority=10)
+        for _ in range(2):
+            app.send_task("t.gated", priority=5)
+        for n in range(20):
+            app.send_task("t.quick", args=[n])
+    # taken by a 2-thread worker, the 20 waiting in its buffer (the give-back of an overdue
+    # buffer switched off, as when its loop hangs on a cut link),
+    worker = Worker(worker_app, WorkerOptions(concurrency=2, lease=1, poll_interval=0.05))
+    worker._give_back_buffer = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    behind = "priority = 0"
+    try:
+        wait_until(
+            lambda: count_jobs(app, f"{behind} AND status = 'STARTED'") == 20, 30, "a buffer"
+        )
+        # when the database goes away until their leases have run out,
+        proxy.refusing.set()
+        proxy.cut()
+        wait_until(
+            lambda: count_jobs(app, f"{behind} AND lease_expires_at < now()") == 20, 30, "expiry"
+        )
+        # and then the threads are free,
+        gate.set()
+        # I expect the worker to start none of them,
+        wait_until(lambda: len(not_started(caplog)) == 20, 30, "20 jobs not started")
+        assert [n for n, _ in runs if n >= 0] == []
+        # and, once the database is back, each to run once, from its second take.
+        proxy.refusing.clear()
+        wait_until(lambda: count_jobs(app, f"{behind} AND status = 'SUCCESS'") == 20, 30, "runs")
+    finally:
+        gate.set()
+        proxy.refusing.clear()
+        worker.stop()
+        thread.join(timeout=30)
+        worker_app.engine.dispose()
+    assert sorted((n, attempt) for n, attempt in runs if n >= 0) == [(n, 2) for n in range(20)]

@@ -57,11 +57,11 @@ def test_a_million_finished_jobs_do_not_make_the_claim_read_more(
     assert len(pg_app.store.claim_jobs(100, None, "w", 30)) == 10
 
 
-def test_statements_that_find_running_jobs_by_id_go_through_the_primary_key(
+def test_statements_that_find_live_jobs_by_id_go_through_the_primary_key(
     pg_app: SQLQueue, postgres_url: str
 ) -> None:
-    # Given a table whose statistics say that almost no job runs (ANALYZE among finished
-    # jobs), while hundreds run: a worker's backlog
+    # Given a table whose statistics say that almost no job runs or waits (ANALYZE among
+    # finished jobs), while hundreds run and thousands of workflow steps wait
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(
             """
@@ -73,22 +73,42 @@ def test_statements_that_find_running_jobs_by_id_go_through_the_primary_key(
             """
         )
         conn.execute("VACUUM ANALYZE sqlqueue_jobs")
+        conn.execute(
+            """
+            INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,
+                                       scheduled_at, created_at, waiting_for, workflow_id)
+            SELECT 'step-' || n, 't.step', 'default', 0, '[]', '{}', 'WAITING', now(), now(),
+                   1, 'flow'
+            FROM generate_series(1, 3000) AS n
+            """
+        )
     for n in range(300):
         pg_app.send_task("t.ready", args=[n])
     takes = [(job.id, job.attempts) for job in pg_app.store.claim_jobs(300, None, "w", 30)]
     assert len(takes) == 300
+    steps = [f"step-{n}" for n in range(1, 301)]
 
-    # I expect the finish and the lease renewal of their jobs to look each one up by id, and
-    # not to walk every running job for each (a plan that made drains four times slower)
+    # I expect the finish, the lease renewal and the release of steps to look each one up by
+    # id, and not to walk every running or unfinished job for each (plans that made drains
+    # four times slower)
     dialect = pg_app.dialect
-    finish = dialect.record_outcomes([(take, Outcome.succeeded("1")) for take in takes])[-1]
-    assert isinstance(finish, DriverStatement)
-    renewal = dialect.extend_leases(takes, 30)
-    with psycopg.connect(postgres_url) as conn:
-        finish_plan = "\n".join(
-            row[0] for row in conn.execute(f"EXPLAIN {finish.sql}", finish.params)
+    outcomes = [(take, Outcome.succeeded("1")) for take in takes]
+    plans = [
+        explain(pg_app, statement)
+        for statement in (
+            dialect.extend_leases(takes, 30),
+            dialect.lock_waiting(steps),
+            dialect.release_waiting(steps[0], 0),
+            dialect.drop_waiting(steps),
         )
-    renewal_plan = explain(pg_app, renewal)
-    for plan in (finish_plan, renewal_plan):
+    ]
+    with psycopg.connect(postgres_url) as conn:
+        for releasing in (False, True):
+            finish = dialect.record_outcomes(outcomes, releasing=releasing)[-1]
+            assert isinstance(finish, DriverStatement)
+            rows = conn.execute(f"EXPLAIN {finish.sql}", finish.params)
+            plans.append("\n".join(row[0] for row in rows))
+    for plan in plans:
         assert uses_index(plan, "pk_sqlqueue_jobs"), plan
         assert not uses_index(plan, "ix_sqlqueue_jobs_leased"), plan
+        assert not uses_index(plan, "ix_sqlqueue_jobs_unique"), plan

@@ -537,6 +537,7 @@ class Dialect(WorkflowStatements, ABC):
         """Which of these takes have had their job revoked while they held it."""
         return (
             sa.select(jobs.c.id, jobs.c.attempts)
+            .where(jobs.c.id.in_([job_id for job_id, _ in takes]))  # see _fenced_update
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(jobs.c.status == JobStatus.REVOKED.value)
         )
@@ -588,9 +589,11 @@ class Dialect(WorkflowStatements, ABC):
 
     def _fenced_update(self, takes: Sequence[Take]) -> Update:
         # The attempt number in the WHERE is the fence: once a job's lease has expired and
-        # another worker has taken it, the old take matches no row and writes nothing.
+        # another worker has taken it, the old take matches no row and writes nothing. The
+        # ids alone too: SQLite reads a list of (id, attempts) pairs by scanning the table.
         return (
             jobs.update()
+            .where(jobs.c.id.in_([job_id for job_id, _ in takes]))
             .where(sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)))
             .where(STARTED_BY_ID)
         )

@@ -427,8 +427,8 @@ class Worker:
             thread.join()
 
     def _may_start(self, job: Job) -> bool:
-        """Whether a job from the buffer is still this worker's to start; if not, it is
-        dropped without a write, and goes back to the queue when its lease runs out."""
+        """Whether a job from the buffer is still this worker's to start; if not, it is given
+        back, a write fenced by its take: it changes nothing if another worker has the job."""
         # A claim whose answer came back late (after a network cut), or a job that waited in
         # the buffer while its renewals failed, may have been taken and run by another worker
         # meanwhile: its outcome would be fenced off, but not what the task did.
@@ -439,13 +439,15 @@ class Worker:
             return True
         logger.warning(
             "job not started task=%s id=%s attempt=%d: its lease may have run out (its claim "
-            "or renewal answered late, or not at all); it goes back to the queue after its lease",
+            "or renewal answered late, or not at all); given back, unless another worker has it",
             job.task_name,
             job.id,
             job.attempts,
         )
         self._forget([take])
         self._free_slots(1)
+        # Back to the queue now, not after its lease: a lease run out is not a worker lost.
+        self._release([take])
         return False
 
     def _run_job(self, job: Job) -> None:

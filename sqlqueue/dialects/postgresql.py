@@ -256,7 +256,7 @@ LEFT JOIN LATERAL (
 ) AS oldest ON true
 """
 """What keeps vacuum from removing dead row versions: the server's autovacuum switched off,
-or the transaction holding the oldest snapshot (docs/storage.md, "Long transactions")."""
+or the transaction holding the oldest snapshot (docs/storage.md, "A long transaction elsewhere")."""
 
 FINISH_JOBS = f"""
 UPDATE {jobs.name} AS job

@@ -76,6 +76,7 @@ def test_the_worker_command_still_takes_visibility_timeout_with_a_warning() -> N
         (["--lease", "0"], "lease must be more than 0"),
         (["--visibility-timeout", "0"], "lease must be more than 0"),
         (["--lease", "5", "--visibility-timeout", "5"], "not both"),
+        (["--lease", "5 minutes"], "'5 minutes' is not a duration: write seconds"),
     ],
 )
 def test_the_worker_command_refuses_a_bad_lease(arguments: list[str], message: str) -> None:

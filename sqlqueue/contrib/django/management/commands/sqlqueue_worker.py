@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import logging
-from argparse import SUPPRESS, ArgumentParser
+from argparse import SUPPRESS, ArgumentParser, ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from sqlqueue.conf import DEFAULT_CONCURRENCY
+from sqlqueue.durations import parse_duration
 from sqlqueue.exceptions import SQLQueueError
 from sqlqueue.stop_signals import graceful_stop_signals
 from sqlqueue.worker import Worker
 from sqlqueue.worker_options import WorkerOptions
 
 APP_SPEC = "sqlqueue.contrib.django.worker_app:app"
+
+
+def duration(text: str) -> float:
+    """A duration as ``sqlqueue worker`` reads one (``2m``, ``90``), for argparse, which shows
+    the message of this error (of a ValueError, only the function's name). WorkerOptions
+    refuses one that is not positive."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ArgumentTypeError(str(exc)) from exc
 
 
 class Command(BaseCommand):
@@ -30,10 +41,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--burst", action="store_true", help="Exit once no job is ready.")
         parser.add_argument("--pool", choices=["thread", "process"], default="thread")
-        parser.add_argument("--lease", type=float, metavar="SECONDS")
+        parser.add_argument("--lease", type=duration, metavar="DURATION")
         # The first release's name for --lease; still accepted, with a warning.
-        parser.add_argument("--visibility-timeout", type=float, help=SUPPRESS)
-        parser.add_argument("--poll-interval", type=float, metavar="SECONDS")
+        parser.add_argument("--visibility-timeout", type=duration, help=SUPPRESS)
+        parser.add_argument("--poll-interval", type=duration, metavar="DURATION")
         parser.add_argument(
             "--listen-url",
             metavar="URL",

@@ -16,16 +16,19 @@ else:
 
 UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
-PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([wdhms])")
+NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
+"""Digits, with a fraction or not: not ``float()``'s language, which reads ``nan``, ``inf``,
+``1e3`` and ``1_000`` too."""
+
+SECONDS = re.compile(NUMBER)
+PART = re.compile(f"({NUMBER})([wdhms])")
 
 
 def parse_duration(text: str) -> float:
     """Seconds in ``text``; ValueError saying what is accepted when it reads as none."""
     written = text.strip().lower()
-    try:
+    if SECONDS.fullmatch(written):
         return float(written)
-    except ValueError:
-        pass
     parts = PART.findall(written)
     if not parts or "".join(number + unit for number, unit in parts) != written.replace(" ", ""):
         raise ValueError(

@@ -132,7 +132,7 @@ def status_json(status: Status) -> dict[str, Any]:
     default=2.0,
     show_default=True,
     metavar="DURATION",
-    help="With --watch: seconds between redraws.",
+    help="With --watch: the time between redraws (2, 0.5, 1m).",
 )
 @user_errors
 def status(

@@ -17,6 +17,7 @@ from queue import Empty, SimpleQueue
 
 from sqlqueue.exceptions import DatabaseError, Terminated
 from sqlqueue.jobs import Job, JobStatus
+from sqlqueue.outages import Outage
 from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure, exception_path
 from sqlqueue.store import JobStore
@@ -54,6 +55,7 @@ class Recorder:
         """Told about every batch once it is written, or given up (the jobs run again)."""
         self._waiting: SimpleQueue[Finished | None] = SimpleQueue()
         """Outcomes to write; None says to stop."""
+        self._outage = Outage(logger, "recorder")
         self._thread = threading.Thread(target=self._run, name="sqlqueue-recorder")
 
     def start(self) -> None:
@@ -120,6 +122,7 @@ class Recorder:
                     releasing=[finished.job.id for finished in batch if finished.job.releases],
                     frees_slots=any(finished.job.concurrency_limit for finished in batch),
                 )
+                self._outage.answered()
                 return [
                     (finished, outcome, (finished.job.id, finished.job.attempts) in kept)
                     for finished, outcome in zip(batch, outcomes, strict=True)
@@ -142,10 +145,7 @@ class Recorder:
                             exc,
                         )
                     return [(finished, finished.outcome, None) for finished in batch]
-                for finished in batch:
-                    logger.warning(
-                        "could not record job id=%s, trying again: %s", finished.job.id, exc
-                    )
+                self._outage.failed(exc)  # trying again until the lease runs out
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
 

@@ -74,16 +74,15 @@ class WorkerStatus:
 @dataclass(frozen=True, slots=True)
 class Vacuum:
     """What keeps the database from removing the dead row versions jobs leave (PostgreSQL):
-    the server's autovacuum switched off, or a transaction open for longer than
-    ``LONG_TRANSACTION`` (the one with the oldest snapshot)."""
+    the server's autovacuum switched off, or a transaction in this database open for longer
+    than ``LONG_TRANSACTION`` (the one with the oldest snapshot). Another role's session is
+    seen only by a role with ``pg_read_all_stats``."""
 
     autovacuum: bool
     holder_pid: int | None
     holder_username: str | None
     holder_application: str | None
     holder_state: str | None
-    """Null for another user's session, which PostgreSQL shows only to its own user and
-    to roles with ``pg_read_all_stats``."""
     held_for: float | None
 
     @property

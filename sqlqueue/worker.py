@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any
 
@@ -64,6 +64,20 @@ logger = logging.getLogger(__name__)
 
 COROUTINE_WAIT = 0.05
 """Seconds a job's thread waits for its coroutine before checking for a time limit."""
+
+
+def _boot_clock() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+lease_clock: Callable[[], float] = (
+    _boot_clock if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
+)
+"""The clock a worker counts its leases by: seconds since boot, suspended time included
+(Linux's ``CLOCK_BOOTTIME``), since the database's clock runs on while a host sleeps, and a
+host woken from a suspend longer than the lease must not start its buffered jobs;
+``time.monotonic()`` elsewhere. A paused virtual machine's clocks stop with it: no clock
+catches that, the fence on every write does (docs/reliability.md)."""
 
 LEASE_MARGIN = 0.1
 """Share of the lease a worker does not count on: it starts a job only until its lease, by the
@@ -100,7 +114,7 @@ class Worker:
         ``run()`` once every running job is recorded and the unstarted ones are given back."""
         self._held: dict[Take, float] = {}
         """The takes of the jobs this worker has taken and not yet recorded, each with until
-        when (``time.monotonic()``) its lease is surely still this worker's: when the claim or
+        when (``lease_clock()``) its lease is surely still this worker's: when the claim or
         the last renewal that kept it was sent, plus the lease, less ``LEASE_MARGIN`` of it.
         After an outage longer than the lease, the job of a task still running may be
         re-queued and taken again by this same worker, which then holds two takes of it, each
@@ -377,10 +391,10 @@ class Worker:
         return wait if due_in is None else min(wait, due_in)
 
     def _claim(self, limit: int) -> list[Job]:
-        sent = time.monotonic()
+        sent, clock_sent = time.monotonic(), lease_clock()
         jobs = self.app.store.claim_jobs(limit, self.options.queues, self.id, self.lease)
         self._prefetch.claimed(time.monotonic() - sent)
-        leased_until = self._leased_until(sent)
+        leased_until = self._leased_until(clock_sent)
         with self._held_lock:
             self._held.update((take_of(job), leased_until) for job in jobs)
             self._unfinished += len(jobs)
@@ -435,7 +449,7 @@ class Worker:
         take = take_of(job)
         with self._held_lock:
             leased_until = self._held.get(take, 0.0)
-        if time.monotonic() < leased_until:
+        if lease_clock() < leased_until:
             return True
         logger.warning(
             "job not started task=%s id=%s attempt=%d: its lease may have run out (its claim "
@@ -529,7 +543,7 @@ class Worker:
                 takes = list(self._held)
                 running = self._unfinished - self._to_run.qsize()
             self._heartbeat.beat(max(0, running))
-            sent = time.monotonic()
+            sent = lease_clock()
             try:
                 renewed = self.app.store.extend_leases(takes, self.lease)
             except DatabaseError as exc:

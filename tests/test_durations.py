@@ -25,7 +25,10 @@ def test_a_duration_reads_as_people_write_it(written: str, seconds: float) -> No
     assert parse_duration(written) == seconds
 
 
-@pytest.mark.parametrize("written", ["", "7 days", "d", "7x", "1h30", "h1", "-5m", "1h-30m"])
+@pytest.mark.parametrize(
+    "written",
+    ["", "7 days", "d", "7x", "1h30", "h1", "-5m", "1h-30m", "-5", "nan", "inf", "1e3", "1_000"],
+)
 def test_anything_else_is_refused_with_what_is_accepted(written: str) -> None:
     with pytest.raises(ValueError, match="is not a duration: write seconds"):
         parse_duration(written)

@@ -36,6 +36,7 @@ from sqlqueue.dialects.base import CopyStatement, Dialect, DriverStatement, Stat
 from sqlqueue.engines import ping_when_idle, unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.jobs import NewJobs
+from sqlqueue.outages import Outage
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan, planned_rows
 from sqlqueue.schema import UNFINISHED_WHERE, job_columns, jobs
@@ -249,14 +250,17 @@ FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT pid, usename, application_name, state, xact_start
     FROM pg_stat_activity
-    WHERE coalesce(backend_xmin, backend_xid) IS NOT NULL AND pid <> pg_backend_pid()
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+      AND coalesce(backend_xmin, backend_xid) IS NOT NULL
       AND xact_start < statement_timestamp() - :seconds * interval '1 second'
     ORDER BY age(coalesce(backend_xmin, backend_xid)) DESC
     LIMIT 1
 ) AS oldest ON true
 """
 """What keeps vacuum from removing dead row versions: the server's autovacuum switched off,
-or the transaction holding the oldest snapshot (docs/storage.md, "A long transaction elsewhere")."""
+or the transaction holding the oldest snapshot in this database (docs/storage.md, "A long
+transaction elsewhere"). PostgreSQL hides when another role's transaction started from a role
+without ``pg_read_all_stats``, so such a session is not named: its age is unknown."""
 
 FINISH_JOBS = f"""
 UPDATE {jobs.name} AS job
@@ -547,18 +551,23 @@ class PostgreSQLDialect(Dialect):
         # Each time it connects, it first checks that it hears a notification sent through
         # the app's engine: a pooler in transaction mode (PgBouncer) runs the LISTEN on a
         # server connection that it then lends to other clients, and this one never hears a
-        # thing. Then the worker polls, for good, and says how to mend it. It polls while
-        # the check waits, too: the check never delays a claim.
+        # thing. Then the worker polls, says how to mend it, and checks again now and then
+        # (a server slow to deliver after a restart fails the check too). It polls while
+        # the check waits: the check never delays a claim.
         if listen_engine is None:
             listen_engine = engine
         backoff = LISTEN_TIMEOUT
+        outage = Outage(logger, "LISTEN (polling meanwhile)")
+        deaf = False
         while not stop.is_set():
             try:
                 with _listen_connection(listen_engine) as conn:
                     conn.execute(f"LISTEN {REVOKE_CHANNEL}")
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    if not _hears_itself(conn, engine, wake, revoked, stop):
-                        if not stop.is_set():
+                    hears = _hears_itself(conn, engine, wake, revoked, stop)
+                    outage.answered()
+                    if not hears:
+                        if not deaf and not stop.is_set():
                             logger.warning(
                                 "new jobs: polling every %gs (LISTEN through %s received no "
                                 "notification within %gs: a pooler in transaction mode? give "
@@ -567,8 +576,11 @@ class PostgreSQLDialect(Dialect):
                                 _where(listen_engine.url),
                                 LISTEN_CHECK_WAIT,
                             )
-                        break
+                        deaf = True
+                        stop.wait(MAX_LISTEN_BACKOFF)
+                        continue
                     backoff = LISTEN_TIMEOUT
+                    deaf = False
                     listening.set()
                     logger.info("new jobs: LISTEN on %s", _where(listen_engine.url))
                     wake()  # sends committed while nobody listened announced nothing to us
@@ -579,12 +591,9 @@ class PostgreSQLDialect(Dialect):
             except Exception as exc:  # any failure: poll meanwhile, then try again
                 listening.clear()
                 wake()  # back to polling, from now rather than after the fallback wait
-                logger.warning(
-                    "LISTEN connection lost, polling until it is back (next try in %gs): %s",
-                    backoff,
-                    exc,
-                    exc_info=not isinstance(exc, psycopg.Error | sa_exc.DBAPIError),
-                )
+                if not isinstance(exc, psycopg.Error | sa_exc.DBAPIError):
+                    logger.exception("LISTEN: stopped by a defect, trying again")
+                outage.failed(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_LISTEN_BACKOFF)
         listening.clear()

@@ -453,7 +453,8 @@ class Worker:
             return True
         logger.warning(
             "job not started task=%s id=%s attempt=%d: its lease may have run out (its claim "
-            "or renewal answered late, or not at all); given back, unless another worker has it",
+            "or renewal answered late, or not at all), or it was revoked; given back, unless "
+            "another worker has it",
             job.task_name,
             job.id,
             job.attempts,

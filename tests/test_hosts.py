@@ -36,7 +36,7 @@ from sqlqueue.schema import jobs
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow, pytest.mark.hosts]
 
-LEASE = 2.0
+LEASE = 4.0
 """Seconds of the workers' leases: the cut lasts longer."""
 
 

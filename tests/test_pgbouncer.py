@@ -367,7 +367,7 @@ def test_prepare_threshold_in_the_url_reaches_every_connection_sqlqueue_makes(
         queue.engine.dispose()
 
     async def async_threshold() -> int | None:
-        engine = queue.dialect.create_async_engine(sa.make_url(url))
+        engine = queue.store.async_engine  # made from the engine's URL, as adelay() does
         try:
             async with engine.connect() as conn:
                 raw = await conn.get_raw_connection()

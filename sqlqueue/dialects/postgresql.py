@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.engine import URL, Engine
@@ -362,15 +363,22 @@ class PostgreSQLDialect(Dialect):
         # postgresql:// means psycopg 3 here, whatever SQLAlchemy's default driver is.
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
-        url, options = _driver_options(url)
-        engine = sa.create_engine(url, connect_args=options)
+        threshold = _prepare_threshold(url)
+        engine = sa.create_engine(url)
+        if threshold is not KEEP_PSYCOPG_DEFAULT:
+            _pass_prepare_threshold(engine, threshold)
         ping_when_idle(engine)
         return engine
 
     def create_async_engine(self, url: URL) -> AsyncEngine:
-        # psycopg 3 is sync and async in one driver.
-        url, options = _driver_options(url.set(drivername="postgresql+psycopg"))
-        return unpooled_async_engine(url, connect_args=options)
+        # psycopg 3 is sync and async in one driver. The URL is the sync engine's, with its
+        # prepare_threshold still in it: the async connections take it too.
+        url = url.set(drivername="postgresql+psycopg")
+        threshold = _prepare_threshold(url)
+        engine = unpooled_async_engine(url)
+        if threshold is not KEEP_PSYCOPG_DEFAULT:
+            _pass_prepare_threshold(engine.sync_engine, threshold)
+        return engine
 
     def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
         # The wake-up travels with the rows, in the same statement. NOTIFY is
@@ -612,24 +620,36 @@ PREPARE_THRESHOLD = "prepare_threshold"
 engines sqlqueue builds: ``none`` behind a pooler in transaction mode (docs/databases.md)."""
 
 
-def _driver_options(url: URL) -> tuple[URL, dict[str, Any]]:
-    """The URL without the query parameters that are psycopg's options rather than libpq's
-    (``PREPARE_THRESHOLD``), and those options as psycopg takes them: SQLAlchemy would hand
-    them on as strings, which psycopg does not read."""
+KEEP_PSYCOPG_DEFAULT = object()
+"""No ``prepare_threshold`` in the URL: psycopg's own default (5) stands."""
+
+
+def _prepare_threshold(url: URL) -> int | object | None:
+    """The ``PREPARE_THRESHOLD`` a URL gives, as psycopg takes it (checked when the engine is
+    made, not at its first connection), or ``KEEP_PSYCOPG_DEFAULT``."""
     given = url.query.get(PREPARE_THRESHOLD)
     if given is None:
-        return url, {}
+        return KEEP_PSYCOPG_DEFAULT
     threshold = given if isinstance(given, str) else ",".join(given)
     if threshold.lower() == "none":
-        value = None
-    elif threshold.isdigit():
-        value = int(threshold)
-    else:
-        raise ConfigurationError(
-            f"{PREPARE_THRESHOLD}={threshold} in the URL: give {PREPARE_THRESHOLD}=none (never "
-            "prepare statements, as a pooler in transaction mode needs) or a number of runs."
-        )
-    return url.difference_update_query([PREPARE_THRESHOLD]), {PREPARE_THRESHOLD: value}
+        return None
+    if threshold.isascii() and threshold.isdigit():
+        return int(threshold)
+    raise ConfigurationError(
+        f"{PREPARE_THRESHOLD}={threshold} in the URL: give {PREPARE_THRESHOLD}=none (never "
+        "prepare statements, as a pooler in transaction mode needs) or a number of runs."
+    )
+
+
+def _pass_prepare_threshold(engine: Engine, threshold: int | object | None) -> None:
+    """Hand psycopg the threshold as a number or None: SQLAlchemy passes the URL's query on
+    to ``connect()`` as strings, which psycopg does not read. The URL keeps it, so that an
+    engine made from this one's URL (the async twin) prepares as this one does."""
+
+    def convert(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+        params[PREPARE_THRESHOLD] = threshold
+
+    event.listen(engine, "do_connect", convert)
 
 
 def _shared(new_jobs: NewJobs) -> dict[str, Any]:

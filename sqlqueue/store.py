@@ -20,7 +20,6 @@ import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import ReturningUpdate
 
 from sqlqueue.autocommit import (
     copy_alone,
@@ -37,7 +36,7 @@ from sqlqueue.caller_connections import (
 )
 from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
-from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
+from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
 from sqlqueue.exceptions import (
     DatabaseError,
     DuplicateJobIdError,
@@ -252,7 +251,9 @@ class JobStore:
         if not takes:
             return set()
         with self._write() as conn:
-            rows = conn.execute(self.dialect.extend_leases(takes, lease))
+            rows = cast(
+                Iterable[tuple[Any, int]], _execute(conn, self.dialect.extend_leases(takes, lease))
+            )
             return {(str(job_id), attempts) for job_id, attempts in rows}
 
     def record_outcomes(
@@ -388,7 +389,7 @@ class JobStore:
             rows = [
                 row
                 for chunk in chunks(job_ids)
-                for row in conn.execute(self.dialect.revoke_jobs(chunk, terminate))
+                for row in _execute(conn, self.dialect.revoke_jobs(chunk, terminate))
             ]
             settled = [row.id for row in rows if row.releases]
             if settled and settle(conn, self.dialect, settled):
@@ -479,11 +480,11 @@ class JobStore:
         with self._write() as conn:
             return [conn.execute(statement).rowcount for statement in statements]
 
-    def _finish(self, statement: ReturningUpdate[Any], ready: bool = False) -> int:
+    def _finish(self, statement: Statement, ready: bool = False) -> int:
         # Jobs moved by a chore: those that finished settle the steps waiting for them, and
         # those made ready (and the released steps) must wake the workers that listen.
         with self._write() as conn:
-            rows = conn.execute(statement).all()
+            rows = _execute(conn, statement).all()
             settled = [row.id for row in rows if row.releases and row.finished]
             released = bool(settled) and settle(conn, self.dialect, settled)
             if released or (ready and any(not row.finished for row in rows)):
@@ -547,6 +548,8 @@ def _contended(new_jobs: NewJobs) -> DatabaseError:
 
 
 def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:
+    if isinstance(statement, Procedure):
+        return statement.run(connection)
     if isinstance(statement, DriverStatement):
         return connection.exec_driver_sql(statement.sql, statement.params)
     return connection.execute(statement)

@@ -203,6 +203,12 @@ class Dialect(WorkflowStatements, ABC):
         """Start a transaction that will write; by default the driver's implicit BEGIN."""
         connection.begin()
 
+    def lost_lock_conflict(self, error: BaseException | None) -> bool:
+        """Whether ``error`` says the database rolled the transaction back to end a lock
+        conflict, so that running it again is safe and likely to succeed; False by default
+        (PostgreSQL's claims never wait, SQLite's writers take turns)."""
+        return False
+
     def returning(self, update: Update, *columns: sa.ColumnElement[Any]) -> Statement:
         """``update`` answering with ``columns`` of the rows it changed: ``UPDATE …
         RETURNING`` where the database has it (the default); a dialect without it

@@ -71,6 +71,10 @@ MINIMUM_MARIADB = (10, 6)
 
 READ_COMMITTED = "READ COMMITTED"
 
+LOCK_CONFLICTS = (1213, 1205)
+"""ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: a transaction of sqlqueue's own that ends with
+one is run again (``lost_lock_conflict``)."""
+
 CLAIM_READY: sa.ColumnElement[int] = sa.literal_column("claim_ready", sa.Integer)
 """Migration 0013's generated column: 1 for a ready job without limits, else NULL."""
 
@@ -111,6 +115,12 @@ class MySQLDialect(Dialect):
         # that make senders wait for claims. The pool resets it when the connection returns.
         connection.execution_options(isolation_level=READ_COMMITTED)
         connection.begin()
+
+    def lost_lock_conflict(self, error: BaseException | None) -> bool:
+        # 1213: InnoDB chose this transaction as a deadlock's victim and rolled it back.
+        # 1205: a lock wait timed out; the store's transaction is then rolled back whole.
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return bool(args) and args[0] in LOCK_CONFLICTS
 
     def now(self) -> sa.ColumnElement[datetime]:
         return sa.literal_column("UTC_TIMESTAMP(6)", type_=Timestamp)

@@ -325,3 +325,22 @@ def test_old_servers_are_refused(version: str, supported: bool) -> None:
     else:
         with pytest.raises(UnsupportedDatabaseError, match="needs"):
             check_version(version)
+
+
+def test_a_periodic_tick_is_taken_once(mysql_app: SQLQueue) -> None:
+    tick = datetime(2026, 1, 1, tzinfo=UTC)
+    mysql_app.store.insert_schedule("nightly", "t.x", tick)
+    mysql_app.store.insert_schedule(
+        "nightly", "t.x", tick + timedelta(hours=1)
+    )  # a second scheduler
+    assert mysql_app.store.get_schedules(["nightly"])["nightly"].last_tick == tick
+
+    def send(connection: Any) -> str:
+        return mysql_app.send_task("t.x", connection=connection).id
+
+    later = tick + timedelta(minutes=1, microseconds=5)
+    job_id = mysql_app.store.send_tick("nightly", "t.x", later, send)
+    assert job_id is not None
+    assert mysql_app.store.send_tick("nightly", "t.x", later, send) is None
+    state = mysql_app.store.get_schedules(["nightly"])["nightly"]
+    assert (state.last_tick, state.job_id) == (later, job_id)

@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Update
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
@@ -51,7 +52,7 @@ from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan
-from sqlqueue.schema import Timestamp, job_columns, jobs
+from sqlqueue.schema import Timestamp, job_columns, jobs, schedules
 
 MYSQL_EXTRA_MISSING = (
     "sqlqueue speaks to MySQL and MariaDB through PyMySQL, which this install lacks: "
@@ -253,6 +254,14 @@ class MySQLDialect(Dialect):
             return connection.execute(sa.select(*columns).where(jobs.c.id.in_(held)))
 
         return Procedure(run)
+
+    def insert_schedule(self, name: str, task_name: str, tick: datetime) -> Executable:
+        # MySQL's "do nothing" on a duplicate key: an update that sets the key to itself.
+        return (
+            mysql_dialect.insert(schedules)
+            .values(name=name, task_name=task_name, last_tick=_stored_time(tick))
+            .on_duplicate_key_update(name=schedules.c.name)
+        )
 
     def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
         # MySQL takes neither a LIMIT in an IN subquery nor a subquery on the table a DELETE

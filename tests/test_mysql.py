@@ -344,3 +344,17 @@ def test_a_periodic_tick_is_taken_once(mysql_app: SQLQueue) -> None:
     assert mysql_app.store.send_tick("nightly", "t.x", later, send) is None
     state = mysql_app.store.get_schedules(["nightly"])["nightly"]
     assert (state.last_tick, state.job_id) == (later, job_id)
+
+
+def test_status_counts_the_queue(mysql_app: SQLQueue, mysql_url: str) -> None:
+    mysql_app.send_task("t.x", queue="mail")
+    mysql_app.send_task("t.x", queue="mail", countdown=600)
+    shown = subprocess.run(
+        [*sqlqueue_command(), "status", "--url", mysql_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    (row,) = (line.split() for line in shown.stdout.splitlines() if line.startswith("mail "))
+    assert row[1:5] == ["1", "1", "0", "0"]  # ready, scheduled, retrying, running

@@ -27,6 +27,7 @@ from conftest import (
     wait_until,
     work_off,
 )
+from sqlalchemy.orm import Session
 
 import sqlqueue.migrate
 from sqlqueue import JobStatus, SQLQueue
@@ -38,6 +39,7 @@ from sqlqueue.dialects.mysql import (
     check_version,
 )
 from sqlqueue.exceptions import TaskFailedError, UnsupportedDatabaseError
+from sqlqueue.jobs import Job
 from sqlqueue.migrate import VERSION_TABLE
 from sqlqueue.outcomes import Outcome
 from sqlqueue.serialization import Failure
@@ -49,6 +51,12 @@ TESTS_DIR = Path(__file__).parent
 
 def take(app: SQLQueue, count: int = 1, lease: float = 30, worker: str = "w1") -> list[Any]:
     return app.store.claim_jobs(count, None, worker, lease=lease)
+
+
+def job_of(app: SQLQueue, job_id: str) -> Job:
+    job = app.store.get_job(job_id)
+    assert job is not None, f"no job {job_id}"
+    return job
 
 
 def test_migrate_gives_a_new_database_the_mysql_forms(mysql_app: SQLQueue) -> None:
@@ -148,6 +156,32 @@ def test_a_send_joins_the_callers_transaction(mysql_app: SQLQueue) -> None:
     assert mysql_app.store.get_job(committed.id) is not None
 
 
+def test_a_send_joins_the_transaction_of_a_session(mysql_app: SQLQueue) -> None:
+    with Session(mysql_app.engine) as session:
+        with session.begin():
+            rolled_back = mysql_app.send_task("t.add", args=[1, 1], connection=session)
+            session.rollback()
+        with session.begin():
+            committed = mysql_app.send_task("t.add", args=[2, 2], connection=session)
+    assert mysql_app.store.get_job(rolled_back.id) is None
+    assert mysql_app.store.get_job(committed.id) is not None
+
+
+def test_revoke_and_expiry_finish_jobs_not_started(mysql_app: SQLQueue) -> None:
+    revoked = mysql_app.send_task("t.x")
+    expiring = mysql_app.send_task("t.x", expires=0.01)
+    running = mysql_app.send_task("t.x", countdown=0)
+    assert revoked.revoke() is True
+    wait_until(lambda: mysql_app.store.expire_jobs() == 1, 10, "the expiry pass")
+    (taken,) = take(mysql_app)
+    assert taken.id == running.id
+    assert mysql_app.store.revoke_jobs([running.id]) == 0  # running: only with terminate
+    assert mysql_app.store.revoke_jobs([running.id], terminate=True) == 1
+    jobs = [job_of(mysql_app, result.id) for result in (revoked, expiring, running)]
+    assert [job.status for job in jobs] == [JobStatus.REVOKED] * 3
+    assert jobs[1].error_type == "Expired"
+
+
 def test_a_stale_take_writes_nothing(mysql_app: SQLQueue) -> None:
     job_id = mysql_app.send_task("t.job").id
     (first,) = take(mysql_app, lease=0.05)
@@ -213,7 +247,7 @@ def test_retries_then_success_and_a_failure_in_a_worker(mysql_app: SQLQueue) -> 
 
     retried, failed = flaky.delay(), broken.delay()
     deadline = time.monotonic() + 30
-    while mysql_app.store.get_job(retried.id).status is not JobStatus.SUCCESS:  # type: ignore[union-attr]
+    while job_of(mysql_app, retried.id).status is not JobStatus.SUCCESS:
         assert time.monotonic() < deadline, "the retried job never succeeded"
         work_off(mysql_app)
     assert retried.get(timeout=5) == "third time"

@@ -392,3 +392,23 @@ def test_status_counts_the_queue(mysql_app: SQLQueue, mysql_url: str) -> None:
     assert shown.returncode == 0, shown.stderr
     (row,) = (line.split() for line in shown.stdout.splitlines() if line.startswith("mail "))
     assert row[1:5] == ["1", "1", "0", "0"]  # ready, scheduled, retrying, running
+
+
+def test_sqlqueues_transactions_run_in_read_committed_on_an_engine_of_the_application(
+    mysql_url: str,
+) -> None:
+    engine = sa.create_engine(mysql_url)  # MySQL's default: REPEATABLE READ
+    app = SQLQueue(engine=engine)
+    levels: list[str] = []
+    try:
+        with app.store._write() as conn:  # the transactions of claims, finishes, rescues
+            levels.append(conn.exec_driver_sql("SELECT @@tx_isolation").scalar_one())
+        with engine.connect() as conn:  # the application's own are left as they were
+            levels.append(conn.exec_driver_sql("SELECT @@tx_isolation").scalar_one())
+    finally:
+        engine.dispose()
+    assert levels == ["READ-COMMITTED", "REPEATABLE-READ"]
+    built = SQLQueue(mysql_url).engine  # an engine sqlqueue built: set once per connection
+    with built.connect() as conn:
+        assert conn.exec_driver_sql("SELECT @@tx_isolation").scalar_one() == "READ-COMMITTED"
+    built.dispose()

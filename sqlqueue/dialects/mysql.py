@@ -95,11 +95,16 @@ class MySQLDialect(Dialect):
     name = "mysql"
     upsert = staticmethod(mysql_dialect.insert)
 
+    read_committed = False
+    """Whether every connection of the engine is in READ COMMITTED already: when sqlqueue
+    built it from a URL, never on an engine the application built."""
+
     def create_engine(self, url: URL) -> Engine:
         if "+" not in url.drivername:  # SQLAlchemy's default is mysqlclient; ours is PyMySQL
             url = url.set(drivername=f"{url.get_backend_name()}+pymysql")
         require_driver(url.get_driver_name())
         engine = sa.create_engine(url, isolation_level=READ_COMMITTED)
+        self.read_committed = True
         ping_when_idle(engine)
         self.configure_engine(engine)
         return engine
@@ -113,8 +118,11 @@ class MySQLDialect(Dialect):
     def begin_write(self, connection: Connection) -> None:
         # READ COMMITTED for sqlqueue's own transactions, also on an engine the application
         # built with REPEATABLE READ (MySQL's default): there a locking read takes gap locks
-        # that make senders wait for claims. The pool resets it when the connection returns.
-        connection.execution_options(isolation_level=READ_COMMITTED)
+        # that make senders wait for claims. On such an engine it costs a statement at the
+        # start and one when the pool resets the connection; an engine sqlqueue built sets
+        # it once per connection.
+        if not self.read_committed:
+            connection.execution_options(isolation_level=READ_COMMITTED)
         connection.begin()
 
     def lost_lock_conflict(self, error: BaseException | None) -> bool:

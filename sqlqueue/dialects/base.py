@@ -24,7 +24,10 @@ its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_ti
 large send by the database's bulk path, where it has one); the engine set-up
 (``create_engine``, ``create_async_engine``, ``configure_engine``, ``begin_write``); and the
 capabilities, off by default (``driver_autocommit``; ``supports_listen_notify`` with
-``listen``, ``wake_workers`` and ``announce_revoke``).
+``listen``, ``wake_workers`` and ``announce_revoke``; ``lost_lock_conflict``, which lets the
+store run its own transaction again). The updates that answer with rows say so through
+``returning``: ``UPDATE … RETURNING`` by default, a ``Procedure`` of several statements where
+the database lacks it (MySQL).
 
 A job's ``progress`` (``update_state``) belongs to the take that wrote it: every statement by
 which a job leaves STARTED clears it.

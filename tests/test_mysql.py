@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -412,3 +413,42 @@ def test_sqlqueues_transactions_run_in_read_committed_on_an_engine_of_the_applic
     with built.connect() as conn:
         assert conn.exec_driver_sql("SELECT @@tx_isolation").scalar_one() == "READ-COMMITTED"
     built.dispose()
+
+
+def test_a_transaction_of_sqlqueues_is_run_again_after_a_lock_wait_timeout(
+    mysql_app: SQLQueue, mysql_url: str
+) -> None:
+    # Given a job's row locked by another transaction, and a store whose lock waits time out
+    # after a second ...
+    mysql_app.send_task("t.x")
+    (job,) = take(mysql_app)
+    engine = sa.create_engine(
+        mysql_url, connect_args={"init_command": "SET SESSION innodb_lock_wait_timeout = 1"}
+    )
+    store = SQLQueue(engine=engine).store
+    holder = mysql_app.engine.connect()
+    holder.exec_driver_sql("BEGIN")
+    holder.exec_driver_sql("SELECT id FROM sqlqueue_jobs WHERE id = %s FOR UPDATE", (job.id,))
+    timed_out: list[int] = []
+    first_timeout = threading.Event()
+
+    @sa.event.listens_for(engine, "handle_error")
+    def count(context: Any) -> None:
+        timed_out.append(context.original_exception.args[0])
+        first_timeout.set()
+
+    def release_after_the_first_timeout() -> None:
+        first_timeout.wait(30)
+        holder.rollback()
+        holder.close()
+
+    releaser = threading.Thread(target=release_after_the_first_timeout)
+    releaser.start()
+    try:
+        # ... the renewal waits, times out, runs again and renews the lease.
+        assert store.extend_leases([(job.id, job.attempts)], lease=60) == {(job.id, job.attempts)}
+    finally:
+        first_timeout.set()
+        releaser.join()
+        engine.dispose()
+    assert timed_out and set(timed_out) == {1205}

@@ -8,6 +8,7 @@ that is the issue's next step, once workflows, limits and unique jobs are there.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -29,6 +30,7 @@ from conftest import (
     work_off,
 )
 from sqlalchemy.orm import Session
+from test_worker_processes import FAST, WorkerProcess, wait_for_lease_to_expire
 
 import sqlqueue.migrate
 from sqlqueue import JobStatus, SQLQueue
@@ -452,3 +454,31 @@ def test_a_transaction_of_sqlqueues_is_run_again_after_a_lock_wait_timeout(
         releaser.join()
         engine.dispose()
     assert timed_out and set(timed_out) == {1205}
+
+
+def test_the_job_of_a_killed_worker_runs_again_on_another(
+    mysql_app: SQLQueue, mysql_url: str, tmp_path: Path
+) -> None:
+    # Given a worker with a 2 s lease running a job that hangs on its first run ...
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    job_id = mysql_app.send_task("tasks.hang_first_time", args=[str(markers)]).id
+    first = WorkerProcess(start_worker(mysql_url, "--concurrency", "1", "--lease", "2", *FAST))
+    second = None
+    try:
+        wait_until((markers / job_id).exists, 30, "the job's first run to start")
+        assert job_of(mysql_app, job_id).worker_id == first.id
+        # ... killed outright: a burst worker started after the lease re-queues and runs it.
+        first.send_signal(signal.SIGKILL)
+        assert first.wait() == -signal.SIGKILL
+        wait_for_lease_to_expire(mysql_app, job_id)
+        second = WorkerProcess(start_worker(mysql_url, "--burst", "--lease", "2", *FAST))
+        assert second.wait() == 0, second.output
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+    job = job_of(mysql_app, job_id)
+    assert (job.status, job.attempts, job.expired_leases) == (JobStatus.SUCCESS, 2, 1)
+    assert mysql_app.AsyncResult(job_id).get(timeout=1) == 2
+    assert "re-queued 1 job(s)" in second.output

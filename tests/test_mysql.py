@@ -7,6 +7,7 @@ that is the issue's next step, once workflows, limits and unique jobs are there.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 from test_worker_processes import FAST, WorkerProcess, wait_for_lease_to_expire
 
 import sqlqueue.migrate
-from sqlqueue import JobStatus, SQLQueue
+from sqlqueue import JobStatus, SQLQueue, chain
 from sqlqueue.dialects.mysql import (
     CLAIM_IN_QUEUE_INDEX,
     CLAIM_INDEX,
@@ -45,6 +46,7 @@ from sqlqueue.exceptions import TaskFailedError, UnsupportedDatabaseError
 from sqlqueue.jobs import Job
 from sqlqueue.migrate import VERSION_TABLE
 from sqlqueue.outcomes import Outcome
+from sqlqueue.purge import purge_queue
 from sqlqueue.serialization import Failure
 
 HEAD = ScriptDirectory(str(sqlqueue.migrate.migrations_directory())).get_current_head()
@@ -342,7 +344,21 @@ def test_features_not_yet_on_mysql_are_refused(mysql_app: SQLQueue) -> None:
         limited.delay()
     with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
         mysql_app.send_task("t.u", unique_key="k")
+    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
+        chain(mysql_app.signature("t.a"), mysql_app.signature("t.b")).delay()
+    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
+        asyncio.run(mysql_app.AsyncResult("some-id").aget(timeout=1))
     assert mysql_app.store.claim_jobs(10, None, "w", lease=30) == []
+
+
+def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:
+    ready = [mysql_app.send_task("t.x", queue="spam").id for _ in range(3)]
+    kept = mysql_app.send_task("t.x", queue="mail").id
+    (running,) = mysql_app.store.claim_jobs(1, ["spam"], "w", lease=30)
+
+    assert purge_queue(mysql_app.store, "spam") == (2, 0)
+    assert [job_id for job_id in ready if mysql_app.store.get_job(job_id)] == [running.id]
+    assert mysql_app.store.get_job(kept) is not None
 
 
 @pytest.mark.parametrize(

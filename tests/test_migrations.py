@@ -735,5 +735,9 @@ def test_upgrade_on_mysql_builds_the_schema_metadata_but_for_its_own_forms(
         assert differences == MYSQL_FORMS  # times, ids, JSON and every other index match
         assert table_names(engine) == {*metadata.tables, VERSION_TABLE}
         assert versions(engine) == [HEAD]
+        # No sqlqueue before 0013 ran on MySQL: going below it is refused, changing nothing.
+        with pytest.raises(RuntimeError, match="from revision 0013 on"):
+            sqlqueue.migrate.downgrade(engine, "0012")
+        assert versions(engine) == [HEAD]
     finally:
         engine.dispose()

@@ -90,17 +90,6 @@ UPGRADE = [
     "CREATE UNIQUE INDEX ix_sqlqueue_jobs_unique ON sqlqueue_jobs (unique_unfinished)",
 ]
 
-DOWNGRADE = [
-    "ALTER TABLE sqlqueue_jobs DROP INDEX ix_sqlqueue_jobs_claim, "
-    "DROP INDEX ix_sqlqueue_jobs_claim_in_queue, DROP INDEX ix_sqlqueue_jobs_unique, "
-    "DROP COLUMN claim_ready, DROP COLUMN unique_unfinished",
-    "CREATE INDEX ix_sqlqueue_jobs_ready ON sqlqueue_jobs (priority DESC, scheduled_at, id)",
-    "CREATE INDEX ix_sqlqueue_jobs_ready_in_queue "
-    "ON sqlqueue_jobs (queue, priority DESC, scheduled_at, id)",
-    "CREATE UNIQUE INDEX ix_sqlqueue_jobs_unique ON sqlqueue_jobs (unique_key)",
-]
-"""Back to what 0001-0012 leave on MySQL (times and ids keep their MySQL forms: harmless)."""
-
 
 def upgrade() -> None:
     if _on_mysql():
@@ -109,9 +98,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # No sqlqueue before this revision runs on MySQL: there is nothing to go back to.
     if _on_mysql():
-        for statement in DOWNGRADE:
-            op.execute(statement)
+        raise RuntimeError(
+            "sqlqueue supports MySQL and MariaDB from revision 0013 on: a MySQL database "
+            "cannot go below it (drop the sqlqueue_ tables instead)."
+        )
 
 
 def _on_mysql() -> bool:

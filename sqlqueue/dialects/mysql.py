@@ -37,7 +37,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -53,6 +53,9 @@ from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import WorkflowPlan
 from sqlqueue.schema import Timestamp, job_columns, jobs, schedules
+
+if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 MYSQL_EXTRA_MISSING = (
     "sqlqueue speaks to MySQL and MariaDB through PyMySQL, which this install lacks: "
@@ -109,7 +112,7 @@ class MySQLDialect(Dialect):
         self.configure_engine(engine)
         return engine
 
-    def create_async_engine(self, url: URL) -> Any:
+    def create_async_engine(self, url: URL) -> AsyncEngine:
         raise not_yet("adelay(), aapply_async() and aget()")
 
     def configure_engine(self, engine: Engine) -> None:
@@ -225,8 +228,10 @@ class MySQLDialect(Dialect):
     ) -> list[Statement]:
         if releasing:
             raise not_yet("A workflow (chain, group, chord, link)")
-        retries = [self.retry_job(take, outcome) for take, outcome in outcomes if outcome.again]
-        finishes = sorted((take, outcome) for take, outcome in outcomes if not outcome.again)
+        # Each job's row is locked in id order: the retries one by one, then the finishes.
+        in_order = sorted(outcomes, key=lambda pair: pair[0])
+        retries = [self.retry_job(take, outcome) for take, outcome in in_order if outcome.again]
+        finishes = [(take, outcome) for take, outcome in in_order if not outcome.again]
         if not finishes:
             return retries
 
@@ -277,16 +282,6 @@ class MySQLDialect(Dialect):
         # are written by nothing but this and forget(), so the read needs no row locks.
         oldest = self._oldest_finished(older_than, limit).subquery("oldest")
         return jobs.delete().where(jobs.c.id.in_(sa.select(oldest.c.id)))
-
-    def claim_limited_jobs(
-        self,
-        connection: Connection,
-        limit: int,
-        queues: Sequence[str] | None,
-        worker_id: str,
-        lease: float,
-    ) -> list[RowMapping]:
-        return []
 
 
 def require_driver(driver: str) -> None:

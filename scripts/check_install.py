@@ -1,12 +1,12 @@
 """Use an installed sqlqueue as a new user would, from a virtualenv holding one install only.
 
 ``make test-install`` builds the wheel, installs it into a fresh virtualenv per extra (none,
-``async``, ``metrics``, ``dashboard``, ``django``) and runs this script with that virtualenv's Python: the console script,
+``async``, ``metrics``, ``dashboard``, ``django``, ``mysql``) and runs this script with that virtualenv's Python: the console script,
 ``sqlqueue migrate`` on a new SQLite file, a job sent and run by a burst worker, and what the
 extra adds (or, without it, the error that names it). It exits 1 at the first check that
 fails, saying which.
 
-    python scripts/check_install.py bare|async|metrics|dashboard|django
+    python scripts/check_install.py bare|async|metrics|dashboard|django|mysql
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+DEFAULT_MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/mysql"
+"""The server of the MySQL check unless $SQLQUEUE_TEST_MARIADB_URL names one (as for the
+test suite)."""
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 """The server of the PostgreSQL check unless $SQLQUEUE_TEST_POSTGRES_URL names one (as for
@@ -138,6 +142,7 @@ def check_bare(work: Path) -> None:
         "metrics", work, "worker", "-A", "checktasks", "--burst", "--metrics-port", "9108"
     )
     check_refused_without("dashboard", work, "dashboard", "-A", "checktasks")
+    check_refused_without("mysql", work, "migrate", "--url", f"{mariadb_admin_url()}_none")
 
 
 def check_refused_without(extra: str, work: Path, *args: str) -> None:
@@ -298,12 +303,45 @@ def check_django(work: Path) -> None:
     run([admin, "shell", "-c", backend], work, env)
 
 
+def mariadb_admin_url() -> str:
+    return os.environ.get("SQLQUEUE_TEST_MARIADB_URL") or DEFAULT_MARIADB_URL
+
+
+def check_mysql(work: Path) -> None:
+    """The core checks, then a job sent and run by a burst worker on a new MariaDB (or
+    MySQL) database, through the extra's PyMySQL."""
+    import sqlalchemy as sa
+
+    check_core(work)
+    admin = sa.create_engine(mariadb_admin_url())
+    name = f"sqlqueue_check_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        url = sa.make_url(mariadb_admin_url()).set(database=name)
+        url_text = url.render_as_string(hide_password=False)
+        sqlqueue = str(BIN / "sqlqueue")
+        run([sqlqueue, "migrate", "--url", url_text], work)
+        (work / "mysqltasks.py").write_text(TASKS_MODULE.format(url=url_text))
+        import mysqltasks  # type: ignore[import-not-found]  # written just above
+
+        result = mysqltasks.add.delay(20, 22)
+        run([sqlqueue, "worker", "-A", "mysqltasks", "--burst", "--concurrency", "1"], work)
+        expect(result.get(timeout=10) == 42, "a burst worker ran a job on MariaDB")
+        mysqltasks.app.engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name}")
+        admin.dispose()
+
+
 CHECKS = {
     "bare": check_bare,
     "async": check_async,
     "metrics": check_metrics,
     "dashboard": check_dashboard,
     "django": check_django,
+    "mysql": check_mysql,
 }
 
 

@@ -47,11 +47,14 @@ def purge_queue(
                 sa.select(jobs.c.id)
                 .where(part, jobs.c.queue == queue, NOTHING_WAITS)
                 .limit(PURGE_BATCH_SIZE)
+                .subquery("chosen")
             )
             # The status again on the deleted row: PostgreSQL checks it once more on a row a
-            # worker took meanwhile, and skips it.
+            # worker took meanwhile, and skips it. The ids are read from a derived table:
+            # MySQL takes neither a LIMIT in an IN subquery nor a subquery on the table a
+            # DELETE changes, but reads a derived table in full first.
             (count,) = store.write(
-                [sa.delete(jobs).where(jobs.c.id.in_(chosen.scalar_subquery()), READY_WHERE)]
+                [sa.delete(jobs).where(jobs.c.id.in_(sa.select(chosen.c.id)), READY_WHERE)]
             )
             deleted += count
             if progress is not None:

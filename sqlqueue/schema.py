@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 from sqlqueue.jobs import JobStatus
 
@@ -25,8 +25,9 @@ metadata = sa.MetaData(
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 """JSONB on PostgreSQL (indexable, compact), JSON text elsewhere."""
 
-Timestamp = sa.DateTime(timezone=True)
-"""Every time is stored in UTC; SQLite keeps it as naive text, which ``jobs.as_utc`` fixes on read."""
+Timestamp = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+"""Every time is stored in UTC; SQLite keeps it as naive text and MySQL as DATETIME(6), which
+``jobs.as_utc`` fixes on read."""
 
 # The partial indexes' predicates. Queries that want an index say the same words: SQLite
 # uses a partial index only for a query whose WHERE repeats the index's (a bound parameter
@@ -58,9 +59,15 @@ WAITING_BY_ID = sa.text("coalesce(status, '') = 'WAITING'")
 DEFERRED_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND scheduled_at > created_at")
 EXPIRING_WHERE = sa.text("status IN ('PENDING', 'RETRY') AND expires_at IS NOT NULL")
 
-JobId = sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql")
+JobId = (
+    sa.String(255)
+    .with_variant(sa.String(255, collation="C"), "postgresql")
+    .with_variant(
+        mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+)
 """Text: a caller may choose a job's id (Celery's task_id=); sqlqueue's own ids are UUIDs.
-Compared byte by byte on PostgreSQL, whatever the database's locale."""
+Compared byte by byte on PostgreSQL and MySQL, whatever the database's locale."""
 
 jobs = sa.Table(
     "sqlqueue_jobs",

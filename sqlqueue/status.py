@@ -203,9 +203,10 @@ def waiting_statement(now: sa.ColumnElement[datetime]) -> sa.Select[Any]:
     pending = ready.c.status == JobStatus.PENDING.value
     return sa.select(
         ready.c.queue,
-        sa.func.count().filter(due).label("ready"),
-        sa.func.count().filter(sa.and_(pending, sa.not_(due))).label("scheduled"),
-        sa.func.count().filter(sa.and_(sa.not_(pending), sa.not_(due))).label("retrying"),
+        # count(CASE …), not count(*) FILTER (…): MySQL has no FILTER.
+        sa.func.count(sa.case((due, 1))).label("ready"),
+        sa.func.count(sa.case((sa.and_(pending, sa.not_(due)), 1))).label("scheduled"),
+        sa.func.count(sa.case((sa.and_(sa.not_(pending), sa.not_(due)), 1))).label("retrying"),
         sa.func.min(sa.case((due, ready.c.scheduled_at))).label("oldest_due"),
     ).group_by(ready.c.queue)
 

@@ -14,13 +14,12 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import ReturningUpdate
 
 from sqlqueue.autocommit import (
     copy_alone,
@@ -37,7 +36,7 @@ from sqlqueue.caller_connections import (
 )
 from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
-from sqlqueue.dialects.base import Dialect, DriverStatement, Statement, Take
+from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
 from sqlqueue.exceptions import (
     DatabaseError,
     DuplicateJobIdError,
@@ -213,13 +212,17 @@ class JobStore:
             with self._translate_errors():
                 claimed = fetch_jobs_alone(self.engine, statement)
         else:
-            with self._write() as conn:
+
+            def claim(conn: Connection) -> list[Job]:
                 rows = self.dialect.claim_limited_jobs(conn, limit, queues, worker_id, lease)
+                unlimited = statement
                 if rows and len(rows) < limit:
-                    statement = self.dialect.claim_jobs(limit - len(rows), queues, worker_id, lease)
+                    unlimited = self.dialect.claim_jobs(limit - len(rows), queues, worker_id, lease)
                 if len(rows) < limit:
-                    rows.extend(_execute(conn, statement).mappings())
-                claimed = [Job.from_row(row) for row in rows]
+                    rows.extend(_execute(conn, unlimited).mappings())
+                return [Job.from_row(row) for row in rows]
+
+            claimed = self._write_again(claim)
         if any(job.feed is not None for job in claimed):
             claimed = self._fed(claimed)
         claimed.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
@@ -251,9 +254,13 @@ class JobStore:
         """Renew the leases of these takes; a take missing from the answer has lost its job."""
         if not takes:
             return set()
-        with self._write() as conn:
-            rows = conn.execute(self.dialect.extend_leases(takes, lease))
+        statement = self.dialect.extend_leases(takes, lease)
+
+        def renew(conn: Connection) -> set[Take]:
+            rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))
             return {(str(job_id), attempts) for job_id, attempts in rows}
+
+        return self._write_again(renew)
 
     def record_outcomes(
         self,
@@ -288,17 +295,18 @@ class JobStore:
         ):
             with self._translate_errors():
                 return fetch_takes_alone(self.engine, only)
-        kept: set[Take] = set()
-        with self._write() as conn:
+
+        def write(conn: Connection) -> set[Take]:
+            kept: set[Take] = set()
             for statement in statements:
                 rows = cast(Iterable[tuple[Any, int]], _execute(conn, statement))
                 kept.update((str(job_id), attempt) for job_id, attempt in rows)
             settled = [job_id for job_id, _ in kept if job_id in settling]
-            if settled and settle(conn, self.dialect, settled):
-                wake = True
-            if wake:
+            if (settled and settle(conn, self.dialect, settled)) or wake:
                 self._wake_workers(conn)
-        return kept
+            return kept
+
+        return self._write_again(write)
 
     def next_due_in(self, queues: Sequence[str] | None, refills: bool = False) -> float | None:
         """Seconds until the next ready job of these queues (None: all) that waits for its
@@ -388,7 +396,7 @@ class JobStore:
             rows = [
                 row
                 for chunk in chunks(job_ids)
-                for row in conn.execute(self.dialect.revoke_jobs(chunk, terminate))
+                for row in _execute(conn, self.dialect.revoke_jobs(chunk, terminate))
             ]
             settled = [row.id for row in rows if row.releases]
             if settled and settle(conn, self.dialect, settled):
@@ -479,25 +487,31 @@ class JobStore:
         with self._write() as conn:
             return [conn.execute(statement).rowcount for statement in statements]
 
-    def _finish(self, statement: ReturningUpdate[Any], ready: bool = False) -> int:
+    def _finish(self, statement: Statement, ready: bool = False) -> int:
         # Jobs moved by a chore: those that finished settle the steps waiting for them, and
         # those made ready (and the released steps) must wake the workers that listen.
-        with self._write() as conn:
-            rows = conn.execute(statement).all()
+
+        def write(conn: Connection) -> int:
+            rows = _execute(conn, statement).all()
             settled = [row.id for row in rows if row.releases and row.finished]
             released = bool(settled) and settle(conn, self.dialect, settled)
             if released or (ready and any(not row.finished for row in rows)):
                 self._wake_workers(conn)
-        return len(rows)
+            return len(rows)
+
+        return self._write_again(write)
 
     def _make_ready(self, statement: Executable) -> int:
         # Jobs put back in the queue by anything but a send: workers that listen must hear
         # of them too, or they would wait for their fallback poll.
-        with self._write() as conn:
+
+        def write(conn: Connection) -> int:
             count = conn.execute(statement).rowcount
             if count:
                 self._wake_workers(conn)
-        return count
+            return count
+
+        return self._write_again(write)
 
     def _wake_workers(self, conn: Connection) -> None:
         statement = self.dialect.wake_workers()
@@ -507,6 +521,22 @@ class JobStore:
     def _update_one(self, statement: Executable) -> bool:
         with self._write() as conn:
             return conn.execute(statement).rowcount == 1
+
+    def _write_again(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a transaction of sqlqueue's own, run again when the database rolled
+        it back to end a lock conflict (``Dialect.lost_lock_conflict``: a deadlock, a lock
+        wait timed out), up to ``LOCK_CONFLICT_ATTEMPTS`` times in all. Nothing of a
+        rolled-back try was written; a caller's transaction is never tried again."""
+        for attempt in range(1, LOCK_CONFLICT_ATTEMPTS + 1):
+            try:
+                with self._write() as conn:
+                    return work(conn)
+            except DatabaseError as exc:
+                cause = exc.__cause__
+                orig = cause.orig if isinstance(cause, sa_exc.DBAPIError) else cause
+                if attempt == LOCK_CONFLICT_ATTEMPTS or not self.dialect.lost_lock_conflict(orig):
+                    raise
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     @contextmanager
     def _write(self, begin: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
@@ -547,10 +577,17 @@ def _contended(new_jobs: NewJobs) -> DatabaseError:
 
 
 def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:
+    if isinstance(statement, Procedure):
+        return statement.run(connection)
     if isinstance(statement, DriverStatement):
         return connection.exec_driver_sql(statement.sql, statement.params)
     return connection.execute(statement)
 
+
+T = TypeVar("T")
+
+LOCK_CONFLICT_ATTEMPTS = 5
+"""How many times a transaction of sqlqueue's own is tried when lock conflicts roll it back."""
 
 TRANSIENT_ERRORS = (
     sa_exc.OperationalError,

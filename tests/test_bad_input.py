@@ -193,8 +193,9 @@ def test_a_malformed_job_id_is_refused(app: SQLQueue) -> None:
 @pytest.mark.parametrize(
     ("url", "error", "message"),
     [
-        ("mysql://root@127.0.0.1/test", UnsupportedDatabaseError, "does not support the 'mysql'"),
-        ("oracle://scott@db/orcl", UnsupportedDatabaseError, "PostgreSQL .* or SQLite"),
+        ("mssql://sa@127.0.0.1/test", UnsupportedDatabaseError, "does not support the 'mssql'"),
+        ("oracle://scott@db/orcl", UnsupportedDatabaseError, "PostgreSQL .*SQLite .*MySQL"),
+        ("mysql+mysqlconnector://db/x", ConfigurationError, "through pymysql or mysqldb"),
         ("not a url", ConfigurationError, "is not a database URL"),
         ("postgresql+nosuchdriver://db/x", ConfigurationError, "through psycopg"),
     ],

@@ -90,9 +90,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("progress", JSON))
     if postgres:
         _rewrite_claim("text[]")
-    else:
+    elif op.get_context().dialect.name == "sqlite":
         _restore_descending_priority()
         op.execute(SQLITE_CANONICAL_IDS)
+    # MySQL and MariaDB reach this revision only on a new database (0013), with no ids to fix.
 
 
 def downgrade() -> None:

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sqlqueue.dialects.base import Dialect
+from sqlqueue.dialects.mysql import MySQLDialect
 from sqlqueue.dialects.postgresql import PostgreSQLDialect
 from sqlqueue.dialects.sqlite import SQLiteDialect
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
@@ -15,15 +16,21 @@ DIALECTS: dict[str, type[Dialect]] = {
     "postgresql": PostgreSQLDialect,
     "postgres": PostgreSQLDialect,
     "sqlite": SQLiteDialect,
+    "mysql": MySQLDialect,
+    "mariadb": MySQLDialect,
 }
 
 DRIVERS: dict[str, tuple[str, ...]] = {
     "postgresql": ("psycopg",),
     "sqlite": ("pysqlite", "aiosqlite"),
+    "mysql": ("pymysql", "mysqldb"),
+    "mariadb": ("pymysql", "mysqldb"),
 }
 """The drivers sqlqueue's own SQL is written for (its parameter style, its type adaptation)."""
 
-SUPPORTED = "PostgreSQL (postgresql://…) or SQLite (sqlite:///path.db)"
+SUPPORTED = (
+    "PostgreSQL (postgresql://…), SQLite (sqlite:///path.db) or MySQL/MariaDB (mysql+pymysql://…)"
+)
 
 
 def get_dialect(name: str) -> Dialect:

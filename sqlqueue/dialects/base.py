@@ -24,7 +24,10 @@ its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_ti
 large send by the database's bulk path, where it has one); the engine set-up
 (``create_engine``, ``create_async_engine``, ``configure_engine``, ``begin_write``); and the
 capabilities, off by default (``driver_autocommit``; ``supports_listen_notify`` with
-``listen``, ``wake_workers`` and ``announce_revoke``).
+``listen``, ``wake_workers`` and ``announce_revoke``; ``lost_lock_conflict``, which lets the
+store run its own transaction again). The updates that answer with rows say so through
+``returning``: ``UPDATE … RETURNING`` by default, a ``Procedure`` of several statements where
+the database lacks it (MySQL).
 
 A job's ``progress`` (``update_state``) belongs to the take that wrote it: every statement by
 which a job leaves STARTED clears it.
@@ -40,9 +43,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, RowMapping
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import Delete, ReturningUpdate, Update
+from sqlalchemy.sql.dml import Delete, Update
 
 from sqlqueue.dialects.workflow_statements import WorkflowStatements
 from sqlqueue.engines import ping_when_idle, unpooled_async_engine
@@ -107,8 +110,18 @@ class CopyStatement:
     after: DriverStatement
 
 
-Statement = Executable | DriverStatement
-"""What a dialect hands the store to run: SQLAlchemy Core, or fixed driver SQL on hot paths."""
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """Statements run in order on the transaction's connection, where one statement with
+    ``RETURNING`` cannot do the work (MySQL and MariaDB have no ``UPDATE … RETURNING``):
+    ``run`` answers with the rows the single statement would have returned."""
+
+    run: Callable[[Connection], CursorResult[Any]]
+
+
+Statement = Executable | DriverStatement | Procedure
+"""What a dialect hands the store to run: SQLAlchemy Core, fixed driver SQL on hot paths, or
+a ``Procedure`` where the database lacks the statement's form."""
 
 
 class Dialect(WorkflowStatements, ABC):
@@ -193,6 +206,18 @@ class Dialect(WorkflowStatements, ABC):
         """Start a transaction that will write; by default the driver's implicit BEGIN."""
         connection.begin()
 
+    def lost_lock_conflict(self, error: BaseException | None) -> bool:
+        """Whether ``error`` says the database rolled the transaction back to end a lock
+        conflict, so that running it again is safe and likely to succeed; False by default
+        (PostgreSQL's claims never wait, SQLite's writers take turns)."""
+        return False
+
+    def returning(self, update: Update, *columns: sa.ColumnElement[Any]) -> Statement:
+        """``update`` answering with ``columns`` of the rows it changed: ``UPDATE …
+        RETURNING`` where the database has it (the default); a dialect without it
+        overrides this with a ``Procedure``."""
+        return update.returning(*columns)
+
     @abstractmethod
     def now(self) -> sa.ColumnElement[datetime]:
         """The current time as a SQL expression."""
@@ -245,15 +270,15 @@ class Dialect(WorkflowStatements, ABC):
         limits itself (PostgreSQL's claim function) takes them there."""
         return []
 
-    def extend_leases(self, takes: Sequence[Take], lease: float) -> ReturningUpdate[Any]:
+    def extend_leases(self, takes: Sequence[Take], lease: float) -> Statement:
         """Renew the leases of jobs still held by these takes; returns the renewed takes."""
-        return (
-            self._fenced_update(takes)
-            .values(lease_expires_at=self.now_plus(lease))
-            .returning(jobs.c.id, jobs.c.attempts)
+        return self.returning(
+            self._fenced_update(takes).values(lease_expires_at=self.now_plus(lease)),
+            jobs.c.id,
+            jobs.c.attempts,
         )
 
-    def retry_job(self, take: Take, outcome: Outcome) -> ReturningUpdate[Any]:
+    def retry_job(self, take: Take, outcome: Outcome) -> Statement:
         """Put a job back for another try after the retry's countdown (with the new
         arguments the retry gave, if any), unless its take has been replaced; returns the
         take when it was written. A requeue (status PENDING) is not counted as a retry."""
@@ -264,9 +289,8 @@ class Dialect(WorkflowStatements, ABC):
         }
         if outcome.new_args is not None:
             new_arguments["feed"] = None  # the new args hold all the task receives
-        return (
-            self._fenced_update([take])
-            .values(
+        return self.returning(
+            self._fenced_update([take]).values(
                 status=outcome.status.value,
                 retries=jobs.c.retries + int(outcome.status is JobStatus.RETRY),
                 scheduled_at=self.now_plus(outcome.countdown),
@@ -275,8 +299,9 @@ class Dialect(WorkflowStatements, ABC):
                 progress=None,
                 **new_arguments,
                 **outcome.error_values(),
-            )
-            .returning(jobs.c.id, jobs.c.attempts)
+            ),
+            jobs.c.id,
+            jobs.c.attempts,
         )
 
     @abstractmethod
@@ -363,11 +388,11 @@ class Dialect(WorkflowStatements, ABC):
             progress=None,
         )
 
-    def rescue_expired_jobs(self, max_lease_expiries: int) -> ReturningUpdate[Any]:
+    def rescue_expired_jobs(self, max_lease_expiries: int) -> Statement:
         """Re-queue jobs whose worker stopped renewing their lease, or fail them when they
         have lost their worker too often (a job that kills its worker must not loop)."""
         out_of_attempts = jobs.c.expired_leases + 1 >= max_lease_expiries
-        return (
+        return self.returning(
             jobs.update()
             .where(LEASED_WHERE)
             .where(jobs.c.lease_expires_at < self.now())
@@ -389,13 +414,13 @@ class Dialect(WorkflowStatements, ABC):
                 lease_expires_at=None,
                 worker_id=None,
                 progress=None,
-            )
-            .returning(*_settled_columns(jobs.c.status == JobStatus.FAILURE.value))
+            ),
+            *_settled_columns(jobs.c.status == JobStatus.FAILURE.value),
         )
 
-    def expire_jobs(self) -> ReturningUpdate[Any]:
+    def expire_jobs(self) -> Statement:
         """Revoke ready jobs whose ``expires_at`` passed before any worker took them."""
-        return (
+        return self.returning(
             jobs.update()
             .where(READY_WHERE)
             .where(jobs.c.expires_at <= self.now())
@@ -404,14 +429,20 @@ class Dialect(WorkflowStatements, ABC):
                 finished_at=self.now(),
                 error_type="Expired",
                 error_message="The job expired before a worker started it.",
-            )
-            .returning(*_settled_columns(sa.true()))
+            ),
+            *_settled_columns(sa.true()),
         )
 
     def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
         """Delete up to ``limit`` jobs finished more than ``older_than`` seconds ago."""
+        oldest = self._oldest_finished(older_than, limit).with_for_update(skip_locked=True)
+        return jobs.delete().where(jobs.c.id.in_(oldest.scalar_subquery()))
+
+    def _oldest_finished(self, older_than: float, limit: int) -> sa.Select[Any]:
+        """The ids of up to ``limit`` jobs finished more than ``older_than`` seconds ago whose
+        workflow will not read their results again, oldest first."""
         unstarted, running = jobs.alias("unstarted"), jobs.alias("running")
-        oldest = (
+        return (
             sa.select(jobs.c.id)
             .where(FINISHED_WHERE)
             .where(jobs.c.finished_at < self.now_plus(-older_than))
@@ -435,9 +466,7 @@ class Dialect(WorkflowStatements, ABC):
             )
             .order_by(jobs.c.finished_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        return jobs.delete().where(jobs.c.id.in_(oldest.scalar_subquery()))
 
     def requeue_candidates(
         self,
@@ -501,7 +530,7 @@ class Dialect(WorkflowStatements, ABC):
             )
         )
 
-    def revoke_jobs(self, job_ids: Sequence[str], terminate: bool) -> ReturningUpdate[Any]:
+    def revoke_jobs(self, job_ids: Sequence[str], terminate: bool) -> Statement:
         """Mark jobs that have not started, and the steps not started of the workflows
         whose handles these ids are, as never to run; with ``terminate``, running ones too
         (a worker, told by ``announce_revoke`` or its next look, stops its job). A running
@@ -513,7 +542,7 @@ class Dialect(WorkflowStatements, ABC):
         if terminate:
             statuses.append(JobStatus.STARTED.value)
             workflows.append(sa.and_(jobs.c.workflow_id.in_(ids), LEASED_WHERE))
-        return (
+        return self.returning(
             jobs.update()
             .where(sa.or_(jobs.c.id.in_(ids), *workflows))
             .where(jobs.c.status.in_(statuses))
@@ -523,9 +552,10 @@ class Dialect(WorkflowStatements, ABC):
                 lease_expires_at=None,
                 progress=None,
                 waiting_for=None,
-            )
+            ),
             # A claim sets worker_id and every way back to the queue clears it.
-            .returning(*_settled_columns(sa.true()), jobs.c.worker_id.is_not(None).label("running"))
+            *_settled_columns(sa.true()),
+            jobs.c.worker_id.is_not(None).label("running"),
         )
 
     def group_member_ids(self, group_id: str) -> sa.Select[Any]:

@@ -1,0 +1,389 @@
+"""MySQL 8 and MariaDB ≥ 10.6: row locks, as on PostgreSQL, without partial indexes or
+``UPDATE … RETURNING``.
+
+The claim locks the next ready rows with ``SELECT id … FOR UPDATE SKIP LOCKED``, then
+marks them taken with an ``UPDATE`` by primary key, in one transaction: two workers never
+lock the same row, and neither waits for the other.
+
+InnoDB locks every index record a locking read scans, not only the rows it returns, so the
+ready jobs must sit at the front of the index the claim reads. MySQL has no partial indexes:
+migration 0013 gives the table a stored generated column, ``claim_ready``, which is 1 for a
+ready job without limits and NULL for every other, and indexes ``(claim_ready, priority
+DESC, scheduled_at, id)`` (and the same with ``queue`` second). ``claim_ready = 1`` is an
+equality on the index's first column, so the claim reads the ready jobs in the order it
+takes them and stops after ``limit`` of them; running and finished jobs are never scanned,
+so never locked. Jobs not yet due are read past, as PostgreSQL's partial index reads them.
+
+MySQL has no ``UPDATE … RETURNING`` (MariaDB only for INSERT and DELETE), so every update
+that must answer with rows is a ``Procedure`` (``returning``): a plain read finds the
+candidate ids, a locking read by primary key in id order takes those still matching, the
+update changes them by primary key, and a read of those ids answers. Finishes, renewals,
+retries and rescues all lock in id order, and claims never wait (``SKIP LOCKED``), so a
+claimer, a finisher and a rescue cannot deadlock over jobs.
+
+sqlqueue's own transactions run in READ COMMITTED: a locking read then locks no gaps, so
+senders never wait for a claim, and the rows a scan reads past but does not match are
+unlocked at once. Times are DATETIME(6), UTC, from the database's clock
+(``UTC_TIMESTAMP(6)``), so machines with skewed clocks agree on due times and leases.
+
+Not yet on MySQL (issue 17): workflows, limits and unique jobs are refused with
+``NotYetOnMySQLError``; workers poll (there is no LISTEN/NOTIFY).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Delete, Update
+
+from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
+from sqlqueue.engines import ping_when_idle
+from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
+from sqlqueue.jobs import JobStatus, NewJobs
+from sqlqueue.outcomes import Outcome
+from sqlqueue.plans import WorkflowPlan
+from sqlqueue.schema import Timestamp, job_columns, jobs, schedules
+
+if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+MYSQL_EXTRA_MISSING = (
+    "sqlqueue speaks to MySQL and MariaDB through PyMySQL, which this install lacks: "
+    'pip install "sqlqueue[mysql]".'
+)
+
+ISSUE = "not yet on MySQL (issue 17: MySQL and MariaDB support lands in steps)"
+
+DRIVER_MODULES = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
+"""The drivers sqlqueue's SQL is written for (pyformat parameters), and their modules."""
+
+MINIMUM_MYSQL = (8, 0, 1)
+"""The first MySQL with ``SKIP LOCKED`` and descending indexes."""
+
+MINIMUM_MARIADB = (10, 6)
+"""The first MariaDB with ``SKIP LOCKED`` and ``JSON_TABLE``."""
+
+READ_COMMITTED = "READ COMMITTED"
+
+LOCK_CONFLICTS = (1213, 1205)
+"""ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: a transaction of sqlqueue's own that ends with
+one is run again (``lost_lock_conflict``)."""
+
+CLAIM_READY: sa.ColumnElement[int] = sa.literal_column("claim_ready", sa.Integer)
+"""Migration 0013's generated column: 1 for a ready job without limits, else NULL."""
+
+CLAIM_INDEX = "ix_sqlqueue_jobs_claim"
+CLAIM_IN_QUEUE_INDEX = "ix_sqlqueue_jobs_claim_in_queue"
+
+
+class NotYetOnMySQLError(UnsupportedDatabaseError):
+    """A feature this step of MySQL support does not have yet: refused, never half done."""
+
+
+def not_yet(feature: str) -> NotYetOnMySQLError:
+    return NotYetOnMySQLError(f"{feature} is {ISSUE}; use PostgreSQL or SQLite for it.")
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    upsert = staticmethod(mysql_dialect.insert)
+
+    read_committed = False
+    """Whether every connection of the engine is in READ COMMITTED already: when sqlqueue
+    built it from a URL, never on an engine the application built."""
+
+    def create_engine(self, url: URL) -> Engine:
+        if "+" not in url.drivername:  # SQLAlchemy's default is mysqlclient; ours is PyMySQL
+            url = url.set(drivername=f"{url.get_backend_name()}+pymysql")
+        require_driver(url.get_driver_name())
+        engine = sa.create_engine(url, isolation_level=READ_COMMITTED)
+        self.read_committed = True
+        ping_when_idle(engine)
+        self.configure_engine(engine)
+        return engine
+
+    def create_async_engine(self, url: URL) -> AsyncEngine:
+        raise not_yet("adelay(), aapply_async() and aget()")
+
+    def configure_engine(self, engine: Engine) -> None:
+        event.listen(engine, "first_connect", _check_server)
+
+    def begin_write(self, connection: Connection) -> None:
+        # READ COMMITTED for sqlqueue's own transactions, also on an engine the application
+        # built with REPEATABLE READ (MySQL's default): there a locking read takes gap locks
+        # that make senders wait for claims. On such an engine it costs a statement at the
+        # start and one when the pool resets the connection; an engine sqlqueue built sets
+        # it once per connection.
+        if not self.read_committed:
+            connection.execution_options(isolation_level=READ_COMMITTED)
+        connection.begin()
+
+    def lost_lock_conflict(self, error: BaseException | None) -> bool:
+        # 1213: InnoDB chose this transaction as a deadlock's victim and rolled it back.
+        # 1205: a lock wait timed out; the store's transaction is then rolled back whole.
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return bool(args) and args[0] in LOCK_CONFLICTS
+
+    def now(self) -> sa.ColumnElement[datetime]:
+        return sa.literal_column("UTC_TIMESTAMP(6)", type_=Timestamp)
+
+    def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
+        micro = round(seconds * 1_000_000)
+        return sa.literal_column(f"(UTC_TIMESTAMP(6) + INTERVAL {micro} MICROSECOND)", Timestamp)
+
+    def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
+        if new_jobs.limits is not None:
+            raise not_yet("A task with limits (rate_limit=, concurrency_limit=)")
+        ids, args, kwargs = new_jobs.ids, *new_jobs.arguments()
+        countdown = 0 if new_jobs.eta is not None else round(new_jobs.countdown * 1_000_000)
+        expires_in = None
+        if new_jobs.expires_at is None and new_jobs.expires_in is not None:
+            expires_in = round(new_jobs.expires_in * 1_000_000)
+        return DriverStatement(
+            INSERT_JOBS,
+            {
+                "jobs": json.dumps(list(zip(ids, args, kwargs, strict=True))),
+                "task_name": new_jobs.task_name,
+                "queue": new_jobs.queue,
+                "priority": new_jobs.priority,
+                "eta": _stored_time(new_jobs.eta),
+                "countdown": countdown,
+                "expires_at": _stored_time(new_jobs.expires_at),
+                "expires_in": expires_in,
+            },
+        )
+
+    def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
+        raise not_yet("A unique job (unique_key=, unique=True)")
+
+    def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
+        raise not_yet("A workflow (chain, group, chord, link)")
+
+    def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
+        raise not_yet("A workflow (chain, group, chord, link)")
+
+    def chord_results(self, job_id: str) -> DriverStatement:
+        raise not_yet("A workflow (chain, group, chord, link)")
+
+    def claim_jobs(
+        self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
+    ) -> Procedure:
+        wanted: list[str | None] = list(dict.fromkeys(queues)) if queues else [None]
+        probes = [self.ready_jobs(limit, queue) for queue in wanted]
+
+        def run(connection: Connection) -> CursorResult[Any]:
+            # One probe per queue, each its index's first ready jobs; the best ``limit`` of
+            # them are taken. The rows of other queues' probes that are not taken stay
+            # locked (and skipped by other claims) until this transaction commits.
+            found: list[RowMapping] = []
+            for probe in probes:
+                found.extend(connection.execute(probe).mappings())
+            found.sort(key=lambda row: (-row["priority"], row["scheduled_at"], row["id"]))
+            ids = sorted(row["id"] for row in found[:limit])
+            if ids:
+                connection.execute(
+                    jobs.update()
+                    .where(jobs.c.id.in_(ids))
+                    .values(
+                        status=JobStatus.STARTED.value,
+                        attempts=jobs.c.attempts + 1,
+                        started_at=self.now(),
+                        lease_expires_at=self.now_plus(lease),
+                        worker_id=worker_id,
+                    )
+                )
+            return connection.execute(sa.select(*job_columns()).where(jobs.c.id.in_(ids)))
+
+        return Procedure(run)
+
+    def ready_jobs(self, limit: int, queue: str | None) -> sa.Select[Any]:
+        """The claim's locking read: the first ``limit`` ready and due jobs without limits
+        (of ``queue``, or of all), in claim order, from the claim index (see the module's
+        docstring), skipping those another claim holds."""
+        statement: sa.Select[Any] = (
+            sa.select(jobs.c.id, jobs.c.priority, jobs.c.scheduled_at)
+            .where(CLAIM_READY == 1)
+            .where(jobs.c.scheduled_at <= self.now())
+            .where(sa.or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > self.now()))
+            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        index = CLAIM_INDEX if queue is None else CLAIM_IN_QUEUE_INDEX
+        statement = _with_index(statement, index)
+        return statement if queue is None else statement.where(jobs.c.queue == queue)
+
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
+    ) -> list[Statement]:
+        if releasing:
+            raise not_yet("A workflow (chain, group, chord, link)")
+        # Each job's row is locked in id order: the retries one by one, then the finishes.
+        in_order = sorted(outcomes, key=lambda pair: pair[0])
+        retries = [self.retry_job(take, outcome) for take, outcome in in_order if outcome.again]
+        finishes = [(take, outcome) for take, outcome in in_order if not outcome.again]
+        if not finishes:
+            return retries
+
+        def run(connection: Connection) -> CursorResult[Any]:
+            takes = [take for take, _ in finishes]
+            held = _lock_in_id_order(connection, _fenced(takes))
+            rows = [
+                {
+                    "id": take[0],
+                    "status": outcome.status.value,
+                    **outcome.finish_values(),
+                }
+                for take, outcome in finishes
+                if take[0] in held
+            ]
+            if rows:
+                connection.exec_driver_sql(FINISH_JOB, rows)
+            return connection.execute(
+                sa.select(jobs.c.id, jobs.c.attempts).where(jobs.c.id.in_(sorted(held)))
+            )
+
+        return [*retries, Procedure(run)]
+
+    def returning(self, update: Update, *columns: sa.ColumnElement[Any]) -> Statement:
+        where = update.whereclause
+        if where is None:  # sqlqueue updates jobs by a condition, never the whole table
+            raise ValueError("returning() needs an UPDATE with a WHERE clause")
+
+        def run(connection: Connection) -> CursorResult[Any]:
+            held = _lock_in_id_order(connection, where)
+            if held:
+                connection.execute(update.where(jobs.c.id.in_(held)))
+            return connection.execute(sa.select(*columns).where(jobs.c.id.in_(held)))
+
+        return Procedure(run)
+
+    def insert_schedule(self, name: str, task_name: str, tick: datetime) -> Executable:
+        # MySQL's "do nothing" on a duplicate key: an update that sets the key to itself.
+        return (
+            mysql_dialect.insert(schedules)
+            .values(name=name, task_name=task_name, last_tick=_stored_time(tick))
+            .on_duplicate_key_update(name=schedules.c.name)
+        )
+
+    def delete_finished_jobs(self, older_than: float, limit: int) -> Delete:
+        # MySQL takes neither a LIMIT in an IN subquery nor a subquery on the table a DELETE
+        # changes; a derived table is read in full first, which allows both. Finished jobs
+        # are written by nothing but this and forget(), so the read needs no row locks.
+        oldest = self._oldest_finished(older_than, limit).subquery("oldest")
+        return jobs.delete().where(jobs.c.id.in_(sa.select(oldest.c.id)))
+
+
+def require_driver(driver: str) -> None:
+    """Refuse a MySQL URL whose driver is not installed, naming the extra that brings it."""
+    try:
+        importlib.import_module(DRIVER_MODULES.get(driver, driver))
+    except ImportError:
+        raise ConfigurationError(MYSQL_EXTRA_MISSING) from None
+
+
+def _check_server(dbapi_connection: Any, _record: Any) -> None:
+    """Refuse a server older than sqlqueue needs, on the engine's first connection."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT VERSION()")
+        (version,) = cursor.fetchone()
+    finally:
+        cursor.close()
+    check_version(str(version))
+
+
+def check_version(version: str) -> None:
+    """Raise ``UnsupportedDatabaseError`` for MySQL < 8.0.1 or MariaDB < 10.6."""
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+    if "mariadb" in version.lower():
+        if numbers < MINIMUM_MARIADB:
+            raise UnsupportedDatabaseError(
+                f"sqlqueue needs MariaDB 10.6 or later (SKIP LOCKED, JSON_TABLE); "
+                f"this server is {version}."
+            )
+    elif numbers < MINIMUM_MYSQL:
+        raise UnsupportedDatabaseError(
+            f"sqlqueue needs MySQL 8.0.1 or later (SKIP LOCKED); this server is {version}."
+        )
+
+
+def _fenced(takes: Sequence[Take]) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        jobs.c.id.in_([job_id for job_id, _ in takes]),
+        sa.tuple_(jobs.c.id, jobs.c.attempts).in_(list(takes)),
+        jobs.c.status == JobStatus.STARTED.value,
+    )
+
+
+def _lock_in_id_order(connection: Connection, where: sa.ColumnElement[bool]) -> list[str]:
+    """Lock the rows matching ``where`` by primary key, in id order, and return their ids.
+
+    A plain read finds the candidates (through whatever index serves ``where``, locking
+    nothing); the locking read then takes them through the primary key in id order, and
+    keeps those that still match. Every writer that locks jobs it does not claim goes
+    this way, so two of them wait for each other in one order and never deadlock.
+    """
+    candidates = connection.execute(sa.select(jobs.c.id).where(where)).scalars().all()
+    if not candidates:
+        return []
+    locking = (
+        sa.select(jobs.c.id)
+        .where(jobs.c.id.in_(sorted(candidates)))
+        .where(where)
+        .order_by(jobs.c.id)
+        .with_for_update()
+    )
+    return list(connection.execute(_with_index(locking, "PRIMARY")).scalars())
+
+
+def _with_index(statement: sa.Select[Any], index: str) -> sa.Select[Any]:
+    hint = f"FORCE INDEX ({index})"
+    return statement.with_hint(jobs, hint, "mysql").with_hint(jobs, hint, "mariadb")
+
+
+def _stored_time(when: datetime | None) -> datetime | None:
+    """A time as DATETIME(6) takes it: UTC, without a zone."""
+    if when is None:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.replace(tzinfo=None)
+
+
+INSERT_JOBS = f"""
+INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
+                         scheduled_at, expires_at, created_at)
+SELECT sent.id, sent.args, sent.kwargs, %(task_name)s, %(queue)s, %(priority)s, 'PENDING',
+       COALESCE(%(eta)s, UTC_TIMESTAMP(6) + INTERVAL %(countdown)s MICROSECOND),
+       COALESCE(%(expires_at)s, UTC_TIMESTAMP(6) + INTERVAL %(expires_in)s MICROSECOND),
+       UTC_TIMESTAMP(6)
+FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS (
+    id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[0]',
+    args LONGTEXT CHARACTER SET utf8mb4 PATH '$[1]',
+    kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$[2]')) AS sent
+"""  # noqa: S608 (constants, no input)
+"""Each element of ``%(jobs)s`` is [id, arguments' JSON text, keyword arguments' JSON text],
+the texts JSON strings there, which JSON_TABLE gives back as the text to store. Times from
+the database's clock, one reading for the whole statement (so a job sent to run at once has
+``scheduled_at = created_at``, which ``DEFERRED_WHERE`` relies on)."""
+
+FINISH_JOB = f"""
+UPDATE {jobs.name}
+SET status = %(status)s, finished_at = UTC_TIMESTAMP(6), lease_expires_at = NULL,
+    progress = NULL, result = CASE WHEN %(status)s = 'SUCCESS' THEN %(result)s ELSE result END,
+    error_type = %(error_type)s, error_message = %(error_message)s, traceback = %(traceback)s
+WHERE id = %(id)s
+"""  # noqa: S608 (constants, no input)
+"""Record one job's success or failure, by primary key: its row is locked, and its take
+checked, by ``record_outcomes``'s locking read."""

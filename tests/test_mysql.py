@@ -1,0 +1,500 @@
+"""MySQL and MariaDB, the first step of issue 17: migrations, sends, transactional enqueue,
+claims, fencing, rescue and real worker processes on a MariaDB database of this module's.
+
+The rest of the suite does not run on MariaDB yet (``db_url`` has no MariaDB parameter):
+that is the issue's next step, once workflows, limits and unique jobs are there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from conftest import (
+    _with_database,
+    mariadb_admin_url,
+    sqlqueue_command,
+    start_worker,
+    stop_worker,
+    wait_until,
+    work_off,
+)
+from sqlalchemy.orm import Session
+from test_worker_processes import FAST, WorkerProcess, wait_for_lease_to_expire
+
+import sqlqueue.migrate
+from sqlqueue import JobStatus, SQLQueue, chain
+from sqlqueue.dialects.mysql import (
+    CLAIM_IN_QUEUE_INDEX,
+    CLAIM_INDEX,
+    MySQLDialect,
+    NotYetOnMySQLError,
+    check_version,
+)
+from sqlqueue.exceptions import TaskFailedError, UnsupportedDatabaseError
+from sqlqueue.jobs import Job
+from sqlqueue.migrate import VERSION_TABLE
+from sqlqueue.outcomes import Outcome
+from sqlqueue.purge import purge_queue
+from sqlqueue.serialization import Failure
+
+HEAD = ScriptDirectory(str(sqlqueue.migrate.migrations_directory())).get_current_head()
+
+TESTS_DIR = Path(__file__).parent
+
+
+def take(app: SQLQueue, count: int = 1, lease: float = 30, worker: str = "w1") -> list[Any]:
+    return app.store.claim_jobs(count, None, worker, lease=lease)
+
+
+def job_of(app: SQLQueue, job_id: str) -> Job:
+    job = app.store.get_job(job_id)
+    assert job is not None, f"no job {job_id}"
+    return job
+
+
+def test_migrate_gives_a_new_database_the_mysql_forms(mysql_app: SQLQueue) -> None:
+    with mysql_app.engine.connect() as conn:
+        assert conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar() == HEAD
+        table = conn.exec_driver_sql("SHOW CREATE TABLE sqlqueue_jobs").one()[1]
+    assert "`id` varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL" in table
+    assert "`scheduled_at` datetime(6) NOT NULL" in table
+    assert "ENGINE=InnoDB" in table
+    assert f"KEY `{CLAIM_INDEX}` (`claim_ready`,`priority` DESC,`scheduled_at`,`id`)" in table
+    assert f"KEY `{CLAIM_IN_QUEUE_INDEX}` (`claim_ready`,`queue`,`priority` DESC," in table
+    assert "UNIQUE KEY `ix_sqlqueue_jobs_unique` (`unique_unfinished`)" in table
+    assert "ix_sqlqueue_jobs_ready" not in table
+
+
+def test_sqlqueue_migrate_and_alembic_upgrade_run_on_a_new_database(tmp_path: Path) -> None:
+    pytest.importorskip("pymysql")
+    admin = sa.create_engine(mariadb_admin_url())
+    names = [f"sqlqueue_test_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    try:
+        with admin.connect() as conn:
+            for name in names:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        cli, alembic = (_with_database(mariadb_admin_url(), name) for name in names)
+        migrated = subprocess.run(
+            [*sqlqueue_command(), "migrate", "--url", cli],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        root = TESTS_DIR.parent
+        upgraded = subprocess.run(
+            [str(Path(sqlqueue_command()[0]).parent / "alembic"), "upgrade", "head"],
+            cwd=root,
+            env={"SQLQUEUE_DATABASE_URL": alembic, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        for url in (cli, alembic):
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                version = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")
+                assert version.scalar() == HEAD
+            engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()
+
+
+def test_sends_store_their_options_with_microseconds_in_utc(mysql_app: SQLQueue) -> None:
+    @mysql_app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    eta = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    at_once = add.delay(1, 2)
+    later = add.apply_async(
+        (3, 4), countdown=60, priority=7, queue="q2", expires=3600, task_id="Chosen-Id"
+    )
+    pinned = add.apply_async((5, 6), eta=eta)
+    many = add.delay_many([(n, n) for n in range(50)])
+
+    first = mysql_app.store.get_job(at_once.id)
+    assert first is not None and first.status is JobStatus.PENDING
+    assert first.scheduled_at == first.created_at  # one clock reading: due at once
+    assert first.created_at.tzinfo is not None
+    chosen = mysql_app.store.get_job("Chosen-Id")
+    assert chosen is not None and later.id == "Chosen-Id"
+    assert (chosen.priority, chosen.queue, chosen.args) == (7, "q2", [3, 4])
+    assert timedelta(seconds=59) < chosen.scheduled_at - chosen.created_at < timedelta(seconds=61)
+    assert chosen.expires_at is not None
+    assert mysql_app.store.get_job("chosen-id") is None  # ids are compared byte by byte
+    eta_job = mysql_app.store.get_job(pinned.id)
+    assert eta_job is not None and eta_job.scheduled_at == eta
+    assert len(many) == 50
+    # Only the jobs due now are taken, highest priority first.
+    taken = take(mysql_app, 100)
+    assert [job.id for job in taken][:1] == [at_once.id]
+    assert {job.id for job in taken} == {at_once.id, *(result.id for result in many)}
+
+
+def test_a_send_joins_the_callers_transaction(mysql_app: SQLQueue) -> None:
+    with mysql_app.engine.connect() as conn:
+        with conn.begin() as transaction:
+            rolled_back = mysql_app.send_task("t.add", args=[1, 1], connection=conn)
+            transaction.rollback()
+        with conn.begin():
+            committed = mysql_app.send_task("t.add", args=[2, 2], connection=conn)
+            # Not visible to others before the commit.
+            assert mysql_app.store.get_job(committed.id) is None
+    assert mysql_app.store.get_job(rolled_back.id) is None
+    assert mysql_app.store.get_job(committed.id) is not None
+
+
+def test_a_send_joins_the_transaction_of_a_session(mysql_app: SQLQueue) -> None:
+    with Session(mysql_app.engine) as session:
+        with session.begin():
+            rolled_back = mysql_app.send_task("t.add", args=[1, 1], connection=session)
+            session.rollback()
+        with session.begin():
+            committed = mysql_app.send_task("t.add", args=[2, 2], connection=session)
+    assert mysql_app.store.get_job(rolled_back.id) is None
+    assert mysql_app.store.get_job(committed.id) is not None
+
+
+def test_revoke_and_expiry_finish_jobs_not_started(mysql_app: SQLQueue) -> None:
+    revoked = mysql_app.send_task("t.x")
+    expiring = mysql_app.send_task("t.x", expires=0.01)
+    running = mysql_app.send_task("t.x", countdown=0)
+    assert revoked.revoke() is True
+    wait_until(lambda: mysql_app.store.expire_jobs() == 1, 10, "the expiry pass")
+    (taken,) = take(mysql_app)
+    assert taken.id == running.id
+    assert mysql_app.store.revoke_jobs([running.id]) == 0  # running: only with terminate
+    assert mysql_app.store.revoke_jobs([running.id], terminate=True) == 1
+    jobs = [job_of(mysql_app, result.id) for result in (revoked, expiring, running)]
+    assert [job.status for job in jobs] == [JobStatus.REVOKED] * 3
+    assert jobs[1].error_type == "Expired"
+
+
+def test_a_stale_take_writes_nothing(mysql_app: SQLQueue) -> None:
+    job_id = mysql_app.send_task("t.job").id
+    (first,) = take(mysql_app, lease=0.05)
+    wait_until(
+        lambda: mysql_app.store.rescue_expired_jobs(max_lease_expiries=3) == 1, 10, "a rescue"
+    )
+    (second,) = take(mysql_app, worker="w2")
+    assert (second.id, second.attempts) == (job_id, 2)
+    late, current = (job_id, first.attempts), (job_id, second.attempts)
+
+    assert mysql_app.store.extend_leases([late], lease=300) == set()
+    assert mysql_app.store.record_outcomes([(late, Outcome.succeeded(json.dumps("late")))]) == set()
+    assert mysql_app.store.record_outcomes([(late, Outcome.retrying(0, None))]) == set()
+    assert mysql_app.store.update_progress(late, {"state": "LATE"}) is False
+    assert mysql_app.store.extend_leases([current], lease=30) == {current}
+    assert mysql_app.store.record_outcomes(
+        [
+            (late, Outcome.failed(Failure("E", "late", "tb"))),
+            (current, Outcome.succeeded(json.dumps("current"))),
+        ]
+    ) == {current}
+    job = mysql_app.store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.result, job.worker_id, job.expired_leases) == (
+        JobStatus.SUCCESS,
+        "current",
+        "w2",
+        1,
+    )
+
+
+def test_rescue_requeues_an_expired_lease_then_fails_a_job_that_keeps_losing_it(
+    mysql_app: SQLQueue,
+) -> None:
+    job_id = mysql_app.send_task("t.job").id
+    (live,) = take(mysql_app)
+    assert mysql_app.store.rescue_expired_jobs(max_lease_expiries=2) == 0
+    assert mysql_app.store.release_jobs([(live.id, live.attempts)]) == 1
+    for expected in (JobStatus.PENDING, JobStatus.FAILURE):
+        take(mysql_app, lease=0.01)
+        wait_until(
+            lambda: mysql_app.store.rescue_expired_jobs(max_lease_expiries=2) == 1, 10, "a rescue"
+        )
+        job = mysql_app.store.get_job(job_id)
+        assert job is not None and job.status is expected
+    assert job.error_type == "WorkerLost"
+    assert take(mysql_app) == []
+
+
+def test_retries_then_success_and_a_failure_in_a_worker(mysql_app: SQLQueue) -> None:
+    calls: list[int] = []
+
+    @mysql_app.task(name="t.flaky", bind=True, max_retries=3)
+    def flaky(self: Any) -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise self.retry(countdown=0)
+        return "third time"
+
+    @mysql_app.task(name="t.broken")
+    def broken() -> None:
+        raise ValueError("broken on purpose")
+
+    retried, failed = flaky.delay(), broken.delay()
+    deadline = time.monotonic() + 30
+    while job_of(mysql_app, retried.id).status is not JobStatus.SUCCESS:
+        assert time.monotonic() < deadline, "the retried job never succeeded"
+        work_off(mysql_app)
+    assert retried.get(timeout=5) == "third time"
+    job = mysql_app.store.get_job(retried.id)
+    assert job is not None and job.retries == 2
+    with pytest.raises(TaskFailedError, match="ValueError: broken on purpose"):
+        failed.get(timeout=5)
+    assert failed.status == "FAILURE"
+
+
+def test_a_burst_worker_process_runs_jobs_to_success(mysql_app: SQLQueue, mysql_url: str) -> None:
+    results = [mysql_app.send_task("tasks.add", args=[n, 1]) for n in range(20)]
+    failing = mysql_app.send_task("tasks.fail", args=["no luck"])
+
+    worker = start_worker(mysql_url, "--burst", "--concurrency", "2", "--poll-interval", "0.1")
+    output, _ = worker.communicate(timeout=120)
+
+    assert worker.returncode == 0, output
+    assert [result.get(timeout=5) for result in results] == [n + 1 for n in range(20)]
+    assert failing.status == "FAILURE"
+
+
+def test_worker_processes_run_each_job_exactly_once(
+    mysql_app: SQLQueue, mysql_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    count = 300
+    processes = [
+        start_worker(mysql_url, "--concurrency", "4", "--poll-interval", "0.05") for _ in range(3)
+    ]
+    try:
+        # Every worker polls before the jobs come, and each job takes a moment: the workers
+        # claim at the same time, over the same ready jobs.
+        wait_until(
+            lambda: _live_workers(mysql_app) == len(processes),
+            60,
+            "the workers to register",
+        )
+        ids = [mysql_app.send_task("tasks.record", args=[str(log), 0.01]).id for _ in range(count)]
+
+        def all_finished() -> bool:
+            with mysql_app.engine.connect() as conn:
+                left = conn.exec_driver_sql(
+                    "SELECT count(*) FROM sqlqueue_jobs WHERE status <> 'SUCCESS'"
+                ).scalar()
+            return left == 0
+
+        wait_until(all_finished, 180, f"{count} jobs to succeed")
+    finally:
+        outputs = [stop_worker(process) for process in processes]
+    runs = log.read_text().splitlines()
+    run_ids = [line.split()[0] for line in runs]
+    assert len(run_ids) == count, outputs
+    assert len(set(run_ids)) == count
+    assert set(ids) == set(run_ids)
+    pids = {line.split()[1] for line in runs}
+    assert len(pids) >= 2, "the jobs were not shared among the worker processes"
+
+
+def _live_workers(app: SQLQueue) -> int:
+    with app.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM sqlqueue_workers").scalar_one())
+
+
+def test_the_claim_reads_the_claim_index_in_order(mysql_app: SQLQueue) -> None:
+    for queue in ("a", "b"):
+        mysql_app.send_task("t.job", queue=queue)
+    dialect = MySQLDialect()
+    for statement, index in (
+        (dialect.ready_jobs(10, None), CLAIM_INDEX),
+        (dialect.ready_jobs(10, "a"), CLAIM_IN_QUEUE_INDEX),
+    ):
+        compiled = statement.compile(
+            dialect=mysql_app.engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        with mysql_app.engine.connect() as conn:
+            plan = json.loads(conn.exec_driver_sql(f"EXPLAIN FORMAT=JSON {compiled}").scalar_one())
+        text = json.dumps(plan)
+        assert f'"key": "{index}"' in text, text
+        assert '"access_type": "ref"' in text, text  # claim_ready = 1: the ready jobs alone
+        assert "filesort" not in text, text  # the index's order is the claim's
+
+
+def test_features_not_yet_on_mysql_are_refused(mysql_app: SQLQueue) -> None:
+    @mysql_app.task(name="t.limited", concurrency_limit=1)
+    def limited() -> None: ...
+
+    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
+        limited.delay()
+    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
+        mysql_app.send_task("t.u", unique_key="k")
+    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
+        chain(mysql_app.signature("t.a"), mysql_app.signature("t.b")).delay()
+    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
+        asyncio.run(mysql_app.AsyncResult("some-id").aget(timeout=1))
+    assert mysql_app.store.claim_jobs(10, None, "w", lease=30) == []
+
+
+def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:
+    ready = [mysql_app.send_task("t.x", queue="spam").id for _ in range(3)]
+    kept = mysql_app.send_task("t.x", queue="mail").id
+    (running,) = mysql_app.store.claim_jobs(1, ["spam"], "w", lease=30)
+
+    assert purge_queue(mysql_app.store, "spam") == (2, 0)
+    assert [job_id for job_id in ready if mysql_app.store.get_job(job_id)] == [running.id]
+    assert mysql_app.store.get_job(kept) is not None
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        ("10.11.19-MariaDB-0+deb12u1", True),
+        ("10.6.0-MariaDB", True),
+        ("10.5.22-MariaDB", False),
+        ("8.0.36", True),
+        ("8.0.0-dmr", False),
+        ("5.7.44-log", False),
+    ],
+)
+def test_old_servers_are_refused(version: str, supported: bool) -> None:
+    if supported:
+        check_version(version)
+    else:
+        with pytest.raises(UnsupportedDatabaseError, match="needs"):
+            check_version(version)
+
+
+def test_a_periodic_tick_is_taken_once(mysql_app: SQLQueue) -> None:
+    tick = datetime(2026, 1, 1, tzinfo=UTC)
+    mysql_app.store.insert_schedule("nightly", "t.x", tick)
+    mysql_app.store.insert_schedule(
+        "nightly", "t.x", tick + timedelta(hours=1)
+    )  # a second scheduler
+    assert mysql_app.store.get_schedules(["nightly"])["nightly"].last_tick == tick
+
+    def send(connection: Any) -> str:
+        return mysql_app.send_task("t.x", connection=connection).id
+
+    later = tick + timedelta(minutes=1, microseconds=5)
+    job_id = mysql_app.store.send_tick("nightly", "t.x", later, send)
+    assert job_id is not None
+    assert mysql_app.store.send_tick("nightly", "t.x", later, send) is None
+    state = mysql_app.store.get_schedules(["nightly"])["nightly"]
+    assert (state.last_tick, state.job_id) == (later, job_id)
+
+
+def test_status_counts_the_queue(mysql_app: SQLQueue, mysql_url: str) -> None:
+    mysql_app.send_task("t.x", queue="mail")
+    mysql_app.send_task("t.x", queue="mail", countdown=600)
+    shown = subprocess.run(
+        [*sqlqueue_command(), "status", "--url", mysql_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    (row,) = (line.split() for line in shown.stdout.splitlines() if line.startswith("mail "))
+    assert row[1:5] == ["1", "1", "0", "0"]  # ready, scheduled, retrying, running
+
+
+def test_sqlqueues_transactions_run_in_read_committed_on_an_engine_of_the_application(
+    mysql_url: str,
+) -> None:
+    engine = sa.create_engine(mysql_url)  # MySQL's default: REPEATABLE READ
+    app = SQLQueue(engine=engine)
+    levels: list[str] = []
+    try:
+        with app.store._write() as conn:  # the transactions of claims, finishes, rescues
+            levels.append(conn.exec_driver_sql("SELECT @@tx_isolation").scalar_one())
+        with engine.connect() as conn:  # the application's own are left as they were
+            levels.append(conn.exec_driver_sql("SELECT @@tx_isolation").scalar_one())
+    finally:
+        engine.dispose()
+    assert levels == ["READ-COMMITTED", "REPEATABLE-READ"]
+    built = SQLQueue(mysql_url).engine  # an engine sqlqueue built: set once per connection
+    with built.connect() as conn:
+        assert conn.exec_driver_sql("SELECT @@tx_isolation").scalar_one() == "READ-COMMITTED"
+    built.dispose()
+
+
+def test_a_transaction_of_sqlqueues_is_run_again_after_a_lock_wait_timeout(
+    mysql_app: SQLQueue, mysql_url: str
+) -> None:
+    # Given a job's row locked by another transaction, and a store whose lock waits time out
+    # after a second ...
+    mysql_app.send_task("t.x")
+    (job,) = take(mysql_app)
+    engine = sa.create_engine(
+        mysql_url, connect_args={"init_command": "SET SESSION innodb_lock_wait_timeout = 1"}
+    )
+    store = SQLQueue(engine=engine).store
+    holder = mysql_app.engine.connect()
+    holder.exec_driver_sql("BEGIN")
+    holder.exec_driver_sql("SELECT id FROM sqlqueue_jobs WHERE id = %s FOR UPDATE", (job.id,))
+    timed_out: list[int] = []
+    first_timeout = threading.Event()
+
+    @sa.event.listens_for(engine, "handle_error")
+    def count(context: Any) -> None:
+        timed_out.append(context.original_exception.args[0])
+        first_timeout.set()
+
+    def release_after_the_first_timeout() -> None:
+        first_timeout.wait(30)
+        holder.rollback()
+        holder.close()
+
+    releaser = threading.Thread(target=release_after_the_first_timeout)
+    releaser.start()
+    try:
+        # ... the renewal waits, times out, runs again and renews the lease.
+        assert store.extend_leases([(job.id, job.attempts)], lease=60) == {(job.id, job.attempts)}
+    finally:
+        first_timeout.set()
+        releaser.join()
+        engine.dispose()
+    assert timed_out and set(timed_out) == {1205}
+
+
+def test_the_job_of_a_killed_worker_runs_again_on_another(
+    mysql_app: SQLQueue, mysql_url: str, tmp_path: Path
+) -> None:
+    # Given a worker with a 2 s lease running a job that hangs on its first run ...
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    job_id = mysql_app.send_task("tasks.hang_first_time", args=[str(markers)]).id
+    first = WorkerProcess(start_worker(mysql_url, "--concurrency", "1", "--lease", "2", *FAST))
+    second = None
+    try:
+        wait_until((markers / job_id).exists, 30, "the job's first run to start")
+        assert job_of(mysql_app, job_id).worker_id == first.id
+        # ... killed outright: a burst worker started after the lease re-queues and runs it.
+        first.send_signal(signal.SIGKILL)
+        assert first.wait() == -signal.SIGKILL
+        wait_for_lease_to_expire(mysql_app, job_id)
+        second = WorkerProcess(start_worker(mysql_url, "--burst", "--lease", "2", *FAST))
+        assert second.wait() == 0, second.output
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+    job = job_of(mysql_app, job_id)
+    assert (job.status, job.attempts, job.expired_leases) == (JobStatus.SUCCESS, 2, 1)
+    assert mysql_app.AsyncResult(job_id).get(timeout=1) == 2
+    assert "re-queued 1 job(s)" in second.output

@@ -538,6 +538,7 @@ class Worker:
     def _renew_leases(self, finished: threading.Event) -> None:
         # The worker's heartbeat rides along: it too must go on while the claim loop waits.
         lost: set[Take] = set()
+        unrenewed: set[Take] = set()
         outage = Outage(logger, "lease renewals")
         while not finished.wait(min(self.lease / 3, HEARTBEAT_INTERVAL)):
             with self._held_lock:
@@ -555,10 +556,12 @@ class Worker:
             leased_until = self._leased_until(sent)
             with self._held_lock:
                 # A job recorded meanwhile is not renewed either; only a held one is lost,
-                # and if it waits in the buffer, it must not start.
-                newly_lost = {
-                    take for take in takes if take not in renewed and take in self._held
-                } - lost
+                # and if it waits in the buffer, it must not start. One whose outcome
+                # committed just before this renewal is not yet dropped by the recorder: it
+                # is said lost only if it is still held, and not renewed, one pass later.
+                not_renewed = {take for take in takes if take not in renewed and take in self._held}
+                newly_lost = (not_renewed & unrenewed) - lost
+                unrenewed = not_renewed
                 for take in takes:
                     if take in self._held:
                         self._held[take] = leased_until if take in renewed else 0.0

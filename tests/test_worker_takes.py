@@ -128,3 +128,39 @@ def test_giving_back_unknown_takes_tells_two_takes_of_one_job_apart(app: SQLQueu
     # I expect attempt 2 to be given back: the job is ready for anyone again
     assert released == 1
     assert get(app, job_id).status is JobStatus.PENDING
+
+
+def test_a_running_job_whose_take_is_gone_is_said_lost_once_and_finished_ones_never(
+    app: SQLQueue, worker: Worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+
+    @app.task(name="t.held")
+    def held() -> str:
+        release.wait(30)
+        return "done"
+
+    @app.task(name="t.quick")
+    def quick_task() -> str:
+        return "ok"
+
+    quick = [quick_task.delay() for _ in range(50)]
+    job_id = held.delay().id
+    wait_until(lambda: get(app, job_id).status is JobStatus.STARTED, 10, "the job to start")
+    # Given a running job whose take another worker replaced (its lease expired, it was
+    # rescued and taken again),
+    with app.engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.id == job_id).values(attempts=jobs.c.attempts + 1))
+
+    # I expect its worker to say so once, within two renewals,
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "lost its lease;" in r.getMessage()]
+
+    wait_until(lambda: len(said()) >= 1, LEASE * 3, "the lost lease to be said")
+    time.sleep(LEASE)  # two more renewals
+    release.set()
+    wait_until(lambda: all(get(app, q.id).status is JobStatus.SUCCESS for q in quick), 10, "quick")
+    # and no finished job to be said lost.
+    assert said() == [
+        f"job id={job_id} attempt=1 lost its lease; another worker may run it, or it was revoked"
+    ]

@@ -256,6 +256,17 @@ class Dialect(WorkflowStatements, ABC):
         statement; it returns the taken rows. Two workers claiming at once must never take
         the same job: each dialect module says how its database makes that so."""
 
+    def taken(self, worker_id: str, lease: float) -> dict[str, Any]:
+        """What a claim writes on each job it takes: STARTED by ``worker_id``, one more
+        attempt (the take's fence), leased for ``lease`` seconds from the database's now."""
+        return {
+            "status": JobStatus.STARTED.value,
+            "attempts": jobs.c.attempts + 1,
+            "started_at": self.now(),
+            "lease_expires_at": self.now_plus(lease),
+            "worker_id": worker_id,
+        }
+
     def claim_limited_jobs(
         self,
         connection: Connection,

@@ -192,15 +192,7 @@ class MySQLDialect(Dialect):
             ids = sorted(row["id"] for row in found[:limit])
             if ids:
                 connection.execute(
-                    jobs.update()
-                    .where(jobs.c.id.in_(ids))
-                    .values(
-                        status=JobStatus.STARTED.value,
-                        attempts=jobs.c.attempts + 1,
-                        started_at=self.now(),
-                        lease_expires_at=self.now_plus(lease),
-                        worker_id=worker_id,
-                    )
+                    jobs.update().where(jobs.c.id.in_(ids)).values(self.taken(worker_id, lease))
                 )
             return connection.execute(sa.select(*job_columns()).where(jobs.c.id.in_(ids)))
 

@@ -183,13 +183,7 @@ class SQLiteDialect(Dialect):
         return (
             jobs.update()
             .where(jobs.c.id == ready_cte.c.id)
-            .values(
-                status=JobStatus.STARTED.value,
-                attempts=jobs.c.attempts + 1,
-                started_at=self.now(),
-                lease_expires_at=self.now_plus(lease),
-                worker_id=worker_id,
-            )
+            .values(self.taken(worker_id, lease))
             .returning(*job_columns())
         )
 

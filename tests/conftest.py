@@ -1,8 +1,10 @@
-"""Real databases for every test: SQLite always, PostgreSQL when reachable.
+"""Real databases for every test: SQLite always, PostgreSQL and MariaDB (or MySQL) when
+reachable.
 
-PostgreSQL comes from $SQLQUEUE_TEST_POSTGRES_URL (default: the local server). When it
-cannot be reached the PostgreSQL tests are skipped with a message saying how to start it;
-under CI=true they fail instead, so CI can never go green without them.
+PostgreSQL comes from $SQLQUEUE_TEST_POSTGRES_URL, MariaDB from $SQLQUEUE_TEST_MARIADB_URL
+(default: the local servers). When one cannot be reached its tests are skipped with a
+message saying how to start it; under CI=true they fail instead, so CI can never go green
+without them.
 """
 
 from __future__ import annotations
@@ -83,15 +85,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty, migrated queue: a fresh SQLite file, or the session's
-    PostgreSQL database with its jobs table emptied."""
+    PostgreSQL or MariaDB database with its jobs and workers tables emptied."""
     if request.param == "sqlite":
         path = tmp_path / "queue.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_url")
+    if request.param == "mysql":
+        url: str = request.getfixturevalue("mysql_url")
+        empty_mysql(url)
+        return url
+    url = request.getfixturevalue("postgres_url")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE sqlqueue_jobs, sqlqueue_workers")
     return url
@@ -202,11 +214,10 @@ def mariadb_admin_url() -> str:
     return os.environ.get("SQLQUEUE_TEST_MARIADB_URL") or DEFAULT_MARIADB_URL
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
-    """A MariaDB (or MySQL) database created and migrated for this test module, dropped at
-    its end; a skip saying why when PyMySQL or the server is missing (a failure under CI).
-    Not part of ``db_url`` yet: the whole suite on MariaDB is issue 17's later step."""
+    """A MariaDB (or MySQL) database created and migrated for this test session, dropped at
+    its end; a skip saying why when PyMySQL or the server is missing (a failure under CI)."""
     try:
         import pymysql  # noqa: F401
     except ImportError:
@@ -238,13 +249,22 @@ def mysql_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture
-def mysql_app(mysql_url: str) -> Iterator[SQLQueue]:
-    """An app on the module's MariaDB database, its jobs and workers deleted."""
-    queue = SQLQueue(mysql_url)
-    with queue.engine.begin() as conn:
+def empty_mysql(url: str) -> None:
+    """Delete the jobs and workers of the session's MariaDB database (TRUNCATE would
+    recreate the tables, slower than deleting a test's few rows)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM sqlqueue_jobs")
         conn.exec_driver_sql("DELETE FROM sqlqueue_workers")
+    engine.dispose()
+
+
+@pytest.fixture
+def mysql_app(mysql_url: str) -> Iterator[SQLQueue]:
+    """An app on the session's MariaDB database, its jobs and workers deleted: for tests
+    of what only MySQL has (its claim index, its version checks)."""
+    empty_mysql(mysql_url)
+    queue = SQLQueue(mysql_url)
     yield queue
     queue.engine.dispose()
 

@@ -550,11 +550,11 @@ class JobStore:
         try:
             yield
         except sa_exc.DBAPIError as exc:
-            raise _database_error(exc.orig or exc) from exc
+            raise _database_error(exc.orig or exc, self.dialect) from exc
         except sa_exc.SQLAlchemyError as exc:  # e.g. no pooled connection came free in time
-            raise _database_error(exc) from exc
+            raise _database_error(exc, self.dialect) from exc
         except DRIVER_ERRORS as exc:
-            raise _database_error(exc) from exc
+            raise _database_error(exc, self.dialect) from exc
 
 
 def _unheld(
@@ -601,16 +601,9 @@ TRANSIENT_ERRORS = (
 """Errors of the connection or the moment, not of the statement: worth trying again."""
 
 
-def _is_duplicate_id(exc: BaseException) -> bool:
-    """Whether ``exc`` is a send refused for a job id already taken (``task_id=``)."""
-    if isinstance(exc, psycopg.errors.UniqueViolation):
-        return exc.diag.constraint_name == "pk_sqlqueue_jobs"
-    return isinstance(exc, sqlite3.IntegrityError) and "sqlqueue_jobs.id" in str(exc)
-
-
-def _database_error(exc: BaseException) -> SQLQueueError:
+def _database_error(exc: BaseException, dialect: Dialect) -> SQLQueueError:
     message = str(exc).strip()
-    if _is_duplicate_id(exc):
+    if dialect.duplicate_id(exc):
         return DuplicateJobIdError(
             "A job with this id exists already, and job ids are unique: nothing was written. "
             "Choose another task_id=, or send without one for a new UUID."

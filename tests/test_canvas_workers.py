@@ -146,6 +146,43 @@ def test_a_header_failure_fails_the_chord_body_with_a_chord_error(
     assert calls == [[result.id, "body failed"]]
 
 
+def test_a_header_job_that_retries_releases_the_body_once_with_its_last_result(
+    app: SQLQueue, tasks: Any, calls: list[Any]
+) -> None:
+    attempts: list[int] = []
+
+    @app.task(name="t.flaky", bind=True, max_retries=3)
+    def flaky(self: Any, x: int) -> int:
+        attempts.append(self.request.retries)
+        if self.request.retries < 2:
+            raise self.retry(countdown=0)
+        return x * 10
+
+    result = chord([tasks.add.s(1, 1), flaky.s(3)], tasks.note.s()).apply_async()
+    work_off(app)
+
+    assert attempts == [0, 1, 2]
+    assert result.get(timeout=10) == [[2, 30]]
+    assert calls == [[[2, 30]]]  # the body ran once, after the header job's last attempt
+
+
+def test_a_group_with_a_failed_job_has_failed_and_counts_only_successes(
+    app: SQLQueue, tasks: Any
+) -> None:
+    sent = group(tasks.add.s(1, 1), tasks.boom.s(), tasks.add.s(2, 2)).apply_async()
+    work_off(app)
+
+    assert (sent.ready(), sent.failed(), sent.successful(), sent.completed_count()) == (
+        True,
+        True,
+        False,
+        2,
+    )
+    with pytest.raises(TaskFailedError, match="ValueError: boom"):
+        sent.get(timeout=10)
+    assert sent.get(timeout=10, propagate=False)[::2] == [2, 4]
+
+
 def test_link_sends_the_result_on_and_link_error_is_dropped_on_success(
     app: SQLQueue, tasks: Any, calls: list[Any]
 ) -> None:

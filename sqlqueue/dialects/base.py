@@ -212,6 +212,11 @@ class Dialect(WorkflowStatements, ABC):
         (PostgreSQL's claims never wait, SQLite's writers take turns)."""
         return False
 
+    def duplicate_id(self, error: BaseException) -> bool:
+        """Whether ``error`` is a send refused because a job with its id exists already
+        (``task_id=``): each database names the broken key its own way."""
+        raise NotImplementedError
+
     def returning(self, update: Update, *columns: sa.ColumnElement[Any]) -> Statement:
         """``update`` answering with ``columns`` of the rows it changed: ``UPDATE …
         RETURNING`` where the database has it (the default); a dialect without it

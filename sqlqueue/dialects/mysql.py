@@ -79,6 +79,9 @@ LOCK_CONFLICTS = (1213, 1205)
 """ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: a transaction of sqlqueue's own that ends with
 one is run again (``lost_lock_conflict``)."""
 
+DUPLICATE_ENTRY = 1062
+"""ER_DUP_ENTRY: an insert broke a unique key."""
+
 CLAIM_READY: sa.ColumnElement[int] = sa.literal_column("claim_ready", sa.Integer)
 """Migration 0013's generated column: 1 for a ready job without limits, else NULL."""
 
@@ -133,6 +136,12 @@ class MySQLDialect(Dialect):
         # 1205: a lock wait timed out; the store's transaction is then rolled back whole.
         args: tuple[Any, ...] = getattr(error, "args", ())
         return bool(args) and args[0] in LOCK_CONFLICTS
+
+    def duplicate_id(self, error: BaseException) -> bool:
+        # 1062, ER_DUP_ENTRY: "Duplicate entry '…' for key 'PRIMARY'" (MySQL 8 names the
+        # key 'sqlqueue_jobs.PRIMARY').
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return len(args) > 1 and args[0] == DUPLICATE_ENTRY and str(args[1]).endswith("PRIMARY'")
 
     def now(self) -> sa.ColumnElement[datetime]:
         return sa.literal_column("UTC_TIMESTAMP(6)", type_=Timestamp)

@@ -606,6 +606,12 @@ class PostgreSQLDialect(Dialect):
                 backoff = min(backoff * 2, MAX_LISTEN_BACKOFF)
         listening.clear()
 
+    def duplicate_id(self, error: BaseException) -> bool:
+        return (
+            isinstance(error, psycopg.errors.UniqueViolation)
+            and error.diag.constraint_name == "pk_sqlqueue_jobs"
+        )
+
     def now(self) -> sa.ColumnElement[datetime]:
         # statement_timestamp(), not now(): a job enqueued late in a caller's long
         # transaction must count its countdown from the call, not from the BEGIN.

@@ -21,6 +21,7 @@ finished job's ``finished_at`` (``record_outcomes``).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -237,6 +238,9 @@ class SQLiteDialect(Dialect):
         # would let two workers read the same ready row before either writes.
         connection.execution_options(**{IMMEDIATE: True})
         connection.begin()
+
+    def duplicate_id(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.IntegrityError) and "sqlqueue_jobs.id" in str(error)
 
     def now(self) -> sa.ColumnElement[datetime]:
         # Read when the statement runs, not when it is built: a claim may wait long for the

@@ -104,6 +104,12 @@ def insert_old_results(app: SQLQueue, count: int) -> None:
     if app.dialect.name == "postgresql":
         numbers = "generate_series(1, :count) AS n"
         new_id, old = "gen_random_uuid()", "now() - interval '2 days'"
+    elif app.dialect.name == "mysql":
+        # up to 100,000 rows from five joined digits (a recursive CTE stops at 1,000)
+        digits = "(" + " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10)) + ")"
+        joined = ", ".join(f"{digits} AS d{at}" for at in range(5))
+        numbers = f"(SELECT 1 FROM {joined} LIMIT :count) AS numbers"
+        new_id, old = "UUID()", "UTC_TIMESTAMP(6) - INTERVAL 2 DAY"
     else:
         numbers = (
             "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :count)"

@@ -380,6 +380,28 @@ def test_old_servers_are_refused(version: str, supported: bool) -> None:
             check_version(version)
 
 
+def test_queue_tables_that_are_not_innodb_are_refused_with_the_fix(mysql_url: str) -> None:
+    # Given a database whose jobs table was made by another engine (a server whose
+    # default_storage_engine was MyISAM when it was migrated), which has no row locks
+    admin = sa.create_engine(mysql_url)
+    name = f"sqlqueue_myisam_{uuid.uuid4().hex[:8]}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        conn.exec_driver_sql(f"CREATE TABLE {name}.sqlqueue_jobs (id INT) ENGINE=MyISAM")
+    app = SQLQueue(sa.make_url(mysql_url).set(database=name).render_as_string(False))
+    try:
+        # I expect the first statement to be refused, saying how to convert it
+        with pytest.raises(UnsupportedDatabaseError) as refused:
+            app.store.get_job("any")
+        assert "sqlqueue_jobs (MyISAM)" in str(refused.value)
+        assert "ALTER TABLE sqlqueue_jobs ENGINE=InnoDB" in str(refused.value)
+    finally:
+        app.engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name}")
+        admin.dispose()
+
+
 def test_a_periodic_tick_is_taken_once(mysql_app: SQLQueue) -> None:
     tick = datetime(2026, 1, 1, tzinfo=UTC)
     mysql_app.store.insert_schedule("nightly", "t.x", tick)

@@ -294,14 +294,32 @@ def require_driver(driver: str) -> None:
 
 
 def _check_server(dbapi_connection: Any, _record: Any) -> None:
-    """Refuse a server older than sqlqueue needs, on the engine's first connection."""
+    """Refuse a server older than sqlqueue needs, and queue tables that are not InnoDB, on
+    the engine's first connection."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("SELECT VERSION()")
         (version,) = cursor.fetchone()
+        cursor.execute(NOT_INNODB)
+        not_innodb = cursor.fetchall()
     finally:
         cursor.close()
     check_version(str(version))
+    check_engines([(str(table), str(engine)) for table, engine in not_innodb])
+
+
+def check_engines(not_innodb: Sequence[tuple[str, str]]) -> None:
+    """Raise ``UnsupportedDatabaseError`` for queue tables of another engine than InnoDB:
+    without its row locks ``SKIP LOCKED`` locks nothing, and two workers would run one job.
+    Tables take the server's ``default_storage_engine`` when migrated."""
+    if not_innodb:
+        tables = ", ".join(f"{table} ({engine})" for table, engine in not_innodb)
+        fixes = "; ".join(f"ALTER TABLE {table} ENGINE=InnoDB" for table, _ in not_innodb)
+        raise UnsupportedDatabaseError(
+            f"sqlqueue's tables must be InnoDB, for its row locks; these are not: {tables}. "
+            f"Convert them ({fixes}), or set default_storage_engine=InnoDB before "
+            "`sqlqueue migrate`."
+        )
 
 
 def check_version(version: str) -> None:
@@ -361,6 +379,13 @@ def _stored_time(when: datetime | None) -> datetime | None:
         when = when.astimezone(UTC)
     return when.replace(tzinfo=None)
 
+
+NOT_INNODB = """
+SELECT table_name, engine FROM information_schema.tables
+WHERE table_schema = DATABASE() AND table_name LIKE 'sqlqueue\\_%' AND engine <> 'InnoDB'
+"""
+"""sqlqueue's tables in the connection's database that are not InnoDB (none before a
+``sqlqueue migrate``)."""
 
 INSERT_JOBS = f"""
 INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,

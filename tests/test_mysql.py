@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from test_worker_processes import FAST, WorkerProcess, wait_for_lease_to_expire
 
 import sqlqueue.migrate
-from sqlqueue import JobStatus, SQLQueue, chain
+from sqlqueue import JobStatus, SQLQueue
 from sqlqueue.dialects.mysql import (
     CLAIM_IN_QUEUE_INDEX,
     CLAIM_INDEX,
@@ -344,8 +344,6 @@ def test_features_not_yet_on_mysql_are_refused(mysql_app: SQLQueue) -> None:
         limited.delay()
     with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
         mysql_app.send_task("t.u", unique_key="k")
-    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
-        chain(mysql_app.signature("t.a"), mysql_app.signature("t.b")).delay()
     with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
         asyncio.run(mysql_app.AsyncResult("some-id").aget(timeout=1))
     assert mysql_app.store.claim_jobs(10, None, "w", lease=30) == []

@@ -392,7 +392,10 @@ class JobStore:
         """Revoke jobs that have not started, or with ``terminate`` running ones too, and
         every step not yet started of the workflows these ids are the handles of; the
         steps that wait for them stop. Returns how many jobs were revoked."""
-        with self._write() as conn:
+
+        # Run again when it loses a lock conflict: a workflow's revoke locks its steps in id
+        # order, and a finisher holding one of its jobs may want a step it already holds.
+        def write(conn: Connection) -> int:
             rows = [
                 row
                 for chunk in chunks(job_ids)
@@ -406,7 +409,9 @@ class JobStore:
                 announce = self.dialect.announce_revoke(job_id)
                 if announce is not None:
                     _execute(conn, announce)
-        return len(rows)
+            return len(rows)
+
+        return self._write_again(write)
 
     def revoked_takes(self, takes: Sequence[Take]) -> set[Take]:
         """The takes among these whose job has been revoked while they held it."""

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -304,3 +305,19 @@ def test_the_last_header_jobs_finished_in_two_open_transactions_release_the_body
     assert released is not None and released.status == "PENDING"
     [taken] = wf_app.store.claim_jobs(10, None, "w", 30)
     assert taken.id == body.id and taken.args == [[2, 4]]
+
+
+def test_a_waiting_steps_countdown_counts_from_its_release(wf_app: SQLQueue) -> None:
+    first = job("w.add", 1, 1)
+    second = job("w.add", 1, after=[first], options=SendOptions(countdown=3600))
+    send(wf_app, first, second)
+    [taken] = wf_app.store.claim_jobs(1, None, "w", 30)
+    time.sleep(1.5)
+    wf_app.store.record_outcomes([((taken.id, 1), Outcome.succeeded("2"))], releasing=[taken.id])
+
+    released = wf_app.store.get_job(second.id)
+    assert released is not None and released.status == "PENDING"
+    assert released.scheduled_at is not None
+    delay = (released.scheduled_at - wf_app.store.database_now()).total_seconds()
+    assert 3590 < delay <= 3600
+    assert released.scheduled_at - released.created_at >= timedelta(seconds=3601)

@@ -10,6 +10,7 @@ stands alone, in autocommit (``autocommit``).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -541,6 +542,11 @@ class JobStore:
                 orig = cause.orig if isinstance(cause, sa_exc.DBAPIError) else cause
                 if attempt == LOCK_CONFLICT_ATTEMPTS or not self.dialect.lost_lock_conflict(orig):
                     raise
+                # Logged: the design keeps these rare (docs/databases.md); a log that shows
+                # many says where it does not.
+                logger.info(
+                    "lock conflict, transaction run again attempt=%d error=%s", attempt, orig
+                )
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     @contextmanager
@@ -590,6 +596,8 @@ def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:
 
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 LOCK_CONFLICT_ATTEMPTS = 5
 """How many times a transaction of sqlqueue's own is tried when lock conflicts roll it back."""

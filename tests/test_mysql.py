@@ -394,6 +394,36 @@ def test_a_chord_body_receives_results_longer_than_group_concat_max_len(
     assert body.get(timeout=10) == sizes
 
 
+def test_a_revoke_that_loses_a_deadlock_runs_again_and_says_so(
+    mysql_app: SQLQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a revoke that holds job a and waits for job b, which another transaction holds,
+    # that transaction then asks for a: InnoDB ends the lighter of the two, the revoke (the
+    # other has changed many rows).
+    for job_id in ("a", "b"):
+        mysql_app.send_task("t.x", task_id=job_id)
+    for n in range(30):
+        mysql_app.send_task("t.filler", task_id=f"filler-{n}")
+    caplog.set_level("INFO", logger="sqlqueue.store")
+    revoked: list[int] = []
+    with mysql_app.engine.connect() as other:
+        other.begin()
+        other.exec_driver_sql("UPDATE sqlqueue_jobs SET priority = 1 WHERE task_name = 't.filler'")
+        other.exec_driver_sql("SELECT id FROM sqlqueue_jobs WHERE id = 'b' FOR UPDATE")
+        revoke = threading.Thread(
+            target=lambda: revoked.append(mysql_app.store.revoke_jobs(["a", "b"]))
+        )
+        revoke.start()
+        time.sleep(1)  # the revoke holds a and waits for b
+        other.exec_driver_sql("SELECT id FROM sqlqueue_jobs WHERE id = 'a' FOR UPDATE")
+        other.commit()
+    revoke.join(timeout=30)
+
+    # Then the revoke, run again, revoked both, and its first try is in the log.
+    assert revoked == [2]
+    assert "lock conflict, transaction run again attempt=1 error=(1213" in caplog.text
+
+
 def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:
     ready = [mysql_app.send_task("t.x", queue="spam").id for _ in range(3)]
     kept = mysql_app.send_task("t.x", queue="mail").id

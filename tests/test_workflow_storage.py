@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -321,3 +321,18 @@ def test_a_waiting_steps_countdown_counts_from_its_release(wf_app: SQLQueue) -> 
     delay = (released.scheduled_at - wf_app.store.database_now()).total_seconds()
     assert 3590 < delay <= 3600
     assert released.scheduled_at - released.created_at >= timedelta(seconds=3601)
+
+
+def test_a_workflows_jobs_keep_their_queue_priority_eta_and_expiry(wf_app: SQLQueue) -> None:
+    eta = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    expires = datetime(2031, 1, 1, tzinfo=UTC)
+    first = job("w.add", 1, 1, options=SendOptions(queue="fällig", priority=7, eta=eta))
+    second = job("w.add", 1, after=[first], options=SendOptions(expires=expires))
+    send(wf_app, first, second)
+
+    stored_first, stored_second = (wf_app.store.get_job(step.id) for step in (first, second))
+    assert stored_first is not None and stored_second is not None
+    assert (stored_first.queue, stored_first.priority) == ("fällig", 7)
+    assert stored_first.scheduled_at == eta
+    assert stored_second.expires_at == expires
+    assert stored_second.status == "WAITING"

@@ -38,10 +38,11 @@ servers take (a chord's body may receive megabytes; the default, 1,024 bytes on 
 would cut its list short). ``max_allowed_packet`` still bounds the answer."""
 
 
-def workflow_row(row: PlannedRow, eta: Any, expires_at: Any) -> dict[str, Any]:
-    """One job of ``INSERT_WORKFLOW``'s ``%(jobs)s``: the columns that are set, by name (a
-    missing one reads NULL on both servers, where a JSON null reads NULL on MariaDB only).
-    Lists of ids travel as JSON texts, as the arguments do; times are already as stored."""
+def workflow_row(row: PlannedRow, eta: str | None, expires_at: str | None) -> dict[str, Any]:
+    """One job of ``INSERT_WORKFLOW``'s ``%(jobs)s``: the columns that are set, by name. A
+    member left out reads NULL on both servers (``NULL ON EMPTY``, their manuals' default),
+    where what a JSON null reads is not stated alike. Lists of ids travel as JSON texts, as
+    the arguments do; ``eta`` and ``expires_at`` are UTC texts as DATETIME(6) reads them."""
     values: dict[str, Any] = {
         "id": row.id,
         "args": row.args,
@@ -88,30 +89,30 @@ def count_down_and_release(
         connection.execute(drop(sorted(unneeded)))
 
 
-def _shared_columns() -> str:
-    return ", ".join(
-        (
-            "id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.id'",
-            "args LONGTEXT CHARACTER SET utf8mb4 PATH '$.args'",
-            "kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$.kwargs'",
-            "task_name VARCHAR(200) CHARACTER SET utf8mb4 PATH '$.task_name'",
-            "queue VARCHAR(200) CHARACTER SET utf8mb4 PATH '$.queue'",
-            "priority INTEGER PATH '$.priority'",
-            "eta DATETIME(6) PATH '$.eta'",
-            "countdown BIGINT PATH '$.countdown'",
-            "expires_at DATETIME(6) PATH '$.expires_at'",
-            "expires_in BIGINT PATH '$.expires_in'",
-            "parent_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.parent_id'",
-            "group_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.group_id'",
-            "group_index INTEGER PATH '$.group_index'",
-            "group_members LONGTEXT CHARACTER SET utf8mb4 PATH '$.group_members'",
-            "waiting_for INTEGER PATH '$.waiting_for'",
-            "prerequisites LONGTEXT CHARACTER SET utf8mb4 PATH '$.prerequisites'",
-            "feed VARCHAR(16) CHARACTER SET utf8mb4 PATH '$.feed'",
-            "dependents LONGTEXT CHARACTER SET utf8mb4 PATH '$.dependents'",
-            "errbacks LONGTEXT CHARACTER SET utf8mb4 PATH '$.errbacks'",
-        )
+WORKFLOW_COLUMNS = ", ".join(
+    (
+        "id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.id'",
+        "args LONGTEXT CHARACTER SET utf8mb4 PATH '$.args'",
+        "kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$.kwargs'",
+        "task_name VARCHAR(200) CHARACTER SET utf8mb4 PATH '$.task_name'",
+        "queue VARCHAR(200) CHARACTER SET utf8mb4 PATH '$.queue'",
+        "priority INTEGER PATH '$.priority'",
+        "eta DATETIME(6) PATH '$.eta'",
+        "countdown BIGINT PATH '$.countdown'",
+        "expires_at DATETIME(6) PATH '$.expires_at'",
+        "expires_in BIGINT PATH '$.expires_in'",
+        "parent_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.parent_id'",
+        "group_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.group_id'",
+        "group_index INTEGER PATH '$.group_index'",
+        "group_members LONGTEXT CHARACTER SET utf8mb4 PATH '$.group_members'",
+        "waiting_for INTEGER PATH '$.waiting_for'",
+        "prerequisites LONGTEXT CHARACTER SET utf8mb4 PATH '$.prerequisites'",
+        "feed VARCHAR(16) CHARACTER SET utf8mb4 PATH '$.feed'",
+        "dependents LONGTEXT CHARACTER SET utf8mb4 PATH '$.dependents'",
+        "errbacks LONGTEXT CHARACTER SET utf8mb4 PATH '$.errbacks'",
     )
+)
+"""``INSERT_WORKFLOW``'s columns of each job, read from its JSON object by name."""
 
 
 INSERT_WORKFLOW = f"""
@@ -126,7 +127,7 @@ SELECT new.id, new.args, new.kwargs, new.task_name, new.queue, new.priority,
        UTC_TIMESTAMP(6), %(workflow_id)s, new.parent_id, new.group_id, new.group_index,
        new.group_members, NULLIF(new.waiting_for, 0), new.prerequisites, new.feed,
        new.dependents, new.errbacks
-FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS ({_shared_columns()})) AS new
+FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS ({WORKFLOW_COLUMNS})) AS new
 """  # noqa: S608 (constants, no input)
 """Each element of ``%(jobs)s`` is one job (``workflow_row``). One reading of the clock for
 the whole statement: a waiting step's countdown is kept as ``scheduled_at - created_at``,

@@ -33,9 +33,10 @@ from sqlqueue.plans import PlannedRow
 from sqlqueue.schema import jobs
 
 BIG_CONCAT = 4294967295
-"""``group_concat_max_len`` for the statements that gather results: the largest both
-servers take (a chord's body may receive megabytes; the default, 1,024 bytes on MySQL,
-would cut its list short). ``max_allowed_packet`` still bounds the answer."""
+"""``group_concat_max_len`` for the statements that gather results: the most MariaDB
+takes (it keeps 1 GB of it; MySQL takes more). A chord's body may receive megabytes, and the
+default, 1 KB on MySQL and 1 MB on MariaDB, would cut its list short; ``max_allowed_packet``
+still bounds the answer."""
 
 
 def workflow_row(row: PlannedRow, eta: str | None, expires_at: str | None) -> dict[str, Any]:

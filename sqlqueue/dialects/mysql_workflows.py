@@ -15,8 +15,10 @@ last of its count, so the body is released once. No ``EXISTS`` is asked, nothing
 
 Deadlocks among finishers: each locks its own takes first (no two hold the same take), then
 the steps those wait for in id order, so two finishers wait for each other's steps in one
-order and never in a cycle. A revoke or a failure that stops a workflow's later steps locks
-in other orders; InnoDB then ends one transaction, which the store runs again.
+order and never in a cycle. (One statement per step, not one UPDATE joined with the counts:
+a multi-table UPDATE locks rows in whatever order its plan reads them.) A revoke or a
+failure that stops a workflow's later steps locks in other orders; InnoDB then ends one
+transaction, which the store runs again.
 """
 
 from __future__ import annotations

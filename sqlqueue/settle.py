@@ -9,8 +9,8 @@ every step after: a chain's later steps become REVOKED carrying the failure, a c
 FAILURE with a ``ChordError``; the ``link_error`` callbacks of a failed job are released (each
 receives its id when taken), and the callbacks no failure will release are deleted.
 
-On PostgreSQL the successes a worker records are settled by the finishing statement itself
-(``Dialect.releases_in_finish``); everything else comes here.
+On PostgreSQL and MySQL the successes a worker records are settled by the finishing
+statements themselves (``Dialect.releases_in_finish``); everything else comes here.
 """
 
 from __future__ import annotations

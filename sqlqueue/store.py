@@ -10,6 +10,7 @@ stands alone, in autocommit (``autocommit``).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -392,7 +393,10 @@ class JobStore:
         """Revoke jobs that have not started, or with ``terminate`` running ones too, and
         every step not yet started of the workflows these ids are the handles of; the
         steps that wait for them stop. Returns how many jobs were revoked."""
-        with self._write() as conn:
+
+        # Run again when it loses a lock conflict: a workflow's revoke locks its steps in id
+        # order, and a finisher holding one of its jobs may want a step it already holds.
+        def write(conn: Connection) -> int:
             rows = [
                 row
                 for chunk in chunks(job_ids)
@@ -406,7 +410,9 @@ class JobStore:
                 announce = self.dialect.announce_revoke(job_id)
                 if announce is not None:
                     _execute(conn, announce)
-        return len(rows)
+            return len(rows)
+
+        return self._write_again(write)
 
     def revoked_takes(self, takes: Sequence[Take]) -> set[Take]:
         """The takes among these whose job has been revoked while they held it."""
@@ -536,6 +542,11 @@ class JobStore:
                 orig = cause.orig if isinstance(cause, sa_exc.DBAPIError) else cause
                 if attempt == LOCK_CONFLICT_ATTEMPTS or not self.dialect.lost_lock_conflict(orig):
                     raise
+                # Logged: the design keeps these rare (docs/databases.md); a log that shows
+                # many says where it does not.
+                logger.info(
+                    "lock conflict, transaction run again attempt=%d error=%s", attempt, orig
+                )
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     @contextmanager
@@ -585,6 +596,8 @@ def _execute(connection: Connection, statement: Statement) -> CursorResult[Any]:
 
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 LOCK_CONFLICT_ATTEMPTS = 5
 """How many times a transaction of sqlqueue's own is tried when lock conflicts roll it back."""

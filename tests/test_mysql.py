@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from test_worker_processes import FAST, WorkerProcess, wait_for_lease_to_expire
 
 import sqlqueue.migrate
-from sqlqueue import JobStatus, SQLQueue, chain
+from sqlqueue import JobStatus, SQLQueue, chain, chord
 from sqlqueue.dialects.mysql import (
     CLAIM_IN_QUEUE_INDEX,
     CLAIM_INDEX,
@@ -345,10 +345,83 @@ def test_features_not_yet_on_mysql_are_refused(mysql_app: SQLQueue) -> None:
     with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
         mysql_app.send_task("t.u", unique_key="k")
     with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
-        chain(mysql_app.signature("t.a"), mysql_app.signature("t.b")).delay()
-    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
         asyncio.run(mysql_app.AsyncResult("some-id").aget(timeout=1))
     assert mysql_app.store.claim_jobs(10, None, "w", lease=30) == []
+
+
+def test_a_workflows_waiting_steps_stay_out_of_the_claim_index_until_released(
+    mysql_app: SQLQueue,
+) -> None:
+    @mysql_app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    handle = chain(add.s(1, 1), add.s(2)).delay()
+    first = handle.parent
+    assert first is not None
+
+    def claim_ready() -> dict[str, int | None]:
+        with mysql_app.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT id, claim_ready FROM sqlqueue_jobs")
+            return {job_id: ready for job_id, ready in rows}
+
+    assert claim_ready() == {first.id: 1, handle.id: None}
+    [taken] = take(mysql_app, count=10)
+    assert taken.id == first.id
+    mysql_app.store.record_outcomes([((first.id, 1), Outcome.succeeded("2"))], releasing=[first.id])
+    assert claim_ready() == {first.id: None, handle.id: 1}
+    [released] = take(mysql_app)
+    assert released.id == handle.id and released.args == [2, 2]
+
+
+def test_a_chord_body_receives_results_longer_than_group_concat_max_len(
+    mysql_app: SQLQueue,
+) -> None:
+    # MariaDB cuts a GROUP_CONCAT at 1 MB by default, MySQL at 1 KB: the results' statements
+    # raise the limit for themselves.
+    @mysql_app.task(name="t.text")
+    def text(size: int) -> str:
+        return "x" * size
+
+    @mysql_app.task(name="t.lengths")
+    def lengths(texts: list[str]) -> list[int]:
+        return [len(each) for each in texts]
+
+    sizes = [400_000, 400_001, 400_002]
+    body = chord([text.s(size) for size in sizes], lengths.s()).delay()
+    work_off(mysql_app)
+
+    assert body.get(timeout=10) == sizes
+
+
+def test_a_revoke_that_loses_a_deadlock_runs_again_and_says_so(
+    mysql_app: SQLQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a revoke that holds job a and waits for job b, which another transaction holds,
+    # that transaction then asks for a: InnoDB ends the lighter of the two, the revoke (the
+    # other has changed many rows).
+    for job_id in ("a", "b"):
+        mysql_app.send_task("t.x", task_id=job_id)
+    for n in range(30):
+        mysql_app.send_task("t.filler", task_id=f"filler-{n}")
+    caplog.set_level("INFO", logger="sqlqueue.store")
+    revoked: list[int] = []
+    with mysql_app.engine.connect() as other:
+        other.begin()
+        other.exec_driver_sql("UPDATE sqlqueue_jobs SET priority = 1 WHERE task_name = 't.filler'")
+        other.exec_driver_sql("SELECT id FROM sqlqueue_jobs WHERE id = 'b' FOR UPDATE")
+        revoke = threading.Thread(
+            target=lambda: revoked.append(mysql_app.store.revoke_jobs(["a", "b"]))
+        )
+        revoke.start()
+        time.sleep(1)  # the revoke holds a and waits for b
+        other.exec_driver_sql("SELECT id FROM sqlqueue_jobs WHERE id = 'a' FOR UPDATE")
+        other.commit()
+    revoke.join(timeout=30)
+
+    # Then the revoke, run again, revoked both, and its first try is in the log.
+    assert revoked == [2]
+    assert "lock conflict, transaction run again attempt=1 error=(1213" in caplog.text
 
 
 def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:

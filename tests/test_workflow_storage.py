@@ -7,8 +7,11 @@ will never run.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from sqlqueue.exceptions import ChordError, TaskFailedError, TaskRevokedError
 from sqlqueue.group_result import GroupResult
 from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
+from sqlqueue.schema import jobs
 from sqlqueue.send_options import SendOptions
 
 
@@ -236,3 +240,99 @@ def test_pruning_keeps_a_workflow_whose_job_runs(wf_app: SQLQueue) -> None:
     # The second step runs: should its worker be lost, it reads the first's result again.
     assert wf_app.store.delete_finished_jobs(older_than=-60, batch_size=100) == 0
     assert wf_app.store.get_job(first.id) is not None
+
+
+def test_a_retrying_header_job_releases_nothing_and_its_success_later_does(
+    wf_app: SQLQueue,
+) -> None:
+    first, second = job("w.add", 1, 1), job("w.add", 2, 2)
+    body = job("w.tsum", after=[first, second], feed=Feed.RESULTS)
+    send(wf_app, first, second, body)
+    wf_app.store.claim_jobs(2, None, "w", 30)
+    wf_app.store.record_outcomes(
+        [
+            ((first.id, 1), Outcome.succeeded("2")),
+            ((second.id, 1), Outcome.retrying(0, None)),
+        ],
+        releasing=[first.id, second.id],
+    )
+    waiting = wf_app.store.get_job(body.id)
+    assert waiting is not None and waiting.status == "WAITING"
+
+    [again] = wf_app.store.claim_jobs(1, None, "w", 30)
+    assert again.id == second.id
+    wf_app.store.record_outcomes([((second.id, 2), Outcome.succeeded("4"))], releasing=[second.id])
+
+    [released] = wf_app.store.claim_jobs(1, None, "w", 30)
+    assert released.id == body.id and released.args == [[2, 4]]
+
+
+def test_the_last_header_jobs_finished_in_two_open_transactions_release_the_body_once(
+    wf_app: SQLQueue,
+) -> None:
+    # Given a chord of two header jobs, both taken, and the body's row locked by a third
+    # transaction, so that the finish of each header job commits only after both have
+    # written their success and reached the body: neither sees the other's success
+    # committed when it counts. SQLite's writers take turns, so this meets row locks only.
+    if wf_app.dialect.name == "sqlite":
+        pytest.skip("SQLite's writers take turns: two finishes are never open at once")
+    header = [job("w.add", 1, 1), job("w.add", 2, 2)]
+    body = job("w.tsum", after=header, feed=Feed.RESULTS)
+    send(wf_app, *header, body)
+    assert len(wf_app.store.claim_jobs(2, None, "w", 30)) == 2
+    finishes = []
+    with wf_app.engine.connect() as blocker:
+        blocker.begin()
+        blocker.execute(sa.select(jobs.c.id).where(jobs.c.id == body.id).with_for_update())
+        for header_job, result in zip(header, ("2", "4"), strict=True):
+            finish = threading.Thread(
+                target=wf_app.store.record_outcomes,
+                args=([((header_job.id, 1), Outcome.succeeded(result))],),
+                kwargs={"releasing": [header_job.id]},
+            )
+            finish.start()
+            finishes.append(finish)
+        time.sleep(1)
+        # When both wait for the body's row lock, neither success has committed.
+        assert all(finish.is_alive() for finish in finishes)
+        assert count_jobs(wf_app, "status = 'STARTED'") == 2
+        blocker.rollback()
+    for finish in finishes:
+        finish.join(timeout=30)
+
+    # Then the second to commit counted the body down to zero, after the first: released once.
+    released = wf_app.store.get_job(body.id)
+    assert released is not None and released.status == "PENDING"
+    [taken] = wf_app.store.claim_jobs(10, None, "w", 30)
+    assert taken.id == body.id and taken.args == [[2, 4]]
+
+
+def test_a_waiting_steps_countdown_counts_from_its_release(wf_app: SQLQueue) -> None:
+    first = job("w.add", 1, 1)
+    second = job("w.add", 1, after=[first], options=SendOptions(countdown=3600))
+    send(wf_app, first, second)
+    [taken] = wf_app.store.claim_jobs(1, None, "w", 30)
+    time.sleep(1.5)
+    wf_app.store.record_outcomes([((taken.id, 1), Outcome.succeeded("2"))], releasing=[taken.id])
+
+    released = wf_app.store.get_job(second.id)
+    assert released is not None and released.status == "PENDING"
+    assert released.scheduled_at is not None
+    delay = (released.scheduled_at - wf_app.store.database_now()).total_seconds()
+    assert 3590 < delay <= 3600
+    assert released.scheduled_at - released.created_at >= timedelta(seconds=3601)
+
+
+def test_a_workflows_jobs_keep_their_queue_priority_eta_and_expiry(wf_app: SQLQueue) -> None:
+    eta = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    expires = datetime(2031, 1, 1, tzinfo=UTC)
+    first = job("w.add", 1, 1, options=SendOptions(queue="fällig", priority=7, eta=eta))
+    second = job("w.add", 1, after=[first], options=SendOptions(expires=expires))
+    send(wf_app, first, second)
+
+    stored_first, stored_second = (wf_app.store.get_job(step.id) for step in (first, second))
+    assert stored_first is not None and stored_second is not None
+    assert (stored_first.queue, stored_first.priority) == ("fällig", 7)
+    assert stored_first.scheduled_at == eta
+    assert stored_second.expires_at == expires
+    assert stored_second.status == "WAITING"

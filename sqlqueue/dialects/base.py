@@ -138,8 +138,8 @@ class Dialect(WorkflowStatements, ABC):
 
     releases_in_finish = False
     """Whether ``record_outcomes(..., releasing=True)`` itself releases the steps waiting for
-    the successes it records (PostgreSQL, in one statement); otherwise ``settle`` does, in
-    the same transaction. Failures are always ``settle``'s."""
+    the successes it records (PostgreSQL, in one statement; MySQL, in its ``Procedure``);
+    otherwise ``settle`` does, in the same transaction. Failures are always ``settle``'s."""
 
     upsert: Callable[[sa.Table], Any]
     """The database's ``INSERT ... ON CONFLICT`` (SQLAlchemy's dialect ``insert``)."""

@@ -26,7 +26,10 @@ senders never wait for a claim, and the rows a scan reads past but does not matc
 unlocked at once. Times are DATETIME(6), UTC, from the database's clock
 (``UTC_TIMESTAMP(6)``), so machines with skewed clocks agree on due times and leases.
 
-Not yet on MySQL (issue 17): workflows, limits and unique jobs are refused with
+Workflows (``mysql_workflows``): the successes a worker records release the steps waiting
+for them in the same transaction, under those steps' row locks (``releases_in_finish``).
+
+Not yet on MySQL (issue 17): limits and unique jobs are refused with
 ``NotYetOnMySQLError``; workers poll (there is no LISTEN/NOTIFY).
 """
 
@@ -47,11 +50,18 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Update
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
+from sqlqueue.dialects.mysql_workflows import (
+    CHORD_RESULTS,
+    INSERT_WORKFLOW,
+    RESULTS_IN_ORDER,
+    count_down_and_release,
+    workflow_row,
+)
 from sqlqueue.engines import ping_when_idle
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
-from sqlqueue.plans import WorkflowPlan
+from sqlqueue.plans import WorkflowPlan, planned_rows
 from sqlqueue.schema import Timestamp, job_columns, jobs, schedules
 
 if TYPE_CHECKING:  # the async extra's; see engines.require_async_extra
@@ -100,6 +110,7 @@ def not_yet(feature: str) -> NotYetOnMySQLError:
 class MySQLDialect(Dialect):
     name = "mysql"
     upsert = staticmethod(mysql_dialect.insert)
+    releases_in_finish = True
 
     read_committed = False
     """Whether every connection of the engine is in READ COMMITTED already: when sqlqueue
@@ -176,13 +187,17 @@ class MySQLDialect(Dialect):
         raise not_yet("A unique job (unique_key=, unique=True)")
 
     def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
-        raise not_yet("A workflow (chain, group, chord, link)")
+        rows = [
+            workflow_row(row, _stored_text(row.eta), _stored_text(row.expires_at))
+            for row in planned_rows(plan, max_payload_bytes)
+        ]
+        return DriverStatement(INSERT_WORKFLOW, {"jobs": json.dumps(rows), "workflow_id": plan.id})
 
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
-        raise not_yet("A workflow (chain, group, chord, link)")
+        return DriverStatement(RESULTS_IN_ORDER, {"ids": json.dumps(list(job_ids))})
 
     def chord_results(self, job_id: str) -> DriverStatement:
-        raise not_yet("A workflow (chain, group, chord, link)")
+        return DriverStatement(CHORD_RESULTS, {"id": job_id})
 
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
@@ -227,9 +242,8 @@ class MySQLDialect(Dialect):
     def record_outcomes(
         self, outcomes: Sequence[tuple[Take, Outcome]], releasing: bool = False, wake: bool = False
     ) -> list[Statement]:
-        if releasing:
-            raise not_yet("A workflow (chain, group, chord, link)")
-        # Each job's row is locked in id order: the retries one by one, then the finishes.
+        # Each job's row is locked in id order: the retries one by one, then the finishes,
+        # then (``releasing``) the steps their successes release (``mysql_workflows``).
         in_order = sorted(outcomes, key=lambda pair: pair[0])
         retries = [self.retry_job(take, outcome) for take, outcome in in_order if outcome.again]
         finishes = [(take, outcome) for take, outcome in in_order if not outcome.again]
@@ -250,6 +264,12 @@ class MySQLDialect(Dialect):
             ]
             if rows:
                 connection.exec_driver_sql(FINISH_JOB, rows)
+            successes = [row["id"] for row in rows if row["status"] == JobStatus.SUCCESS.value]
+            if releasing and successes:
+                finished = connection.execute(
+                    sa.select(jobs.c.dependents, jobs.c.errbacks).where(jobs.c.id.in_(successes))
+                ).mappings()
+                count_down_and_release(connection, finished, self.drop_waiting)
             return connection.execute(
                 sa.select(jobs.c.id, jobs.c.attempts).where(jobs.c.id.in_(sorted(held)))
             )
@@ -378,6 +398,12 @@ def _stored_time(when: datetime | None) -> datetime | None:
     if when.tzinfo is not None:
         when = when.astimezone(UTC)
     return when.replace(tzinfo=None)
+
+
+def _stored_text(when: datetime | None) -> str | None:
+    """A time as DATETIME(6) reads it from text (inside JSON): UTC, without a zone."""
+    stored = _stored_time(when)
+    return None if stored is None else stored.isoformat(sep=" ", timespec="microseconds")
 
 
 NOT_INNODB = """

@@ -37,6 +37,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Update
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
-from sqlqueue.engines import ping_when_idle
+from sqlqueue.engines import ping_when_idle, unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
@@ -66,6 +67,15 @@ ISSUE = "not yet on MySQL (issue 17: MySQL and MariaDB support lands in steps)"
 
 DRIVER_MODULES = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
 """The drivers sqlqueue's SQL is written for (pyformat parameters), and their modules."""
+
+ASYNC_DRIVER_MISSING = (
+    "adelay(), aapply_async() and aget() on MySQL and MariaDB need SQLAlchemy's asyncio "
+    'support and aiomysql: pip install "sqlqueue[async,mysql]".'
+)
+
+WHERE_CONNECTED = "SELECT DATABASE(), @@hostname, @@port"
+"""The database, the server's host name and its port, as the server sees a connection:
+what tells a DB-API connection passed as ``connection=`` reaches the app's own database."""
 
 MINIMUM_MYSQL = (8, 0, 1)
 """The first MySQL with ``SKIP LOCKED`` and descending indexes."""
@@ -113,7 +123,16 @@ class MySQLDialect(Dialect):
         return engine
 
     def create_async_engine(self, url: URL) -> AsyncEngine:
-        raise not_yet("adelay(), aapply_async() and aget()")
+        # aiomysql is PyMySQL under asyncio: the same parameter style and type conversions
+        # as the sync engine's default driver, and pure Python as PyMySQL is.
+        try:
+            importlib.import_module("aiomysql")
+        except ImportError:
+            raise ConfigurationError(ASYNC_DRIVER_MISSING) from None
+        url = url.set(drivername=f"{url.get_backend_name()}+aiomysql")
+        engine = unpooled_async_engine(url, isolation_level=READ_COMMITTED)
+        self.configure_engine(engine.sync_engine)
+        return engine
 
     def configure_engine(self, engine: Engine) -> None:
         event.listen(engine, "first_connect", _check_server)
@@ -282,6 +301,18 @@ def require_driver(driver: str) -> None:
         importlib.import_module(DRIVER_MODULES.get(driver, driver))
     except ImportError:
         raise ConfigurationError(MYSQL_EXTRA_MISSING) from None
+
+
+def installed_drivers() -> list[ModuleType]:
+    """The sync MySQL drivers importable here (PyMySQL, mysqlclient): the errors of a DB-API
+    connection passed as ``connection=`` are theirs."""
+    installed = []
+    for module in ("pymysql", "MySQLdb"):
+        try:
+            installed.append(importlib.import_module(module))
+        except ImportError:  # not installed, or mysqlclient without its client library
+            continue
+    return installed
 
 
 def _check_server(dbapi_connection: Any, _record: Any) -> None:

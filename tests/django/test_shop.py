@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from proxy import CuttableProxy
 from sqlqueue import JobStatus, Worker, WorkerOptions, chain
 from sqlqueue.contrib.django import app
 from sqlqueue.contrib.django.models import Job
+from sqlqueue.dialects.mysql import NotYetOnMySQLError
 from sqlqueue.exceptions import ConfigurationError
 from sqlqueue.migrate import upgrade
 
@@ -62,6 +64,12 @@ def test_delay_inside_atomic_commits_with_the_order() -> None:
     assert result.status == "PENDING"
 
 
+@pytest.mark.xfail(
+    os.environ.get("SHOP_DATABASE") == "mysql",
+    raises=NotYetOnMySQLError,
+    strict=True,
+    reason="workflows are not yet on MySQL (issue 17); remove this mark when they are",
+)
 def test_a_chain_inside_atomic_is_written_with_the_order_or_not_at_all() -> None:
     for keep in (False, True):
         with transaction.atomic():
@@ -224,6 +232,19 @@ def test_options_search_path_is_the_workers_too(queue_schema: str) -> None:
         cursor.execute(f"SELECT status FROM {queue_schema}.sqlqueue_jobs")
         assert cursor.fetchall() == [("SUCCESS",)]
     assert result.get(timeout=5) == f"receipt for order {order.pk} sent to s@example.com"
+
+
+def test_mysql_options_are_the_queues_too() -> None:
+    if connection.vendor != "mysql":
+        pytest.skip("init_command is mysqlclient's")
+    saved = connection.settings_dict["OPTIONS"]
+    connection.settings_dict["OPTIONS"] = {**saved, "init_command": "SET @shop_marker = 42"}
+    try:
+        with app.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT @shop_marker").scalar() == 42
+    finally:
+        connection.settings_dict["OPTIONS"] = saved
+        app.engine.dispose()
 
 
 def prepare_threshold_of_the_queue() -> int | None:

@@ -134,7 +134,7 @@ test-hosts: install ## Workers on two network namespaces sharing PostgreSQL, one
 	$(BIN)/pytest -m hosts tests/test_hosts.py $(PYTEST_ARGS)
 
 INSTALL_CHECK := build/install-check
-INSTALL_EXTRAS := bare async metrics dashboard django mysql
+INSTALL_EXTRAS := bare async metrics dashboard django mysql async,mysql
 
 .PHONY: test-install
 test-install: $(BIN)/python ## Install the wheel bare and with each extra into new virtualenvs, and use each

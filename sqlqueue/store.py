@@ -37,7 +37,7 @@ from sqlqueue.caller_connections import (
 from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
-from sqlqueue.dialects.mysql import installed_drivers
+from sqlqueue.dialects.mysql import installed_drivers, is_duplicate_id
 from sqlqueue.exceptions import (
     DatabaseError,
     DuplicateJobIdError,
@@ -610,7 +610,9 @@ def _is_duplicate_id(exc: BaseException) -> bool:
     """Whether ``exc`` is a send refused for a job id already taken (``task_id=``)."""
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return exc.diag.constraint_name == "pk_sqlqueue_jobs"
-    return isinstance(exc, sqlite3.IntegrityError) and "sqlqueue_jobs.id" in str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "sqlqueue_jobs.id" in str(exc)
+    return isinstance(exc, DRIVER_ERRORS) and is_duplicate_id(exc)
 
 
 def _database_error(exc: BaseException) -> SQLQueueError:

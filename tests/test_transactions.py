@@ -41,6 +41,7 @@ from sqlalchemy.orm import (
 from sqlqueue import (
     AsyncResult,
     ConfigurationError,
+    DuplicateJobIdError,
     JobNotFoundError,
     JobStatus,
     SQLQueue,
@@ -638,6 +639,24 @@ def test_a_mysql_dbapi_send_keeps_its_times_in_utc_with_microseconds(
     assert later.created_at.utcoffset() == timedelta(0)
     assert later.scheduled_at - later.created_at == timedelta(microseconds=250_000)
     assert abs(now - later.created_at) < timedelta(seconds=WAIT)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
+@pytest.mark.parametrize("driver", ["pymysql", "mysqlclient"])
+def test_a_taken_id_sent_on_a_mysql_dbapi_connection_is_a_duplicate(
+    request: pytest.FixtureRequest, db_url: str, app: SQLQueue, add: Task[..., Any], driver: str
+) -> None:
+    module = pymysql if driver == "pymysql" else request.getfixturevalue("mysqlclient")
+    add.apply_async((1, 2), task_id="taken")
+    caller = MySQLCaller(db_url, module)
+    try:
+        with pytest.raises(DuplicateJobIdError):
+            add.apply_async((3, 4), task_id="taken", connection=caller.handle)
+        caller.commit()
+    finally:
+        caller.close()
+    assert count_jobs(app) == 1
 
 
 @pytest.mark.mysql

@@ -89,6 +89,9 @@ LOCK_CONFLICTS = (1213, 1205)
 """ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: a transaction of sqlqueue's own that ends with
 one is run again (``lost_lock_conflict``)."""
 
+ER_DUP_ENTRY = 1062
+"""A row's key is another row's already."""
+
 CLAIM_READY: sa.ColumnElement[int] = sa.literal_column("claim_ready", sa.Integer)
 """Migration 0013's generated column: 1 for a ready job without limits, else NULL."""
 
@@ -313,6 +316,13 @@ def installed_drivers() -> list[ModuleType]:
         except ImportError:  # not installed, or mysqlclient without its client library
             continue
     return installed
+
+
+def is_duplicate_id(error: BaseException) -> bool:
+    """Whether a driver error is MySQL's refusal of a job id already taken: ER_DUP_ENTRY on
+    the primary key (MariaDB names it 'PRIMARY', MySQL 8 'sqlqueue_jobs.PRIMARY')."""
+    args: tuple[Any, ...] = getattr(error, "args", ())
+    return len(args) > 1 and args[0] == ER_DUP_ENTRY and "PRIMARY'" in str(args[1])
 
 
 def _check_server(dbapi_connection: Any, _record: Any) -> None:

@@ -382,7 +382,31 @@ def check_mysql(work: Path) -> None:
                 expect("sqlqueue[async]" in str(exc), "adelay() on MySQL names the async extra")
             else:
                 raise CheckFailed("adelay() on MySQL worked without the async extra")
+        check_send_on_an_aiomysql_connection(mysqltasks, url)
         mysqltasks.app.engine.dispose()
+
+
+def check_send_on_an_aiomysql_connection(tasks: Any, url: Any) -> None:
+    """aapply_async(connection=aiomysql.Connection): the mysql extra brings aiomysql, and the
+    send uses none of SQLAlchemy's asyncio, so it works without the async extra."""
+    import aiomysql
+
+    async def send() -> str:
+        conn = await aiomysql.connect(
+            host=url.host, port=url.port or 3306, user=url.username, db=url.database
+        )
+        try:
+            result = await tasks.add.aapply_async((6, 7), connection=conn)
+            await conn.commit()
+        finally:
+            await conn.ensure_closed()
+        return str(result.id)
+
+    job_id = asyncio.run(send())
+    expect(
+        tasks.app.AsyncResult(job_id).status == "PENDING",
+        "aapply_async() on an aiomysql.Connection wrote the job",
+    )
 
 
 def check_async_mysql(work: Path) -> None:

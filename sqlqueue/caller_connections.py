@@ -2,13 +2,13 @@
 
 ``connection=`` takes any connection an application already holds: SQLAlchemy's (a
 Connection, a Session, a scoped_session, their async twins) or a bare driver's (psycopg,
-sqlite3, aiosqlite, PyMySQL, mysqlclient, aiomysql). Each kind reaches its transaction its own way; the statement is in the
-driver's own parameter style (``DriverStatement``), so every kind sends it as it is. A large
-send on PostgreSQL is a ``CopyStatement``, sent through the psycopg connection under a
-synchronous one (async connections get the ``DriverStatement``). Before
-it does, the connection is checked to reach this app's own database: a job written to
-another would never be seen by this app's workers. Errors are the driver's own;
-``JobStore`` translates them.
+sqlite3, aiosqlite, PyMySQL, mysqlclient, aiomysql). Each kind reaches its transaction its
+own way; the statement is in the driver's own parameter style (``DriverStatement``), so
+every kind sends it as it is. A large send on PostgreSQL is a ``CopyStatement``, sent
+through the psycopg connection under a synchronous one (async connections get the
+``DriverStatement``). Before it does, the connection is checked to reach this app's own
+database: a job written to another would never be seen by this app's workers. Errors are
+the driver's own; ``JobStore`` translates them.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ is imported where it is not used."""
 
 AIOMYSQL_CONNECTION = "aiomysql.connection"
 """The module of aiomysql's connection class, which async sends take."""
-
 
 SAME_KIND = {"mariadb": "mysql"}
 """SQLAlchemy's dialect names for what sqlqueue treats as one kind of database: a

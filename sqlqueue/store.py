@@ -60,6 +60,7 @@ UNIQUE_SEND_ATTEMPTS = 3
 freed again by other transactions each time (``insert_unique_jobs``)."""
 
 MYSQL_DRIVERS = installed_drivers()
+"""PyMySQL and mysqlclient, where installed: their errors are those of a MySQL connection."""
 
 DRIVER_ERRORS = (sqlite3.Error, psycopg.Error, *(driver.Error for driver in MYSQL_DRIVERS))
 """What the drivers raise when a DB-API connection passed as ``connection=`` fails."""

@@ -17,10 +17,12 @@ from sqlqueue.dialects.postgresql import PREPARE_THRESHOLD
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.store import JobStore
 
+MYSQL = "django.db.backends.mysql"
+
 DRIVERS = {
     "django.db.backends.postgresql": "postgresql+psycopg",
     "django.db.backends.sqlite3": "sqlite",
-    "django.db.backends.mysql": "mysql+mysqldb",  # mysqlclient, which Django's backend needs
+    MYSQL: "mysql+mysqldb",  # mysqlclient, which Django's MySQL backend needs
 }
 
 
@@ -56,7 +58,7 @@ def url_for_database(database: dict[str, Any]) -> URL:
         host=database.get("HOST") or None,
         port=int(database["PORT"]) if database.get("PORT") else None,
         database=name,
-        query=(mysql_options if driver == DRIVERS[MYSQL] else connection_options)(
+        query=(mysql_options if engine == MYSQL else connection_options)(
             database.get("OPTIONS") or {}
         ),
     )
@@ -93,8 +95,6 @@ def connection_options(options: dict[str, Any]) -> dict[str, str]:
         query[PREPARE_THRESHOLD] = "none" if threshold is None else str(threshold)
     return query
 
-
-MYSQL = "django.db.backends.mysql"
 
 NOT_MYSQL_CONNECT_OPTIONS = frozenset({"isolation_level"})
 """``OPTIONS`` keys of Django's MySQL backend that Django acts on itself; the others are

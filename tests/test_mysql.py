@@ -366,6 +366,11 @@ def test_async_sends_and_reads_go_through_aiomysql_in_utc(mysql_app: SQLQueue) -
     assert pinned is not None and pinned.scheduled_at == eta  # to the microsecond, in UTC
     work_off(mysql_app)
     assert asyncio.run(now.aget(timeout=5)) == 7
+    done = asyncio.run(mysql_app.store.aget_job(now.id))
+    assert done is not None and done.started_at is not None and done.finished_at is not None
+    assert done.finished_at.utcoffset() == timedelta(0)  # read back in UTC through aiomysql
+    assert done.created_at <= done.started_at <= done.finished_at
+    assert abs(mysql_app.store.database_now() - done.finished_at) < timedelta(seconds=60)
 
 
 def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:

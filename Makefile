@@ -64,8 +64,30 @@ test-django6: ## The Django tests again on Django 6 (django.tasks), with Python 
 	[ -x $(VENV_DJANGO6)/bin/python ] || $(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6); \
 	$(VENV_DJANGO6)/bin/pip install --quiet ".[test]" "django>=6" && \
 	$(VENV_DJANGO6)/bin/pip install --quiet --no-deps --force-reinstall . && \
+	$(MAKE) --no-print-directory mysqlclient BIN=$(VENV_DJANGO6)/bin && \
 	SHOP_DATABASE=sqlite $(DJANGO6_TESTS) $(PYTEST_ARGS) && \
-	SHOP_DATABASE=postgresql $(DJANGO6_TESTS) $(PYTEST_ARGS)
+	SHOP_DATABASE=postgresql $(DJANGO6_TESTS) $(PYTEST_ARGS) && \
+	SHOP_DATABASE=mysql $(DJANGO6_TESTS) $(PYTEST_ARGS)
+
+# Django's MySQL backend needs mysqlclient (Django's own requirement; sqlqueue's mysql extra is
+# PyMySQL), which builds against the MariaDB/MySQL client library: its headers, pkg-config and
+# a compiler are installed when missing and we are root with apt-get. Without it the Django
+# tests on MariaDB, and the mysqlclient ones of the suite, skip; under CI=true they fail.
+.PHONY: mysqlclient
+mysqlclient: | $(BIN)/python ## Install mysqlclient into .venv, and what it builds against when missing (as root)
+	@if $(BIN)/python -c 'import MySQLdb' 2>/dev/null; then exit 0; fi; \
+	if ! { pkg-config --exists mariadb || pkg-config --exists mysqlclient; } 2>/dev/null \
+		|| ! command -v gcc >/dev/null \
+		|| ! $(BIN)/python -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_path("include") + "/Python.h")' 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's libmariadb-dev, pkg-config, gcc and python3-dev to build mysqlclient"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmariadb-dev pkg-config gcc python3-dev >/dev/null; \
+		else \
+			echo "mysqlclient cannot be built here (it needs libmariadb-dev, pkg-config and a compiler; as root, apt-get install them): the Django tests on MariaDB will skip."; \
+			if [ -n "$$CI" ]; then exit 1; fi; exit 0; \
+		fi; \
+	fi; \
+	$(BIN)/pip install --quiet mysqlclient
 
 # The dashboard's browser test drives Debian's chromium (Playwright cannot download browsers
 # here): installed when missing and we are root with apt-get; otherwise the test skips, and
@@ -96,11 +118,12 @@ pgbouncer: ## Install Debian's pgbouncer for the PgBouncer tests, when missing (
 	fi
 
 .PHONY: test
-test: install browser pgbouncer ## Run the whole test suite, then lint (PostgreSQL tests skip when it is unreachable, fail under CI=true)
+test: install browser pgbouncer mysqlclient ## Run the whole test suite, then lint (PostgreSQL and MariaDB tests skip when unreachable, fail under CI=true)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) test-install
 	SHOP_DATABASE=sqlite $(DJANGO_TESTS) $(PYTEST_ARGS)
 	SHOP_DATABASE=postgresql $(DJANGO_TESTS) $(PYTEST_ARGS)
+	SHOP_DATABASE=mysql $(DJANGO_TESTS) $(PYTEST_ARGS)
 	$(MAKE) test-django6
 	$(MAKE) lint
 
@@ -111,7 +134,7 @@ test-hosts: install ## Workers on two network namespaces sharing PostgreSQL, one
 	$(BIN)/pytest -m hosts tests/test_hosts.py $(PYTEST_ARGS)
 
 INSTALL_CHECK := build/install-check
-INSTALL_EXTRAS := bare async metrics dashboard django mysql
+INSTALL_EXTRAS := bare async metrics dashboard django mysql async,mysql
 
 .PHONY: test-install
 test-install: $(BIN)/python ## Install the wheel bare and with each extra into new virtualenvs, and use each

@@ -2,13 +2,13 @@
 
 ``connection=`` takes any connection an application already holds: SQLAlchemy's (a
 Connection, a Session, a scoped_session, their async twins) or a bare driver's (psycopg,
-sqlite3, aiosqlite). Each kind reaches its transaction its own way; the statement is in the
-driver's own parameter style (``DriverStatement``), so every kind sends it as it is. A large
-send on PostgreSQL is a ``CopyStatement``, sent through the psycopg connection under a
-synchronous one (async connections get the ``DriverStatement``). Before
-it does, the connection is checked to reach this app's own database: a job written to
-another would never be seen by this app's workers. Errors are the driver's own;
-``JobStore`` translates them.
+sqlite3, aiosqlite, PyMySQL, mysqlclient, aiomysql). Each kind reaches its transaction its
+own way; the statement is in the driver's own parameter style (``DriverStatement``), so
+every kind sends it as it is. A large send on PostgreSQL is a ``CopyStatement``, sent
+through the psycopg connection under a synchronous one (async connections get the
+``DriverStatement``). Before it does, the connection is checked to reach this app's own
+database: a job written to another would never be seen by this app's workers. Errors are
+the driver's own; ``JobStore`` translates them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, scoped_session
 from sqlqueue.autocommit import copy_rest
 from sqlqueue.dialects import check_driver
 from sqlqueue.dialects.base import CopyStatement, DriverStatement
+from sqlqueue.dialects.mysql import WHERE_CONNECTED
 from sqlqueue.engines import require_async_extra
 from sqlqueue.exceptions import ConfigurationError
 
@@ -33,11 +34,24 @@ if TYPE_CHECKING:  # the async extra's, imported where async is used (see requir
 
 CallerConnection = Connection | Session | Any
 """What ``connection=`` accepts: a SQLAlchemy Connection or Session, or a DB-API
-connection (``psycopg.Connection``, ``sqlite3.Connection``)."""
+connection (``psycopg.Connection``, ``sqlite3.Connection``, ``pymysql.Connection``,
+mysqlclient's ``MySQLdb.Connection``)."""
 
 AsyncCallerConnection: TypeAlias = "AsyncConnection | AsyncSession | Any"
 """What ``connection=`` accepts in async sends: a SQLAlchemy AsyncConnection or AsyncSession,
-a ``psycopg.AsyncConnection`` or an ``aiosqlite.Connection``."""
+a ``psycopg.AsyncConnection``, an ``aiosqlite.Connection`` or an ``aiomysql.Connection``."""
+
+MYSQL_CONNECTIONS = ("pymysql.connections", "MySQLdb.connections")
+"""The modules of the MySQL DB-API connection classes ``connection=`` takes (PyMySQL's and
+mysqlclient's, both for sqlqueue's pyformat SQL), recognised by name so that neither driver
+is imported where it is not used."""
+
+AIOMYSQL_CONNECTION = "aiomysql.connection"
+"""The module of aiomysql's connection class, which async sends take."""
+
+SAME_KIND = {"mariadb": "mysql"}
+"""SQLAlchemy's dialect names for what sqlqueue treats as one kind of database: a
+``mariadb+pymysql://`` engine's connection for an app on ``mysql+pymysql://``, and back."""
 
 
 class CallerConnections:
@@ -48,6 +62,9 @@ class CallerConnections:
         self.dialect_name = dialect_name
         self._server: tuple[str, int] | None = None
         """The host and port of the engine's PostgreSQL server, once a check needed them."""
+        self._mysql_server: tuple[str, int] | None = None
+        """The host name and port of the engine's MySQL server, as it reports them, once a
+        check needed them."""
 
     def execute(self, connection: CallerConnection, statement: DriverStatement) -> None:
         """Run the statement in the transaction of this connection (or session)."""
@@ -70,9 +87,9 @@ class CallerConnections:
             return [tuple(row) for row in result]
         if isinstance(connection, sqlite3.Connection):
             return connection.execute(statement.sql, statement.params).fetchall()
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor:  # psycopg's, PyMySQL's or mysqlclient's
             cursor.execute(statement.sql, statement.params)
-            return cursor.fetchall()
+            return [tuple(row) for row in cursor.fetchall()]
 
     def copy(self, connection: CallerConnection, statement: CopyStatement) -> None:
         """Run a ``CopyStatement`` in the transaction of this connection (or session), under
@@ -99,9 +116,7 @@ class CallerConnections:
         with driver.transaction():
             copy_rest(driver, statement, shared)
 
-    def _checked(
-        self, connection: CallerConnection
-    ) -> Connection | sqlite3.Connection | psycopg.Connection[Any]:
+    def _checked(self, connection: CallerConnection) -> Any:
         """The connection under a session, once it is known to reach this app's database."""
         if isinstance(connection, scoped_session):  # Flask-SQLAlchemy's db.session is one
             connection = connection()
@@ -116,10 +131,15 @@ class CallerConnections:
         elif isinstance(connection, psycopg.Connection):
             self._check_same_database("postgresql", connection.info.dbname)
             self._check_same_server(connection.info)
+        elif type(connection).__module__ in MYSQL_CONNECTIONS:
+            with connection.cursor() as cursor:
+                cursor.execute(WHERE_CONNECTED)
+                self._check_same_mysql(*cursor.fetchone())
         else:
             raise ConfigurationError(
                 f"connection= got a {type(connection).__qualname__}; pass a SQLAlchemy "
-                "Connection or Session, a psycopg.Connection or a sqlite3.Connection."
+                "Connection or Session, a psycopg.Connection, a sqlite3.Connection, a "
+                "pymysql.Connection or a MySQLdb (mysqlclient) connection."
             )
         return connection
 
@@ -133,6 +153,8 @@ class CallerConnections:
                 await cursor.execute(statement.sql, statement.params)
         elif _package_of(connection) == "aiosqlite":
             await self._aexecute_aiosqlite(connection, statement)
+        elif type(connection).__module__ == AIOMYSQL_CONNECTION:
+            await self._afetch_aiomysql(connection, statement)
         else:
             raise _not_an_async_connection(connection)
 
@@ -150,7 +172,18 @@ class CallerConnections:
                 return await cursor.fetchall()
         if _package_of(connection) == "aiosqlite":
             return await self._afetch_aiosqlite(connection, statement)
+        if type(connection).__module__ == AIOMYSQL_CONNECTION:
+            return await self._afetch_aiomysql(connection, statement)
         raise _not_an_async_connection(connection)
+
+    async def _afetch_aiomysql(
+        self, connection: Any, statement: DriverStatement
+    ) -> list[tuple[Any, ...]]:
+        async with connection.cursor() as cursor:
+            await cursor.execute(WHERE_CONNECTED)
+            self._check_same_mysql(*await cursor.fetchone())
+            await cursor.execute(statement.sql, statement.params)
+            return [tuple(row) for row in await cursor.fetchall()]
 
     async def _afetch_aiosqlite(
         self, connection: Any, statement: DriverStatement
@@ -183,6 +216,7 @@ class CallerConnections:
         self._check_same_database("sqlite", main_file)
 
     def _check_same_database(self, kind: str, database: str | None) -> None:
+        kind = SAME_KIND.get(kind, kind)
         ours = self.engine.url.database
         if kind == self.dialect_name and (
             not database or not ours or _same_database(kind, database, ours)
@@ -193,6 +227,21 @@ class CallerConnections:
             f"queue is in the {self.dialect_name} database {ours!r}; pass a connection to the "
             "app's own database."
         )
+
+    def _check_same_mysql(self, database: str | None, host: str, port: int) -> None:
+        # The server says where a connection landed, whatever the client was given (a name,
+        # an address, a socket, an option file); the engine's side is read once.
+        self._check_same_database("mysql", database)
+        if self._mysql_server is None:
+            with self.engine.connect() as conn:
+                _, ours_host, ours_port = conn.exec_driver_sql(WHERE_CONNECTED).one()
+                self._mysql_server = (ours_host, ours_port)
+        if (host, port) != self._mysql_server:
+            raise ConfigurationError(
+                f"connection= is a connection to the server {host} port {port}, but this "
+                f"app's queue is on {self._mysql_server[0]} port {self._mysql_server[1]}; "
+                "pass a connection to the app's own database."
+            )
 
     def _check_same_server(self, info: psycopg.ConnectionInfo) -> None:
         # Databases of one name on two servers are two databases. Both sides as libpq
@@ -218,8 +267,8 @@ def _package_of(connection: Any) -> str:
 def _not_an_async_connection(connection: Any) -> ConfigurationError:
     return ConfigurationError(
         f"connection= got a {type(connection).__qualname__} in an async send; pass a "
-        "SQLAlchemy AsyncConnection or AsyncSession, a psycopg.AsyncConnection or an "
-        "aiosqlite.Connection."
+        "SQLAlchemy AsyncConnection or AsyncSession, a psycopg.AsyncConnection, an "
+        "aiosqlite.Connection or an aiomysql.Connection."
     )
 
 

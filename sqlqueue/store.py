@@ -38,6 +38,7 @@ from sqlqueue.caller_connections import (
 from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
+from sqlqueue.dialects.mysql import installed_drivers
 from sqlqueue.exceptions import (
     DatabaseError,
     DuplicateJobIdError,
@@ -59,7 +60,10 @@ UNIQUE_SEND_ATTEMPTS = 3
 """How many statements a send of unique jobs tries before giving up on a key taken and
 freed again by other transactions each time (``insert_unique_jobs``)."""
 
-DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
+MYSQL_DRIVERS = installed_drivers()
+"""PyMySQL and mysqlclient, where installed: their errors are those of a MySQL connection."""
+
+DRIVER_ERRORS = (sqlite3.Error, psycopg.Error, *(driver.Error for driver in MYSQL_DRIVERS))
 """What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
 
 
@@ -610,6 +614,8 @@ TRANSIENT_ERRORS = (
     sqlite3.InterfaceError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
+    *(driver.OperationalError for driver in MYSQL_DRIVERS),
+    *(driver.InterfaceError for driver in MYSQL_DRIVERS),
 )
 """Errors of the connection or the moment, not of the statement: worth trying again."""
 

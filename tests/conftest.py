@@ -249,6 +249,23 @@ def mysql_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def mysqlclient() -> Any:
+    """mysqlclient's ``MySQLdb`` module, or a skip saying how to install it (a failure under
+    CI, whose ``make test`` installs it)."""
+    try:
+        import MySQLdb
+    except ImportError as exc:
+        message = (
+            f"mysqlclient is not installed ({exc}): `make mysqlclient` installs it, with the "
+            "client library's headers it builds against."
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return MySQLdb
+
+
 def empty_mysql(url: str) -> None:
     """Delete the jobs and workers of the session's MariaDB database (TRUNCATE would
     recreate the tables, slower than deleting a test's few rows)."""

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+import aiomysql
 import aiosqlite
 import psycopg
 import pytest
@@ -18,10 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlqueue import SQLQueue
 from sqlqueue.exceptions import ConfigurationError, TaskFailedError
 
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+aiomysql",
+}
+
 
 def async_url(db_url: str) -> str:
     url = sa.make_url(db_url)
-    driver = "sqlite+aiosqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    driver = ASYNC_DRIVERS[url.get_backend_name()]
     return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
@@ -79,6 +86,11 @@ def test_a_raw_async_driver_connection_joins_its_transaction(
     async def in_transaction(commit: bool) -> None:
         if app.dialect.name == "postgresql":
             conn: Any = await psycopg.AsyncConnection.connect(db_url)
+        elif app.dialect.name == "mysql":
+            url = sa.make_url(db_url)
+            conn = await aiomysql.connect(
+                host=url.host, port=url.port or 3306, user=url.username, db=url.database
+            )
         else:
             conn = await aiosqlite.connect(sa.make_url(db_url).database or "")
             await conn.execute("BEGIN")
@@ -86,7 +98,10 @@ def test_a_raw_async_driver_connection_joins_its_transaction(
             await add.aapply_async((1, 2), connection=conn)
             await (conn.commit() if commit else conn.rollback())
         finally:
-            await conn.close()
+            if app.dialect.name == "mysql":
+                await conn.ensure_closed()  # aiomysql's close() is its abrupt one
+            else:
+                await conn.close()
 
     asyncio.run(in_transaction(commit=False))
     assert count_jobs(app) == 0

@@ -344,8 +344,6 @@ def test_features_not_yet_on_mysql_are_refused(mysql_app: SQLQueue) -> None:
         limited.delay()
     with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
         mysql_app.send_task("t.u", unique_key="k")
-    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
-        asyncio.run(mysql_app.AsyncResult("some-id").aget(timeout=1))
     assert mysql_app.store.claim_jobs(10, None, "w", lease=30) == []
 
 
@@ -422,6 +420,30 @@ def test_a_revoke_that_loses_a_deadlock_runs_again_and_says_so(
     # Then the revoke, run again, revoked both, and its first try is in the log.
     assert revoked == [2]
     assert "lock conflict, transaction run again attempt=1 error=(1213" in caplog.text
+
+
+def test_async_sends_and_reads_go_through_aiomysql_in_utc(mysql_app: SQLQueue) -> None:
+    @mysql_app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    eta = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+    async def send_and_read() -> tuple[Any, Any]:
+        pinned = await add.aapply_async((1, 2), eta=eta)
+        now = await add.adelay(3, 4)
+        return await mysql_app.store.aget_job(pinned.id), now
+
+    pinned, now = asyncio.run(send_and_read())
+    assert mysql_app.store.async_engine.dialect.driver == "aiomysql"
+    assert pinned is not None and pinned.scheduled_at == eta  # to the microsecond, in UTC
+    work_off(mysql_app)
+    assert asyncio.run(now.aget(timeout=5)) == 7
+    done = asyncio.run(mysql_app.store.aget_job(now.id))
+    assert done is not None and done.started_at is not None and done.finished_at is not None
+    assert done.finished_at.utcoffset() == timedelta(0)  # read back in UTC through aiomysql
+    assert done.created_at <= done.started_at <= done.finished_at
+    assert abs(mysql_app.store.database_now() - done.finished_at) < timedelta(seconds=60)
 
 
 def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:

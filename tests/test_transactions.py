@@ -1,8 +1,10 @@
-"""Enqueue inside the caller's own transaction (API.md §3.1), on SQLite and PostgreSQL.
+"""Enqueue inside the caller's own transaction (API.md §3.1), on SQLite, PostgreSQL and
+MariaDB.
 
 Every kind of connection ``connection=`` accepts is exercised the same way: a SQLAlchemy
 Connection (from the app's engine and from an engine of the application's own), an ORM
-Session, the raw DB-API connection of the database (psycopg or sqlite3), each given either
+Session, the raw DB-API connection of the database (psycopg, sqlite3 or PyMySQL; mysqlclient
+has tests of its own), each given either
 as ``connection=`` or through ``with app.using(conn):``. For each one: a rollback leaves no
 job, a commit leaves exactly one that a worker runs, and nobody else sees the job before
 the commit.
@@ -17,10 +19,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+import pymysql
 import pytest
 import sqlalchemy as sa
 from conftest import count_jobs, start_worker
@@ -37,6 +41,7 @@ from sqlalchemy.orm import (
 from sqlqueue import (
     AsyncResult,
     ConfigurationError,
+    DuplicateJobIdError,
     JobNotFoundError,
     JobStatus,
     SQLQueue,
@@ -76,7 +81,7 @@ class Order(Base):
     __tablename__ = "shop_orders"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    item: Mapped[str]
+    item: Mapped[str] = mapped_column(sa.String(100))
 
 
 orders = Order.__table__
@@ -155,13 +160,15 @@ class DBAPICaller:
     """A raw DB-API connection, passed as it is; subclasses open it and say how to insert."""
 
     connection: Any
-    insert_order = ""
+    insert_order = "INSERT INTO shop_orders (id, item) VALUES (%s, %s)"
 
     def __init__(self) -> None:
         self.handle: Any = self.connection
 
     def add_order(self, order_id: int) -> None:
-        self.connection.execute(self.insert_order, (order_id, "book"))
+        cursor = self.connection.cursor()
+        cursor.execute(self.insert_order, (order_id, "book"))
+        cursor.close()
 
     def commit(self) -> None:
         self.connection.commit()
@@ -176,10 +183,25 @@ class DBAPICaller:
 class PsycopgCaller(DBAPICaller):
     """A raw ``psycopg.connect()``: a transaction starts with the first statement."""
 
-    insert_order = "INSERT INTO shop_orders (id, item) VALUES (%s, %s)"
-
     def __init__(self, db_url: str) -> None:
         self.connection = psycopg.connect(db_url, connect_timeout=int(WAIT))
+        super().__init__()
+
+
+class MySQLCaller(DBAPICaller):
+    """A raw ``pymysql.connect()`` or ``MySQLdb.connect()`` (mysqlclient), autocommit off as
+    both default to: InnoDB starts a transaction with the first statement."""
+
+    def __init__(self, db_url: str, driver: Any) -> None:
+        url = sa.make_url(db_url)
+        self.connection = driver.connect(
+            host=url.host,
+            port=url.port or 3306,
+            user=url.username,
+            password=url.password or "",
+            database=url.database,
+            connect_timeout=int(WAIT),
+        )
         super().__init__()
 
 
@@ -233,6 +255,8 @@ def open_caller(
             caller = SessionCaller(app.engine)
         elif app.dialect.name == "postgresql":
             caller = PsycopgCaller(db_url)
+        elif app.dialect.name == "mysql":
+            caller = MySQLCaller(db_url, pymysql)
         else:
             caller = SQLite3Caller(db_url)
         opened.append(caller)
@@ -511,7 +535,9 @@ def test_countdown_counts_from_the_send_not_from_the_start_of_the_callers_transa
         f"the job ran {time.monotonic() - sent_at:.2f}s after apply_async(countdown={countdown}): "
         "its countdown was counted from the start of the caller's transaction"
     )
-    time.sleep(max(0.0, sent_at + countdown + 0.05 - time.monotonic()))
+    # (A margin for the send's own round trips: a first DB-API send on MySQL also reads
+    # where the app's engine is connected.)
+    time.sleep(max(0.0, sent_at + countdown + 0.5 - time.monotonic()))
     run_worker_in_process(app)
     assert result.get(timeout=WAIT) == 3
 
@@ -544,6 +570,107 @@ def test_worker_process_does_not_run_a_job_whose_transaction_is_open(
     assert f"id={result.id} outcome=SUCCESS" in output
     assert result.get(timeout=WAIT) == 3
     assert count_orders(app) == 1
+
+
+# --- MySQL: mysqlclient's connection too, and times through a DB-API connection ----------------
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_a_mysqlclient_connection_commits_or_rolls_back_its_jobs(
+    db_url: str,
+    app: SQLQueue,
+    add: Task[..., Any],
+    orders_table: None,
+    mysqlclient: Any,
+    outcome: str,
+) -> None:
+    caller = MySQLCaller(db_url, mysqlclient)
+    try:
+        caller.add_order(42)
+        one = add.apply_async((1, 2), connection=caller.handle)
+        with app.using(caller.handle):
+            add.delay_many([(n, n) for n in range(BULK)])
+        assert (count_orders(app), count_jobs(app)) == (0, 0)
+
+        caller.commit() if outcome == "commit" else caller.rollback()
+    finally:
+        caller.close()
+
+    if outcome == "rollback":
+        assert (count_orders(app), count_jobs(app)) == (0, 0)
+        return
+    assert (count_orders(app), count_jobs(app)) == (1, BULK + 1)
+    run_worker_in_process(app)
+    assert one.get(timeout=WAIT) == 3
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
+@pytest.mark.parametrize("driver", ["pymysql", "mysqlclient"])
+def test_a_mysql_dbapi_send_keeps_its_times_in_utc_with_microseconds(
+    request: pytest.FixtureRequest, db_url: str, app: SQLQueue, add: Task[..., Any], driver: str
+) -> None:
+    module = pymysql if driver == "pymysql" else request.getfixturevalue("mysqlclient")
+    eta = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    expires = datetime(2030, 1, 3, 0, 0, 0, 123456, tzinfo=UTC)
+    caller = MySQLCaller(db_url, module)
+    try:
+        # A session time zone other than UTC must change nothing: times are UTC throughout.
+        cursor = caller.connection.cursor()
+        cursor.execute("SET time_zone = '+05:00'")
+        cursor.close()
+        pinned = add.apply_async((1, 2), eta=eta, expires=expires, connection=caller.handle)
+        soon = add.apply_async((3, 4), countdown=0.25, connection=caller.handle)
+        caller.commit()
+    finally:
+        caller.close()
+
+    now = app.store.database_now()
+    job = app.store.get_job(pinned.id)
+    assert job is not None
+    assert job.scheduled_at == eta  # the same instant, to the microsecond
+    assert job.scheduled_at.tzinfo is not None
+    assert job.scheduled_at.utcoffset() == timedelta(0)
+    assert job.expires_at == expires
+    later = app.store.get_job(soon.id)
+    assert later is not None
+    assert later.created_at.utcoffset() == timedelta(0)
+    assert later.scheduled_at - later.created_at == timedelta(microseconds=250_000)
+    assert abs(now - later.created_at) < timedelta(seconds=WAIT)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
+@pytest.mark.parametrize("driver", ["pymysql", "mysqlclient"])
+def test_a_taken_id_sent_on_a_mysql_dbapi_connection_is_a_duplicate(
+    request: pytest.FixtureRequest, db_url: str, app: SQLQueue, add: Task[..., Any], driver: str
+) -> None:
+    module = pymysql if driver == "pymysql" else request.getfixturevalue("mysqlclient")
+    add.apply_async((1, 2), task_id="taken")
+    caller = MySQLCaller(db_url, module)
+    try:
+        with pytest.raises(DuplicateJobIdError):
+            add.apply_async((3, 4), task_id="taken", connection=caller.handle)
+        caller.commit()
+    finally:
+        caller.close()
+    assert count_jobs(app) == 1
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
+def test_a_mysql_connection_to_another_database_on_the_server_is_refused(
+    db_url: str, app: SQLQueue, add: Task[..., Any]
+) -> None:
+    other = MySQLCaller(sa.make_url(db_url).set(database="mysql").render_as_string(False), pymysql)
+    try:
+        with pytest.raises(ConfigurationError, match=r"mysql database 'mysql'"):
+            add.apply_async((1, 2), connection=other.handle)
+    finally:
+        other.close()
+    assert count_jobs(app) == 0
 
 
 # --- refusals: not a connection, or a connection to another database --------------------------

@@ -23,8 +23,8 @@ DIALECTS: dict[str, type[Dialect]] = {
 DRIVERS: dict[str, tuple[str, ...]] = {
     "postgresql": ("psycopg",),
     "sqlite": ("pysqlite", "aiosqlite"),
-    "mysql": ("pymysql", "mysqldb"),
-    "mariadb": ("pymysql", "mysqldb"),
+    "mysql": ("pymysql", "mysqldb", "aiomysql"),
+    "mariadb": ("pymysql", "mysqldb", "aiomysql"),
 }
 """The drivers sqlqueue's own SQL is written for (its parameter style, its type adaptation)."""
 

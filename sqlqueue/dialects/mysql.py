@@ -40,6 +40,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -57,7 +58,7 @@ from sqlqueue.dialects.mysql_workflows import (
     count_down_and_release,
     workflow_row,
 )
-from sqlqueue.engines import ping_when_idle
+from sqlqueue.engines import ping_when_idle, unpooled_async_engine
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.jobs import JobStatus, NewJobs
 from sqlqueue.outcomes import Outcome
@@ -77,6 +78,15 @@ ISSUE = "not yet on MySQL (issue 17: MySQL and MariaDB support lands in steps)"
 DRIVER_MODULES = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
 """The drivers sqlqueue's SQL is written for (pyformat parameters), and their modules."""
 
+ASYNC_DRIVER_MISSING = (
+    "adelay(), aapply_async() and aget() on MySQL and MariaDB need SQLAlchemy's asyncio "
+    'support and aiomysql: pip install "sqlqueue[async,mysql]".'
+)
+
+WHERE_CONNECTED = "SELECT DATABASE(), @@hostname, @@port"
+"""The database, the server's host name and its port, as the server sees a connection:
+what tells a DB-API connection passed as ``connection=`` reaches the app's own database."""
+
 MINIMUM_MYSQL = (8, 0, 1)
 """The first MySQL with ``SKIP LOCKED`` and descending indexes."""
 
@@ -89,8 +99,8 @@ LOCK_CONFLICTS = (1213, 1205)
 """ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: a transaction of sqlqueue's own that ends with
 one is run again (``lost_lock_conflict``)."""
 
-DUPLICATE_ENTRY = 1062
-"""ER_DUP_ENTRY: an insert broke a unique key."""
+ER_DUP_ENTRY = 1062
+"""A row's key is another row's already."""
 
 CLAIM_READY: sa.ColumnElement[int] = sa.literal_column("claim_ready", sa.Integer)
 """Migration 0013's generated column: 1 for a ready job without limits, else NULL."""
@@ -127,7 +137,16 @@ class MySQLDialect(Dialect):
         return engine
 
     def create_async_engine(self, url: URL) -> AsyncEngine:
-        raise not_yet("adelay(), aapply_async() and aget()")
+        # aiomysql is PyMySQL under asyncio: the same parameter style and type conversions
+        # as the sync engine's default driver, and pure Python as PyMySQL is.
+        try:
+            importlib.import_module("aiomysql")
+        except ImportError:
+            raise ConfigurationError(ASYNC_DRIVER_MISSING) from None
+        url = url.set(drivername=f"{url.get_backend_name()}+aiomysql")
+        engine = unpooled_async_engine(url, isolation_level=READ_COMMITTED)
+        self.configure_engine(engine.sync_engine)
+        return engine
 
     def configure_engine(self, engine: Engine) -> None:
         event.listen(engine, "first_connect", _check_server)
@@ -149,10 +168,9 @@ class MySQLDialect(Dialect):
         return bool(args) and args[0] in LOCK_CONFLICTS
 
     def duplicate_id(self, error: BaseException) -> bool:
-        # 1062, ER_DUP_ENTRY: "Duplicate entry '…' for key 'PRIMARY'" (MySQL 8 names the
-        # key 'sqlqueue_jobs.PRIMARY').
+        # MariaDB names the primary key 'PRIMARY', MySQL 8 'sqlqueue_jobs.PRIMARY'.
         args: tuple[Any, ...] = getattr(error, "args", ())
-        return len(args) > 1 and args[0] == DUPLICATE_ENTRY and str(args[1]).endswith("PRIMARY'")
+        return len(args) > 1 and args[0] == ER_DUP_ENTRY and str(args[1]).endswith("PRIMARY'")
 
     def now(self) -> sa.ColumnElement[datetime]:
         return sa.literal_column("UTC_TIMESTAMP(6)", type_=Timestamp)
@@ -311,6 +329,18 @@ def require_driver(driver: str) -> None:
         importlib.import_module(DRIVER_MODULES.get(driver, driver))
     except ImportError:
         raise ConfigurationError(MYSQL_EXTRA_MISSING) from None
+
+
+def installed_drivers() -> list[ModuleType]:
+    """The sync MySQL drivers importable here (PyMySQL, mysqlclient): the errors of a DB-API
+    connection passed as ``connection=`` are theirs."""
+    installed = []
+    for module in ("pymysql", "MySQLdb"):
+        try:
+            installed.append(importlib.import_module(module))
+        except ImportError:  # not installed, or mysqlclient without its client library
+            continue
+    return installed
 
 
 def _check_server(dbapi_connection: Any, _record: Any) -> None:

@@ -22,6 +22,8 @@ from orders.tasks import send_receipt
 
 from sqlqueue import Worker, WorkerOptions
 from sqlqueue.contrib.django import app
+from sqlqueue.contrib.django.queue import url_for_database
+from sqlqueue.exceptions import ConfigurationError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,3 +103,29 @@ def test_the_queue_leaves_the_journal_mode_of_a_sqlite_project_database_alone() 
     assert result.get(timeout=5) == f"receipt for order {order.pk} sent to j@example.com"
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_a_mysql_entry_gives_the_queue_mysqlclient_and_the_connect_options() -> None:
+    url = url_for_database(
+        {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": "shop",
+            "HOST": "db.internal",
+            "PORT": "3307",
+            "OPTIONS": {
+                "charset": "utf8mb4",
+                "isolation_level": "read committed",  # Django's to apply, not mysqlclient's
+                "ssl": {"ca": "/etc/ca.pem"},
+                "local_infile": False,
+            },
+        }
+    )
+    assert url.drivername == "mysql+mysqldb"
+    assert (url.host, url.port, url.database) == ("db.internal", 3307, "shop")
+    assert dict(url.query) == {"charset": "utf8mb4", "ssl_ca": "/etc/ca.pem", "local_infile": "0"}
+
+
+def test_a_mysql_option_the_queue_cannot_pass_on_is_refused() -> None:
+    entry = {"ENGINE": "django.db.backends.mysql", "NAME": "shop", "OPTIONS": {"conv": {1: str}}}
+    with pytest.raises(ConfigurationError, match=r"'conv'.*read_default_file"):
+        url_for_database(entry)

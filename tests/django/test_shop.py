@@ -226,6 +226,19 @@ def test_options_search_path_is_the_workers_too(queue_schema: str) -> None:
     assert result.get(timeout=5) == f"receipt for order {order.pk} sent to s@example.com"
 
 
+def test_mysql_options_are_the_queues_too() -> None:
+    if connection.vendor != "mysql":
+        pytest.skip("init_command is mysqlclient's")
+    saved = connection.settings_dict["OPTIONS"]
+    connection.settings_dict["OPTIONS"] = {**saved, "init_command": "SET @shop_marker = 42"}
+    try:
+        with app.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT @shop_marker").scalar() == 42
+    finally:
+        connection.settings_dict["OPTIONS"] = saved
+        app.engine.dispose()
+
+
 def prepare_threshold_of_the_queue() -> int | None:
     with app.engine.connect() as conn:
         driver = conn.connection.driver_connection

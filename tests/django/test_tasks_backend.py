@@ -136,7 +136,8 @@ def test_a_job_given_up_after_losing_its_worker_reports_worker_lost_error() -> N
 
 
 def test_run_after_defers_the_job_and_priority_can_be_changed_with_using() -> None:
-    later = notify_warehouse.using(run_after=timezone.now() + timedelta(hours=1), priority=-5)
+    run_after = timezone.now() + timedelta(hours=1)
+    later = notify_warehouse.using(run_after=run_after, priority=-5)
     result = later.enqueue(an_order().pk)
 
     work_off()
@@ -145,6 +146,8 @@ def test_run_after_defers_the_job_and_priority_can_be_changed_with_using() -> No
     assert result.status == TaskResultStatus.READY
     job = app.store.get_job(result.id)
     assert job is not None and job.priority == -5
+    assert job.scheduled_at == run_after  # the same instant, to the microsecond
+    assert job.scheduled_at.utcoffset() == timedelta(0)
 
 
 def test_an_unknown_or_malformed_result_id_does_not_exist() -> None:

@@ -1,9 +1,11 @@
 """A small shop: an order sends its receipt through sqlqueue once the order is committed.
 
 The database comes from the environment so the same project runs on SQLite (the default, a
-file next to this one) and on PostgreSQL:
+file next to this one), on PostgreSQL and on MySQL/MariaDB (Django's MySQL backend needs
+mysqlclient: pip install mysqlclient):
 
     SHOP_DATABASE=postgresql SHOP_DATABASE_NAME=shop python manage.py migrate
+    SHOP_DATABASE=mysql SHOP_DATABASE_NAME=shop python manage.py migrate
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ if os.environ.get("SHOP_DATABASE") == "postgresql":
             "USER": os.environ.get("SHOP_DATABASE_USER", "postgres"),
             "HOST": os.environ.get("SHOP_DATABASE_HOST", "127.0.0.1"),
             "PORT": os.environ.get("SHOP_DATABASE_PORT", "5432"),
+        }
+    }
+elif os.environ.get("SHOP_DATABASE") == "mysql":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": os.environ.get("SHOP_DATABASE_NAME", "shop"),
+            "USER": os.environ.get("SHOP_DATABASE_USER", "root"),
+            "HOST": os.environ.get("SHOP_DATABASE_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("SHOP_DATABASE_PORT", "3306"),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"CHARSET": "utf8mb4"},
         }
     }
 else:

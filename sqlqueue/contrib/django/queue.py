@@ -17,9 +17,12 @@ from sqlqueue.dialects.postgresql import PREPARE_THRESHOLD
 from sqlqueue.exceptions import ConfigurationError, UnsupportedDatabaseError
 from sqlqueue.store import JobStore
 
+MYSQL = "django.db.backends.mysql"
+
 DRIVERS = {
     "django.db.backends.postgresql": "postgresql+psycopg",
     "django.db.backends.sqlite3": "sqlite",
+    MYSQL: "mysql+mysqldb",  # mysqlclient, which Django's MySQL backend needs
 }
 
 
@@ -37,7 +40,8 @@ def url_for_database(database: dict[str, Any]) -> URL:
     if driver is None:
         raise UnsupportedDatabaseError(
             f"sqlqueue does not support the Django database backend {engine!r} yet; use "
-            "django.db.backends.postgresql or django.db.backends.sqlite3."
+            "django.db.backends.postgresql, django.db.backends.mysql or "
+            "django.db.backends.sqlite3."
         )
     name = str(database.get("NAME") or "")
     if driver == "sqlite":
@@ -54,7 +58,9 @@ def url_for_database(database: dict[str, Any]) -> URL:
         host=database.get("HOST") or None,
         port=int(database["PORT"]) if database.get("PORT") else None,
         database=name,
-        query=connection_options(database.get("OPTIONS") or {}),
+        query=(mysql_options if engine == MYSQL else connection_options)(
+            database.get("OPTIONS") or {}
+        ),
     )
 
 
@@ -87,6 +93,33 @@ def connection_options(options: dict[str, Any]) -> dict[str, str]:
     if PREPARE_THRESHOLD in options:  # psycopg's option, as sqlqueue's URLs spell it
         threshold = options[PREPARE_THRESHOLD]
         query[PREPARE_THRESHOLD] = "none" if threshold is None else str(threshold)
+    return query
+
+
+NOT_MYSQL_CONNECT_OPTIONS = frozenset({"isolation_level"})
+"""``OPTIONS`` keys of Django's MySQL backend that Django acts on itself; the others are
+mysqlclient's ``connect()`` arguments, as they are for Django's own connections."""
+
+
+def mysql_options(options: dict[str, Any]) -> dict[str, str]:
+    """A MySQL ``OPTIONS`` (``charset``, ``init_command``, ``read_default_file``, ``ssl`` …)
+    as URL query values, which SQLAlchemy hands to mysqlclient as Django does: the queue's
+    engine connects as Django's connections do. ``ssl``'s keys travel as ``ssl_<key>``,
+    the form SQLAlchemy gathers back into mysqlclient's ``ssl`` dictionary."""
+    query: dict[str, str] = {}
+    for key, value in options.items():
+        if key in NOT_MYSQL_CONNECT_OPTIONS or value is None:
+            continue
+        if key == "ssl" and isinstance(value, dict):
+            query.update({f"ssl_{name}": str(part) for name, part in value.items()})
+        elif isinstance(value, str | int | bool):
+            query[key] = str(int(value)) if isinstance(value, bool) else str(value)
+        else:
+            raise ConfigurationError(
+                f"sqlqueue cannot pass the MySQL OPTIONS entry {key!r} ({value!r}) to its own "
+                "connections; give it as a string or a number, or put it in an option file "
+                "named by read_default_file."
+            )
     return query
 
 

@@ -37,6 +37,7 @@ from sqlqueue.caller_connections import (
 from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
+from sqlqueue.dialects.mysql import DUPLICATE_ENTRY
 from sqlqueue.exceptions import (
     DatabaseError,
     DuplicateJobIdError,
@@ -107,7 +108,13 @@ class JobStore:
             return holders
         for _ in range(UNIQUE_SEND_ATTEMPTS):
             statements = self.dialect.insert_unique_jobs(new_jobs)
-            pending = _unheld(new_jobs, self._unique_rows(statements, connection), holders)
+            try:
+                rows = self._unique_rows(statements, connection)
+            except DatabaseError as exc:
+                if not self.dialect.lost_unique_race(_driver_error(exc)):
+                    raise
+                rows = []  # (MySQL undid the statement alone: a caller's transaction goes on)
+            pending = _unheld(new_jobs, rows, holders)
             if pending is None:
                 return holders
             new_jobs = pending
@@ -150,12 +157,12 @@ class JobStore:
                 return [row for sql in statements for row in self._callers.fetch(connection, sql)]
             if len(statements) == 1 and goes_alone(statements[0], self.dialect):
                 return fetch_rows_alone(self.engine, statements[0])
-        with self._write() as conn:
-            return [
-                tuple(row)
-                for statement in statements
-                for row in conn.exec_driver_sql(statement.sql, statement.params)
-            ]
+
+        def send(conn: Connection) -> list[tuple[Any, ...]]:
+            results = [conn.exec_driver_sql(sql.sql, sql.params) for sql in statements]
+            return [tuple(row) for result in results if result.returns_rows for row in result]
+
+        return self._write_again(send)
 
     def insert_workflow(
         self, plan: WorkflowPlan, max_payload_bytes: int, connection: CallerConnection | None
@@ -532,8 +539,7 @@ class JobStore:
                 with self._write() as conn:
                     return work(conn)
             except DatabaseError as exc:
-                cause = exc.__cause__
-                orig = cause.orig if isinstance(cause, sa_exc.DBAPIError) else cause
+                orig = _driver_error(exc)
                 if attempt == LOCK_CONFLICT_ATTEMPTS or not self.dialect.lost_lock_conflict(orig):
                     raise
         raise AssertionError("unreachable")  # the last attempt returns or raises
@@ -555,6 +561,12 @@ class JobStore:
             raise _database_error(exc) from exc
         except DRIVER_ERRORS as exc:
             raise _database_error(exc) from exc
+
+
+def _driver_error(exc: DatabaseError) -> BaseException | None:
+    """The driver's error under a ``DatabaseError`` of the store's."""
+    cause = exc.__cause__
+    return cause.orig if isinstance(cause, sa_exc.DBAPIError) else cause
 
 
 def _unheld(
@@ -605,7 +617,11 @@ def _is_duplicate_id(exc: BaseException) -> bool:
     """Whether ``exc`` is a send refused for a job id already taken (``task_id=``)."""
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return exc.diag.constraint_name == "pk_sqlqueue_jobs"
-    return isinstance(exc, sqlite3.IntegrityError) and "sqlqueue_jobs.id" in str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "sqlqueue_jobs.id" in str(exc)
+    # MySQL's ER_DUP_ENTRY names the index: the primary key's is PRIMARY.
+    args: tuple[Any, ...] = getattr(exc, "args", ())
+    return len(args) > 1 and args[0] == DUPLICATE_ENTRY and "for key 'PRIMARY'" in str(args[1])
 
 
 def _database_error(exc: BaseException) -> SQLQueueError:

@@ -372,9 +372,9 @@ def test_the_limited_claim_reads_the_limited_indexes_in_order(mysql_app: SQLQueu
     limited.delay_many([(n,) for n in range(3)])
     key = f"t.limited{KEY_SEPARATOR}"
     for statement, index, access in (
-        (mysql_limits._first_of_next_group(""), mysql_limits.LIMITED_INDEX, "range"),
-        (mysql_limits._ready(key, None, 2), mysql_limits.LIMITED_INDEX, "ref"),
-        (mysql_limits._running(key), mysql_limits.LIMITED_RUNNING_INDEX, "ref"),
+        (mysql_limits.next_group(""), mysql_limits.LIMITED_INDEX, "range"),
+        (mysql_limits.group_ready_jobs(key, None, 2), mysql_limits.LIMITED_INDEX, "ref"),
+        (mysql_limits.group_running_count(key), mysql_limits.LIMITED_RUNNING_INDEX, "ref"),
     ):
         compiled = statement.compile(
             dialect=mysql_app.engine.dialect, compile_kwargs={"literal_binds": True}

@@ -71,7 +71,7 @@ def claim_limited(
     while len(taken) < limit:
         # Any queue's: the worker's queues are asked for only where the limits let a job
         # start, so a held backlog in another queue is passed over by one probe.
-        head = conn.execute(_first_of_next_group(after)).first()
+        head = conn.execute(next_group(after)).first()
         if head is None:
             break
         key, task_name, concurrency_limit, interval = head
@@ -91,11 +91,11 @@ def claim_limited(
             room = min(room, tokens)
         if concurrency_limit is not None:
             conn.execute(_lock_group(key))
-            running = conn.execute(_running(key)).scalar_one()
+            running = conn.execute(group_running_count(key)).scalar_one()
             room = min(room, concurrency_limit - running)
             if room < 1:
                 continue
-        ids = sorted(conn.execute(_ready(key, queues, room)).scalars())
+        ids = sorted(conn.execute(group_ready_jobs(key, queues, room)).scalars())
         if not ids:
             continue
         conn.execute(jobs.update().where(jobs.c.id.in_(ids)).values(taken_values))
@@ -117,7 +117,7 @@ def _due() -> list[sa.ColumnElement[bool]]:
     ]
 
 
-def _first_of_next_group(after: str) -> sa.Select[Any]:
+def next_group(after: str) -> sa.Select[Any]:
     """The group after ``after`` in key order with a job ready and due, read without locks
     from the front of its index (its key, its task and its limits)."""
     return _forced(
@@ -129,7 +129,7 @@ def _first_of_next_group(after: str) -> sa.Select[Any]:
     )
 
 
-def _ready(key: str, queues: Sequence[str] | None, room: int) -> sa.Select[Any]:
+def group_ready_jobs(key: str, queues: Sequence[str] | None, room: int) -> sa.Select[Any]:
     """The group's first ``room`` jobs ready and due (of ``queues``), in claim order, locked;
     those another transaction holds (a revoke, a claim's that counted them) skipped."""
     statement = (
@@ -144,7 +144,7 @@ def _ready(key: str, queues: Sequence[str] | None, room: int) -> sa.Select[Any]:
     return _forced(statement, LIMITED_INDEX)
 
 
-def _running(key: str) -> sa.Select[Any]:
+def group_running_count(key: str) -> sa.Select[Any]:
     """How many of the group's jobs run, those whose lease has not run out (a killed
     worker's stop counting when theirs does)."""
     return _forced(

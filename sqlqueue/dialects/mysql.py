@@ -169,7 +169,7 @@ class MySQLDialect(Dialect):
             DriverStatement(
                 INSERT_LIMITED_UNIQUE_JOBS if limited else INSERT_UNIQUE_JOBS, _sent(new_jobs)
             ),
-            DriverStatement(UNIQUE_HOLDERS, {"unique_keys": list(new_jobs.unique_keys or ())}),
+            DriverStatement(UNIQUE_HOLDERS, {"unique_keys": tuple(new_jobs.unique_keys or ())}),
         ]
 
     def lost_unique_race(self, error: BaseException | None) -> bool:
@@ -460,10 +460,10 @@ UNIQUE_HOLDERS = f"""
 SELECT unique_unfinished, id FROM {jobs.name} WHERE unique_unfinished IN %(unique_keys)s
 LOCK IN SHARE MODE
 """  # noqa: S608 (constants, no input)
-"""The job holding each key of a unique send, read after its insert: a locking read, which
-reads the latest committed rows even in a caller's REPEATABLE READ transaction whose
-snapshot predates the holder. It keeps the holders from finishing (and their keys from
-freeing) until the send's transaction ends."""
+"""The job holding each key of a unique send (a tuple, which the drivers spell as a list in
+parentheses), read after its insert: a locking read, which reads the latest committed rows
+even in a caller's REPEATABLE READ transaction whose snapshot predates the holder. It keeps
+the holders from finishing (and their keys from freeing) until the send's transaction ends."""
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}

@@ -257,7 +257,13 @@ sa.Index(
 rate_limits = sa.Table(
     "sqlqueue_rate_limits",
     metadata,
-    sa.Column("task_name", sa.String(200), primary_key=True),
+    sa.Column(
+        "task_name",
+        sa.String(200).with_variant(
+            mysql.VARCHAR(200, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+        ),
+        primary_key=True,
+    ),
     # A token bucket kept as two times (GCRA): when it is full again, and when it next holds
     # a job. Written by claims, under this row's lock, from the database's clock.
     sa.Column("full_at", Timestamp, nullable=False),

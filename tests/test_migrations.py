@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import on_a_terminal
+from conftest import empty_mysql, on_a_terminal
 from sqlalchemy.engine import Engine
 
 import sqlqueue
@@ -763,7 +763,9 @@ def test_upgrade_on_mysql_builds_the_schema_metadata_but_for_its_own_forms(
 def test_0014_down_and_up_on_mysql_keeps_the_jobs_and_working_limits(mysql_url: str) -> None:
     # Given jobs with limits and unique keys sent at head, I expect 0014 undone to leave
     # MySQL's 0013 forms (no generated columns of limits, no groups' table, keys in the
-    # table's collation), and done again to take up the same jobs, limits and keys.
+    # table's collation), refused while two unfinished keys differ only in case, and done
+    # again to take up the same jobs, limits and keys.
+    empty_mysql(mysql_url)
     engine = sa.create_engine(mysql_url)
     app = SQLQueue(engine=engine)
 
@@ -773,13 +775,20 @@ def test_0014_down_and_up_on_mysql_keeps_the_jobs_and_working_limits(mysql_url: 
     try:
         one.delay_many([(1,), (2,)])
         held = app.send_task("t.plain", unique_key="k")
+        other_case = app.send_task("t.plain", unique_key="K")
+        # Two unfinished jobs whose keys differ only in case: one key in 0013's collation.
+        with pytest.raises(sa.exc.IntegrityError, match="ix_sqlqueue_jobs_unique"):
+            sqlqueue.migrate.downgrade(engine, "0013")
+        assert versions(engine) == ["0014"]
+        assert mysql_differences(engine) == MYSQL_FORMS  # nothing of it was done
+        other_case.revoke()
         sqlqueue.migrate.downgrade(engine, "0013")
         columns = {column["name"] for column in sa.inspect(engine).get_columns("sqlqueue_jobs")}
         assert {"limited_ready", "limited_running"}.isdisjoint(columns)
         assert "unique_unfinished" in columns
         assert "sqlqueue_limit_groups" not in table_names(engine)
         with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one() == 3
+            assert conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one() == 4
         sqlqueue.migrate.upgrade(engine)
         assert mysql_differences(engine) == MYSQL_FORMS
         assert app.send_task("t.plain", unique_key="k").id == held.id

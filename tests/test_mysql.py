@@ -360,6 +360,23 @@ def test_limited_and_unique_jobs_are_sent_and_held_to_their_limits(mysql_app: SQ
     assert job_of(mysql_app, second.id).status == JobStatus.PENDING
 
 
+def test_tasks_whose_names_differ_in_case_have_buckets_of_their_own(mysql_app: SQLQueue) -> None:
+    # MySQL's default collation finds "t.A" and "t.a" to be one name; the buckets' names
+    # are compared byte by byte (migration 0014), so each task starts its one job.
+    @mysql_app.task(name="t.A", rate_limit="1/s")
+    def upper() -> None: ...
+
+    @mysql_app.task(name="t.a", rate_limit="1/s")
+    def lower() -> None: ...
+
+    upper.delay()
+    lower.delay()
+    assert sorted(job.task_name for job in take(mysql_app, 10)) == ["t.A", "t.a"]
+    with mysql_app.engine.connect() as conn:
+        names = conn.execute(sa.text("SELECT task_name FROM sqlqueue_rate_limits")).scalars()
+        assert {"t.A", "t.a"} <= set(names)
+
+
 def test_the_limited_claim_reads_the_limited_indexes_in_order(mysql_app: SQLQueue) -> None:
     # Given many finished jobs with limits, I expect each read of the claim of limited jobs
     # to go straight to the ready (or running) ones of its group, in the order it takes them.

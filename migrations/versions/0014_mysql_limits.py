@@ -14,7 +14,8 @@ the predicate holds and NULL otherwise:
 
 Unique keys become ``utf8mb4_bin``, as ids and limit keys are (0013): the table's default
 collation compares text without case or accents, and would find the keys "A" and "a" (the
-calls ``f("A")`` and ``f("a")`` of a task with ``unique=True``) to be one.
+calls ``f("A")`` and ``f("a")`` of a task with ``unique=True``) to be one. So do the names
+of the rate limits' buckets: the tasks "t.A" and "t.a" would share one.
 
 And a table PostgreSQL does without: ``sqlqueue_limit_groups``, one row per group of jobs
 with a concurrency limit, which a claim locks before it counts the group's running jobs (the
@@ -40,6 +41,9 @@ depends_on: str | Sequence[str] | None = None
 KEY = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
 """The type of ``limit_key`` on MySQL (0013): compared byte by byte, as the claim walks it."""
 
+TASK_NAME = "VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+"""A rate limit's bucket's name, the task's: compared byte by byte."""
+
 LIMITED_READY = (
     f"limited_ready {KEY} AS (CASE WHEN status IN ('PENDING', 'RETRY') THEN limit_key END) STORED"
 )
@@ -53,11 +57,19 @@ UNIQUE_UNFINISHED = (
 )
 """0013's column, of the type given."""
 
+
+def unique_keys_of_type(key_type: str) -> str:
+    """The unique key and its generated column made ``key_type``, in one ALTER: MySQL does
+    all of it or nothing (the unique index is built again in the new collation)."""
+    return (
+        f"ALTER TABLE sqlqueue_jobs MODIFY unique_key {key_type} NULL, "
+        f"MODIFY {UNIQUE_UNFINISHED.format(key_type)}"
+    )
+
+
 UPGRADE = [
-    "ALTER TABLE sqlqueue_jobs DROP INDEX ix_sqlqueue_jobs_unique, "
-    f"DROP COLUMN unique_unfinished, MODIFY unique_key {KEY} NULL",
-    f"ALTER TABLE sqlqueue_jobs ADD COLUMN {UNIQUE_UNFINISHED.format(KEY)}",
-    "CREATE UNIQUE INDEX ix_sqlqueue_jobs_unique ON sqlqueue_jobs (unique_unfinished)",
+    unique_keys_of_type(KEY),
+    f"ALTER TABLE sqlqueue_rate_limits MODIFY task_name {TASK_NAME} NOT NULL",
     "ALTER TABLE sqlqueue_jobs DROP INDEX ix_sqlqueue_jobs_limited, "
     "DROP INDEX ix_sqlqueue_jobs_limited_running, "
     f"ADD COLUMN {LIMITED_READY}, ADD COLUMN {LIMITED_RUNNING}",
@@ -69,6 +81,16 @@ UPGRADE = [
 ]
 
 DOWNGRADE = [
+    # MySQL commits each statement as it runs: the one that may fail comes first, and
+    # changes nothing when it does. Unfinished jobs whose unique keys differ only in case
+    # are one key in the collation the keys go back to: the unique index refuses them
+    # (a duplicate entry); finish or revoke one of each, and downgrade again.
+    unique_keys_of_type("VARCHAR(255)"),
+    # Buckets of tasks whose names differ only in case would be one row there: all are
+    # emptied (a claim makes a full one again, so each rate-limited task may start one burst
+    # more than its rate).
+    "DELETE FROM sqlqueue_rate_limits",
+    "ALTER TABLE sqlqueue_rate_limits MODIFY task_name VARCHAR(200) NOT NULL",
     "DROP TABLE sqlqueue_limit_groups",
     "ALTER TABLE sqlqueue_jobs DROP INDEX ix_sqlqueue_jobs_limited, "
     "DROP INDEX ix_sqlqueue_jobs_limited_running, "
@@ -77,10 +99,6 @@ DOWNGRADE = [
     "CREATE INDEX ix_sqlqueue_jobs_limited "
     "ON sqlqueue_jobs (limit_key, priority DESC, scheduled_at, id)",
     "CREATE INDEX ix_sqlqueue_jobs_limited_running ON sqlqueue_jobs (limit_key)",
-    "ALTER TABLE sqlqueue_jobs DROP INDEX ix_sqlqueue_jobs_unique, "
-    "DROP COLUMN unique_unfinished, MODIFY unique_key VARCHAR(255) NULL",
-    f"ALTER TABLE sqlqueue_jobs ADD COLUMN {UNIQUE_UNFINISHED.format('VARCHAR(255)')}",
-    "CREATE UNIQUE INDEX ix_sqlqueue_jobs_unique ON sqlqueue_jobs (unique_unfinished)",
 ]
 
 

@@ -619,9 +619,10 @@ def _is_duplicate_id(exc: BaseException) -> bool:
         return exc.diag.constraint_name == "pk_sqlqueue_jobs"
     if isinstance(exc, sqlite3.IntegrityError):
         return "sqlqueue_jobs.id" in str(exc)
-    # MySQL's ER_DUP_ENTRY names the index: the primary key's is PRIMARY.
+    # MySQL's ER_DUP_ENTRY names the index: the primary key's is PRIMARY (MySQL 8.0.19 and
+    # later put the table's name before it, "sqlqueue_jobs.PRIMARY"; MariaDB does not).
     args: tuple[Any, ...] = getattr(exc, "args", ())
-    return len(args) > 1 and args[0] == DUPLICATE_ENTRY and "for key 'PRIMARY'" in str(args[1])
+    return len(args) > 1 and args[0] == DUPLICATE_ENTRY and str(args[1]).endswith("PRIMARY'")
 
 
 def _database_error(exc: BaseException) -> SQLQueueError:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from sqlqueue.conf import DATABASE_URL_ENV
 from sqlqueue.dialects import create_engine_for_url
-from sqlqueue.migrate import VERSION_TABLE
+from sqlqueue.migrate import VERSION_TABLE, migrating
 from sqlqueue.schema import metadata
 
 config = context.config
@@ -74,7 +74,7 @@ def run_migrations_online() -> None:
     # The engine the app itself would build: the same driver choice and SQLite settings.
     engine, _dialect = create_engine_for_url(database_url())
     try:
-        with engine.begin() as connection:
+        with migrating(engine) as connection:
             run_with_connection(connection)
     finally:
         engine.dispose()

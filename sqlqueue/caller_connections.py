@@ -84,7 +84,7 @@ class CallerConnections:
         connection = self._checked(connection)
         if isinstance(connection, Connection):
             result = connection.exec_driver_sql(statement.sql, statement.params)
-            return [tuple(row) for row in result]
+            return [tuple(row) for row in result] if result.returns_rows else []
         if isinstance(connection, sqlite3.Connection):
             return connection.execute(statement.sql, statement.params).fetchall()
         with connection.cursor() as cursor:  # psycopg's, PyMySQL's or mysqlclient's

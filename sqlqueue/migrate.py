@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,21 @@ from sqlalchemy.engine import Connection, Engine
 
 VERSION_TABLE = "sqlqueue_alembic_version"
 """sqlqueue's own alembic version table, so it never touches the application's."""
+
+
+@contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """The connection a migration runs on. One transaction around all its revisions, so that
+    a failed one leaves the database as it was; but MySQL commits each DDL statement as it
+    runs, whatever the transaction, and rolling the version table back alone would leave it
+    naming a revision the tables have left. There the connection is handed over outside a
+    transaction, and alembic commits each revision with its version."""
+    if engine.dialect.name in ("mysql", "mariadb"):
+        with engine.connect() as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
 
 
 def migrations_directory() -> Path:
@@ -33,7 +49,7 @@ def upgrade(
     built, a column added) may take minutes, and the operator should see which."""
     config = Config()
     config.set_main_option("script_location", str(migrations_directory()))
-    with engine.begin() as connection:
+    with migrating(engine) as connection:
         # env.py uses this connection instead of building its own engine from a URL.
         config.attributes["connection"] = connection
         if progress is not None:
@@ -48,6 +64,8 @@ def _pending(config: Config, connection: Connection, revision: str) -> list[Scri
     current = MigrationContext.configure(
         connection, opts={"version_table": VERSION_TABLE}
     ).get_current_revision()
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.commit()  # ends the read's transaction: alembic's are per revision there
     script = ScriptDirectory.from_config(config)
     try:
         steps = list(script.iterate_revisions(revision, current))
@@ -80,6 +98,6 @@ def downgrade(engine: Engine, revision: str) -> None:
     """Take the database behind ``engine`` back to ``revision`` (``base`` removes everything)."""
     config = Config()
     config.set_main_option("script_location", str(migrations_directory()))
-    with engine.begin() as connection:
+    with migrating(engine) as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)

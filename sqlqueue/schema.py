@@ -69,6 +69,11 @@ JobId = (
 """Text: a caller may choose a job's id (Celery's task_id=); sqlqueue's own ids are UUIDs.
 Compared byte by byte on PostgreSQL and MySQL, whatever the database's locale."""
 
+UniqueKey = sa.String(255).with_variant(
+    mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+"""A unique job's key: compared byte by byte on MySQL too (migration 0014), as elsewhere."""
+
 jobs = sa.Table(
     "sqlqueue_jobs",
     metadata,
@@ -114,7 +119,7 @@ jobs = sa.Table(
     sa.Column("errbacks", Json),
     # The key of a unique job (``unique_key=``, ``@app.task(unique=True)``): at most one
     # unfinished job holds it (``ix_sqlqueue_jobs_unique``).
-    sa.Column("unique_key", sa.String(255)),
+    sa.Column("unique_key", UniqueKey),
     # Limits (``sqlqueue.limits``), written when the job is sent: the group it counts in
     # (its task's name and concurrency key), how many of the group may run at once, and
     # the seconds between two starts of its task. Null for a job without limits.
@@ -252,7 +257,13 @@ sa.Index(
 rate_limits = sa.Table(
     "sqlqueue_rate_limits",
     metadata,
-    sa.Column("task_name", sa.String(200), primary_key=True),
+    sa.Column(
+        "task_name",
+        sa.String(200).with_variant(
+            mysql.VARCHAR(200, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+        ),
+        primary_key=True,
+    ),
     # A token bucket kept as two times (GCRA): when it is full again, and when it next holds
     # a job. Written by claims, under this row's lock, from the database's clock.
     sa.Column("full_at", Timestamp, nullable=False),

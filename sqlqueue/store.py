@@ -112,7 +112,13 @@ class JobStore:
             return holders
         for _ in range(UNIQUE_SEND_ATTEMPTS):
             statements = self.dialect.insert_unique_jobs(new_jobs)
-            pending = _unheld(new_jobs, self._unique_rows(statements, connection), holders)
+            try:
+                rows = self._unique_rows(statements, connection)
+            except DatabaseError as exc:
+                if not self.dialect.lost_unique_race(_driver_error(exc)):
+                    raise
+                rows = []  # (MySQL undid the statement alone: a caller's transaction goes on)
+            pending = _unheld(new_jobs, rows, holders)
             if pending is None:
                 return holders
             new_jobs = pending
@@ -155,12 +161,12 @@ class JobStore:
                 return [row for sql in statements for row in self._callers.fetch(connection, sql)]
             if len(statements) == 1 and goes_alone(statements[0], self.dialect):
                 return fetch_rows_alone(self.engine, statements[0])
-        with self._write() as conn:
-            return [
-                tuple(row)
-                for statement in statements
-                for row in conn.exec_driver_sql(statement.sql, statement.params)
-            ]
+
+        def send(conn: Connection) -> list[tuple[Any, ...]]:
+            results = [conn.exec_driver_sql(sql.sql, sql.params) for sql in statements]
+            return [tuple(row) for result in results if result.returns_rows for row in result]
+
+        return self._write_again(send)
 
     def insert_workflow(
         self, plan: WorkflowPlan, max_payload_bytes: int, connection: CallerConnection | None
@@ -542,8 +548,7 @@ class JobStore:
                 with self._write() as conn:
                     return work(conn)
             except DatabaseError as exc:
-                cause = exc.__cause__
-                orig = cause.orig if isinstance(cause, sa_exc.DBAPIError) else cause
+                orig = _driver_error(exc)
                 if attempt == LOCK_CONFLICT_ATTEMPTS or not self.dialect.lost_lock_conflict(orig):
                     raise
                 # Logged: the design keeps these rare (docs/databases.md); a log that shows
@@ -570,6 +575,12 @@ class JobStore:
             raise _database_error(exc, self.dialect) from exc
         except DRIVER_ERRORS as exc:
             raise _database_error(exc, self.dialect) from exc
+
+
+def _driver_error(exc: DatabaseError) -> BaseException | None:
+    """The driver's error under a ``DatabaseError`` of the store's."""
+    cause = exc.__cause__
+    return cause.orig if isinstance(cause, sa_exc.DBAPIError) else cause
 
 
 def _unheld(

@@ -26,6 +26,11 @@ def url(db_url: str) -> str:
     if db_url.startswith("postgresql"):
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("TRUNCATE sqlqueue_schedules")
+    elif db_url.startswith("mysql"):
+        engine = sa.create_engine(db_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM sqlqueue_schedules")
+        engine.dispose()
     return db_url
 
 

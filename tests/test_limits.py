@@ -1,5 +1,5 @@
 """Rate limits and concurrency limits (docs/limits.md): what a claim takes and leaves, on
-SQLite and PostgreSQL; real worker processes in tests/test_limits_workers.py."""
+SQLite, PostgreSQL and MariaDB; real worker processes in tests/test_limits_workers.py."""
 
 from __future__ import annotations
 
@@ -325,7 +325,7 @@ def test_a_finished_job_wakes_the_worker_its_limit_held(pg_app: SQLQueue) -> Non
     assert times[-1] <= times[2] < times[-1] + 2.0
 
 
-def test_limits_hold_for_unique_jobs_and_async_sends(app: SQLQueue) -> None:
+def test_limits_hold_for_unique_jobs_and_async_sends(app: SQLQueue, db_url: str) -> None:
     @app.task(name="t.unique_one", unique=True, concurrency_limit=1)
     def unique_one(n: int) -> None: ...
 

@@ -1,6 +1,6 @@
 """Rate and concurrency limits held across real worker processes (`sqlqueue worker -A tasks`),
-on SQLite and PostgreSQL. The tasks (tests/tasks.py) log their own start and end times, so
-what is measured is what ran, not what the database says."""
+on SQLite, PostgreSQL and MariaDB. The tasks (tests/tasks.py) log their own start and end
+times, so what is measured is what ran, not what the database says."""
 
 from __future__ import annotations
 

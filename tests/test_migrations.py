@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import on_a_terminal
+from conftest import empty_mysql, on_a_terminal
 from sqlalchemy.engine import Engine
 
 import sqlqueue
@@ -717,9 +717,26 @@ MYSQL_FORMS = {
     ("add_index", "ix_sqlqueue_jobs_ready_in_queue"),
     ("remove_column", "claim_ready"),
     ("remove_column", "unique_unfinished"),
+    ("remove_index", "ix_sqlqueue_jobs_limited"),
+    ("remove_index", "ix_sqlqueue_jobs_limited_running"),
+    ("add_index", "ix_sqlqueue_jobs_limited"),
+    ("add_index", "ix_sqlqueue_jobs_limited_running"),
+    ("remove_column", "limited_ready"),
+    ("remove_column", "limited_running"),
+    ("remove_table", "sqlqueue_limit_groups"),
 }
-"""Where MySQL's table differs from the metadata, by design (migration 0013): its claim and
-unique indexes are led by generated columns, in place of the partial indexes it lacks."""
+"""Where MySQL's tables differ from the metadata, by design (migrations 0013 and 0014): its
+claim, unique and limited indexes are led by generated columns, in place of the partial
+indexes it lacks, and the groups of concurrency limits have rows to lock."""
+
+
+def mysql_differences(engine: Engine) -> set[tuple[str, str]]:
+    """``schema_differences`` by kind and name: ("add_index", Index), ("remove_column",
+    schema, table, Column), ("remove_table", Table)."""
+    return {
+        (change[0], change[-1].name if change[0] == "remove_column" else change[1].name)
+        for change in schema_differences(engine)
+    }
 
 
 def test_upgrade_on_mysql_builds_the_schema_metadata_but_for_its_own_forms(
@@ -727,17 +744,58 @@ def test_upgrade_on_mysql_builds_the_schema_metadata_but_for_its_own_forms(
 ) -> None:
     engine = sa.create_engine(mysql_url)
     try:
-        # ("add_index", Index) and ("remove_column", schema, table, Column): by name.
-        differences = {
-            (change[0], change[1].name if change[0].endswith("_index") else change[3].name)
-            for change in schema_differences(engine)
-        }
-        assert differences == MYSQL_FORMS  # times, ids, JSON and every other index match
-        assert table_names(engine) == {*metadata.tables, VERSION_TABLE}
+        # Times, ids, JSON and every other index match.
+        assert mysql_differences(engine) == MYSQL_FORMS
+        assert table_names(engine) == {*metadata.tables, VERSION_TABLE, "sqlqueue_limit_groups"}
         assert versions(engine) == [HEAD]
-        # No sqlqueue before 0013 ran on MySQL: going below it is refused, changing nothing.
+        # No sqlqueue before 0013 ran on MySQL: going below it is refused there (MySQL's DDL
+        # commits as it goes: the revisions above 0013 are undone first).
         with pytest.raises(RuntimeError, match="from revision 0013 on"):
             sqlqueue.migrate.downgrade(engine, "0012")
-        assert versions(engine) == [HEAD]
+        assert versions(engine) == ["0013"]
+        sqlqueue.migrate.upgrade(engine)
+        assert mysql_differences(engine) == MYSQL_FORMS
     finally:
+        engine.dispose()
+
+
+@pytest.mark.mysql
+def test_0014_down_and_up_on_mysql_keeps_the_jobs_and_working_limits(mysql_url: str) -> None:
+    # Given jobs with limits and unique keys sent at head, I expect 0014 undone to leave
+    # MySQL's 0013 forms (no generated columns of limits, no groups' table, keys in the
+    # table's collation), refused while two unfinished keys differ only in case, and done
+    # again to take up the same jobs, limits and keys.
+    empty_mysql(mysql_url)
+    engine = sa.create_engine(mysql_url)
+    app = SQLQueue(engine=engine)
+
+    @app.task(name="t.one", concurrency_limit=1)
+    def one(n: int) -> None: ...
+
+    try:
+        one.delay_many([(1,), (2,)])
+        held = app.send_task("t.plain", unique_key="k")
+        other_case = app.send_task("t.plain", unique_key="K")
+        # Two unfinished jobs whose keys differ only in case: one key in 0013's collation.
+        with pytest.raises(sa.exc.IntegrityError, match="ix_sqlqueue_jobs_unique"):
+            sqlqueue.migrate.downgrade(engine, "0013")
+        assert versions(engine) == ["0014"]
+        assert mysql_differences(engine) == MYSQL_FORMS  # nothing of it was done
+        other_case.revoke()
+        sqlqueue.migrate.downgrade(engine, "0013")
+        columns = {column["name"] for column in sa.inspect(engine).get_columns("sqlqueue_jobs")}
+        assert {"limited_ready", "limited_running"}.isdisjoint(columns)
+        assert "unique_unfinished" in columns
+        assert "sqlqueue_limit_groups" not in table_names(engine)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one() == 4
+        sqlqueue.migrate.upgrade(engine)
+        assert mysql_differences(engine) == MYSQL_FORMS
+        assert app.send_task("t.plain", unique_key="k").id == held.id
+        assert app.send_task("t.plain", unique_key="K").duplicate is False
+        taken = app.store.claim_jobs(10, None, "w", 30)
+        assert sorted(job.task_name for job in taken) == ["t.one", "t.plain", "t.plain"]
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM sqlqueue_jobs")
         engine.dispose()

@@ -1,14 +1,13 @@
-"""MySQL and MariaDB, the first step of issue 17: migrations, sends, transactional enqueue,
-claims, fencing, rescue and real worker processes on a MariaDB database of this module's.
-
-The rest of the suite does not run on MariaDB yet (``db_url`` has no MariaDB parameter):
-that is the issue's next step, once workflows, limits and unique jobs are there.
+"""MySQL and MariaDB (issue 17): what only MySQL has (its migrations, claim indexes, lock
+order, isolation and version checks) on a MariaDB database of this module's. The rest of the
+suite runs on MariaDB too (``db_url``'s ``[mysql]`` parameter).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -35,15 +34,16 @@ from test_worker_processes import FAST, WorkerProcess, wait_for_lease_to_expire
 
 import sqlqueue.migrate
 from sqlqueue import JobStatus, SQLQueue, chain, chord
+from sqlqueue.dialects import mysql_limits
 from sqlqueue.dialects.mysql import (
     CLAIM_IN_QUEUE_INDEX,
     CLAIM_INDEX,
     MySQLDialect,
-    NotYetOnMySQLError,
     check_version,
 )
 from sqlqueue.exceptions import TaskFailedError, UnsupportedDatabaseError
 from sqlqueue.jobs import Job
+from sqlqueue.limits import KEY_SEPARATOR
 from sqlqueue.migrate import VERSION_TABLE
 from sqlqueue.outcomes import Outcome
 from sqlqueue.purge import purge_queue
@@ -336,17 +336,6 @@ def test_the_claim_reads_the_claim_index_in_order(mysql_app: SQLQueue) -> None:
         assert "filesort" not in text, text  # the index's order is the claim's
 
 
-def test_features_not_yet_on_mysql_are_refused(mysql_app: SQLQueue) -> None:
-    @mysql_app.task(name="t.limited", concurrency_limit=1)
-    def limited() -> None: ...
-
-    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
-        limited.delay()
-    with pytest.raises(NotYetOnMySQLError, match="not yet on MySQL"):
-        mysql_app.send_task("t.u", unique_key="k")
-    assert mysql_app.store.claim_jobs(10, None, "w", lease=30) == []
-
-
 def test_a_workflows_waiting_steps_stay_out_of_the_claim_index_until_released(
     mysql_app: SQLQueue,
 ) -> None:
@@ -444,6 +433,132 @@ def test_async_sends_and_reads_go_through_aiomysql_in_utc(mysql_app: SQLQueue) -
     assert done.finished_at.utcoffset() == timedelta(0)  # read back in UTC through aiomysql
     assert done.created_at <= done.started_at <= done.finished_at
     assert abs(mysql_app.store.database_now() - done.finished_at) < timedelta(seconds=60)
+
+
+def test_limited_and_unique_jobs_are_sent_and_held_to_their_limits(mysql_app: SQLQueue) -> None:
+    @mysql_app.task(name="t.limited", concurrency_limit=1)
+    def limited() -> None: ...
+
+    first, second = limited.delay(), limited.delay()
+    unique = mysql_app.send_task("t.u", unique_key="k")
+    again = mysql_app.send_task("t.u", unique_key="k")
+
+    assert (again.duplicate, again.id) == (True, unique.id)
+    taken = take(mysql_app, 10)
+    assert sorted(job.id for job in taken) == sorted([first.id, unique.id])
+    assert take(mysql_app, 10) == []  # the limit's one slot is taken
+    assert job_of(mysql_app, second.id).status == JobStatus.PENDING
+
+
+def test_tasks_whose_names_differ_in_case_have_buckets_of_their_own(mysql_app: SQLQueue) -> None:
+    # MySQL's default collation finds "t.A" and "t.a" to be one name; the buckets' names
+    # are compared byte by byte (migration 0014), so each task starts its one job.
+    @mysql_app.task(name="t.A", rate_limit="1/s")
+    def upper() -> None: ...
+
+    @mysql_app.task(name="t.a", rate_limit="1/s")
+    def lower() -> None: ...
+
+    upper.delay()
+    lower.delay()
+    assert sorted(job.task_name for job in take(mysql_app, 10)) == ["t.A", "t.a"]
+    with mysql_app.engine.connect() as conn:
+        names = conn.execute(sa.text("SELECT task_name FROM sqlqueue_rate_limits")).scalars()
+        assert {"t.A", "t.a"} <= set(names)
+
+
+def test_the_limited_claim_reads_the_limited_indexes_in_order(mysql_app: SQLQueue) -> None:
+    # Given many finished jobs with limits, I expect each read of the claim of limited jobs
+    # to go straight to the ready (or running) ones of its group, in the order it takes them.
+    @mysql_app.task(name="t.limited", concurrency_limit=2)
+    def limited(n: int) -> None: ...
+
+    limited.delay_many([(n,) for n in range(50)])
+    with mysql_app.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE sqlqueue_jobs SET status = 'SUCCESS' WHERE id <> ''"))
+    limited.delay_many([(n,) for n in range(3)])
+    key = f"t.limited{KEY_SEPARATOR}"
+    for statement, index, access in (
+        (mysql_limits.next_group(""), mysql_limits.LIMITED_INDEX, "range"),
+        (mysql_limits.group_ready_jobs(key, None, 2), mysql_limits.LIMITED_INDEX, "ref"),
+        (mysql_limits.group_running_count(key), mysql_limits.LIMITED_RUNNING_INDEX, "ref"),
+    ):
+        compiled = statement.compile(
+            dialect=mysql_app.engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        with mysql_app.engine.connect() as conn:  # MariaDB's ANALYZE runs it, and counts
+            plan = conn.exec_driver_sql(f"ANALYZE FORMAT=JSON {compiled}").scalar_one()
+        text = json.dumps(json.loads(plan, strict=False))  # (the key's separator is in it)
+        assert f'"key": "{index}"' in text, text
+        assert f'"access_type": "{access}"' in text, text
+        assert "filesort" not in text, text
+        read = re.findall(r'"r_rows": ([\d.]+)', text)
+        assert read and max(float(rows) for rows in read) <= 3, text  # none of the 50 finished
+
+
+def test_claims_and_finishes_of_limited_jobs_never_deadlock(mysql_app: SQLQueue) -> None:
+    # Given six threads that each claim and finish, as fast as they can, jobs of a rate-limited
+    # task and of a task with one slot per account, and renew their leases and send more
+    # jobs meanwhile, I expect no deadlock or lock wait to be run again, every job to run
+    # once, and no account to ever run two jobs at once.
+    @mysql_app.task(name="t.rated", rate_limit="200/s")
+    def rated(n: int) -> None: ...
+
+    @mysql_app.task(
+        name="t.account", concurrency_limit=1, concurrency_key=lambda account, n: str(account)
+    )
+    def per_account(account: int, n: int) -> None: ...
+
+    rated.delay_many([(n,) for n in range(100)])
+    per_account.delay_many([(account, n) for account in range(5) for n in range(20)])
+    conflicts: list[BaseException | None] = []
+    dialect = mysql_app.store.dialect
+    lost_lock_conflict = dialect.lost_lock_conflict
+
+    def counted(error: BaseException | None) -> bool:
+        lost = lost_lock_conflict(error)
+        if lost:
+            conflicts.append(error)
+        return lost
+
+    dialect.lost_lock_conflict = counted  # type: ignore[method-assign]
+    ran: list[str] = []
+    overlaps: list[int] = []
+    running: dict[int, int] = {}
+    guard = threading.Lock()
+
+    def work(name: str) -> None:
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 1.0:
+            taken = mysql_app.store.claim_jobs(3, None, name, 30)
+            if not taken:
+                time.sleep(0.005)
+                continue
+            idle_since = time.monotonic()
+            accounts = [job.args[0] for job in taken if job.task_name == "t.account"]
+            with guard:
+                for account in accounts:
+                    running[account] = running.get(account, 0) + 1
+                    overlaps.append(running[account])
+            mysql_app.store.extend_leases([(job.id, job.attempts) for job in taken], 30)
+            with guard:
+                for account in accounts:
+                    running[account] -= 1
+            mysql_app.store.record_outcomes(
+                [((job.id, job.attempts), Outcome.succeeded(None)) for job in taken]
+            )
+            ran.extend(job.id for job in taken)
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    rated.delay_many([(n,) for n in range(100, 120)])
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert conflicts == []
+    assert len(ran) == len(set(ran)) == 220
+    assert max(overlaps) == 1
 
 
 def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:

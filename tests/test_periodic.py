@@ -36,6 +36,11 @@ def queue(db_url: str) -> Iterator[SQLQueue]:
     if db_url.startswith("postgresql"):
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("TRUNCATE sqlqueue_schedules")
+    elif db_url.startswith("mysql"):
+        engine = sa.create_engine(db_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM sqlqueue_schedules")
+        engine.dispose()
     app = SQLQueue(db_url)
 
     @app.task(name="t.tick")

@@ -1,5 +1,5 @@
 """Unique jobs (API.md §9.2): at most one unfinished job per key, held by a partial unique
-index, so that a duplicate send writes nothing and answers with the job that holds the key,
+index (on MySQL, a unique index on a generated column), so that a duplicate send writes nothing and answers with the job that holds the key,
 even from two open transactions at once; the key frees when the job finishes."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+import aiomysql
 import aiosqlite
 import psycopg
 import pytest
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from conftest import TESTS_DIR, work_off
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from sqlqueue import InvalidOptionError, JobStatus, SQLQueue
+from sqlqueue import DuplicateJobIdError, InvalidOptionError, JobStatus, SQLQueue
 from sqlqueue.unique import call_key
 
 
@@ -184,6 +185,7 @@ def test_an_eager_send_runs_as_usual(app: SQLQueue, add: Any) -> None:
 
 
 def test_an_async_send_of_its_own_answers_with_the_unfinished_job(app: SQLQueue) -> None:
+
     @app.task(name="t.sync", unique=True)
     def sync(account: int) -> None:
         pass
@@ -213,13 +215,17 @@ def test_an_async_send_in_the_callers_transaction(
     app: SQLQueue, add: Any, db_url: str, kind: str
 ) -> None:
     url = sa.make_url(db_url)
-    sqlite = url.get_backend_name() == "sqlite"
+    backend = url.get_backend_name()
 
     async def in_transaction() -> list[Any]:
         if kind == "driver":
-            if sqlite:
+            if backend == "sqlite":
                 conn: Any = await aiosqlite.connect(url.database or "")
                 await conn.execute("BEGIN")
+            elif backend == "mysql":
+                conn = await aiomysql.connect(
+                    host=url.host, port=url.port or 3306, user=url.username, db=url.database
+                )
             else:
                 conn = await psycopg.AsyncConnection.connect(db_url)
             try:
@@ -227,9 +233,13 @@ def test_an_async_send_in_the_callers_transaction(
                 sent.append(await add.aapply_async((3, 4), unique_key="k", connection=conn))
                 await conn.commit()
             finally:
-                await conn.close()
+                await conn.ensure_closed() if backend == "mysql" else await conn.close()
             return sent
-        driver = "sqlite+aiosqlite" if sqlite else "postgresql+psycopg"
+        driver = {
+            "sqlite": "sqlite+aiosqlite",
+            "mysql": "mysql+aiomysql",
+            "postgresql": "postgresql+psycopg",
+        }[backend]
         engine = create_async_engine(url.set(drivername=driver))
         try:
             if kind == "AsyncConnection":
@@ -345,6 +355,101 @@ def test_a_concurrent_sender_in_autocommit_gets_the_committed_job(
 
     assert (answers[0].duplicate, answers[0].id) == (True, first.id)
     assert job_count(pg_app) == 1
+
+
+def mysql_add(app: SQLQueue) -> Any:
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    return add
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("first_commits", [True, False])
+@pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ"])
+@pytest.mark.parametrize("own", [False, True], ids=["callers", "own"])
+def test_a_concurrent_sender_waits_for_the_first_transaction_on_mysql(
+    mysql_app: SQLQueue, mysql_url: str, first_commits: bool, isolation: str, own: bool
+) -> None:
+    # Given a send of a key left open in one transaction, I expect a second send of the key,
+    # in a transaction of the application's (in either isolation level) or in one of
+    # sqlqueue's own, to wait for it, then answer with its job if it commits, or write its
+    # own if it rolls back; one job either way.
+    add = mysql_add(mysql_app)
+    engine = sa.create_engine(mysql_url, isolation_level=isolation)
+    with engine.connect() as one, engine.connect() as two:
+        first = add.apply_async((1, 2), unique_key="race", connection=one)  # left open
+        answers: list[Any] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(
+                add.apply_async((3, 4), unique_key="race", connection=None if own else two)
+            )
+        )
+        sender.start()
+        time.sleep(0.5)
+        assert sender.is_alive()  # waits on the first transaction's index entry
+        assert not answers
+        one.commit() if first_commits else one.rollback()
+        sender.join(timeout=10)
+        two.commit()
+    engine.dispose()
+
+    (second,) = answers
+    if first_commits:
+        assert (second.duplicate, second.id) == (True, first.id)
+    else:
+        assert second.duplicate is False
+        assert second.id != first.id
+    assert keys_of(mysql_app) == {(first if first_commits else second).id: "race"}
+
+
+@pytest.mark.mysql
+def test_a_sender_whose_snapshot_predates_the_holder_finds_it_on_mysql(
+    mysql_app: SQLQueue, mysql_url: str
+) -> None:
+    add = mysql_add(mysql_app)
+    # Given an application's REPEATABLE READ transaction that read before another sender
+    # committed a job of the key, I expect its send of the key to answer with that job,
+    # which its snapshot does not show.
+    engine = sa.create_engine(mysql_url, isolation_level="REPEATABLE READ")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one() == 0
+        holder = add.apply_async((1, 2), unique_key="k")  # committed after the snapshot
+        again = add.apply_async((3, 4), unique_key="k", connection=conn)
+        assert conn.execute(sa.text("SELECT count(*) FROM sqlqueue_jobs")).scalar_one() == 0
+        conn.commit()
+    engine.dispose()
+    assert (again.duplicate, again.id) == (True, holder.id)
+    assert job_count(mysql_app) == 1
+
+
+@pytest.mark.mysql
+def test_the_unique_index_refuses_a_second_unfinished_job_of_a_key_on_mysql(
+    mysql_app: SQLQueue,
+) -> None:
+    # The database itself holds the rule, whatever writes the rows: its unique index holds
+    # the key of each unfinished job, and nothing for a finished one; keys are compared
+    # byte by byte.
+    add = mysql_add(mysql_app)
+    holder = add.apply_async((1, 2), unique_key="Key")
+    insert = sa.text(
+        "INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,"
+        " scheduled_at, created_at, unique_key) VALUES (:id, 't.add', 'default', 0, '[]',"
+        " '{}', :status, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), :key)"
+    )
+    with mysql_app.engine.begin() as conn, pytest.raises(sa.exc.IntegrityError) as refused:
+        conn.execute(insert, {"id": "second", "status": "PENDING", "key": "Key"})
+    assert refused.value.orig.args[0] == 1062  # type: ignore[union-attr]
+    assert "ix_sqlqueue_jobs_unique" in str(refused.value)
+    with mysql_app.engine.begin() as conn:
+        conn.execute(insert, {"id": "finished", "status": "SUCCESS", "key": "Key"})
+        conn.execute(insert, {"id": "other case", "status": "PENDING", "key": "key"})
+    assert add.apply_async((1, 2), unique_key="key").id == "other case"
+    assert add.apply_async((1, 2), unique_key="Key").id == holder.id
+    with pytest.raises(DuplicateJobIdError):  # a taken id: refused, as on the other databases
+        add.apply_async((1, 2), unique_key="free", task_id="finished")
+    assert job_count(mysql_app) == 3
 
 
 def test_retry_of_failed_jobs_brings_back_one_job_per_free_key(app: SQLQueue) -> None:

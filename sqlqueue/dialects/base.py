@@ -217,6 +217,13 @@ class Dialect(WorkflowStatements, ABC):
         (``task_id=``): each database names the broken key its own way."""
         raise NotImplementedError
 
+    def lost_unique_race(self, error: BaseException | None) -> bool:
+        """Whether ``error`` refused a statement of ``insert_unique_jobs`` because a
+        transaction that committed while it ran took one of its keys, so that sending the
+        jobs again finds that job; False by default (the other databases' inserts do
+        nothing for a key taken meanwhile, and answer without it)."""
+        return False
+
     def returning(self, update: Update, *columns: sa.ColumnElement[Any]) -> Statement:
         """``update`` answering with ``columns`` of the rows it changed: ``UPDATE …
         RETURNING`` where the database has it (the default); a dialect without it

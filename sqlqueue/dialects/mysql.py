@@ -29,8 +29,19 @@ unlocked at once. Times are DATETIME(6), UTC, from the database's clock
 Workflows (``mysql_workflows``): the successes a worker records release the steps waiting
 for them in the same transaction, under those steps' row locks (``releases_in_finish``).
 
-Not yet on MySQL (issue 17): limits and unique jobs are refused with
-``NotYetOnMySQLError``; workers poll (there is no LISTEN/NOTIFY).
+Unique jobs: 0013's unique index holds ``unique_unfinished``, a generated column that is the
+key of an unfinished job and NULL otherwise (NULLs never conflict). A send inserts the jobs
+whose key no committed job holds (a plain read, in READ COMMITTED), then reads the holders
+of its keys with a locking read, which sees the latest committed rows in any isolation
+level. A sender racing another for a key waits at the index for the other's commit, and is
+then refused a duplicate entry for the unique index (``lost_unique_race``): MySQL undoes
+only that statement, and the store sends those jobs again, which now find the holder. A
+duplicate ``task_id=`` is refused by the primary key, as on the other databases.
+
+Limits: ``mysql_limits`` (migration 0014) takes the limited jobs before the claim takes the
+others, in the claim's transaction.
+
+Workers poll: there is no LISTEN/NOTIFY.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Update
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
+from sqlqueue.dialects.mysql_limits import claim_limited
 from sqlqueue.dialects.mysql_workflows import (
     CHORD_RESULTS,
     INSERT_WORKFLOW,
@@ -73,8 +85,6 @@ MYSQL_EXTRA_MISSING = (
     'pip install "sqlqueue[mysql]".'
 )
 
-ISSUE = "not yet on MySQL (issue 17: MySQL and MariaDB support lands in steps)"
-
 DRIVER_MODULES = {"pymysql": "pymysql", "mysqldb": "MySQLdb"}
 """The drivers sqlqueue's SQL is written for (pyformat parameters), and their modules."""
 
@@ -95,6 +105,11 @@ MINIMUM_MARIADB = (10, 6)
 
 READ_COMMITTED = "READ COMMITTED"
 
+DUPLICATE_ENTRY = 1062
+"""ER_DUP_ENTRY: an insert found the key it writes in a unique index."""
+
+UNIQUE_INDEX = "ix_sqlqueue_jobs_unique"
+
 LOCK_CONFLICTS = (1213, 1205)
 """ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: a transaction of sqlqueue's own that ends with
 one is run again (``lost_lock_conflict``)."""
@@ -107,14 +122,6 @@ CLAIM_READY: sa.ColumnElement[int] = sa.literal_column("claim_ready", sa.Integer
 
 CLAIM_INDEX = "ix_sqlqueue_jobs_claim"
 CLAIM_IN_QUEUE_INDEX = "ix_sqlqueue_jobs_claim_in_queue"
-
-
-class NotYetOnMySQLError(UnsupportedDatabaseError):
-    """A feature this step of MySQL support does not have yet: refused, never half done."""
-
-
-def not_yet(feature: str) -> NotYetOnMySQLError:
-    return NotYetOnMySQLError(f"{feature} is {ISSUE}; use PostgreSQL or SQLite for it.")
 
 
 class MySQLDialect(Dialect):
@@ -180,29 +187,33 @@ class MySQLDialect(Dialect):
         return sa.literal_column(f"(UTC_TIMESTAMP(6) + INTERVAL {micro} MICROSECOND)", Timestamp)
 
     def insert_jobs(self, new_jobs: NewJobs) -> DriverStatement:
-        if new_jobs.limits is not None:
-            raise not_yet("A task with limits (rate_limit=, concurrency_limit=)")
-        ids, args, kwargs = new_jobs.ids, *new_jobs.arguments()
-        countdown = 0 if new_jobs.eta is not None else round(new_jobs.countdown * 1_000_000)
-        expires_in = None
-        if new_jobs.expires_at is None and new_jobs.expires_in is not None:
-            expires_in = round(new_jobs.expires_in * 1_000_000)
-        return DriverStatement(
-            INSERT_JOBS,
-            {
-                "jobs": json.dumps(list(zip(ids, args, kwargs, strict=True))),
-                "task_name": new_jobs.task_name,
-                "queue": new_jobs.queue,
-                "priority": new_jobs.priority,
-                "eta": _stored_time(new_jobs.eta),
-                "countdown": countdown,
-                "expires_at": _stored_time(new_jobs.expires_at),
-                "expires_in": expires_in,
-            },
-        )
+        limited = new_jobs.limits is not None
+        return DriverStatement(INSERT_LIMITED_JOBS if limited else INSERT_JOBS, _sent(new_jobs))
 
     def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
-        raise not_yet("A unique job (unique_key=, unique=True)")
+        limited = new_jobs.limits is not None
+        return [
+            DriverStatement(
+                INSERT_LIMITED_UNIQUE_JOBS if limited else INSERT_UNIQUE_JOBS, _sent(new_jobs)
+            ),
+            DriverStatement(UNIQUE_HOLDERS, {"unique_keys": tuple(new_jobs.unique_keys or ())}),
+        ]
+
+    def lost_unique_race(self, error: BaseException | None) -> bool:
+        # A duplicate entry in the unique index: the key was free when the insert read it,
+        # and taken by a transaction that committed while the insert waited at the index.
+        args: tuple[Any, ...] = getattr(error, "args", ())
+        return len(args) > 1 and args[0] == DUPLICATE_ENTRY and UNIQUE_INDEX in str(args[1])
+
+    def claim_limited_jobs(
+        self,
+        connection: Connection,
+        limit: int,
+        queues: Sequence[str] | None,
+        worker_id: str,
+        lease: float,
+    ) -> list[RowMapping]:
+        return claim_limited(connection, limit, queues, self.taken(worker_id, lease))
 
     def insert_workflow(self, plan: WorkflowPlan, max_payload_bytes: int) -> DriverStatement:
         rows = [
@@ -421,6 +432,40 @@ def _with_index(statement: sa.Select[Any], index: str) -> sa.Select[Any]:
     return statement.with_hint(jobs, hint, "mysql").with_hint(jobs, hint, "mariadb")
 
 
+def _sent(new_jobs: NewJobs) -> dict[str, Any]:
+    """The parameters of a send's INSERT (``_insert_sent``): each job's id, arguments, unique
+    key and ``limit_key`` as one JSON array, and what the jobs share."""
+    args, kwargs = new_jobs.arguments()
+    columns: list[Sequence[Any]] = [new_jobs.ids, args, kwargs]
+    if new_jobs.unique_keys is not None:
+        columns.append(new_jobs.unique_keys)
+    limits = new_jobs.limits
+    if limits is not None:
+        columns.append(limits.keys)
+    countdown = 0 if new_jobs.eta is not None else round(new_jobs.countdown * 1_000_000)
+    expires_in = None
+    if new_jobs.expires_at is None and new_jobs.expires_in is not None:
+        expires_in = round(new_jobs.expires_in * 1_000_000)
+    return {
+        "jobs": json.dumps(list(zip(*columns, strict=True))),
+        "task_name": new_jobs.task_name,
+        "queue": new_jobs.queue,
+        "priority": new_jobs.priority,
+        "eta": _stored_time(new_jobs.eta),
+        "countdown": countdown,
+        "expires_at": _stored_time(new_jobs.expires_at),
+        "expires_in": expires_in,
+        **(
+            {}
+            if limits is None
+            else {
+                "concurrency_limit": limits.concurrency_limit,
+                "rate_interval": limits.rate_interval,
+            }
+        ),
+    }
+
+
 def _stored_time(when: datetime | None) -> datetime | None:
     """A time as DATETIME(6) takes it: UTC, without a zone."""
     if when is None:
@@ -443,22 +488,62 @@ WHERE table_schema = DATABASE() AND table_name LIKE 'sqlqueue\\_%' AND engine <>
 """sqlqueue's tables in the connection's database that are not InnoDB (none before a
 ``sqlqueue migrate``)."""
 
-INSERT_JOBS = f"""
+
+def _insert_sent(unique: bool, limited: bool) -> str:
+    """The INSERT of a send's jobs, with their unique keys and their limits when asked."""
+    columns, values, sent = "", "", ""
+    if unique:
+        columns += ", unique_key"
+        values += ", sent.unique_key"
+        sent += f",\n    unique_key {KEY_TYPE} PATH '$[3]'"
+    if limited:
+        columns += ", limit_key, concurrency_limit, rate_interval"
+        values += ", sent.limit_key, %(concurrency_limit)s, %(rate_interval)s"
+        sent += f",\n    limit_key {KEY_TYPE} PATH '$[{3 + unique}]'"
+    # A unique job whose key a committed job holds is not inserted (and not locked: a plain
+    # read in READ COMMITTED); one committed while this insert ran meets it at the index.
+    held = (
+        f"\nWHERE NOT EXISTS (SELECT 1 FROM {jobs.name} AS held"  # noqa: S608 (constants)
+        " WHERE held.unique_unfinished = sent.unique_key)"
+        if unique
+        else ""
+    )
+    return f"""
 INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
-                         scheduled_at, expires_at, created_at)
+                         scheduled_at, expires_at, created_at{columns})
 SELECT sent.id, sent.args, sent.kwargs, %(task_name)s, %(queue)s, %(priority)s, 'PENDING',
        COALESCE(%(eta)s, UTC_TIMESTAMP(6) + INTERVAL %(countdown)s MICROSECOND),
        COALESCE(%(expires_at)s, UTC_TIMESTAMP(6) + INTERVAL %(expires_in)s MICROSECOND),
-       UTC_TIMESTAMP(6)
+       UTC_TIMESTAMP(6){values}
 FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS (
-    id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[0]',
+    id {KEY_TYPE} PATH '$[0]',
     args LONGTEXT CHARACTER SET utf8mb4 PATH '$[1]',
-    kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$[2]')) AS sent
+    kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$[2]'{sent})) AS sent{held}
 """  # noqa: S608 (constants, no input)
+
+
+KEY_TYPE = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+"""Ids and keys as the table stores them (migrations 0013, 0014): compared byte by byte."""
+
+INSERT_JOBS = _insert_sent(unique=False, limited=False)
 """Each element of ``%(jobs)s`` is [id, arguments' JSON text, keyword arguments' JSON text],
-the texts JSON strings there, which JSON_TABLE gives back as the text to store. Times from
-the database's clock, one reading for the whole statement (so a job sent to run at once has
+the texts JSON strings there, which JSON_TABLE gives back as the text to store; then the
+job's unique key and its ``limit_key``, where the send has them. Times from the database's
+clock, one reading for the whole statement (so a job sent to run at once has
 ``scheduled_at = created_at``, which ``DEFERRED_WHERE`` relies on)."""
+
+INSERT_LIMITED_JOBS = _insert_sent(unique=False, limited=True)
+INSERT_UNIQUE_JOBS = _insert_sent(unique=True, limited=False)
+INSERT_LIMITED_UNIQUE_JOBS = _insert_sent(unique=True, limited=True)
+
+UNIQUE_HOLDERS = f"""
+SELECT unique_unfinished, id FROM {jobs.name} WHERE unique_unfinished IN %(unique_keys)s
+LOCK IN SHARE MODE
+"""  # noqa: S608 (constants, no input)
+"""The job holding each key of a unique send (a tuple, which the drivers spell as a list in
+parentheses), read after its insert: a locking read, which reads the latest committed rows
+even in a caller's REPEATABLE READ transaction whose snapshot predates the holder. It keeps
+the holders from finishing (and their keys from freeing) until the send's transaction ends."""
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}

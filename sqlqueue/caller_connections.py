@@ -164,7 +164,7 @@ class CallerConnections:
         """``aexecute``, answering with the statement's rows."""
         if _package_of(connection) == "sqlalchemy":
             result = await self._aexecute_sqlalchemy(connection, statement)
-            return [tuple(row) for row in result]
+            return [tuple(row) for row in result] if result.returns_rows else []
         if isinstance(connection, psycopg.AsyncConnection):
             self._check_same_database("postgresql", connection.info.dbname)
             async with connection.cursor() as cursor:

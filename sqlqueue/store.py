@@ -133,25 +133,31 @@ class JobStore:
             return holders
         for _ in range(UNIQUE_SEND_ATTEMPTS):
             statements = self.dialect.insert_unique_jobs(new_jobs)
-            with self._translate_errors():
-                if connection is not None:
-                    rows = [
-                        row
-                        for statement in statements
-                        for row in await self._callers.afetch(connection, statement)
-                    ]
-                else:
-                    async with self.async_engine.begin() as conn:
-                        rows = [
-                            tuple(row)
-                            for statement in statements
-                            for row in await conn.exec_driver_sql(statement.sql, statement.params)
-                        ]
+            try:
+                rows = await self._aunique_rows(statements, connection)
+            except DatabaseError as exc:
+                if not self.dialect.lost_unique_race(_driver_error(exc)):
+                    raise
+                rows = []  # (MySQL undid the statement alone: a caller's transaction goes on)
             pending = _unheld(new_jobs, rows, holders)
             if pending is None:
                 return holders
             new_jobs = pending
         raise _contended(new_jobs)
+
+    async def _aunique_rows(
+        self, statements: Sequence[DriverStatement], connection: AsyncCallerConnection | None
+    ) -> list[tuple[Any, ...]]:
+        with self._translate_errors():
+            if connection is not None:
+                return [
+                    row
+                    for statement in statements
+                    for row in await self._callers.afetch(connection, statement)
+                ]
+            async with self.async_engine.begin() as conn:
+                results = [await conn.exec_driver_sql(sql.sql, sql.params) for sql in statements]
+                return [tuple(row) for result in results if result.returns_rows for row in result]
 
     def _unique_rows(
         self, statements: Sequence[DriverStatement], connection: CallerConnection | None

@@ -114,9 +114,6 @@ LOCK_CONFLICTS = (1213, 1205)
 """ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: a transaction of sqlqueue's own that ends with
 one is run again (``lost_lock_conflict``)."""
 
-ER_DUP_ENTRY = 1062
-"""A row's key is another row's already."""
-
 CLAIM_READY: sa.ColumnElement[int] = sa.literal_column("claim_ready", sa.Integer)
 """Migration 0013's generated column: 1 for a ready job without limits, else NULL."""
 
@@ -177,7 +174,7 @@ class MySQLDialect(Dialect):
     def duplicate_id(self, error: BaseException) -> bool:
         # MariaDB names the primary key 'PRIMARY', MySQL 8 'sqlqueue_jobs.PRIMARY'.
         args: tuple[Any, ...] = getattr(error, "args", ())
-        return len(args) > 1 and args[0] == ER_DUP_ENTRY and str(args[1]).endswith("PRIMARY'")
+        return len(args) > 1 and args[0] == DUPLICATE_ENTRY and str(args[1]).endswith("PRIMARY'")
 
     def now(self) -> sa.ColumnElement[datetime]:
         return sa.literal_column("UTC_TIMESTAMP(6)", type_=Timestamp)
@@ -196,7 +193,7 @@ class MySQLDialect(Dialect):
             DriverStatement(
                 INSERT_LIMITED_UNIQUE_JOBS if limited else INSERT_UNIQUE_JOBS, _sent(new_jobs)
             ),
-            DriverStatement(UNIQUE_HOLDERS, {"unique_keys": tuple(new_jobs.unique_keys or ())}),
+            _unique_holders(new_jobs.unique_keys or ()),
         ]
 
     def lost_unique_race(self, error: BaseException | None) -> bool:
@@ -536,14 +533,21 @@ INSERT_LIMITED_JOBS = _insert_sent(unique=False, limited=True)
 INSERT_UNIQUE_JOBS = _insert_sent(unique=True, limited=False)
 INSERT_LIMITED_UNIQUE_JOBS = _insert_sent(unique=True, limited=True)
 
-UNIQUE_HOLDERS = f"""
-SELECT unique_unfinished, id FROM {jobs.name} WHERE unique_unfinished IN %(unique_keys)s
+
+def _unique_holders(keys: Sequence[str]) -> DriverStatement:
+    """The job holding each key of a unique send, read after its insert: a locking read,
+    which reads the latest committed rows even in a caller's REPEATABLE READ transaction
+    whose snapshot predates the holder. It keeps the holders from finishing (and their keys
+    from freeing) until the send's transaction ends. One parameter per key: aiomysql, unlike
+    PyMySQL, refuses a tuple as a parameter."""
+    names = [f"k{at}" for at in range(len(keys))]
+    in_keys = ", ".join(f"%({name})s" for name in names)
+    sql = f"""
+SELECT unique_unfinished, id FROM {jobs.name} WHERE unique_unfinished IN ({in_keys})
 LOCK IN SHARE MODE
-"""  # noqa: S608 (constants, no input)
-"""The job holding each key of a unique send (a tuple, which the drivers spell as a list in
-parentheses), read after its insert: a locking read, which reads the latest committed rows
-even in a caller's REPEATABLE READ transaction whose snapshot predates the holder. It keeps
-the holders from finishing (and their keys from freeing) until the send's transaction ends."""
+"""  # noqa: S608 (placeholders only)
+    return DriverStatement(sql, dict(zip(names, keys, strict=True)))
+
 
 FINISH_JOB = f"""
 UPDATE {jobs.name}

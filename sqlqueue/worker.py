@@ -22,8 +22,10 @@ that a job re-queued and taken again while its first take still runs is held twi
 
 An idle worker sleeps until a slot frees, a job it knows of becomes due, its chores re-queue
 jobs, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
-looks for work on its own only every ``IDLE_FALLBACK_POLL`` seconds; otherwise it polls
-every poll interval.
+looks for work on its own only every ``IDLE_FALLBACK_POLL`` seconds; otherwise (SQLite,
+MySQL) it polls: quickly while jobs keep coming (``BUSY_POLL_INTERVAL`` after a claim that
+found some), then slower with each claim that finds none, up to the poll interval, so a
+steady trickle of sends is not left waiting a whole interval and an idle worker costs little.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
 
+BUSY_POLL_INTERVAL = 0.05
+"""Seconds a polling worker waits after a claim that found jobs, before it looks again; the
+wait doubles with each claim that finds none, up to the poll interval."""
+
 
 class Worker:
     """Runs jobs from an app's queue until stopped (or, in burst mode, until none is ready)."""
@@ -107,6 +113,8 @@ class Worker:
             raise InvalidOptionError(
                 "app.conf.lease and app.conf.poll_interval must be more than 0 seconds."
             )
+        self._poll_wait = self.poll_interval
+        """How long a polling worker waits after its next claim that finds nothing."""
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
         self._fatal: BaseException | None = None
@@ -258,7 +266,12 @@ class Worker:
                 daemon=True,
             ).start()
         else:
-            logger.info("new jobs: polling every %gs", self.poll_interval)
+            logger.info(
+                "new jobs: polling every %gs, sooner while jobs keep coming (%s has no "
+                "LISTEN/NOTIFY)",
+                self.poll_interval,
+                self.app.dialect.name,
+            )
         loop = asyncio.new_event_loop()
         loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
         loop_thread.start()
@@ -350,6 +363,7 @@ class Worker:
                 signals.worker_ready.send(sender=self)
                 ready = True
             if jobs:
+                self._poll_wait = min(BUSY_POLL_INTERVAL, self.poll_interval)
                 self._prefetch.filled(len(jobs))
                 for job in jobs:
                     self._to_run.put(job)
@@ -383,7 +397,10 @@ class Worker:
     def _idle_wait(self, due_in: float | None) -> float:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
         # lost) polling is how new jobs are found. Either way a due job comes first.
-        wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
+        if self._listening.is_set():
+            wait = IDLE_FALLBACK_POLL
+        else:
+            wait, self._poll_wait = self._poll_wait, min(2 * self._poll_wait, self.poll_interval)
         waiting = self._to_run.qsize()
         if waiting:  # until the oldest job in the buffer is overdue (again, if it is)
             oldest = self._prefetch.oldest_wait(waiting)

@@ -57,7 +57,7 @@ from sqlqueue.outages import Outage
 from sqlqueue.periodic import read_periodic_tasks
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
-from sqlqueue.recorder import Finished, Recorder
+from sqlqueue.recorder import MAX_OUTCOME_BATCH, Finished, Recorder
 from sqlqueue.revocations import Revocations
 from sqlqueue.scheduler import Scheduler
 from sqlqueue.worker_options import WorkerOptions
@@ -90,6 +90,12 @@ IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
 
+MAX_UNRECORDED = MAX_OUTCOME_BATCH
+"""Jobs whose task has returned but whose outcome is not written yet, at which the worker
+stops claiming until the recorder catches up. Where tasks run faster than the database
+writes their outcomes (no-op tasks on MySQL), those jobs would pile up held: every renewal
+would renew them all, ever slower, until leases lapsed, and a kill would lose every one."""
+
 BUSY_POLL_INTERVAL = 0.05
 """Seconds a polling worker waits after a claim that found jobs, before it looks again; the
 wait doubles with each claim that finds none, up to the poll interval."""
@@ -117,6 +123,8 @@ class Worker:
         """How long a polling worker waits after its next claim that finds nothing."""
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
+        self._recorder_behind = threading.Event()
+        """Set while the loop claims nothing because ``MAX_UNRECORDED`` outcomes wait."""
         self._fatal: BaseException | None = None
         """What stopped the worker from a side thread (a chore, a job thread), raised by
         ``run()`` once every running job is recorded and the unstarted ones are given back."""
@@ -330,6 +338,8 @@ class Worker:
                 unfinished = self._unfinished
             may_leave = self.options.burst and not held and self._chores.done.is_set()
             limit = self._prefetch.claim_size(unfinished)
+            if held - unfinished >= MAX_UNRECORDED and self._still_behind():
+                limit = 0  # until the recorder wakes the loop
             # A job that has waited in the buffer for longer than a claim should take (every
             # thread busy with jobs longer than the prefetch allowed for) may start sooner
             # on another worker.
@@ -372,6 +382,13 @@ class Worker:
                 logger.info("burst: no ready job left")
                 return
             self._wakeup.wait(self._idle_wait(due_in))
+
+    def _still_behind(self) -> bool:
+        # Said before the second look, so that a batch written between the two looks is
+        # seen by the second, and one written after it wakes the loop.
+        self._recorder_behind.set()
+        with self._held_lock:
+            return len(self._held) - self._unfinished >= MAX_UNRECORDED
 
     def _give_back_buffer(self) -> None:
         """Give back the jobs waiting in the buffer; a thread that frees meanwhile takes
@@ -529,8 +546,12 @@ class Worker:
             for finished in batch:
                 self._held.pop(take_of(finished.job), None)
                 retried = retried or finished.outcome.again
-        if retried or self.options.burst:
-            self._wakeup.set()  # a retry or requeue may be due at once; burst mode counts held jobs
+        behind = self._recorder_behind.is_set()
+        self._recorder_behind.clear()
+        if retried or self.options.burst or behind:
+            # A retry or requeue may be due at once; burst mode counts held jobs; a loop that
+            # stopped claiming for the recorder may go on.
+            self._wakeup.set()
 
     def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         # async def tasks share one event loop, so up to --concurrency of them run at once

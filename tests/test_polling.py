@@ -26,9 +26,9 @@ def test_a_polling_worker_starts_a_trickle_of_jobs_soon_and_says_it_polls(
     app: SQLQueue, db_url: str, tmp_path: Path
 ) -> None:
     # Given an idle worker that polls every 4 s, and jobs sent one every 0.15 s, I expect the
-    # jobs after the first to start well within a poll interval of their send (the worker
-    # looks again soon after each claim that found a job); a worker that waited its whole
-    # interval after each claim that found none would leave them ~2 s on average.
+    # jobs after the first to start within a quarter of a poll interval of their send (the
+    # worker looks again soon after each claim that found a job); a worker that waited its
+    # whole interval after each claim that found none left them 2.5 s (the median).
     log = tmp_path / "runs.log"
     worker = start_worker(db_url, "-c", "2", "--poll-interval", str(POLL_INTERVAL))
     try:
@@ -53,7 +53,7 @@ def test_a_polling_worker_starts_a_trickle_of_jobs_soon_and_says_it_polls(
         if job is not None and job.started_at is not None and job.created_at is not None
     ]
     assert len(waits) == TRICKLE - 1
-    assert statistics.median(waits) < 0.5, waits
+    assert statistics.median(waits) < 1.0, waits
 
 
 def count_workers(app: SQLQueue) -> int:

@@ -550,7 +550,10 @@ class JobStore:
         try:
             yield
         except sa_exc.DBAPIError as exc:
-            raise _database_error(exc.orig or exc) from exc
+            # SQLAlchemy files each driver's error under the DB-API class it is (PyMySQL's
+            # lost connection is an OperationalError), so the wrapper says whether it is
+            # transient for drivers this module does not import.
+            raise _database_error(exc.orig or exc, exc) from exc
         except sa_exc.SQLAlchemyError as exc:  # e.g. no pooled connection came free in time
             raise _database_error(exc) from exc
         except DRIVER_ERRORS as exc:
@@ -608,7 +611,7 @@ def _is_duplicate_id(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.IntegrityError) and "sqlqueue_jobs.id" in str(exc)
 
 
-def _database_error(exc: BaseException) -> SQLQueueError:
+def _database_error(exc: BaseException, wrapper: BaseException | None = None) -> SQLQueueError:
     message = str(exc).strip()
     if _is_duplicate_id(exc):
         return DuplicateJobIdError(
@@ -639,5 +642,5 @@ def _database_error(exc: BaseException) -> SQLQueueError:
             )
     return DatabaseError(
         f"The database refused a sqlqueue statement: {message}",
-        transient=isinstance(exc, TRANSIENT_ERRORS),
+        transient=isinstance(exc, TRANSIENT_ERRORS) or isinstance(wrapper, TRANSIENT_ERRORS),
     )

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 JOBS = 400
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+URL_FIXTURES = {"postgresql": "postgres_url", "mysql": "mysql_url"}
 
 THREADS = ("claims", "chores", "heartbeat")
 """The worker's threads that talk to the database while it has no job."""
@@ -45,7 +46,7 @@ THREADS = ("claims", "chores", "heartbeat")
 def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[SQLQueue, str, CuttableProxy]]:
     """An app on the real server (PostgreSQL, MariaDB), its jobs deleted, the same database's
     URL through a cuttable proxy, and the proxy."""
-    direct: str = request.getfixturevalue(f"{request.param}_url")
+    direct: str = request.getfixturevalue(URL_FIXTURES[request.param])
     if request.param == "mysql":
         empty_mysql(direct)
     else:

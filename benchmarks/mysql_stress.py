@@ -189,76 +189,83 @@ def run(
     them, with kills and freezes at random points of the progress; audit every job."""
     rng = random.Random(seed)  # noqa: S311 (when to disturb workers, not a secret)
     database = fresh_database(url, "stress")
-    app = SQLQueue(database)
-    engine = app.engine
-    out = Path(tempfile.mkdtemp(prefix="sqlqueue-stress-"))
-    report = Report(jobs=jobs_count, workers=workers, concurrency=concurrency, senders=senders)
-    running = [start_worker(database, out, concurrency, lease) for _ in range(workers)]
-    disturbed: dict[int, str] = {}
-    sending: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.monotonic() + 120
-        while live_workers(engine) < workers:  # every worker polls before the first send
-            if time.monotonic() > deadline:
-                raise RuntimeError("the workers did not start within 120 s")
-            time.sleep(0.2)
-        before = server_counters(engine)
-        started = time.monotonic()
-        shares = [jobs_count // senders + (n < jobs_count % senders) for n in range(senders)]
-        sending = [start_sender(database, out, share, batch, n) for n, share in enumerate(shares)]
-        events = sorted(
-            [(rng.uniform(0.05, 0.7), "kill") for _ in range(kills)]
-            + [(rng.uniform(0.05, 0.7), "freeze") for _ in range(freezes)]
-        )
-        frozen: list[tuple[float, subprocess.Popen[bytes]]] = []
-        done = 0
-        while done < jobs_count or any(sender.poll() is None for sender in sending):
-            if time.monotonic() - started > timeout:
-                raise RuntimeError(f"{jobs_count - done} jobs left after {timeout:g} s")
-            for until, worker in list(frozen):
-                if time.monotonic() >= until:
-                    worker.send_signal(signal.SIGCONT)
-                    frozen.remove((until, worker))
-            while events and events[0][0] <= done / jobs_count:
-                _, kind = events.pop(0)
-                victim = rng.choice([w for w in running if w.pid not in disturbed])
-                if kind == "kill":
-                    victim.send_signal(signal.SIGKILL)
-                    victim.wait()
-                    disturbed[victim.pid] = "its worker was killed (SIGKILL)"
-                    running[running.index(victim)] = start_worker(database, out, concurrency, lease)
-                    report.kills += 1
-                else:
-                    victim.send_signal(signal.SIGSTOP)
-                    disturbed[victim.pid] = "its worker was frozen past its lease"
-                    frozen.append((time.monotonic() + 2 * lease, victim))
-                    report.freezes += 1
-            time.sleep(0.5)
-            done = finished(engine)
-        for _, worker in frozen:
-            worker.send_signal(signal.SIGCONT)
+        app = SQLQueue(database)
+        engine = app.engine
+        out = Path(tempfile.mkdtemp(prefix="sqlqueue-stress-"))
+        report = Report(jobs=jobs_count, workers=workers, concurrency=concurrency, senders=senders)
+        running = [start_worker(database, out, concurrency, lease) for _ in range(workers)]
+        disturbed: dict[int, str] = {}
+        sending: list[subprocess.Popen[bytes]] = []
+        try:
+            deadline = time.monotonic() + 120
+            while live_workers(engine) < workers:  # every worker polls before the first send
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not start within 120 s")
+                time.sleep(0.2)
+            before = server_counters(engine)
+            started = time.monotonic()
+            shares = [jobs_count // senders + (n < jobs_count % senders) for n in range(senders)]
+            sending = [
+                start_sender(database, out, share, batch, n) for n, share in enumerate(shares)
+            ]
+            events = sorted(
+                [(rng.uniform(0.05, 0.7), "kill") for _ in range(kills)]
+                + [(rng.uniform(0.05, 0.7), "freeze") for _ in range(freezes)]
+            )
+            frozen: list[tuple[float, subprocess.Popen[bytes]]] = []
+            done = 0
+            while done < jobs_count or any(sender.poll() is None for sender in sending):
+                if time.monotonic() - started > timeout:
+                    raise RuntimeError(f"{jobs_count - done} jobs left after {timeout:g} s")
+                for until, worker in list(frozen):
+                    if time.monotonic() >= until:
+                        worker.send_signal(signal.SIGCONT)
+                        frozen.remove((until, worker))
+                while events and events[0][0] <= done / jobs_count:
+                    _, kind = events.pop(0)
+                    victim = rng.choice([w for w in running if w.pid not in disturbed])
+                    if kind == "kill":
+                        victim.send_signal(signal.SIGKILL)
+                        victim.wait()
+                        disturbed[victim.pid] = "its worker was killed (SIGKILL)"
+                        running[running.index(victim)] = start_worker(
+                            database, out, concurrency, lease
+                        )
+                        report.kills += 1
+                    else:
+                        victim.send_signal(signal.SIGSTOP)
+                        disturbed[victim.pid] = "its worker was frozen past its lease"
+                        frozen.append((time.monotonic() + 2 * lease, victim))
+                        report.freezes += 1
+                time.sleep(0.5)
+                done = finished(engine)
+            for _, worker in frozen:
+                worker.send_signal(signal.SIGCONT)
+            with engine.connect() as conn:
+                first, last = conn.execute(
+                    sa.select(sa.func.min(jobs.c.created_at), sa.func.max(jobs.c.finished_at))
+                ).one()
+            report.seconds = (last - first).total_seconds()
+            after = server_counters(engine)
+            report.server = {name: after[name] - before[name] for name in SERVER_COUNTERS}
+        finally:
+            for process in [*running, *sending]:
+                if process.poll() is None:  # (a frozen one takes its SIGTERM once woken)
+                    process.send_signal(signal.SIGCONT)
+                    process.send_signal(signal.SIGTERM)
+            for process in [*running, *sending]:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         with engine.connect() as conn:
-            first, last = conn.execute(
-                sa.select(sa.func.min(jobs.c.created_at), sa.func.max(jobs.c.finished_at))
-            ).one()
-        report.seconds = (last - first).total_seconds()
-        after = server_counters(engine)
-        report.server = {name: after[name] - before[name] for name in SERVER_COUNTERS}
-    finally:
-        for process in [*running, *sending]:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in [*running, *sending]:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(jobs.c.id, jobs.c.status, jobs.c.result, jobs.c.expired_leases)
-        ).all()
-    engine.dispose()
-    drop_database(url, database)
+            rows = conn.execute(
+                sa.select(jobs.c.id, jobs.c.status, jobs.c.result, jobs.c.expired_leases)
+            ).all()
+        engine.dispose()
+    finally:  # (also when the run failed)
+        drop_database(url, database)
     audit(report, rows, out, disturbed)
     if report.passed:
         shutil.rmtree(out, ignore_errors=True)

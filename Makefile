@@ -152,6 +152,10 @@ test-install: $(BIN)/python ## Install the wheel bare and with each extra into n
 bench: install ## Run the benchmark on the local PostgreSQL (BENCH_ARGS="--url sqlite:////tmp/b.db" for SQLite)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
+.PHONY: stress-mysql
+stress-mysql: install ## Issue 17's stress run on the local MariaDB: 100,000 jobs, 16 claimers, kills (STRESS_ARGS="--jobs 20000")
+	$(BIN)/python benchmarks/mysql_stress.py $(STRESS_ARGS)
+
 .PHONY: lint
 lint: $(VENV)/.deps ## ruff and mypy --strict
 	$(BIN)/ruff check sqlqueue migrations tests examples scripts benchmarks

@@ -2,11 +2,12 @@
 
     python benchmarks/bench.py                                  # local PostgreSQL
     python benchmarks/bench.py --url sqlite:////tmp/bench.db    # SQLite
+    python benchmarks/bench.py --url mysql+pymysql://root@127.0.0.1:3306/mysql  # MariaDB
     python benchmarks/bench.py --json results.json --jobs 5000 --processes 4
 
-Each figure runs on a fresh database (PostgreSQL: a new database on the server of --url,
-dropped afterwards; SQLite: a new file), with no-op tasks. It prints a table with the machine
-and writes JSON. Machines are noisy: compare figures from one run.
+Each figure runs on a fresh database (PostgreSQL, MySQL, MariaDB: a new database on the
+server of --url, dropped afterwards; SQLite: a new file), with no-op tasks. It prints a table
+with the machine and writes JSON. Machines are noisy: compare figures from one run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pymysql
 import sqlalchemy as sa
 
 from sqlqueue import SQLQueue, Task, chord
@@ -39,6 +41,7 @@ sys.path.insert(0, str(HERE.parent / "scripts"))
 from scratch_databases import drop_database, fresh_database  # noqa: E402 - shared with the chaos run
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
 
 BULK_JOBS = 50_000
 """Jobs in the bulk enqueue's single call."""
@@ -59,6 +62,12 @@ LIMIT_TURNS = 5
 
 CHURNED = 50_000
 """Jobs run while a snapshot is held open, for the dead-rows figure."""
+
+IDLE_NOT_COUNTED = {
+    "sqlite": "SQLite",
+    "mysql": "MySQL counts transactions per server, which other clients share",
+}
+"""Why the idle cost is not measured on a database."""
 
 IDLE_SETTLE = 12.0
 """Seconds an idle worker runs before its cost is counted (see idle_statements_per_second)."""
@@ -96,6 +105,35 @@ FROM unnest(%s::text[], %s::integer[]) AS done (id, attempt)
 WHERE job.id = done.id AND job.attempts = done.attempt
 """
 """The plain SQL loops' statements: what sqlqueue's own statements do, minus the framework."""
+
+MYSQL_PLAIN_INSERT = """
+INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status, scheduled_at,
+                           created_at)
+VALUES (%s, 'bench_tasks.noop', 'default', 0, %s, '{}', 'PENDING', UTC_TIMESTAMP(6),
+        UTC_TIMESTAMP(6))
+"""
+MYSQL_PLAIN_READY = """
+SELECT id FROM sqlqueue_jobs FORCE INDEX (ix_sqlqueue_jobs_claim)
+WHERE claim_ready = 1 AND scheduled_at <= UTC_TIMESTAMP(6)
+  AND (expires_at IS NULL OR expires_at > UTC_TIMESTAMP(6))
+ORDER BY priority DESC, scheduled_at, id LIMIT %s FOR UPDATE SKIP LOCKED
+"""
+MYSQL_PLAIN_TAKE = """
+UPDATE sqlqueue_jobs
+SET status = 'STARTED', attempts = attempts + 1, started_at = UTC_TIMESTAMP(6),
+    lease_expires_at = UTC_TIMESTAMP(6) + INTERVAL 60 SECOND, worker_id = 'plain'
+WHERE id IN %s
+"""
+MYSQL_PLAIN_TAKEN = "SELECT id, attempts FROM sqlqueue_jobs WHERE id IN %s"
+MYSQL_PLAIN_FINISH = """
+UPDATE sqlqueue_jobs
+SET status = 'SUCCESS', result = '0', finished_at = UTC_TIMESTAMP(6), lease_expires_at = NULL
+WHERE id IN %s AND (id, attempts) IN %s
+"""
+"""The plain SQL loops' statements on MySQL and MariaDB: the dialect's claim (a locking read
+of the claim index, an update by primary key, a read of the taken rows, one READ COMMITTED
+transaction) and one UPDATE finishing the lot; sqlqueue also locks the finished rows first,
+in id order, which a single connection does not need."""
 
 PLAIN_LISTENER = f"""
 import sys, psycopg
@@ -220,8 +258,14 @@ def _count(results: list[int]) -> int:
 
 
 def plain_inserts(app: SQLQueue, count: int) -> float:
-    """What this machine's commits allow a send, with no framework: one psycopg connection
-    in autocommit, a plain INSERT of the same row per job (PostgreSQL)."""
+    """What this machine's commits allow a send, with no framework: one psycopg (PyMySQL)
+    connection in autocommit, a plain INSERT of the same row per job (PostgreSQL, MySQL)."""
+    if app.dialect.name == "mysql":
+        with mysql_connection(app) as conn, conn.cursor() as cursor:
+            started = time.perf_counter()
+            for n in range(count):
+                cursor.execute(MYSQL_PLAIN_INSERT, (str(uuid.uuid4()), f"[{n}]"))
+            return count / (time.perf_counter() - started)
     with psycopg.connect(url_of(app).replace("+psycopg", ""), autocommit=True) as conn:
         started = time.perf_counter()
         for n in range(count):
@@ -232,13 +276,49 @@ def plain_inserts(app: SQLQueue, count: int) -> float:
 def plain_drain(app: SQLQueue, count: int, claim_size: int) -> float:
     """What this machine allows a drain, with no framework: one psycopg connection claims
     ``claim_size`` jobs with the workers' claim, finishes them with one UPDATE, and again
-    until none is left; no tasks, no threads (PostgreSQL)."""
+    until none is left; no tasks, no threads (PostgreSQL; MySQL: its dialect's claim)."""
     noop_task(app).delay_many([(n,) for n in range(count)])
+    if app.dialect.name == "mysql":
+        with mysql_connection(app) as conn, conn.cursor() as cursor:
+            while True:
+                conn.begin()
+                cursor.execute(MYSQL_PLAIN_READY, (claim_size,))
+                ids = [row[0] for row in cursor.fetchall()]
+                if not ids:
+                    conn.commit()
+                    break
+                cursor.execute(MYSQL_PLAIN_TAKE, (ids,))
+                cursor.execute(MYSQL_PLAIN_TAKEN, (ids,))
+                taken = cursor.fetchall()
+                conn.commit()
+                cursor.execute(MYSQL_PLAIN_FINISH, (ids, taken))
+        return drained_per_second(app, count)
     with psycopg.connect(url_of(app).replace("+psycopg", ""), autocommit=True) as conn:
         while taken := conn.execute(PLAIN_CLAIM, (claim_size,)).fetchall():
             ids, attempts = zip(*taken, strict=True)
             conn.execute(PLAIN_FINISH, (list(ids), list(attempts)))
     return drained_per_second(app, count)
+
+
+@contextmanager
+def mysql_connection(app: SQLQueue) -> Iterator[pymysql.connections.Connection[Any]]:
+    """A PyMySQL connection to the app's database in autocommit and READ COMMITTED, as
+    sqlqueue's own connections there."""
+    url = app.engine.url
+    conn = pymysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        database=url.database,
+        autocommit=True,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        yield conn
+    finally:
+        conn.close()
 
 
 def drained_per_second(app: SQLQueue, count: int) -> float:
@@ -336,6 +416,16 @@ def claim_cost_with_finished_jobs(app: SQLQueue, finished: int) -> tuple[float, 
                 " 'default', 0, '[]', '{}', 'SUCCESS', now(), now(), now()"
                 f" FROM generate_series(1, {int(finished)})"
             )
+        elif app.dialect.name == "mysql":
+            # Two copies of a thousand numbers crossed: MySQL 8 stops a recursive CTE at
+            # 1,000 rows by default (cte_max_recursion_depth).
+            conn.exec_driver_sql(
+                "INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,"
+                " scheduled_at, created_at, finished_at) WITH RECURSIVE n(i) AS (SELECT 1"
+                " UNION ALL SELECT i + 1 FROM n WHERE i < 1000) SELECT UUID(), 'old',"
+                " 'default', 0, '[]', '{}', 'SUCCESS', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
+                f" UTC_TIMESTAMP(6) FROM n AS a CROSS JOIN n AS b LIMIT {int(finished)}"
+            )
         else:
             conn.exec_driver_sql(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
@@ -346,7 +436,10 @@ def claim_cost_with_finished_jobs(app: SQLQueue, finished: int) -> tuple[float, 
                 " '2000-01-01 00:00:00.000000' FROM n"
             )
     with app.engine.connect() as conn:
-        conn.exec_driver_sql("ANALYZE")
+        if app.dialect.name == "mysql":
+            conn.exec_driver_sql("ANALYZE TABLE sqlqueue_jobs").all()
+        else:
+            conn.exec_driver_sql("ANALYZE")
         conn.commit()
     return empty, median_claim_ms(app)
 
@@ -390,6 +483,15 @@ def machine(app: SQLQueue) -> dict[str, Any]:
             info["server"] = conn.exec_driver_sql("SHOW server_version").scalar()
             for setting in ("fsync", "synchronous_commit", "shared_buffers"):
                 info[setting] = conn.exec_driver_sql(f"SHOW {setting}").scalar()
+        elif app.dialect.name == "mysql":
+            info["server"] = conn.exec_driver_sql("SELECT VERSION()").scalar()
+            for setting in (
+                "innodb_flush_log_at_trx_commit",
+                "sync_binlog",
+                "log_bin",
+                "innodb_buffer_pool_size",
+            ):
+                info[setting] = conn.exec_driver_sql(f"SELECT @@{setting}").scalar()
         else:
             info["server"] = "SQLite " + str(
                 conn.exec_driver_sql("SELECT sqlite_version()").scalar()
@@ -401,6 +503,40 @@ def measure(name: str, run: Callable[[SQLQueue], Any], url: str) -> Any:
     print(f"  measuring {name} …", file=sys.stderr, flush=True)
     with fresh_app(url) as app:
         return run(app)
+
+
+def chord_figures(url: str) -> dict[str, float]:
+    """The chord and the plain drain it is compared with, alternated, medians of three."""
+    chords, plains = [], []
+    for _ in range(3):
+        chords.append(measure("chord", lambda a: chord_drain(a, CHORD_JOBS), url))
+        plains.append(
+            measure(
+                f"drain of {CHORD_JOBS:,}, default settings",
+                lambda a: drain(a, CHORD_JOBS, 1, None),
+                url,
+            )
+        )
+    return {
+        "chord_send_to_body_s": statistics.median(seconds for seconds, _ in chords),
+        "chord_drain_per_s": statistics.median(rate for _, rate in chords),
+        "chord_plain_drain_per_s": statistics.median(plains),
+    }
+
+
+def limit_figures(url: str, count: int) -> dict[str, Any]:
+    """The limited drain and the plain drain it is compared with, alternated, medians."""
+    limited, unlimited = [], []
+    for _ in range(LIMIT_TURNS):
+        limited.append(measure("limited drain", lambda a: limited_drain(a, count), url))
+        unlimited.append(measure("its plain drain", lambda a: drain(a, count, 1, None), url))
+    return {
+        "limited_drain_per_s": statistics.median(limited),
+        "limited_plain_drain_per_s": statistics.median(unlimited),
+        "limited_turn_ratios": [
+            plain / limit for plain, limit in zip(unlimited, limited, strict=True)
+        ],
+    }
 
 
 def median_of(name: str, runs: int, run: Callable[[SQLQueue], float], url: str) -> float:
@@ -431,6 +567,8 @@ def main() -> int:
     with fresh_app(args.url) as app:
         info = machine(app)
     postgresql = info["database"] == "postgresql"
+    mysql = info["database"] == "mysql"
+    plain_sql = postgresql or mysql
     cores = os.cpu_count() or 1
     results: dict[str, Any] = {"machine": info}
     results["enqueue_single_per_s"] = measure(
@@ -438,7 +576,7 @@ def main() -> int:
     )
     results["plain_inserts_per_s"] = (
         measure("plain SQL, inserts", lambda a: plain_inserts(a, 2000), args.url)
-        if postgresql
+        if plain_sql
         else None
     )
     results["enqueue_one_transaction_per_s"] = measure(
@@ -463,7 +601,7 @@ def main() -> int:
             lambda a: plain_drain(a, args.jobs, DEFAULT_CLAIM),
             args.url,
         )
-        if postgresql
+        if plain_sql
         else None
     )
     results["drain_1_process_per_s"] = median_of(
@@ -476,7 +614,7 @@ def main() -> int:
             lambda a: plain_drain(a, args.jobs, args.concurrency),
             args.url,
         )
-        if postgresql
+        if plain_sql
         else None
     )
     results["plain_drain_fewer_per_s"] = (
@@ -486,7 +624,7 @@ def main() -> int:
             lambda a: plain_drain(a, args.jobs, FEWER_THREADS),
             args.url,
         )
-        if postgresql
+        if plain_sql
         else None
     )
     results["drain_fewer_threads_per_s"] = median_of(
@@ -507,32 +645,8 @@ def main() -> int:
         lambda a: drain(a, args.jobs, 1, cores, "--pool", "process"),
         args.url,
     )
-    # The chord and the plain drain it is compared with, alternated, medians of three.
-    chords, plains = [], []
-    for _ in range(3):
-        chords.append(measure("chord", lambda a: chord_drain(a, CHORD_JOBS), args.url))
-        plains.append(
-            measure(
-                f"drain of {CHORD_JOBS:,}, default settings",
-                lambda a: drain(a, CHORD_JOBS, 1, None),
-                args.url,
-            )
-        )
-    results["chord_send_to_body_s"] = statistics.median(seconds for seconds, _ in chords)
-    results["chord_drain_per_s"] = statistics.median(rate for _, rate in chords)
-    results["chord_plain_drain_per_s"] = statistics.median(plains)
-    # The limited drain and the plain drain it is compared with, alternated, medians.
-    limited, unlimited = [], []
-    for _ in range(LIMIT_TURNS):
-        limited.append(measure("limited drain", lambda a: limited_drain(a, args.jobs), args.url))
-        unlimited.append(
-            measure("its plain drain", lambda a: drain(a, args.jobs, 1, None), args.url)
-        )
-    results["limited_drain_per_s"] = statistics.median(limited)
-    results["limited_plain_drain_per_s"] = statistics.median(unlimited)
-    results["limited_turn_ratios"] = [
-        plain / limit for plain, limit in zip(unlimited, limited, strict=True)
-    ]
+    results.update(chord_figures(args.url))
+    results.update(limit_figures(args.url, args.jobs))
     p50, p99 = measure("latency", lambda a: latency(a, 200), args.url)
     results["latency_p50_ms"], results["latency_p99_ms"] = p50, p99
     results["plain_latency_ms"] = (
@@ -575,7 +689,7 @@ def main() -> int:
             f"{results['drain_default_per_s']:,.0f} jobs/s",
             jobs_per_s(results["plain_drain_default_per_s"]),
             target(
-                True,
+                not mysql,
                 results["drain_default_per_s"] >= (10_000 if postgresql else 3_000),
                 ">= 10,000 (issue 11)" if postgresql else ">= 3,000 (issue 11)",
             ),
@@ -595,7 +709,7 @@ def main() -> int:
             f"{results['drain_1_process_per_s']:,.0f} jobs/s",
             jobs_per_s(results["plain_drain_per_s"]),
             target(
-                True,
+                not mysql,
                 results["drain_1_process_per_s"] >= (10_000 if postgresql else 2_000),
                 ">= 10,000" if postgresql else ">= 2,000",
             ),
@@ -623,30 +737,8 @@ def main() -> int:
                 f"{results['drain_process_pool_per_s'] / results['drain_default_per_s']:.0%}",
             ),
         ),
-        (
-            f"chord of {CHORD_JOBS:,} no-op header jobs, 1 default worker: send -> body "
-            "finished; jobs/s (against a plain drain of as many)",
-            f"{results['chord_send_to_body_s']:.2f} s; {results['chord_drain_per_s']:,.0f} jobs/s",
-            jobs_per_s(results["chord_plain_drain_per_s"]),
-            target(
-                True,
-                results["chord_drain_per_s"] >= results["chord_plain_drain_per_s"] / 1.25,
-                "bookkeeping <= 25% over the plain drain (issue 13): "
-                f"{results['chord_plain_drain_per_s'] / results['chord_drain_per_s'] - 1:+.0%}",
-            ),
-        ),
-        (
-            f"drain {args.jobs:,} jobs of a task with concurrency_limit={LIMITED_SLOTS} (never "
-            "hit), 1 default worker (against a plain drain, alternated)",
-            f"{results['limited_drain_per_s']:,.0f} jobs/s",
-            jobs_per_s(results["limited_plain_drain_per_s"]),
-            target(
-                True,
-                results["limited_drain_per_s"] >= results["limited_plain_drain_per_s"] / 1.15,
-                "<= 15% slower than without the limit (issue 14): "
-                f"{results['limited_plain_drain_per_s'] / results['limited_drain_per_s'] - 1:+.0%}",
-            ),
-        ),
+        chord_row(results),
+        limited_row(results, args.jobs),
         (
             "enqueue -> start latency, idle worker, p50 / p99",
             f"{p50:.1f} / {p99:.1f} ms",
@@ -657,7 +749,7 @@ def main() -> int:
         ),
         (
             "idle worker, statements (transactions) per second",
-            "n/a (SQLite)" if idle is None else f"{idle:.2f}",
+            f"n/a ({IDLE_NOT_COUNTED[info['database']]})" if idle is None else f"{idle:.2f}",
             "",
             target(postgresql, idle is not None and idle <= 0.5, "<= 0.5"),
         ),
@@ -669,7 +761,9 @@ def main() -> int:
         ),
         (
             f"claim 10 jobs: fresh / after {CHURNED:,} jobs ran under an open snapshot / vacuumed",
-            "n/a (SQLite)" if dead is None else " / ".join(f"{ms:.2f}" for ms in dead) + " ms",
+            "n/a (PostgreSQL only)"
+            if dead is None
+            else " / ".join(f"{ms:.2f}" for ms in dead) + " ms",
             "",
             "",
         ),
@@ -690,6 +784,42 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def chord_row(results: dict[str, Any]) -> tuple[str, str, str, str]:
+    name = (
+        f"chord of {CHORD_JOBS:,} no-op header jobs, 1 default worker: send -> body "
+        "finished; jobs/s (against a plain drain of as many)"
+    )
+    rate, plain = results["chord_drain_per_s"], results["chord_plain_drain_per_s"]
+    return (
+        name,
+        f"{results['chord_send_to_body_s']:.2f} s; {rate:,.0f} jobs/s",
+        jobs_per_s(plain),
+        target(
+            True,
+            rate >= plain / 1.25,
+            f"bookkeeping <= 25% over the plain drain (issue 13): {plain / rate - 1:+.0%}",
+        ),
+    )
+
+
+def limited_row(results: dict[str, Any], count: int) -> tuple[str, str, str, str]:
+    name = (
+        f"drain {count:,} jobs of a task with concurrency_limit={LIMITED_SLOTS} (never "
+        "hit), 1 default worker (against a plain drain, alternated)"
+    )
+    rate, plain = results["limited_drain_per_s"], results["limited_plain_drain_per_s"]
+    return (
+        name,
+        f"{rate:,.0f} jobs/s",
+        jobs_per_s(plain),
+        target(
+            True,
+            rate >= plain / 1.15,
+            f"<= 15% slower than without the limit (issue 14): {plain / rate - 1:+.0%}",
+        ),
+    )
 
 
 def jobs_per_s(figure: float | None) -> str:

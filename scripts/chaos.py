@@ -4,11 +4,12 @@ connections are cut; then every job is audited.
     python scripts/chaos.py --workers 8 --jobs 10000 --kills 10 --cuts 3
     python scripts/chaos.py --restart-db      # also restarts the local PostgreSQL cluster once
     python scripts/chaos.py --url sqlite:////tmp/chaos.db --workers 2 --jobs 2000
+    python scripts/chaos.py --url mysql+pymysql://root@127.0.0.1:3306/mysql   # MariaDB, MySQL
 
 It prints the jobs lost (must be 0), the jobs that ran more than once and why, and the time
 the queue took to drain. Exit status 1 when a job was lost or ran twice without a reason.
-PostgreSQL runs get a fresh database on the server of --url and cut connections through a
-proxy; SQLite runs get a fresh file and no cuts.
+PostgreSQL and MySQL/MariaDB runs get a fresh database on the server of --url and cut
+connections through a proxy; SQLite runs get a fresh file and no cuts.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from proxy import CuttableProxy  # noqa: E402 - a test helper, shared with the o
 from scratch_databases import drop_database, fresh_database  # noqa: E402 - beside this file
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+"""The servers whose connections the run cuts, through a proxy."""
 
 
 @dataclass
@@ -130,9 +134,11 @@ def run(
     log = Path(tempfile.mkdtemp(prefix="sqlqueue-chaos-log-")) / "runs.log"
     proxy = None
     worker_url = database
-    if app.dialect.name == "postgresql":
+    if app.dialect.name in DEFAULT_PORTS:
         parsed = sa.make_url(database)
-        proxy = CuttableProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+        proxy = CuttableProxy(
+            parsed.host or "127.0.0.1", parsed.port or DEFAULT_PORTS[app.dialect.name]
+        )
         worker_url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(
             hide_password=False
         )
@@ -230,12 +236,12 @@ def main() -> int:
     parser.add_argument(
         "--url",
         default=os.environ.get("SQLQUEUE_TEST_POSTGRES_URL", DEFAULT_URL),
-        help="server (PostgreSQL) or any sqlite URL; a fresh database is made",
+        help="server (PostgreSQL, MySQL, MariaDB) or any sqlite URL; a fresh database is made",
     )
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--cuts", type=int, default=3, help="connection cuts (PostgreSQL only)")
+    parser.add_argument("--cuts", type=int, default=3, help="connection cuts (not on SQLite)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--lease", type=float, default=3.0, help="lease, seconds")
     parser.add_argument("--timeout", type=float, default=600.0)

@@ -576,7 +576,10 @@ class JobStore:
         try:
             yield
         except sa_exc.DBAPIError as exc:
-            raise _database_error(exc.orig or exc, self.dialect) from exc
+            # SQLAlchemy files each driver's error under the DB-API class it is (PyMySQL's
+            # lost connection is an OperationalError), so the wrapper says whether it is
+            # transient for drivers this module does not import.
+            raise _database_error(exc.orig or exc, self.dialect, exc) from exc
         except sa_exc.SQLAlchemyError as exc:  # e.g. no pooled connection came free in time
             raise _database_error(exc, self.dialect) from exc
         except DRIVER_ERRORS as exc:
@@ -637,7 +640,9 @@ TRANSIENT_ERRORS = (
 """Errors of the connection or the moment, not of the statement: worth trying again."""
 
 
-def _database_error(exc: BaseException, dialect: Dialect) -> SQLQueueError:
+def _database_error(
+    exc: BaseException, dialect: Dialect, wrapper: BaseException | None = None
+) -> SQLQueueError:
     message = str(exc).strip()
     if dialect.duplicate_id(exc):
         return DuplicateJobIdError(
@@ -668,5 +673,5 @@ def _database_error(exc: BaseException, dialect: Dialect) -> SQLQueueError:
             )
     return DatabaseError(
         f"The database refused a sqlqueue statement: {message}",
-        transient=isinstance(exc, TRANSIENT_ERRORS),
+        transient=isinstance(exc, TRANSIENT_ERRORS) or isinstance(wrapper, TRANSIENT_ERRORS),
     )

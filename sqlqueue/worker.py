@@ -22,8 +22,10 @@ that a job re-queued and taken again while its first take still runs is held twi
 
 An idle worker sleeps until a slot frees, a job it knows of becomes due, its chores re-queue
 jobs, or a stop. On PostgreSQL, while its LISTEN connection is up, a send wakes it, so it
-looks for work on its own only every ``IDLE_FALLBACK_POLL`` seconds; otherwise it polls
-every poll interval.
+looks for work on its own only every ``IDLE_FALLBACK_POLL`` seconds; otherwise (SQLite,
+MySQL) it polls: quickly while jobs keep coming (``BUSY_POLL_INTERVAL`` after a claim that
+found some), then slower with each claim that finds none, up to the poll interval, so a
+steady trickle of sends is not left waiting a whole interval and an idle worker costs little.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from sqlqueue.outages import Outage
 from sqlqueue.periodic import read_periodic_tasks
 from sqlqueue.prefetch import MAX_BUFFER_WAIT, Prefetch
 from sqlqueue.processes import ProcessPool
-from sqlqueue.recorder import Finished, Recorder
+from sqlqueue.recorder import MAX_OUTCOME_BATCH, Finished, Recorder
 from sqlqueue.revocations import Revocations
 from sqlqueue.scheduler import Scheduler
 from sqlqueue.worker_options import WorkerOptions
@@ -88,6 +90,16 @@ IDLE_FALLBACK_POLL = 30.0
 """Seconds an idle worker that listens for notifications (PostgreSQL) waits, at most, before
 looking for work anyway: a safety net, since a send wakes it at once."""
 
+MAX_UNRECORDED = MAX_OUTCOME_BATCH
+"""Jobs whose task has returned but whose outcome is not written yet, at which the worker
+stops claiming until the recorder catches up. Where tasks run faster than the database
+writes their outcomes (no-op tasks on MySQL), those jobs would pile up held: every renewal
+would renew them all, ever slower, until leases lapsed, and a kill would lose every one."""
+
+BUSY_POLL_INTERVAL = 0.05
+"""Seconds a polling worker waits after a claim that found jobs, before it looks again; the
+wait doubles with each claim that finds none, up to the poll interval."""
+
 
 class Worker:
     """Runs jobs from an app's queue until stopped (or, in burst mode, until none is ready)."""
@@ -107,8 +119,12 @@ class Worker:
             raise InvalidOptionError(
                 "app.conf.lease and app.conf.poll_interval must be more than 0 seconds."
             )
+        self._poll_wait = self.poll_interval
+        """How long a polling worker waits after its next claim that finds nothing."""
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
+        self._recorder_behind = threading.Event()
+        """Set while the loop claims nothing because ``MAX_UNRECORDED`` outcomes wait."""
         self._fatal: BaseException | None = None
         """What stopped the worker from a side thread (a chore, a job thread), raised by
         ``run()`` once every running job is recorded and the unstarted ones are given back."""
@@ -258,7 +274,12 @@ class Worker:
                 daemon=True,
             ).start()
         else:
-            logger.info("new jobs: polling every %gs", self.poll_interval)
+            logger.info(
+                "new jobs: polling every %gs, sooner while jobs keep coming (%s has no "
+                "LISTEN/NOTIFY)",
+                self.poll_interval,
+                self.app.dialect.name,
+            )
         loop = asyncio.new_event_loop()
         loop_thread = threading.Thread(target=loop.run_forever, name="sqlqueue-loop", daemon=True)
         loop_thread.start()
@@ -317,6 +338,8 @@ class Worker:
                 unfinished = self._unfinished
             may_leave = self.options.burst and not held and self._chores.done.is_set()
             limit = self._prefetch.claim_size(unfinished)
+            if held - unfinished >= MAX_UNRECORDED and self._still_behind():
+                limit = 0  # until the recorder wakes the loop
             # A job that has waited in the buffer for longer than a claim should take (every
             # thread busy with jobs longer than the prefetch allowed for) may start sooner
             # on another worker.
@@ -350,6 +373,7 @@ class Worker:
                 signals.worker_ready.send(sender=self)
                 ready = True
             if jobs:
+                self._poll_wait = min(BUSY_POLL_INTERVAL, self.poll_interval)
                 self._prefetch.filled(len(jobs))
                 for job in jobs:
                     self._to_run.put(job)
@@ -358,6 +382,13 @@ class Worker:
                 logger.info("burst: no ready job left")
                 return
             self._wakeup.wait(self._idle_wait(due_in))
+
+    def _still_behind(self) -> bool:
+        # Said before the second look, so that a batch written between the two looks is
+        # seen by the second, and one written after it wakes the loop.
+        self._recorder_behind.set()
+        with self._held_lock:
+            return len(self._held) - self._unfinished >= MAX_UNRECORDED
 
     def _give_back_buffer(self) -> None:
         """Give back the jobs waiting in the buffer; a thread that frees meanwhile takes
@@ -383,7 +414,10 @@ class Worker:
     def _idle_wait(self, due_in: float | None) -> float:
         # Listening, a poll is only a safety net; without it (SQLite, or the connection
         # lost) polling is how new jobs are found. Either way a due job comes first.
-        wait = IDLE_FALLBACK_POLL if self._listening.is_set() else self.poll_interval
+        if self._listening.is_set():
+            wait = IDLE_FALLBACK_POLL
+        else:
+            wait, self._poll_wait = self._poll_wait, min(2 * self._poll_wait, self.poll_interval)
         waiting = self._to_run.qsize()
         if waiting:  # until the oldest job in the buffer is overdue (again, if it is)
             oldest = self._prefetch.oldest_wait(waiting)
@@ -512,8 +546,12 @@ class Worker:
             for finished in batch:
                 self._held.pop(take_of(finished.job), None)
                 retried = retried or finished.outcome.again
-        if retried or self.options.burst:
-            self._wakeup.set()  # a retry or requeue may be due at once; burst mode counts held jobs
+        behind = self._recorder_behind.is_set()
+        self._recorder_behind.clear()
+        if retried or self.options.burst or behind:
+            # A retry or requeue may be due at once; burst mode counts held jobs; a loop that
+            # stopped claiming for the recorder may go on.
+            self._wakeup.set()
 
     def _run_coroutine(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         # async def tasks share one event loop, so up to --concurrency of them run at once

@@ -161,7 +161,8 @@ def test_a_batch_with_stale_takes_writes_only_the_current_ones(app: SQLQueue) ->
 
 def test_a_batch_that_the_database_refuses_changes_nothing(app: SQLQueue) -> None:
     # A failure whose type name is longer than its column refuses the whole transaction:
-    # PostgreSQL and MySQL say so; SQLite stores it (it does not enforce lengths), also fine.
+    # PostgreSQL and MySQL (in its default strict mode) say so; SQLite stores it (it does not
+    # enforce lengths), which is also fine.
     send(app, 2)
     taken = app.store.claim_jobs(2, None, "w1", lease=30)
     outcomes = [

@@ -1,5 +1,6 @@
 """Issue 3's kill test, through the chaos script anyone can run: 8 workers drain 10,000 jobs
-while workers are killed with SIGKILL at random moments."""
+while workers are killed with SIGKILL at random moments; on PostgreSQL and on MariaDB
+(issue 17)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,24 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import chaos
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
-def test_random_kills_lose_no_job_and_only_killed_runs_repeat(postgres_server: str) -> None:
+@pytest.fixture(
+    params=[
+        pytest.param("postgres_server", marks=pytest.mark.postgresql, id="postgresql"),
+        pytest.param("mysql_url", marks=pytest.mark.mysql, id="mysql"),
+    ]
+)
+def server(request: pytest.FixtureRequest) -> str:
+    """A URL on the server the run makes its own database on."""
+    url: str = request.getfixturevalue(request.param)
+    return url
+
+
+def test_random_kills_lose_no_job_and_only_killed_runs_repeat(server: str) -> None:
     report = chaos.run(
-        postgres_server,
+        server,
         workers=8,
         jobs_count=10_000,
         kills=8,

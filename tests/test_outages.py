@@ -1,7 +1,7 @@
 """Workers survive a database that goes away: connections cut under them, new ones refused.
 
-The outage is real (a proxy between the workers and PostgreSQL drops the TCP connections),
-but only the workers' connections suffer, so the server other tests use stays up.
+The outage is real (a proxy between the workers and PostgreSQL, or MariaDB, drops the TCP
+connections), but only the workers' connections suffer, so the server other tests use stays up.
 """
 
 from __future__ import annotations
@@ -19,30 +19,43 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import count_jobs, start_worker, wait_until
+from conftest import count_jobs, empty_mysql, start_worker, wait_until
 from proxy import CuttableProxy
 
 from sqlqueue import SQLQueue, Worker, WorkerOptions, engines
 from sqlqueue.exceptions import DatabaseError
 from sqlqueue.schema import jobs
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 JOBS = 400
+
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+URL_FIXTURES = {"postgresql": "postgres_url", "mysql": "mysql_url"}
 
 THREADS = ("claims", "chores", "heartbeat")
 """The worker's threads that talk to the database while it has no job."""
 
 
-@pytest.fixture
-def proxied(postgres_url: str) -> Iterator[tuple[SQLQueue, str, CuttableProxy]]:
-    """An app on the real server, the same database's URL through a cuttable proxy, and the proxy."""
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sqlqueue_jobs")
-    url = sa.make_url(postgres_url)
-    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
+def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[SQLQueue, str, CuttableProxy]]:
+    """An app on the real server (PostgreSQL, MariaDB), its jobs deleted, the same database's
+    URL through a cuttable proxy, and the proxy."""
+    direct: str = request.getfixturevalue(URL_FIXTURES[request.param])
+    if request.param == "mysql":
+        empty_mysql(direct)
+    else:
+        with psycopg.connect(direct, autocommit=True) as conn:
+            conn.execute("TRUNCATE sqlqueue_jobs")
+    url = sa.make_url(direct)
+    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or DEFAULT_PORTS[request.param])
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    app = SQLQueue(postgres_url)
+    app = SQLQueue(direct)
     yield app, through_proxy, proxy
     proxy.close()
     app.engine.dispose()
@@ -200,10 +213,10 @@ def test_the_chores_outlive_an_outage_rescue_after_it_and_log_it_once(
 
 def test_a_claim_answered_after_its_lease_ran_out_does_not_start(
     proxied: tuple[SQLQueue, str, CuttableProxy],
-    postgres_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app, through_proxy, proxy = proxied
+    direct = app.engine.url.render_as_string(hide_password=False)
     runs: list[tuple[str, str]] = []
 
     def worker_on(url: str, host: str) -> Worker:
@@ -220,7 +233,7 @@ def test_a_claim_answered_after_its_lease_ran_out_does_not_start(
         return job is not None and job.status == "SUCCESS"
 
     late = worker_on(through_proxy, "late")
-    other = worker_on(postgres_url, "other")
+    other = worker_on(direct, "other")
     threads = [threading.Thread(target=worker.run) for worker in (late, other)]
     try:
         # Given a worker that runs jobs as usual,
@@ -300,7 +313,9 @@ def test_prefetched_jobs_whose_lease_ran_out_in_an_outage_do_not_start(
         proxy.refusing.set()
         proxy.cut()
         wait_until(
-            lambda: count_jobs(app, f"{behind} AND lease_expires_at < now()") == 20, 30, "expiry"
+            lambda: count_jobs(app, f"{behind} AND lease_expires_at < {now(app)}") == 20,
+            30,
+            "expiry",
         )
         # and then the threads are free,
         gate.set()
@@ -317,3 +332,8 @@ def test_prefetched_jobs_whose_lease_ran_out_in_an_outage_do_not_start(
         thread.join(timeout=30)
         worker_app.engine.dispose()
     assert sorted((n, attempt) for n, attempt in runs if n >= 0) == [(n, 2) for n in range(20)]
+
+
+def now(app: SQLQueue) -> str:
+    """The database's clock in SQL, as UTC as the stored times (MySQL's now() is local)."""
+    return "UTC_TIMESTAMP(6)" if app.dialect.name == "mysql" else "now()"

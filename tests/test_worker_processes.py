@@ -159,20 +159,20 @@ def database_is_idle(app: SQLQueue, db_url: str) -> bool:
             return False
         finally:
             probe.close()
-    if app.dialect.name == "mysql":
-        others_open = (
-            "SELECT count(*) FROM information_schema.innodb_trx AS trx"
-            " JOIN information_schema.processlist AS session ON session.id = trx.trx_mysql_thread_id"
-            " WHERE session.db = DATABASE() AND session.id <> CONNECTION_ID()"
-        )
-    else:
-        others_open = (
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-        )
     with app.engine.connect() as conn:
-        busy: int = conn.execute(sa.text(others_open)).scalar_one()
+        busy: int = conn.execute(sa.text(OPEN_TRANSACTIONS[app.dialect.name])).scalar_one()
     return busy == 0
+
+
+OPEN_TRANSACTIONS = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
+    # InnoDB lists a transaction from its first statement on a table until its end.
+    "mysql": "SELECT count(*) FROM information_schema.INNODB_TRX AS trx "
+    "JOIN information_schema.PROCESSLIST AS p ON p.ID = trx.trx_mysql_thread_id "
+    "WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()",
+}
+"""Other connections of the test's database inside a transaction, per server."""
 
 
 def thread_states(worker: WorkerProcess, field: str) -> list[str]:

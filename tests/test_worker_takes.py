@@ -48,7 +48,7 @@ def expire_and_rescue(app: SQLQueue, job_id: str) -> None:
             .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
         rescue = app.dialect.rescue_expired_jobs(10)
-        # MySQL's rescue is a Procedure: several statements, no UPDATE ... RETURNING
+        # (MySQL's is a Procedure: a read, a locking read and an update, on this connection)
         rescued = rescue.run(conn) if isinstance(rescue, Procedure) else conn.execute(rescue)
         assert len(rescued.all()) == 1
         if app.dialect.supports_listen_notify:  # as the worker's own rescue would

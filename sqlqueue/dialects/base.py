@@ -252,6 +252,14 @@ class Dialect(WorkflowStatements, ABC):
         the unfinished job that held it. A key in no row was held by a job the statements
         could not see (committed while they ran): sent again, it will be."""
 
+    def unique_holders(self, keys: Sequence[str]) -> DriverStatement | None:
+        """A plain read (no locks) of the unfinished jobs holding these keys, answering rows
+        (key as sent, id), which the store runs before ``insert_unique_jobs`` and then gives
+        that only the jobs of the keys it did not answer: for a database whose insert cannot
+        pass over a held key without locking the holder (MySQL). None (the default): the
+        insert passes over held keys itself."""
+        return None
+
     def copy_jobs(self, new_jobs: NewJobs) -> CopyStatement | None:
         """The jobs of a large send as a ``CopyStatement``, when the database takes them
         faster that way than as ``insert_jobs``; None (the default) where it does not, and

@@ -515,6 +515,42 @@ def test_keys_differing_by_trailing_spaces_are_one_key_on_mysql(mysql_app: SQLQu
 
 
 @pytest.mark.mysql
+def test_an_async_send_of_its_own_runs_again_after_a_lock_wait_timeout_on_mysql(
+    mysql_app: SQLQueue, mysql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an open transaction that sent key k, and an app whose lock waits time out after
+    # a second, I expect an async send of k in a transaction of sqlqueue's own to wait, time
+    # out, run again as the sync send does, and answer with k's job once that commits.
+    url = sa.make_url(mysql_url).update_query_dict(
+        {"init_command": "SET SESSION innodb_lock_wait_timeout = 1"}
+    )
+    app = SQLQueue(url.render_as_string(hide_password=False))
+    add = mysql_add(app)
+    caplog.set_level("INFO", logger="sqlqueue.store")
+    timed_out = threading.Event()
+    sa.event.listen(app.store.async_engine.sync_engine, "handle_error", lambda _: timed_out.set())
+    with mysql_app.engine.connect() as conn:
+        first = add.apply_async((1, 2), unique_key="k", connection=conn)  # left open
+
+        def commit_after_the_first_timeout() -> None:
+            timed_out.wait(30)
+            conn.commit()
+
+        committer = threading.Thread(target=commit_after_the_first_timeout)
+        committer.start()
+        try:
+            again = asyncio.run(add.aapply_async((3, 4), unique_key="k"))
+        finally:
+            timed_out.set()
+            committer.join()
+    asyncio.run(app.store.async_engine.dispose())
+    app.engine.dispose()
+    assert (again.duplicate, again.id) == (True, first.id)
+    assert "lock conflict, transaction run again attempt=1 error=(1205" in caplog.text
+    assert job_count(mysql_app) == 1
+
+
+@pytest.mark.mysql
 def test_the_unique_index_refuses_a_second_unfinished_job_of_a_key_on_mysql(
     mysql_app: SQLQueue,
 ) -> None:

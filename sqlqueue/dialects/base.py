@@ -17,7 +17,7 @@ The rest are written once here with SQLAlchemy Core, and a dialect overrides one
 its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_time``,
 ``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
 ``delete_finished_jobs``, ``requeue_candidates``, ``requeue_jobs``, ``revoke_jobs``, ``revoked_takes``,
-``group_member_ids``,
+``group_member_ids``, ``unique_holders`` (a read of the holders before a unique send's insert),
 ``update_progress``, ``delete_finished_job``, ``get_job``, and the periodic tasks' statements
 (``get_schedules``, ``insert_schedule``, ``take_tick``, ``set_tick_job``, on the
 ``upsert`` the subclass names); ``copy_jobs`` (a

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -54,7 +54,7 @@ from sqlqueue.settle import chunks, settle
 if (
     TYPE_CHECKING
 ):  # the async extra's, imported where async is used (see engines.require_async_extra)
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 UNIQUE_SEND_ATTEMPTS = 3
 """How many statements a send of unique jobs tries before giving up on a key taken and
@@ -110,14 +110,15 @@ class JobStore:
         holders: dict[str, str] = {}
         if not new_jobs.ids:  # an empty delay_many
             return holders
+        lost_race = False
         for _ in range(UNIQUE_SEND_ATTEMPTS):
-            statements = self.dialect.insert_unique_jobs(new_jobs)
             try:
-                rows = self._unique_rows(statements, connection)
+                rows = self._unique_rows(new_jobs, connection, lost_race)
             except DatabaseError as exc:
                 if not self.dialect.lost_unique_race(_driver_error(exc)):
                     raise
                 rows = []  # (MySQL undid the statement alone: a caller's transaction goes on)
+                lost_race = True
             pending = _unheld(new_jobs, rows, holders)
             if pending is None:
                 return holders
@@ -131,48 +132,128 @@ class JobStore:
         holders: dict[str, str] = {}
         if not new_jobs.ids:  # an empty delay_many
             return holders
+        lost_race = False
         for _ in range(UNIQUE_SEND_ATTEMPTS):
-            statements = self.dialect.insert_unique_jobs(new_jobs)
             try:
-                rows = await self._aunique_rows(statements, connection)
+                rows = await self._aunique_rows(new_jobs, connection, lost_race)
             except DatabaseError as exc:
                 if not self.dialect.lost_unique_race(_driver_error(exc)):
                     raise
                 rows = []  # (MySQL undid the statement alone: a caller's transaction goes on)
+                lost_race = True
             pending = _unheld(new_jobs, rows, holders)
             if pending is None:
                 return holders
             new_jobs = pending
         raise _contended(new_jobs)
 
-    async def _aunique_rows(
-        self, statements: Sequence[DriverStatement], connection: AsyncCallerConnection | None
-    ) -> list[tuple[Any, ...]]:
-        with self._translate_errors():
-            if connection is not None:
-                return [
-                    row
-                    for statement in statements
-                    for row in await self._callers.afetch(connection, statement)
-                ]
-            async with self.async_engine.begin() as conn:
-                results = [await conn.exec_driver_sql(sql.sql, sql.params) for sql in statements]
-                return [tuple(row) for result in results if result.returns_rows for row in result]
-
     def _unique_rows(
-        self, statements: Sequence[DriverStatement], connection: CallerConnection | None
+        self, new_jobs: NewJobs, connection: CallerConnection | None, lost_race: bool
     ) -> list[tuple[Any, ...]]:
+        """One try at a send of unique jobs: its rows (key, id). After a lost race, in a
+        caller's transaction, the keys its holders' read did not answer are read again
+        outside it (``_unique_try``)."""
         with self._translate_errors():
             if connection is not None:
-                return [row for sql in statements for row in self._callers.fetch(connection, sql)]
-            if len(statements) == 1 and goes_alone(statements[0], self.dialect):
-                return fetch_rows_alone(self.engine, statements[0])
+                caller = connection
+
+                def fetch(statement: DriverStatement) -> list[tuple[Any, ...]]:
+                    return self._callers.fetch(caller, statement)
+
+                return self._unique_try(new_jobs, fetch, self._read_alone if lost_race else None)
+            if self.dialect.driver_autocommit:  # PostgreSQL's: one statement, in autocommit
+                statements = self.dialect.insert_unique_jobs(new_jobs)
+                if len(statements) == 1 and goes_alone(statements[0], self.dialect):
+                    return fetch_rows_alone(self.engine, statements[0])
 
         def send(conn: Connection) -> list[tuple[Any, ...]]:
-            results = [conn.exec_driver_sql(sql.sql, sql.params) for sql in statements]
-            return [tuple(row) for result in results if result.returns_rows for row in result]
+            def fetch(statement: DriverStatement) -> list[tuple[Any, ...]]:
+                return _rows(conn.exec_driver_sql(statement.sql, statement.params))
+
+            return self._unique_try(new_jobs, fetch, None)
 
         return self._write_again(send)
+
+    def _unique_try(
+        self,
+        new_jobs: NewJobs,
+        fetch: Callable[[DriverStatement], list[tuple[Any, ...]]],
+        fresh: Callable[[DriverStatement], list[tuple[Any, ...]]] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The statements of a send of unique jobs through ``fetch`` (in the sender's
+        transaction), their rows. Where the dialect reads the holders first, that read, then
+        through ``fresh`` (the latest committed rows) the keys it did not answer, and the
+        insert of the jobs of the keys still free. ``fresh`` is for a caller's REPEATABLE
+        READ transaction after a lost race: its snapshot does not show the job that won."""
+        rows: list[tuple[Any, ...]] = []
+        read = self.dialect.unique_holders(_keys(new_jobs))
+        if read is not None:
+            rows = fetch(read)
+            left = _unheld(new_jobs, rows, {})
+            if left is not None and fresh is not None:
+                rows += fresh(cast(DriverStatement, self.dialect.unique_holders(_keys(left))))
+                left = _unheld(new_jobs, rows, {})
+            if left is None:
+                return rows
+            new_jobs = left
+        for statement in self.dialect.insert_unique_jobs(new_jobs):
+            rows += fetch(statement)
+        return rows
+
+    def _read_alone(self, statement: DriverStatement) -> list[tuple[Any, ...]]:
+        """A read in a transaction of its own: the latest committed rows, in any isolation."""
+        with self.engine.connect() as conn:
+            return _rows(conn.exec_driver_sql(statement.sql, statement.params))
+
+    async def _aunique_rows(
+        self, new_jobs: NewJobs, connection: AsyncCallerConnection | None, lost_race: bool
+    ) -> list[tuple[Any, ...]]:
+        """``_unique_rows`` with an async driver: the same statements, awaited."""
+        with self._translate_errors():
+            if connection is not None:
+                caller = connection
+
+                async def fetch(statement: DriverStatement) -> list[tuple[Any, ...]]:
+                    return await self._callers.afetch(caller, statement)
+
+                fresh = self._aread_alone if lost_race else None
+                return await self._aunique_try(new_jobs, fetch, fresh)
+
+        async def send(conn: AsyncConnection) -> list[tuple[Any, ...]]:
+            async def fetch(statement: DriverStatement) -> list[tuple[Any, ...]]:
+                return _rows(await conn.exec_driver_sql(statement.sql, statement.params))
+
+            return await self._aunique_try(new_jobs, fetch, None)
+
+        return await self._awrite_again(send)
+
+    async def _aunique_try(
+        self,
+        new_jobs: NewJobs,
+        fetch: Callable[[DriverStatement], Awaitable[list[tuple[Any, ...]]]],
+        fresh: Callable[[DriverStatement], Awaitable[list[tuple[Any, ...]]]] | None,
+    ) -> list[tuple[Any, ...]]:
+        """``_unique_try`` with an async driver."""
+        rows: list[tuple[Any, ...]] = []
+        read = self.dialect.unique_holders(_keys(new_jobs))
+        if read is not None:
+            rows = await fetch(read)
+            left = _unheld(new_jobs, rows, {})
+            if left is not None and fresh is not None:
+                again = cast(DriverStatement, self.dialect.unique_holders(_keys(left)))
+                rows += await fresh(again)
+                left = _unheld(new_jobs, rows, {})
+            if left is None:
+                return rows
+            new_jobs = left
+        for statement in self.dialect.insert_unique_jobs(new_jobs):
+            rows += await fetch(statement)
+        return rows
+
+    async def _aread_alone(self, statement: DriverStatement) -> list[tuple[Any, ...]]:
+        """``_read_alone`` with an async driver."""
+        async with self.async_engine.connect() as conn:
+            return _rows(await conn.exec_driver_sql(statement.sql, statement.params))
 
     def insert_workflow(
         self, plan: WorkflowPlan, max_payload_bytes: int, connection: CallerConnection | None
@@ -554,15 +635,27 @@ class JobStore:
                 with self._write() as conn:
                     return work(conn)
             except DatabaseError as exc:
-                orig = _driver_error(exc)
-                if attempt == LOCK_CONFLICT_ATTEMPTS or not self.dialect.lost_lock_conflict(orig):
-                    raise
-                # Logged: the design keeps these rare (docs/databases.md); a log that shows
-                # many says where it does not.
-                logger.info(
-                    "lock conflict, transaction run again attempt=%d error=%s", attempt, orig
-                )
+                self._raise_unless_lost_lock_conflict(exc, attempt)
         raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    async def _awrite_again(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``_write_again`` with an async driver (its engine is in READ COMMITTED)."""
+        for attempt in range(1, LOCK_CONFLICT_ATTEMPTS + 1):
+            try:
+                with self._translate_errors():
+                    async with self.async_engine.begin() as conn:
+                        return await work(conn)
+            except DatabaseError as exc:
+                self._raise_unless_lost_lock_conflict(exc, attempt)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def _raise_unless_lost_lock_conflict(self, exc: DatabaseError, attempt: int) -> None:
+        orig = _driver_error(exc)
+        if attempt == LOCK_CONFLICT_ATTEMPTS or not self.dialect.lost_lock_conflict(orig):
+            raise exc
+        # Logged: the design keeps these rare (docs/databases.md); a log that shows many
+        # says where it does not.
+        logger.info("lock conflict, transaction run again attempt=%d error=%s", attempt, orig)
 
     @contextmanager
     def _write(self, begin: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
@@ -602,6 +695,14 @@ def _unheld(
     keys = cast(list[str], new_jobs.unique_keys)
     left = [at for at, key in enumerate(keys) if key not in holders]
     return new_jobs.only(left, [keys[at] for at in left]) if left else None
+
+
+def _keys(new_jobs: NewJobs) -> list[str]:
+    return cast(list[str], new_jobs.unique_keys)
+
+
+def _rows(result: CursorResult[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in result] if result.returns_rows else []
 
 
 def _contended(new_jobs: NewJobs) -> DatabaseError:

@@ -21,6 +21,8 @@ from conftest import TESTS_DIR, work_off
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from sqlqueue import DuplicateJobIdError, InvalidOptionError, JobStatus, SQLQueue
+from sqlqueue.jobs import NewJobs
+from sqlqueue.outcomes import Outcome
 from sqlqueue.unique import call_key
 
 
@@ -421,6 +423,130 @@ def test_a_sender_whose_snapshot_predates_the_holder_finds_it_on_mysql(
         conn.commit()
     engine.dispose()
     assert (again.duplicate, again.id) == (True, holder.id)
+    assert job_count(mysql_app) == 1
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ"])
+def test_a_duplicate_send_leaves_its_holder_unlocked_for_the_worker_on_mysql(
+    mysql_app: SQLQueue, mysql_url: str, isolation: str
+) -> None:
+    # Given job "2" holding key a and job "1" holding key b, both running in one worker, an
+    # application's open transaction that sends a (a duplicate of "2") while the worker
+    # records both outcomes (locking "1", then "2"), then sends b: I expect the worker not
+    # to wait for the application, no deadlock, and the application's rows kept.
+    add = mysql_add(mysql_app)
+    add.apply_async((1, 2), unique_key="a", task_id="2")
+    add.apply_async((1, 2), unique_key="b", task_id="1")
+    taken = mysql_app.store.claim_jobs(2, None, "w1", lease=60)
+    assert sorted(job.id for job in taken) == ["1", "2"]
+    engine = sa.create_engine(mysql_url, isolation_level=isolation)
+    recorded: list[set[Any]] = []
+    with engine.connect() as conn:
+        own = add.apply_async((5, 6), connection=conn)  # the application's row
+        assert add.apply_async((3, 4), unique_key="a", connection=conn).id == "2"
+        recorder = threading.Thread(
+            target=lambda: recorded.append(
+                mysql_app.store.record_outcomes(
+                    [((job.id, job.attempts), Outcome.succeeded("3")) for job in taken]
+                )
+            )
+        )
+        recorder.start()
+        recorder.join(timeout=10)
+        assert recorded == [{("1", 1), ("2", 1)}]  # it did not wait for the application
+        again = add.apply_async((3, 4), unique_key="b", connection=conn)
+        conn.commit()
+    engine.dispose()
+    if isolation == "READ COMMITTED":
+        assert again.duplicate is False  # job "1" had finished, so b was free
+    else:  # the snapshot, taken at the first send, shows job "1" unfinished
+        assert (again.duplicate, again.id) == (True, "1")
+    assert keys_of(mysql_app).keys() == {"1", "2", own.id, again.id}
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ"])
+def test_an_open_send_keeps_no_other_key_waiting_on_mysql(
+    mysql_app: SQLQueue, mysql_url: str, isolation: str
+) -> None:
+    # Given an application's open transaction that sent key c, next to held and free keys
+    # in the index, I expect sends of other keys, around c, not to wait for it.
+    add = mysql_add(mysql_app)
+    for key in ("b", "d"):
+        add.apply_async((1, 2), unique_key=key)
+    engine = sa.create_engine(mysql_url, isolation_level=isolation)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 1")
+        add.apply_async((1, 2), unique_key="c", connection=conn)  # left open
+        for key in ("c2", "a", "e", "bb"):
+            assert add.apply_async((3, 4), unique_key=key).duplicate is False
+        assert add.apply_async((3, 4), unique_key="d").duplicate is True
+        conn.rollback()
+    engine.dispose()
+    assert sorted(keys_of(mysql_app).values()) == ["a", "b", "bb", "c2", "d", "e"]
+
+
+@pytest.mark.mysql
+def test_keys_differing_by_trailing_spaces_are_one_key_on_mysql(mysql_app: SQLQueue) -> None:
+    # utf8mb4_bin pads with spaces, so the unique index holds "k" and "k " as one key: I
+    # expect a send of "k " to be a duplicate of the job of "k", in one delay_many too.
+    add = mysql_add(mysql_app)
+    holder = add.apply_async((1, 2), unique_key="k")
+    again = add.apply_async((3, 4), unique_key="k ")
+    assert (again.duplicate, again.id) == (True, holder.id)
+    # (A task's call keys end in "}" or a digest; keys of one send come to the store thus.)
+    sent = NewJobs(
+        task_name="t.add",
+        queue="default",
+        priority=0,
+        eta=None,
+        countdown=0.0,
+        expires_at=None,
+        expires_in=None,
+        ids=["m1", "m2", "m3"],
+        calls=[((1, 1), {})] * 3,
+        max_payload_bytes=1_000_000,
+        unique_keys=["m ", "m", "k  "],
+    )
+    holders = mysql_app.store.insert_unique_jobs(sent)
+    assert holders == {"m ": "m1", "m": "m1", "k  ": holder.id}
+    assert keys_of(mysql_app) == {holder.id: "k", "m1": "m "}
+
+
+@pytest.mark.mysql
+def test_an_async_send_of_its_own_runs_again_after_a_lock_wait_timeout_on_mysql(
+    mysql_app: SQLQueue, mysql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an open transaction that sent key k, and an app whose lock waits time out after
+    # a second, I expect an async send of k in a transaction of sqlqueue's own to wait, time
+    # out, run again as the sync send does, and answer with k's job once that commits.
+    url = sa.make_url(mysql_url).update_query_dict(
+        {"init_command": "SET SESSION innodb_lock_wait_timeout = 1"}
+    )
+    app = SQLQueue(url.render_as_string(hide_password=False))
+    add = mysql_add(app)
+    caplog.set_level("INFO", logger="sqlqueue.store")
+    timed_out = threading.Event()
+    sa.event.listen(app.store.async_engine.sync_engine, "handle_error", lambda _: timed_out.set())
+    with mysql_app.engine.connect() as conn:
+        first = add.apply_async((1, 2), unique_key="k", connection=conn)  # left open
+
+        def commit_after_the_first_timeout() -> None:
+            timed_out.wait(30)
+            conn.commit()
+
+        committer = threading.Thread(target=commit_after_the_first_timeout)
+        committer.start()
+        try:
+            again = asyncio.run(add.aapply_async((3, 4), unique_key="k"))
+        finally:
+            timed_out.set()
+            committer.join()
+    asyncio.run(app.store.async_engine.dispose())
+    app.engine.dispose()
+    assert (again.duplicate, again.id) == (True, first.id)
+    assert "lock conflict, transaction run again attempt=1 error=(1205" in caplog.text
     assert job_count(mysql_app) == 1
 
 

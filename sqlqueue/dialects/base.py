@@ -17,7 +17,7 @@ The rest are written once here with SQLAlchemy Core, and a dialect overrides one
 its database needs another form: ``extend_leases``, ``retry_job``, ``next_due_time``,
 ``release_jobs``, ``release_unknown_takes``, ``rescue_expired_jobs``, ``expire_jobs``,
 ``delete_finished_jobs``, ``requeue_candidates``, ``requeue_jobs``, ``revoke_jobs``, ``revoked_takes``,
-``group_member_ids``,
+``group_member_ids``, ``unique_holders`` (a read of the holders before a unique send's insert),
 ``update_progress``, ``delete_finished_job``, ``get_job``, and the periodic tasks' statements
 (``get_schedules``, ``insert_schedule``, ``take_tick``, ``set_tick_job``, on the
 ``upsert`` the subclass names); ``copy_jobs`` (a
@@ -251,6 +251,14 @@ class Dialect(WorkflowStatements, ABC):
         the statements answer with rows (key, id): the job inserted for a key first, else
         the unfinished job that held it. A key in no row was held by a job the statements
         could not see (committed while they ran): sent again, it will be."""
+
+    def unique_holders(self, keys: Sequence[str]) -> DriverStatement | None:
+        """A plain read (no locks) of the unfinished jobs holding these keys, answering rows
+        (key as sent, id), which the store runs before ``insert_unique_jobs`` and then gives
+        that only the jobs of the keys it did not answer: for a database whose insert cannot
+        pass over a held key without locking the holder (MySQL). None (the default): the
+        insert passes over held keys itself."""
+        return None
 
     def copy_jobs(self, new_jobs: NewJobs) -> CopyStatement | None:
         """The jobs of a large send as a ``CopyStatement``, when the database takes them

@@ -30,13 +30,16 @@ Workflows (``mysql_workflows``): the successes a worker records release the step
 for them in the same transaction, under those steps' row locks (``releases_in_finish``).
 
 Unique jobs: 0013's unique index holds ``unique_unfinished``, a generated column that is the
-key of an unfinished job and NULL otherwise (NULLs never conflict). A send inserts the jobs
-whose key no committed job holds (a plain read, in READ COMMITTED), then reads the holders
-of its keys with a locking read, which sees the latest committed rows in any isolation
-level. A sender racing another for a key waits at the index for the other's commit, and is
-then refused a duplicate entry for the unique index (``lost_unique_race``): MySQL undoes
-only that statement, and the store sends those jobs again, which now find the holder. A
-duplicate ``task_id=`` is refused by the primary key, as on the other databases.
+key of an unfinished job and NULL otherwise (NULLs never conflict). A send first reads the
+holders of its keys (a plain read: it locks nothing, so a worker never waits for a sender to
+finish a holder), then inserts the jobs of the other keys, in key order, with an insert that
+reads no job (an ``INSERT … SELECT`` reading jobs would lock them, and the gaps beside them,
+in REPEATABLE READ). A sender racing another for a key waits at the index for the other's
+commit, and is then refused a duplicate entry for the unique index (``lost_unique_race``):
+MySQL undoes only that statement, and the store sends those jobs again, which now find the
+holder; in a caller's transaction, by a read outside it too, since a REPEATABLE READ
+snapshot may not show the holder. A duplicate ``task_id=`` is refused by the primary key, as
+on the other databases.
 
 Limits: ``mysql_limits`` (migration 0014) takes the limited jobs before the claim takes the
 others, in the claim's transaction.
@@ -52,7 +55,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -187,18 +190,34 @@ class MySQLDialect(Dialect):
         limited = new_jobs.limits is not None
         return DriverStatement(INSERT_LIMITED_JOBS if limited else INSERT_JOBS, _sent(new_jobs))
 
+    def unique_holders(self, keys: Sequence[str]) -> DriverStatement:
+        return _unique_holders(keys)
+
     def insert_unique_jobs(self, new_jobs: NewJobs) -> list[DriverStatement]:
+        # The keys no holder answered for (``unique_holders``): each inserted, but for keys
+        # the index holds as one (``utf8mb4_bin`` pads: "k" and "k " are one key), of which
+        # the first; in key order, so that two senders of the same keys wait for each other
+        # in one order. Then the holders' read answers for every key: the insert's own
+        # transaction sees its jobs.
+        keys = cast(list[str], new_jobs.unique_keys)
+        first: dict[str, int] = {}
+        for at, key in enumerate(keys):
+            first.setdefault(key.rstrip(" "), at)
+        order = [first[key] for key in sorted(first)]
+        inserted = new_jobs.only(order, [keys[at] for at in order])
         limited = new_jobs.limits is not None
         return [
             DriverStatement(
-                INSERT_LIMITED_UNIQUE_JOBS if limited else INSERT_UNIQUE_JOBS, _sent(new_jobs)
+                INSERT_LIMITED_UNIQUE_JOBS if limited else INSERT_UNIQUE_JOBS, _sent(inserted)
             ),
-            _unique_holders(new_jobs.unique_keys or ()),
+            _unique_holders(keys),
         ]
 
     def lost_unique_race(self, error: BaseException | None) -> bool:
-        # A duplicate entry in the unique index: the key was free when the insert read it,
-        # and taken by a transaction that committed while the insert waited at the index.
+        # A duplicate entry in the unique index: the key was free when the holders' read
+        # ran, and held when the insert wrote it: by a transaction that committed while the
+        # insert waited at the index, or before it, after the snapshot of the sender's
+        # REPEATABLE READ transaction.
         args: tuple[Any, ...] = getattr(error, "args", ())
         return len(args) > 1 and args[0] == DUPLICATE_ENTRY and UNIQUE_INDEX in str(args[1])
 
@@ -487,7 +506,13 @@ WHERE table_schema = DATABASE() AND table_name LIKE 'sqlqueue\\_%' AND engine <>
 
 
 def _insert_sent(unique: bool, limited: bool) -> str:
-    """The INSERT of a send's jobs, with their unique keys and their limits when asked."""
+    """The INSERT of a send's jobs, with their unique keys and their limits when asked.
+
+    It reads no job: in REPEATABLE READ, InnoDB reads an ``INSERT … SELECT``'s tables with
+    shared next-key locks, which would keep held keys' jobs from finishing, and lock the
+    neighbouring keys out, until the sender's transaction ends. Unique jobs come here only
+    for keys no holder answered for (``unique_holders``); one taken meanwhile is refused by
+    the unique index (``lost_unique_race``)."""
     columns, values, sent = "", "", ""
     if unique:
         columns += ", unique_key"
@@ -497,14 +522,6 @@ def _insert_sent(unique: bool, limited: bool) -> str:
         columns += ", limit_key, concurrency_limit, rate_interval"
         values += ", sent.limit_key, %(concurrency_limit)s, %(rate_interval)s"
         sent += f",\n    limit_key {KEY_TYPE} PATH '$[{3 + unique}]'"
-    # A unique job whose key a committed job holds is not inserted (and not locked: a plain
-    # read in READ COMMITTED); one committed while this insert ran meets it at the index.
-    held = (
-        f"\nWHERE NOT EXISTS (SELECT 1 FROM {jobs.name} AS held"  # noqa: S608 (constants)
-        " WHERE held.unique_unfinished = sent.unique_key)"
-        if unique
-        else ""
-    )
     return f"""
 INSERT INTO {jobs.name} (id, args, kwargs, task_name, queue, priority, status,
                          scheduled_at, expires_at, created_at{columns})
@@ -515,7 +532,7 @@ SELECT sent.id, sent.args, sent.kwargs, %(task_name)s, %(queue)s, %(priority)s, 
 FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS (
     id {KEY_TYPE} PATH '$[0]',
     args LONGTEXT CHARACTER SET utf8mb4 PATH '$[1]',
-    kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$[2]'{sent})) AS sent{held}
+    kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$[2]'{sent})) AS sent
 """  # noqa: S608 (constants, no input)
 
 
@@ -535,18 +552,21 @@ INSERT_LIMITED_UNIQUE_JOBS = _insert_sent(unique=True, limited=True)
 
 
 def _unique_holders(keys: Sequence[str]) -> DriverStatement:
-    """The job holding each key of a unique send, read after its insert: a locking read,
-    which reads the latest committed rows even in a caller's REPEATABLE READ transaction
-    whose snapshot predates the holder. It keeps the holders from finishing (and their keys
-    from freeing) until the send's transaction ends. One parameter per key: aiomysql, unlike
-    PyMySQL, refuses a tuple as a parameter."""
-    names = [f"k{at}" for at in range(len(keys))]
-    in_keys = ", ".join(f"%({name})s" for name in names)
-    sql = f"""
-SELECT unique_unfinished, id FROM {jobs.name} WHERE unique_unfinished IN ({in_keys})
-LOCK IN SHARE MODE
-"""  # noqa: S608 (placeholders only)
-    return DriverStatement(sql, dict(zip(names, keys, strict=True)))
+    """The unfinished job holding each of these keys, answering with the key as sent: the
+    index compares keys padded with spaces, so "k " finds the holder of "k". A plain read,
+    locking nothing: a sender never keeps a worker from finishing the holder. In a
+    REPEATABLE READ transaction it reads the snapshot, which may predate a holder: the
+    insert then meets that holder at the index (``lost_unique_race``), and the store reads
+    its key again outside the transaction. The keys as one JSON array, one parameter
+    (aiomysql, unlike PyMySQL, refuses a tuple as one)."""
+    return DriverStatement(UNIQUE_HOLDERS, {"keys": json.dumps(list(keys))})
+
+
+UNIQUE_HOLDERS = f"""
+SELECT sent.unique_key, held.id
+FROM JSON_TABLE(%(keys)s, '$[*]' COLUMNS (unique_key {KEY_TYPE} PATH '$')) AS sent
+JOIN {jobs.name} AS held ON held.unique_unfinished = sent.unique_key
+"""  # noqa: S608 (constants, no input)
 
 
 FINISH_JOB = f"""

@@ -9,7 +9,6 @@ stands alone, in autocommit (``autocommit``).
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -254,18 +253,19 @@ class JobStore:
         fed_jobs = []
         for job in claimed:
             if job.feed == Feed.RESULTS:
-                received = {**received, job.id: self._read_one(self.dialect.chord_results(job.id))}
+                received = {
+                    **received,
+                    job.id: self._read_results(self.dialect.chord_results(job.id)),
+                }
             fed_jobs.append(fed(job, received))
         return fed_jobs
 
     def _results_in_order(self, job_ids: Sequence[str]) -> list[Any]:
-        return self._read_one(self.dialect.results_in_order(job_ids)) if job_ids else []
+        return self._read_results(self.dialect.results_in_order(job_ids)) if job_ids else []
 
-    def _read_one(self, statement: DriverStatement) -> list[Any]:
-        # One JSON array (SQLite gives its text).
+    def _read_results(self, statement: DriverStatement) -> list[Any]:
         with self._translate_errors(), self.engine.connect() as conn:
-            results = conn.exec_driver_sql(statement.sql, statement.params).scalar_one()
-        return cast(list[Any], json.loads(results) if isinstance(results, str) else results)
+            return self.dialect.read_results(conn.exec_driver_sql(statement.sql, statement.params))
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> set[Take]:
         """Renew the leases of these takes; a take missing from the answer has lost its job."""

@@ -364,8 +364,8 @@ def test_a_workflows_waiting_steps_stay_out_of_the_claim_index_until_released(
 def test_a_chord_body_receives_results_longer_than_group_concat_max_len(
     mysql_app: SQLQueue,
 ) -> None:
-    # MariaDB cuts a GROUP_CONCAT at 1 MB by default, MySQL at 1 KB: the results' statements
-    # raise the limit for themselves.
+    # MariaDB cuts a GROUP_CONCAT at 1 MB by default, MySQL at 1 KB: the results are read
+    # one row each, never concatenated.
     @mysql_app.task(name="t.text")
     def text(size: int) -> str:
         return "x" * size
@@ -379,6 +379,31 @@ def test_a_chord_body_receives_results_longer_than_group_concat_max_len(
     work_off(mysql_app)
 
     assert body.get(timeout=10) == sizes
+
+
+def test_a_chord_body_receives_results_longer_than_max_allowed_packet(
+    mysql_app: SQLQueue,
+) -> None:
+    # Together the header's results outgrow max_allowed_packet (16 MB by default), which
+    # bounds any one value the server sends; each result alone fits in it.
+    with mysql_app.engine.connect() as conn:
+        packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one()
+
+    @mysql_app.task(name="t.text")
+    def text(size: int, mark: str) -> str:
+        return mark + "x" * size
+
+    @mysql_app.task(name="t.marks")
+    def marks(texts: list[str]) -> list[tuple[str, int]]:
+        return [(each[:3], len(each)) for each in texts]
+
+    count = 20
+    size = packet // count + 1
+    assert count * size > packet
+    body = chord([text.s(size, f"{n:03}") for n in range(count)], marks.s()).delay()
+    work_off(mysql_app)
+
+    assert body.get(timeout=30) == [[f"{n:03}", size + 3] for n in range(count)]
 
 
 def test_a_revoke_that_loses_a_deadlock_runs_again_and_says_so(

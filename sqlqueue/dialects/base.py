@@ -9,7 +9,7 @@ the subclass must provide, for its database:
 - ``insert_unique_jobs``: the same with unique keys, answering with the job holding each key;
 - ``insert_workflow``: the jobs of a workflow (``plans``), in one ``DriverStatement``;
 - ``results_in_order`` and ``chord_results``: the results a workflow's step receives, as one
-  JSON array;
+  JSON array, or as ``read_results`` reads them where the subclass overrides it;
 - ``claim_jobs``: take ready jobs in priority order and lease them;
 - ``record_outcomes``: write a batch of outcomes, each fenced by its take.
 
@@ -35,12 +35,13 @@ which a job leaves STARTED clears it.
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
@@ -334,14 +335,20 @@ class Dialect(WorkflowStatements, ABC):
 
     @abstractmethod
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
-        """One row, one value: the results of these jobs as one JSON array in their order
-        (null for a job with none), for the steps that receive one result each."""
+        """The results of these jobs in their order (null for a job with none), for the
+        steps that receive one result each, as ``read_results`` reads them."""
 
     @abstractmethod
     def chord_results(self, job_id: str) -> DriverStatement:
-        """One row, one value: the results a chord's body receives, those of its
-        prerequisites in their order, as one JSON array (read where they are stored: the
-        list of a chord's header may hold thousands of ids)."""
+        """The results a chord's body receives, those of its prerequisites in their order,
+        as ``read_results`` reads them (read where they are stored: the list of a chord's
+        header may hold thousands of ids)."""
+
+    def read_results(self, answer: CursorResult[Any]) -> list[Any]:
+        """The results ``results_in_order`` or ``chord_results`` answered: one row, one
+        value, a JSON array (SQLite gives its text)."""
+        results = answer.scalar_one()
+        return cast(list[Any], json.loads(results) if isinstance(results, str) else results)
 
     @abstractmethod
     def record_outcomes(

@@ -63,11 +63,13 @@ from sqlalchemy.sql.dml import Delete, Update
 
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
 from sqlqueue.dialects.mysql_limits import claim_limited
+from sqlqueue.dialects.mysql_sql import KEY_TYPE, UTC_NOW, with_index
 from sqlqueue.dialects.mysql_workflows import (
     CHORD_RESULTS,
     INSERT_WORKFLOW,
     RESULTS_IN_ORDER,
     count_down_and_release,
+    read_results,
     workflow_row,
 )
 from sqlqueue.engines import ping_when_idle, unpooled_async_engine
@@ -177,7 +179,7 @@ class MySQLDialect(Dialect):
         return len(args) > 1 and args[0] == DUPLICATE_ENTRY and str(args[1]).endswith("PRIMARY'")
 
     def now(self) -> sa.ColumnElement[datetime]:
-        return sa.literal_column("UTC_TIMESTAMP(6)", type_=Timestamp)
+        return UTC_NOW
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         micro = round(seconds * 1_000_000)
@@ -225,6 +227,9 @@ class MySQLDialect(Dialect):
     def chord_results(self, job_id: str) -> DriverStatement:
         return DriverStatement(CHORD_RESULTS, {"id": job_id})
 
+    def read_results(self, answer: CursorResult[Any]) -> list[Any]:
+        return read_results(answer)
+
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> Procedure:
@@ -262,7 +267,7 @@ class MySQLDialect(Dialect):
             .with_for_update(skip_locked=True)
         )
         index = CLAIM_INDEX if queue is None else CLAIM_IN_QUEUE_INDEX
-        statement = _with_index(statement, index)
+        statement = with_index(statement, index)
         return statement if queue is None else statement.where(jobs.c.queue == queue)
 
     def record_outcomes(
@@ -421,12 +426,7 @@ def _lock_in_id_order(connection: Connection, where: sa.ColumnElement[bool]) -> 
         .order_by(jobs.c.id)
         .with_for_update()
     )
-    return list(connection.execute(_with_index(locking, "PRIMARY")).scalars())
-
-
-def _with_index(statement: sa.Select[Any], index: str) -> sa.Select[Any]:
-    hint = f"FORCE INDEX ({index})"
-    return statement.with_hint(jobs, hint, "mysql").with_hint(jobs, hint, "mariadb")
+    return list(connection.execute(with_index(locking, "PRIMARY")).scalars())
 
 
 def _sent(new_jobs: NewJobs) -> dict[str, Any]:
@@ -518,9 +518,6 @@ FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS (
     kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$[2]'{sent})) AS sent{held}
 """  # noqa: S608 (constants, no input)
 
-
-KEY_TYPE = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-"""Ids and keys as the table stores them (migrations 0013, 0014): compared byte by byte."""
 
 INSERT_JOBS = _insert_sent(unique=False, limited=False)
 """Each element of ``%(jobs)s`` is [id, arguments' JSON text, keyword arguments' JSON text],

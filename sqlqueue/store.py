@@ -523,12 +523,12 @@ class JobStore:
 
         return self._write_again(write)
 
-    def _make_ready(self, statement: Executable) -> int:
+    def _make_ready(self, statement: Statement) -> int:
         # Jobs put back in the queue by anything but a send: workers that listen must hear
         # of them too, or they would wait for their fallback poll.
 
         def write(conn: Connection) -> int:
-            count = conn.execute(statement).rowcount
+            count = _execute(conn, statement).rowcount
             if count:
                 self._wake_workers(conn)
             return count

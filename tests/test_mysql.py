@@ -406,6 +406,40 @@ def test_a_chord_body_receives_results_longer_than_max_allowed_packet(
     assert body.get(timeout=30) == [[f"{n:03}", size + 3] for n in range(count)]
 
 
+def test_a_requeue_updates_jobs_without_reading_their_table_in_a_subquery(
+    mysql_app: SQLQueue,
+) -> None:
+    # MySQL 8 refuses an UPDATE whose subquery reads the table it changes (error 1093);
+    # MariaDB, where this runs, allows it, so the UPDATEs a requeue sends are read instead.
+    @mysql_app.task(name="t.fail")
+    def fail(n: int) -> None:
+        raise ValueError(n)
+
+    keyed = []
+    for n in range(2):  # one at a time: each, failed, frees the key for the next
+        keyed.append(fail.apply_async((n,), unique_key="k"))
+        work_off(mysql_app)
+    plain = fail.delay(2)
+    work_off(mysql_app)
+    updates: list[str] = []
+
+    def watch(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    sa.event.listen(mysql_app.engine, "before_cursor_execute", watch)
+    try:
+        requeued = mysql_app.store.requeue_jobs(task_name="t.fail")
+    finally:
+        sa.event.remove(mysql_app.engine, "before_cursor_execute", watch)
+
+    assert requeued == 2
+    assert plain.status == "PENDING"
+    keyed.sort(key=lambda job: job.id)
+    assert [job.status for job in keyed] == ["PENDING", "FAILURE"]  # the first by id
+    assert updates and all("SELECT" not in update.upper() for update in updates), updates
+
+
 def test_a_revoke_that_loses_a_deadlock_runs_again_and_says_so(
     mysql_app: SQLQueue, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -523,42 +523,44 @@ class Dialect(WorkflowStatements, ABC):
             statement = statement.where(jobs.c.queue == queue)
         return statement
 
-    def requeue_jobs(self, job_ids: Sequence[str]) -> Update:
-        """Put these failed or revoked jobs back in the queue as new. A job with a unique key
-        comes back only if no unfinished job holds its key, and of several with one key,
-        only the first by id: the key's index holds one unfinished job."""
+    def requeue_jobs(self, job_ids: Sequence[str]) -> Statement:
+        """Put these failed or revoked jobs back in the queue as new (``requeuable``)."""
+        return jobs.update().where(self.requeuable(job_ids)).values(self.requeued())
+
+    def requeuable(self, job_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+        """Which of these jobs ``requeue_jobs`` puts back: the failed or revoked. A job with a
+        unique key comes back only if no unfinished job holds its key, and of several with
+        one key, only the first by id: the key's index holds one unfinished job."""
         live, other = jobs.alias("live"), jobs.alias("other")
-        return (
-            jobs.update()
-            .where(
-                jobs.c.id.in_(list(job_ids)),
-                jobs.c.status.in_(AGAIN_STATUSES),
-                sa.or_(
-                    jobs.c.unique_key.is_(None),
-                    sa.and_(
-                        ~sa.exists().where(
-                            live.c.unique_key == jobs.c.unique_key, UNFINISHED_WHERE
-                        ),
-                        jobs.c.id
-                        == sa.select(sa.func.min(other.c.id))
-                        .where(
-                            other.c.unique_key == jobs.c.unique_key,
-                            other.c.status.in_(AGAIN_STATUSES),
-                        )
-                        .scalar_subquery(),
-                    ),
+        return sa.and_(
+            jobs.c.id.in_(list(job_ids)),
+            jobs.c.status.in_(AGAIN_STATUSES),
+            sa.or_(
+                jobs.c.unique_key.is_(None),
+                sa.and_(
+                    ~sa.exists().where(live.c.unique_key == jobs.c.unique_key, UNFINISHED_WHERE),
+                    jobs.c.id
+                    == sa.select(sa.func.min(other.c.id))
+                    .where(
+                        other.c.unique_key == jobs.c.unique_key,
+                        other.c.status.in_(AGAIN_STATUSES),
+                    )
+                    .scalar_subquery(),
                 ),
-            )
-            .values(
-                status=JobStatus.PENDING.value,
-                scheduled_at=self.now(),
-                expires_at=None,
-                retries=0,
-                expired_leases=0,
-                started_at=None,
-                finished_at=None,
-            )
+            ),
         )
+
+    def requeued(self) -> dict[str, Any]:
+        """What ``requeue_jobs`` writes on each job it puts back: a new job's state."""
+        return {
+            "status": JobStatus.PENDING.value,
+            "scheduled_at": self.now(),
+            "expires_at": None,
+            "retries": 0,
+            "expired_leases": 0,
+            "started_at": None,
+            "finished_at": None,
+        }
 
     def revoke_jobs(self, job_ids: Sequence[str], terminate: bool) -> Statement:
         """Mark jobs that have not started, and the steps not started of the workflows

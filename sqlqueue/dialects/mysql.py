@@ -61,7 +61,14 @@ from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Update
 
-from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
+from sqlqueue.dialects.base import (
+    AGAIN_STATUSES,
+    Dialect,
+    DriverStatement,
+    Procedure,
+    Statement,
+    Take,
+)
 from sqlqueue.dialects.mysql_limits import claim_limited
 from sqlqueue.dialects.mysql_sql import KEY_TYPE, UTC_NOW, with_index
 from sqlqueue.dialects.mysql_workflows import (
@@ -317,6 +324,23 @@ class MySQLDialect(Dialect):
             if held:
                 connection.execute(update.where(jobs.c.id.in_(held)))
             return connection.execute(sa.select(*columns).where(jobs.c.id.in_(held)))
+
+        return Procedure(run)
+
+    def requeue_jobs(self, job_ids: Sequence[str]) -> Procedure:
+        # MySQL refuses an UPDATE whose subqueries read the table it changes (error 1093;
+        # MariaDB allows it), and ``requeuable`` asks about the other jobs with each job's
+        # unique key. A SELECT may ask it: a plain read chooses the jobs, then the update
+        # puts them back by primary key, if still failed or revoked.
+        requeuable = self.requeuable(job_ids)
+
+        def run(connection: Connection) -> CursorResult[Any]:
+            chosen = connection.execute(sa.select(jobs.c.id).where(requeuable)).scalars().all()
+            return connection.execute(
+                jobs.update()
+                .where(jobs.c.id.in_(chosen), jobs.c.status.in_(AGAIN_STATUSES))
+                .values(self.requeued())
+            )
 
         return Procedure(run)
 

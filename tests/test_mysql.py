@@ -637,6 +637,8 @@ def test_purge_deletes_a_queues_ready_jobs_only(mysql_app: SQLQueue) -> None:
         ("10.6.0-MariaDB", True),
         ("10.5.22-MariaDB", False),
         ("8.0.36", True),
+        ("8.0.4-rc-log", True),
+        ("8.0.3-rc-log", False),  # SKIP LOCKED, but no JSON_TABLE yet
         ("8.0.0-dmr", False),
         ("5.7.44-log", False),
     ],

@@ -106,8 +106,9 @@ WHERE_CONNECTED = "SELECT DATABASE(), @@hostname, @@port"
 """The database, the server's host name and its port, as the server sees a connection:
 what tells a DB-API connection passed as ``connection=`` reaches the app's own database."""
 
-MINIMUM_MYSQL = (8, 0, 1)
-"""The first MySQL with ``SKIP LOCKED`` and descending indexes."""
+MINIMUM_MYSQL = (8, 0, 4)
+"""The first MySQL with ``JSON_TABLE``, which every send reads its jobs from (``SKIP LOCKED``
+and descending indexes came in 8.0.1)."""
 
 MINIMUM_MARIADB = (10, 6)
 """The first MariaDB with ``SKIP LOCKED`` and ``JSON_TABLE``."""
@@ -410,7 +411,7 @@ def check_engines(not_innodb: Sequence[tuple[str, str]]) -> None:
 
 
 def check_version(version: str) -> None:
-    """Raise ``UnsupportedDatabaseError`` for MySQL < 8.0.1 or MariaDB < 10.6."""
+    """Raise ``UnsupportedDatabaseError`` for MySQL < 8.0.4 or MariaDB < 10.6."""
     numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
     if "mariadb" in version.lower():
         if numbers < MINIMUM_MARIADB:
@@ -420,7 +421,8 @@ def check_version(version: str) -> None:
             )
     elif numbers < MINIMUM_MYSQL:
         raise UnsupportedDatabaseError(
-            f"sqlqueue needs MySQL 8.0.1 or later (SKIP LOCKED); this server is {version}."
+            f"sqlqueue needs MySQL 8.0.4 or later (SKIP LOCKED, JSON_TABLE); "
+            f"this server is {version}."
         )
 
 

@@ -37,7 +37,7 @@ from sqlqueue.caller_connections import (
 from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
-from sqlqueue.dialects.mysql import installed_drivers
+from sqlqueue.dialects.mysql import driver_errors
 from sqlqueue.exceptions import (
     DatabaseError,
     DuplicateJobIdError,
@@ -59,11 +59,9 @@ UNIQUE_SEND_ATTEMPTS = 3
 """How many statements a send of unique jobs tries before giving up on a key taken and
 freed again by other transactions each time (``insert_unique_jobs``)."""
 
-MYSQL_DRIVERS = installed_drivers()
-"""PyMySQL and mysqlclient, where installed: their errors are those of a MySQL connection."""
-
-DRIVER_ERRORS = (sqlite3.Error, psycopg.Error, *(driver.Error for driver in MYSQL_DRIVERS))
-"""What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
+DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
+"""What the drivers raise when a DB-API connection passed as ``connection=`` fails; and
+the MySQL drivers' ``Error``, where imported (``driver_errors``)."""
 
 
 class JobStore:
@@ -579,8 +577,12 @@ class JobStore:
             raise _database_error(exc.orig or exc, self.dialect) from exc
         except sa_exc.SQLAlchemyError as exc:  # e.g. no pooled connection came free in time
             raise _database_error(exc, self.dialect) from exc
-        except DRIVER_ERRORS as exc:
+        except _dbapi_errors() as exc:
             raise _database_error(exc, self.dialect) from exc
+
+
+def _dbapi_errors() -> tuple[type[Exception], ...]:
+    return (*DRIVER_ERRORS, *driver_errors("Error"))
 
 
 def _driver_error(exc: DatabaseError) -> BaseException | None:
@@ -631,10 +633,10 @@ TRANSIENT_ERRORS = (
     sqlite3.InterfaceError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
-    *(driver.OperationalError for driver in MYSQL_DRIVERS),
-    *(driver.InterfaceError for driver in MYSQL_DRIVERS),
 )
-"""Errors of the connection or the moment, not of the statement: worth trying again."""
+"""Errors of the connection or the moment, not of the statement: worth trying again; and
+the MySQL drivers' ``OperationalError`` and ``InterfaceError``, where imported
+(``driver_errors``)."""
 
 
 def _database_error(exc: BaseException, dialect: Dialect) -> SQLQueueError:
@@ -668,5 +670,12 @@ def _database_error(exc: BaseException, dialect: Dialect) -> SQLQueueError:
             )
     return DatabaseError(
         f"The database refused a sqlqueue statement: {message}",
-        transient=isinstance(exc, TRANSIENT_ERRORS),
+        transient=isinstance(
+            exc,
+            (
+                *TRANSIENT_ERRORS,
+                *driver_errors("OperationalError"),
+                *driver_errors("InterfaceError"),
+            ),
+        ),
     )

@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -649,6 +650,26 @@ def test_old_servers_are_refused(version: str, supported: bool) -> None:
     else:
         with pytest.raises(UnsupportedDatabaseError, match="needs"):
             check_version(version)
+
+
+def test_an_app_on_another_database_imports_no_mysql_driver(tmp_path: Path) -> None:
+    # Not even to recognise a driver's errors: one nobody imported has raised none. (The
+    # queue's tables are missing here, so the read fails and its error is translated.)
+    script = (
+        "import sys\n"
+        "from sqlqueue import SQLQueue\n"
+        "from sqlqueue.exceptions import DatabaseError\n"
+        f"app = SQLQueue({f'sqlite:///{tmp_path}/queue.db'!r})\n"
+        "try:\n"
+        "    app.store.get_job('x')\n"
+        "except DatabaseError as error:\n"
+        "    print('refused:', 'sqlqueue migrate' in str(error))\n"
+        "print(sorted({'pymysql', 'MySQLdb'} & sys.modules.keys()))\n"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert imported.stdout.split("\n")[:2] == ["refused: True", "[]"]
 
 
 def test_queue_tables_that_are_not_innodb_are_refused_with_the_fix(mysql_url: str) -> None:

@@ -49,9 +49,9 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -369,16 +369,13 @@ def require_driver(driver: str) -> None:
         raise ConfigurationError(MYSQL_EXTRA_MISSING) from None
 
 
-def installed_drivers() -> list[ModuleType]:
-    """The sync MySQL drivers importable here (PyMySQL, mysqlclient): the errors of a DB-API
-    connection passed as ``connection=`` are theirs."""
-    installed = []
-    for module in ("pymysql", "MySQLdb"):
-        try:
-            installed.append(importlib.import_module(module))
-        except ImportError:  # not installed, or mysqlclient without its client library
-            continue
-    return installed
+def driver_errors(name: str) -> tuple[type[Exception], ...]:
+    """The DB-API exception class ``name`` (``Error``, ``OperationalError``, …) of each sync
+    MySQL driver imported so far (PyMySQL, mysqlclient): the errors of a DB-API connection
+    passed as ``connection=`` are theirs, and a driver nobody imported has raised none, so
+    an application on another database never imports one."""
+    modules = (sys.modules.get(module) for module in DRIVER_MODULES.values())
+    return tuple(getattr(module, name) for module in modules if module is not None)
 
 
 def _check_server(dbapi_connection: Any, _record: Any) -> None:

@@ -17,6 +17,10 @@ from sqlalchemy.engine import Connection, Engine
 VERSION_TABLE = "sqlqueue_alembic_version"
 """sqlqueue's own alembic version table, so it never touches the application's."""
 
+DDL_COMMITS = ("mysql", "mariadb")
+"""The databases (SQLAlchemy's names) where each DDL statement commits as it runs, whatever
+the transaction it is in."""
+
 
 @contextmanager
 def migrating(engine: Engine) -> Iterator[Connection]:
@@ -25,7 +29,7 @@ def migrating(engine: Engine) -> Iterator[Connection]:
     runs, whatever the transaction, and rolling the version table back alone would leave it
     naming a revision the tables have left. There the connection is handed over outside a
     transaction, and alembic commits each revision with its version."""
-    if engine.dialect.name in ("mysql", "mariadb"):
+    if engine.dialect.name in DDL_COMMITS:
         with engine.connect() as connection:
             yield connection
     else:
@@ -64,7 +68,7 @@ def _pending(config: Config, connection: Connection, revision: str) -> list[Scri
     current = MigrationContext.configure(
         connection, opts={"version_table": VERSION_TABLE}
     ).get_current_revision()
-    if connection.dialect.name in ("mysql", "mariadb"):
+    if connection.dialect.name in DDL_COMMITS:
         connection.commit()  # ends the read's transaction: alembic's are per revision there
     script = ScriptDirectory.from_config(config)
     try:

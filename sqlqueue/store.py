@@ -9,7 +9,6 @@ stands alone, in autocommit (``autocommit``).
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
@@ -38,7 +37,7 @@ from sqlqueue.caller_connections import (
 from sqlqueue.conf import RETRY_BATCH_SIZE
 from sqlqueue.dialects import check_driver, get_dialect
 from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
-from sqlqueue.dialects.mysql import installed_drivers
+from sqlqueue.dialects.mysql import driver_errors
 from sqlqueue.exceptions import (
     DatabaseError,
     DuplicateJobIdError,
@@ -60,11 +59,9 @@ UNIQUE_SEND_ATTEMPTS = 3
 """How many statements a send of unique jobs tries before giving up on a key taken and
 freed again by other transactions each time (``insert_unique_jobs``)."""
 
-MYSQL_DRIVERS = installed_drivers()
-"""PyMySQL and mysqlclient, where installed: their errors are those of a MySQL connection."""
-
-DRIVER_ERRORS = (sqlite3.Error, psycopg.Error, *(driver.Error for driver in MYSQL_DRIVERS))
-"""What the drivers raise when a DB-API connection passed as ``connection=`` fails."""
+DRIVER_ERRORS = (sqlite3.Error, psycopg.Error)
+"""What the drivers raise when a DB-API connection passed as ``connection=`` fails; and
+the MySQL drivers' ``Error``, where imported (``driver_errors``)."""
 
 
 class JobStore:
@@ -335,18 +332,19 @@ class JobStore:
         fed_jobs = []
         for job in claimed:
             if job.feed == Feed.RESULTS:
-                received = {**received, job.id: self._read_one(self.dialect.chord_results(job.id))}
+                received = {
+                    **received,
+                    job.id: self._read_results(self.dialect.chord_results(job.id)),
+                }
             fed_jobs.append(fed(job, received))
         return fed_jobs
 
     def _results_in_order(self, job_ids: Sequence[str]) -> list[Any]:
-        return self._read_one(self.dialect.results_in_order(job_ids)) if job_ids else []
+        return self._read_results(self.dialect.results_in_order(job_ids)) if job_ids else []
 
-    def _read_one(self, statement: DriverStatement) -> list[Any]:
-        # One JSON array (SQLite gives its text).
+    def _read_results(self, statement: DriverStatement) -> list[Any]:
         with self._translate_errors(), self.engine.connect() as conn:
-            results = conn.exec_driver_sql(statement.sql, statement.params).scalar_one()
-        return cast(list[Any], json.loads(results) if isinstance(results, str) else results)
+            return self.dialect.read_results(conn.exec_driver_sql(statement.sql, statement.params))
 
     def extend_leases(self, takes: Sequence[Take], lease: float) -> set[Take]:
         """Renew the leases of these takes; a take missing from the answer has lost its job."""
@@ -604,12 +602,12 @@ class JobStore:
 
         return self._write_again(write)
 
-    def _make_ready(self, statement: Executable) -> int:
+    def _make_ready(self, statement: Statement) -> int:
         # Jobs put back in the queue by anything but a send: workers that listen must hear
         # of them too, or they would wait for their fallback poll.
 
         def write(conn: Connection) -> int:
-            count = conn.execute(statement).rowcount
+            count = _execute(conn, statement).rowcount
             if count:
                 self._wake_workers(conn)
             return count
@@ -675,8 +673,12 @@ class JobStore:
             raise _database_error(exc.orig or exc, self.dialect, exc) from exc
         except sa_exc.SQLAlchemyError as exc:  # e.g. no pooled connection came free in time
             raise _database_error(exc, self.dialect) from exc
-        except DRIVER_ERRORS as exc:
+        except _dbapi_errors() as exc:
             raise _database_error(exc, self.dialect) from exc
+
+
+def _dbapi_errors() -> tuple[type[Exception], ...]:
+    return (*DRIVER_ERRORS, *driver_errors("Error"))
 
 
 def _driver_error(exc: DatabaseError) -> BaseException | None:
@@ -735,10 +737,10 @@ TRANSIENT_ERRORS = (
     sqlite3.InterfaceError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
-    *(driver.OperationalError for driver in MYSQL_DRIVERS),
-    *(driver.InterfaceError for driver in MYSQL_DRIVERS),
 )
-"""Errors of the connection or the moment, not of the statement: worth trying again."""
+"""Errors of the connection or the moment, not of the statement: worth trying again; and
+the MySQL drivers' ``OperationalError`` and ``InterfaceError``, where imported
+(``driver_errors``)."""
 
 
 def _database_error(
@@ -774,5 +776,13 @@ def _database_error(
             )
     return DatabaseError(
         f"The database refused a sqlqueue statement: {message}",
-        transient=isinstance(exc, TRANSIENT_ERRORS) or isinstance(wrapper, TRANSIENT_ERRORS),
+        transient=isinstance(
+            exc,
+            (
+                *TRANSIENT_ERRORS,
+                *driver_errors("OperationalError"),
+                *driver_errors("InterfaceError"),
+            ),
+        )
+        or isinstance(wrapper, TRANSIENT_ERRORS),
     )

@@ -9,7 +9,7 @@ the subclass must provide, for its database:
 - ``insert_unique_jobs``: the same with unique keys, answering with the job holding each key;
 - ``insert_workflow``: the jobs of a workflow (``plans``), in one ``DriverStatement``;
 - ``results_in_order`` and ``chord_results``: the results a workflow's step receives, as one
-  JSON array;
+  JSON array, or as ``read_results`` reads them where the subclass overrides it;
 - ``claim_jobs``: take ready jobs in priority order and lease them;
 - ``record_outcomes``: write a batch of outcomes, each fenced by its take.
 
@@ -35,12 +35,13 @@ which a job leaves STARTED clears it.
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
@@ -342,14 +343,20 @@ class Dialect(WorkflowStatements, ABC):
 
     @abstractmethod
     def results_in_order(self, job_ids: Sequence[str]) -> DriverStatement:
-        """One row, one value: the results of these jobs as one JSON array in their order
-        (null for a job with none), for the steps that receive one result each."""
+        """The results of these jobs in their order (null for a job with none), for the
+        steps that receive one result each, as ``read_results`` reads them."""
 
     @abstractmethod
     def chord_results(self, job_id: str) -> DriverStatement:
-        """One row, one value: the results a chord's body receives, those of its
-        prerequisites in their order, as one JSON array (read where they are stored: the
-        list of a chord's header may hold thousands of ids)."""
+        """The results a chord's body receives, those of its prerequisites in their order,
+        as ``read_results`` reads them (read where they are stored: the list of a chord's
+        header may hold thousands of ids)."""
+
+    def read_results(self, answer: CursorResult[Any]) -> list[Any]:
+        """The results ``results_in_order`` or ``chord_results`` answered: one row, one
+        value, a JSON array (SQLite gives its text)."""
+        results = answer.scalar_one()
+        return cast(list[Any], json.loads(results) if isinstance(results, str) else results)
 
     @abstractmethod
     def record_outcomes(
@@ -524,42 +531,44 @@ class Dialect(WorkflowStatements, ABC):
             statement = statement.where(jobs.c.queue == queue)
         return statement
 
-    def requeue_jobs(self, job_ids: Sequence[str]) -> Update:
-        """Put these failed or revoked jobs back in the queue as new. A job with a unique key
-        comes back only if no unfinished job holds its key, and of several with one key,
-        only the first by id: the key's index holds one unfinished job."""
+    def requeue_jobs(self, job_ids: Sequence[str]) -> Statement:
+        """Put these failed or revoked jobs back in the queue as new (``requeuable``)."""
+        return jobs.update().where(self.requeuable(job_ids)).values(self.requeued())
+
+    def requeuable(self, job_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+        """Which of these jobs ``requeue_jobs`` puts back: the failed or revoked. A job with a
+        unique key comes back only if no unfinished job holds its key, and of several with
+        one key, only the first by id: the key's index holds one unfinished job."""
         live, other = jobs.alias("live"), jobs.alias("other")
-        return (
-            jobs.update()
-            .where(
-                jobs.c.id.in_(list(job_ids)),
-                jobs.c.status.in_(AGAIN_STATUSES),
-                sa.or_(
-                    jobs.c.unique_key.is_(None),
-                    sa.and_(
-                        ~sa.exists().where(
-                            live.c.unique_key == jobs.c.unique_key, UNFINISHED_WHERE
-                        ),
-                        jobs.c.id
-                        == sa.select(sa.func.min(other.c.id))
-                        .where(
-                            other.c.unique_key == jobs.c.unique_key,
-                            other.c.status.in_(AGAIN_STATUSES),
-                        )
-                        .scalar_subquery(),
-                    ),
+        return sa.and_(
+            jobs.c.id.in_(list(job_ids)),
+            jobs.c.status.in_(AGAIN_STATUSES),
+            sa.or_(
+                jobs.c.unique_key.is_(None),
+                sa.and_(
+                    ~sa.exists().where(live.c.unique_key == jobs.c.unique_key, UNFINISHED_WHERE),
+                    jobs.c.id
+                    == sa.select(sa.func.min(other.c.id))
+                    .where(
+                        other.c.unique_key == jobs.c.unique_key,
+                        other.c.status.in_(AGAIN_STATUSES),
+                    )
+                    .scalar_subquery(),
                 ),
-            )
-            .values(
-                status=JobStatus.PENDING.value,
-                scheduled_at=self.now(),
-                expires_at=None,
-                retries=0,
-                expired_leases=0,
-                started_at=None,
-                finished_at=None,
-            )
+            ),
         )
+
+    def requeued(self) -> dict[str, Any]:
+        """What ``requeue_jobs`` writes on each job it puts back: a new job's state."""
+        return {
+            "status": JobStatus.PENDING.value,
+            "scheduled_at": self.now(),
+            "expires_at": None,
+            "retries": 0,
+            "expired_leases": 0,
+            "started_at": None,
+            "finished_at": None,
+        }
 
     def revoke_jobs(self, job_ids: Sequence[str], terminate: bool) -> Statement:
         """Mark jobs that have not started, and the steps not started of the workflows

@@ -52,9 +52,9 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -64,13 +64,22 @@ from sqlalchemy.engine import URL, Connection, CursorResult, Engine, RowMapping
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Delete, Update
 
-from sqlqueue.dialects.base import Dialect, DriverStatement, Procedure, Statement, Take
+from sqlqueue.dialects.base import (
+    AGAIN_STATUSES,
+    Dialect,
+    DriverStatement,
+    Procedure,
+    Statement,
+    Take,
+)
 from sqlqueue.dialects.mysql_limits import claim_limited
+from sqlqueue.dialects.mysql_sql import KEY_TYPE, UTC_NOW, with_index
 from sqlqueue.dialects.mysql_workflows import (
     CHORD_RESULTS,
     INSERT_WORKFLOW,
     RESULTS_IN_ORDER,
     count_down_and_release,
+    read_results,
     workflow_row,
 )
 from sqlqueue.engines import ping_when_idle, unpooled_async_engine
@@ -100,8 +109,9 @@ WHERE_CONNECTED = "SELECT DATABASE(), @@hostname, @@port"
 """The database, the server's host name and its port, as the server sees a connection:
 what tells a DB-API connection passed as ``connection=`` reaches the app's own database."""
 
-MINIMUM_MYSQL = (8, 0, 1)
-"""The first MySQL with ``SKIP LOCKED`` and descending indexes."""
+MINIMUM_MYSQL = (8, 0, 4)
+"""The first MySQL with ``JSON_TABLE``, which every send reads its jobs from (``SKIP LOCKED``
+and descending indexes came in 8.0.1)."""
 
 MINIMUM_MARIADB = (10, 6)
 """The first MariaDB with ``SKIP LOCKED`` and ``JSON_TABLE``."""
@@ -180,7 +190,7 @@ class MySQLDialect(Dialect):
         return len(args) > 1 and args[0] == DUPLICATE_ENTRY and str(args[1]).endswith("PRIMARY'")
 
     def now(self) -> sa.ColumnElement[datetime]:
-        return sa.literal_column("UTC_TIMESTAMP(6)", type_=Timestamp)
+        return UTC_NOW
 
     def now_plus(self, seconds: float) -> sa.ColumnElement[datetime]:
         micro = round(seconds * 1_000_000)
@@ -244,6 +254,9 @@ class MySQLDialect(Dialect):
     def chord_results(self, job_id: str) -> DriverStatement:
         return DriverStatement(CHORD_RESULTS, {"id": job_id})
 
+    def read_results(self, answer: CursorResult[Any]) -> list[Any]:
+        return read_results(answer)
+
     def claim_jobs(
         self, limit: int, queues: Sequence[str] | None, worker_id: str, lease: float
     ) -> Procedure:
@@ -281,7 +294,7 @@ class MySQLDialect(Dialect):
             .with_for_update(skip_locked=True)
         )
         index = CLAIM_INDEX if queue is None else CLAIM_IN_QUEUE_INDEX
-        statement = _with_index(statement, index)
+        statement = with_index(statement, index)
         return statement if queue is None else statement.where(jobs.c.queue == queue)
 
     def record_outcomes(
@@ -334,6 +347,23 @@ class MySQLDialect(Dialect):
 
         return Procedure(run)
 
+    def requeue_jobs(self, job_ids: Sequence[str]) -> Procedure:
+        # MySQL refuses an UPDATE whose subqueries read the table it changes (error 1093;
+        # MariaDB allows it), and ``requeuable`` asks about the other jobs with each job's
+        # unique key. A SELECT may ask it: a plain read chooses the jobs, then the update
+        # puts them back by primary key, if still failed or revoked.
+        requeuable = self.requeuable(job_ids)
+
+        def run(connection: Connection) -> CursorResult[Any]:
+            chosen = connection.execute(sa.select(jobs.c.id).where(requeuable)).scalars().all()
+            return connection.execute(
+                jobs.update()
+                .where(jobs.c.id.in_(chosen), jobs.c.status.in_(AGAIN_STATUSES))
+                .values(self.requeued())
+            )
+
+        return Procedure(run)
+
     def insert_schedule(self, name: str, task_name: str, tick: datetime) -> Executable:
         # MySQL's "do nothing" on a duplicate key: an update that sets the key to itself.
         return (
@@ -358,16 +388,13 @@ def require_driver(driver: str) -> None:
         raise ConfigurationError(MYSQL_EXTRA_MISSING) from None
 
 
-def installed_drivers() -> list[ModuleType]:
-    """The sync MySQL drivers importable here (PyMySQL, mysqlclient): the errors of a DB-API
-    connection passed as ``connection=`` are theirs."""
-    installed = []
-    for module in ("pymysql", "MySQLdb"):
-        try:
-            installed.append(importlib.import_module(module))
-        except ImportError:  # not installed, or mysqlclient without its client library
-            continue
-    return installed
+def driver_errors(name: str) -> tuple[type[Exception], ...]:
+    """The DB-API exception class ``name`` (``Error``, ``OperationalError``, …) of each sync
+    MySQL driver imported so far (PyMySQL, mysqlclient): the errors of a DB-API connection
+    passed as ``connection=`` are theirs, and a driver nobody imported has raised none, so
+    an application on another database never imports one."""
+    modules = (sys.modules.get(module) for module in DRIVER_MODULES.values())
+    return tuple(getattr(module, name) for module in modules if module is not None)
 
 
 def _check_server(dbapi_connection: Any, _record: Any) -> None:
@@ -400,7 +427,7 @@ def check_engines(not_innodb: Sequence[tuple[str, str]]) -> None:
 
 
 def check_version(version: str) -> None:
-    """Raise ``UnsupportedDatabaseError`` for MySQL < 8.0.1 or MariaDB < 10.6."""
+    """Raise ``UnsupportedDatabaseError`` for MySQL < 8.0.4 or MariaDB < 10.6."""
     numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
     if "mariadb" in version.lower():
         if numbers < MINIMUM_MARIADB:
@@ -410,7 +437,8 @@ def check_version(version: str) -> None:
             )
     elif numbers < MINIMUM_MYSQL:
         raise UnsupportedDatabaseError(
-            f"sqlqueue needs MySQL 8.0.1 or later (SKIP LOCKED); this server is {version}."
+            f"sqlqueue needs MySQL 8.0.4 or later (SKIP LOCKED, JSON_TABLE); "
+            f"this server is {version}."
         )
 
 
@@ -440,12 +468,7 @@ def _lock_in_id_order(connection: Connection, where: sa.ColumnElement[bool]) -> 
         .order_by(jobs.c.id)
         .with_for_update()
     )
-    return list(connection.execute(_with_index(locking, "PRIMARY")).scalars())
-
-
-def _with_index(statement: sa.Select[Any], index: str) -> sa.Select[Any]:
-    hint = f"FORCE INDEX ({index})"
-    return statement.with_hint(jobs, hint, "mysql").with_hint(jobs, hint, "mariadb")
+    return list(connection.execute(with_index(locking, "PRIMARY")).scalars())
 
 
 def _sent(new_jobs: NewJobs) -> dict[str, Any]:
@@ -535,9 +558,6 @@ FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS (
     kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$[2]'{sent})) AS sent
 """  # noqa: S608 (constants, no input)
 
-
-KEY_TYPE = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-"""Ids and keys as the table stores them (migrations 0013, 0014): compared byte by byte."""
 
 INSERT_JOBS = _insert_sent(unique=False, limited=False)
 """Each element of ``%(jobs)s`` is [id, arguments' JSON text, keyword arguments' JSON text],

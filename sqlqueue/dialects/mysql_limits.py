@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import Connection, RowMapping
 
+from sqlqueue.dialects.mysql_sql import UTC_NOW, with_index
 from sqlqueue.limits import burst
 from sqlqueue.schema import JobId, job_columns, jobs, rate_limits
 
@@ -53,8 +54,6 @@ limit_groups = sa.Table(
 )
 """MySQL's own table (migration 0014), not in ``schema.metadata``: one row per group with a
 concurrency limit, the lock its claims count under."""
-
-UTC_NOW = sa.literal_column("UTC_TIMESTAMP(6)", sa.DateTime)
 
 
 def claim_limited(
@@ -120,7 +119,7 @@ def _due() -> list[sa.ColumnElement[bool]]:
 def next_group(after: str) -> sa.Select[Any]:
     """The group after ``after`` in key order with a job ready and due, read without locks
     from the front of its index (its key, its task and its limits)."""
-    return _forced(
+    return with_index(
         sa.select(LIMITED_READY, jobs.c.task_name, jobs.c.concurrency_limit, jobs.c.rate_interval)
         .where(LIMITED_READY > after, *_due())
         .order_by(LIMITED_READY)
@@ -141,13 +140,13 @@ def group_ready_jobs(key: str, queues: Sequence[str] | None, room: int) -> sa.Se
     )
     if queues:
         statement = statement.where(jobs.c.queue.in_(list(queues)))
-    return _forced(statement, LIMITED_INDEX)
+    return with_index(statement, LIMITED_INDEX)
 
 
 def group_running_count(key: str) -> sa.Select[Any]:
     """How many of the group's jobs run, those whose lease has not run out (a killed
     worker's stop counting when theirs does)."""
-    return _forced(
+    return with_index(
         sa.select(sa.func.count())
         .select_from(jobs)
         .where(LIMITED_RUNNING == key, jobs.c.lease_expires_at > UTC_NOW),
@@ -186,8 +185,3 @@ def _fill(conn: Connection, task_name: str, full_at: datetime, interval: float) 
         .where(rate_limits.c.task_name == task_name)
         .values(full_at=full_at, next_at=next_at)
     )
-
-
-def _forced(statement: sa.Select[Any], index: str) -> sa.Select[Any]:
-    hint = f"FORCE INDEX ({index})"
-    return statement.with_hint(jobs, hint, "mysql").with_hint(jobs, hint, "mariadb")

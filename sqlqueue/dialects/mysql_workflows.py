@@ -28,17 +28,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, CursorResult, RowMapping
 from sqlalchemy.sql.dml import Delete
 
+from sqlqueue.dialects.mysql_sql import KEY_TYPE
 from sqlqueue.plans import PlannedRow
 from sqlqueue.schema import jobs
-
-BIG_CONCAT = 4294967295
-"""``group_concat_max_len`` for the statements that gather results: the most MariaDB
-takes (it keeps 1 GB of it; MySQL takes more). A chord's body may receive megabytes, and the
-default, 1 KB on MySQL and 1 MB on MariaDB, would cut its list short; ``max_allowed_packet``
-still bounds the answer."""
 
 
 def workflow_row(row: PlannedRow, eta: str | None, expires_at: str | None) -> dict[str, Any]:
@@ -94,7 +89,7 @@ def count_down_and_release(
 
 WORKFLOW_COLUMNS = ", ".join(
     (
-        "id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.id'",
+        f"id {KEY_TYPE} PATH '$.id'",
         "args LONGTEXT CHARACTER SET utf8mb4 PATH '$.args'",
         "kwargs LONGTEXT CHARACTER SET utf8mb4 PATH '$.kwargs'",
         "task_name VARCHAR(200) CHARACTER SET utf8mb4 PATH '$.task_name'",
@@ -104,8 +99,8 @@ WORKFLOW_COLUMNS = ", ".join(
         "countdown BIGINT PATH '$.countdown'",
         "expires_at DATETIME(6) PATH '$.expires_at'",
         "expires_in BIGINT PATH '$.expires_in'",
-        "parent_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.parent_id'",
-        "group_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.group_id'",
+        f"parent_id {KEY_TYPE} PATH '$.parent_id'",
+        f"group_id {KEY_TYPE} PATH '$.group_id'",
         "group_index INTEGER PATH '$.group_index'",
         "group_members LONGTEXT CHARACTER SET utf8mb4 PATH '$.group_members'",
         "waiting_for INTEGER PATH '$.waiting_for'",
@@ -136,33 +131,35 @@ FROM JSON_TABLE(%(jobs)s, '$[*]' COLUMNS ({WORKFLOW_COLUMNS})) AS new
 the whole statement: a waiting step's countdown is kept as ``scheduled_at - created_at``,
 and counted again from its release."""
 
-_GATHER = f"""
-/*M! SET STATEMENT group_concat_max_len = {BIG_CONCAT} FOR */
-SELECT /*+ SET_VAR(group_concat_max_len = {BIG_CONCAT}) */
-       CAST(CONCAT('[', COALESCE(GROUP_CONCAT(COALESCE(job.result, 'null')
-                                              ORDER BY wanted.position SEPARATOR ','), ''),
-                   ']') AS CHAR CHARACTER SET utf8mb4)
-"""
-"""The results of the ``wanted`` jobs as one JSON array, in their order. GROUP_CONCAT, not
-JSON_ARRAYAGG: MySQL's takes no ORDER BY. Its length limit is raised for this statement only,
-in each server's words: MariaDB runs the ``/*M! … */`` comment (MySQL skips it), MySQL reads
-the ``SET_VAR`` hint (MariaDB skips it)."""
+WANTED_COLUMNS = f"position FOR ORDINALITY, id {KEY_TYPE} PATH '$'"
 
-WANTED_COLUMNS = (
-    "position FOR ORDINALITY, id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$'"
-)
-
-RESULTS_IN_ORDER = f"""{_GATHER}
+RESULTS_IN_ORDER = f"""
+SELECT job.result
 FROM JSON_TABLE(%(ids)s, '$[*]' COLUMNS ({WANTED_COLUMNS})) AS wanted
 LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
-"""
+ORDER BY wanted.position
+"""  # noqa: S608 (constants, no input)
+"""The results of the ``wanted`` jobs, one row each, in their order (``read_results``)."""
 
-CHORD_RESULTS = f"""{_GATHER}
+CHORD_RESULTS = f"""
+SELECT job.result
 FROM {jobs.name} AS body
 JOIN JSON_TABLE(body.prerequisites, '$[*]' COLUMNS ({WANTED_COLUMNS})) AS wanted
 LEFT JOIN {jobs.name} AS job ON job.id = wanted.id
 WHERE body.id = %(id)s
-"""
+ORDER BY wanted.position
+"""  # noqa: S608 (constants, no input)
+"""The results of a chord's header, one row each, in the order of its body's
+``prerequisites`` (``read_results``)."""
+
+
+def read_results(answer: CursorResult[Any]) -> list[Any]:
+    """The results ``RESULTS_IN_ORDER`` or ``CHORD_RESULTS`` answered, one row each. Not
+    gathered into one array by the server: MySQL's ``JSON_ARRAYAGG`` takes no ORDER BY, and
+    a ``GROUP_CONCAT`` longer than ``max_allowed_packet`` (16 MB by default) is NULL, with
+    only a warning. A result alone is never longer: it was written in one packet."""
+    return [None if result is None else json.loads(result) for result in answer.scalars()]
+
 
 COUNT_DOWN_AND_RELEASE = f"""
 UPDATE {jobs.name}

@@ -187,16 +187,17 @@ def test_jobs_without_limits_are_taken_past_a_held_backlog(app: SQLQueue, add: A
 
 
 def test_a_rate_limit_gives_its_burst_then_one_job_per_interval(app: SQLQueue) -> None:
-    @app.task(name="t.rated", rate_limit="5/s")
+    # (1/s: a loaded machine takes nowhere near a second between two claims)
+    @app.task(name="t.rated", rate_limit="1/s")
     def rated(n: int) -> None: ...
 
     rated.delay_many([(n,) for n in range(10)])
 
-    assert len(claim(app)) == 1  # the bucket holds one job at 5/s (burst: 0.1 s, at least 1)
+    assert len(claim(app)) == 1  # the bucket holds one job at 1/s (burst: 0.1 s, at least 1)
     assert claim(app) == []
     assert app.store.next_due_in(None) is None  # no job waits for its time
     due_in = app.store.next_due_in(None, refills=True)
-    assert due_in is not None and 0.1 < due_in <= 0.2  # the worker sleeps until the refill
+    assert due_in is not None and 0.5 < due_in <= 1.0  # the worker sleeps until the refill
     time.sleep(due_in)
     assert len(claim(app)) == 1
     assert ready_attempts(app) == [("PENDING", 0)] * 8

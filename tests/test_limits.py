@@ -180,9 +180,10 @@ def test_jobs_without_limits_are_taken_past_a_held_backlog(app: SQLQueue, add: A
     per_claim = (time.monotonic() - started) / 10
 
     assert [job.task_name for job in taken] == ["t.add"] * 20
-    # A claim reads none of the held backlog: on a loaded machine it still takes well under
-    # what walking 10,000 rows would.
-    assert per_claim < 0.05, f"{per_claim * 1000:.1f} ms per claim"
+    # A claim does not go through the held backlog job by job (the plans are checked apart:
+    # tests/test_status_plans.py, tests/test_mysql.py); a bound loose enough for a loaded CI
+    # machine, where a MySQL claim of a few round trips took over 50 ms.
+    assert per_claim < 0.25, f"{per_claim * 1000:.1f} ms per claim"
     assert count_jobs(app, "task_name = 't.held' AND status = 'PENDING' AND attempts = 0") == 9_999
 
 

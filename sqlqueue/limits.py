@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlqueue.exceptions import InvalidOptionError
@@ -54,6 +55,12 @@ def rate_interval(rate_limit: str | float | None) -> float | None:
 def burst(interval: float) -> int:
     """How many jobs a full bucket lets start at once (``BURST_SECONDS``)."""
     return max(1, math.floor(BURST_SECONDS / interval))
+
+
+def tokens(full_at: datetime, now: datetime, interval: float) -> int:
+    """How many jobs a bucket lets start ``now``: a full bucket's ``burst``, less one for
+    each ``interval`` it still needs to be full again (at ``full_at``)."""
+    return math.floor(burst(interval) - max(0.0, (full_at - now).total_seconds()) / interval)
 
 
 def check_concurrency(limit: Any, key: Any) -> int | None:

@@ -25,7 +25,6 @@ task or group, and never deadlocks with a finisher.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +34,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import Connection, RowMapping
 
 from sqlqueue.dialects.mysql_sql import UTC_NOW, with_index
-from sqlqueue.limits import burst
+from sqlqueue.limits import burst, tokens
 from sqlqueue.schema import JobId, job_columns, jobs, rate_limits
 
 LIMITED_READY: sa.ColumnElement[str] = sa.literal_column("limited_ready", JobId)
@@ -81,13 +80,11 @@ def claim_limited(
                 conn.execute(_new_bucket(task_name))
                 bucket_task = task_name
             full_at, now = conn.execute(_locked_bucket(task_name)).one()
-            tokens = math.floor(
-                burst(interval) - max(0.0, (full_at - now).total_seconds()) / interval
-            )
-            if tokens < 1:
+            free = tokens(full_at, now, interval)
+            if free < 1:
                 after = f"{task_name} "  # past every group of this task (``limits``)
                 continue
-            room = min(room, tokens)
+            room = min(room, free)
         if concurrency_limit is not None:
             conn.execute(_lock_group(key))
             running = conn.execute(group_running_count(key)).scalar_one()

@@ -10,7 +10,6 @@ and the taking of its jobs: nothing more is needed to keep two workers within a 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from sqlqueue.jobs import JobStatus, as_utc
-from sqlqueue.limits import burst
+from sqlqueue.limits import burst, tokens
 from sqlqueue.schema import (
     LIMITED_READY_WHERE,
     LIMITED_RUNNING_WHERE,
@@ -49,13 +48,11 @@ def claim_limited(
         room = limit - len(taken)
         if interval is not None:
             full_at = _bucket(conn, task_name, now)
-            tokens = math.floor(
-                burst(interval) - max(0.0, (full_at - now).total_seconds()) / interval
-            )
-            if tokens < 1:
+            free = tokens(full_at, now, interval)
+            if free < 1:
                 after = f"{task_name} "  # past every group of this task (``limits``)
                 continue
-            room = min(room, tokens)
+            room = min(room, free)
         if concurrency_limit is not None:
             running = conn.execute(
                 sa.select(sa.func.count())

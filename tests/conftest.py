@@ -175,9 +175,17 @@ def start_worker(
 
 
 def stop_worker(worker: subprocess.Popen[str]) -> str:
-    """Stop a worker started by ``start_worker`` as SIGTERM does; its output."""
+    """Stop a worker started by ``start_worker`` as SIGTERM does; its output.
+
+    A worker that has not exited a minute later is killed before the test fails, so that it
+    does not outlive its test and fail a later one."""
     worker.send_signal(signal.SIGTERM)
-    output, _ = worker.communicate(timeout=60)
+    try:
+        output, _ = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.communicate()
+        raise
     return output
 
 

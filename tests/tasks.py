@@ -71,13 +71,21 @@ def record(self: Any, log_path: str, seconds: float = 0.0) -> str:
     return self.request.id
 
 
+def _announce(marker: Path) -> None:
+    """Write this process's pid to ``marker``: aside first, then renamed, so that a test that
+    sees the file reads the whole pid (a test once read it empty)."""
+    staged = marker.with_name(f"{marker.name}.staged")
+    staged.write_text(str(os.getpid()))
+    staged.rename(marker)
+
+
 @app.task(bind=True)
 def hang_first_time(self: Any, marker_dir: str) -> int:
     """The first run announces itself and then hangs (for a test to kill its worker); any
     later run returns at once with the attempt it ran in."""
     marker = Path(marker_dir) / self.request.id
     if not marker.exists():
-        marker.write_text(str(os.getpid()))
+        _announce(marker)
         time.sleep(300)
     return self.request.attempts
 
@@ -114,7 +122,7 @@ def whose_pid() -> int:
 def announce_then_hang(self: Any, marker_dir: str) -> None:
     """Write this process's pid to ``marker_dir/<job id>`` and hang: for a test that kills
     the worker while a process-pool child runs the job."""
-    (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
+    _announce(Path(marker_dir) / self.request.id)
     time.sleep(300)
 
 
@@ -122,7 +130,7 @@ def announce_then_hang(self: Any, marker_dir: str) -> None:
 def announce_then_sleep(self: Any, marker_dir: str, seconds: float) -> int:
     """Write this process's pid to ``marker_dir/<job id>``, sleep, and return the pid: for a
     test that stops a worker while the job runs."""
-    (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
+    _announce(Path(marker_dir) / self.request.id)
     time.sleep(seconds)
     return os.getpid()
 
@@ -168,7 +176,7 @@ def run_until_terminated(self: Any, marker_dir: str) -> str:
     """Write this process's pid to ``marker_dir/<job id>``, then run (in short sleeps, so that
     an exception raised in its thread lands) until stopped; a thread that gets ``Terminated``
     writes ``<job id>.terminated``."""
-    (Path(marker_dir) / self.request.id).write_text(str(os.getpid()))
+    _announce(Path(marker_dir) / self.request.id)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ from conftest import wait_until
 
 from sqlqueue import JobStatus, SQLQueue, Worker, WorkerOptions
 from sqlqueue.dialects.base import Procedure
-from sqlqueue.dialects.postgresql import NOTIFY_CHANNEL
+from sqlqueue.dialects.postgresql_listen import NOTIFY_CHANNEL
 from sqlqueue.jobs import Job
 from sqlqueue.schema import jobs
 

@@ -344,7 +344,7 @@ def latency(app: SQLQueue, samples: int, plain: bool = False) -> tuple[float, fl
         plain_url = url_of(app).replace("+psycopg", "")
         worker = subprocess.Popen([sys.executable, "-c", PLAIN_LISTENER, plain_url])
     else:
-        worker = start_worker(app, "-c", "1", "--poll-interval", "1")
+        worker = start_worker(app)  # as a user starts it: no options
     try:
         time.sleep(2)  # let it start and go idle
         ids = []

@@ -1,5 +1,8 @@
 """Enqueue -> start latency to an idle consumer: sqlqueue, a plain SQL listener and PgQueuer.
 
+sqlqueue runs twice: ``sqlqueue worker`` as a user starts it (no options: 8 threads), and with
+one thread (``-c 1``), as bench.py's latency runs it.
+
     python -m venv .venv-peer && .venv-peer/bin/pip install pgqueuer asyncpg    # once; not a dependency
     .venv/bin/python benchmarks/peer_latency.py --peer-python .venv-peer/bin/python
 
@@ -134,9 +137,9 @@ def percentiles(waits: list[float]) -> tuple[float, float]:
     return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.99))]
 
 
-def sqlqueue_latency(url: str, samples: int, plain: bool) -> list[float]:
-    """Sends with ``delay()`` to an idle ``sqlqueue worker -c 1`` (or the plain listener),
-    which prints the clock as each task starts."""
+def sqlqueue_latency(url: str, samples: int, plain: bool, *options: str) -> list[float]:
+    """Sends with ``delay()`` to an idle ``sqlqueue worker`` given ``options`` (or to the plain
+    listener), which prints the clock as each task starts."""
     from sqlqueue import SQLQueue
 
     app = SQLQueue(url)
@@ -146,7 +149,7 @@ def sqlqueue_latency(url: str, samples: int, plain: bool) -> list[float]:
     else:
         consumer = started(
             sys.executable,
-            *("-m", "sqlqueue", "worker", "-A", "bench_tasks", "-c", "1", "-l", "WARNING"),
+            *("-m", "sqlqueue", "worker", "-A", "bench_tasks", *options, "-l", "WARNING"),
             env={**os.environ, "SQLQUEUE_DATABASE_URL": url},
         )
     waits = []
@@ -199,8 +202,9 @@ def main() -> int:
     args = parser.parse_args()
 
     consumers: dict[str, Callable[[str], list[float]]] = {
-        "sqlqueue worker": lambda url: sqlqueue_latency(url, args.samples, plain=False),
-        "plain SQL listener": lambda url: sqlqueue_latency(url, args.samples, plain=True),
+        "sqlqueue worker": lambda url: sqlqueue_latency(url, args.samples, False),
+        "sqlqueue worker -c 1": lambda url: sqlqueue_latency(url, args.samples, False, "-c", "1"),
+        "plain SQL listener": lambda url: sqlqueue_latency(url, args.samples, True),
     }
     if args.peer_python:
         python = os.path.abspath(args.peer_python)  # the helpers run in benchmarks/

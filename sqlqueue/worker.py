@@ -96,6 +96,11 @@ stops claiming until the recorder catches up. Where tasks run faster than the da
 writes their outcomes (no-op tasks on MySQL), those jobs would pile up held: every renewal
 would renew them all, ever slower, until leases lapsed, and a kill would lose every one."""
 
+HAND_OVER_WAIT = 0.005
+"""Seconds, at most, the loop waits after a claim that took every ready job it saw for free
+threads to take those jobs, before its next statement: the Python of that statement would
+hold the GIL that the threads need to start them."""
+
 BUSY_POLL_INTERVAL = 0.05
 """Seconds a polling worker waits after a claim that found jobs, before it looks again; the
 wait doubles with each claim that finds none, up to the poll interval."""
@@ -159,6 +164,8 @@ class Worker:
         self._held_lock = threading.Lock()
         self._to_run: SimpleQueue[Job | None] = SimpleQueue()
         """Jobs taken, for the job threads to run (the buffer); None tells one thread to stop."""
+        self._taken = threading.Event()
+        """Set by a job thread that takes the last job in the buffer (``HAND_OVER_WAIT``)."""
         self._recorder = Recorder(app.store, self.lease, self._recorded)
         self._chores = Chores(
             app, self.lease, self.poll_interval, self._stopping, self._wakeup.set, self._fail
@@ -352,9 +359,15 @@ class Worker:
                 if overdue:
                     self._give_back_buffer()
                 jobs = self._claim(limit) if limit else []
-                if limit and not jobs and not may_leave:
-                    # Nothing announces that a countdown or a retry's delay has run out,
-                    # nor that a rate limit's bucket holds a job again.
+                if jobs:
+                    self._hand_over(jobs, self.concurrency - unfinished)
+                if len(jobs) < limit and (jobs or not may_leave):
+                    # The claim took every ready job it could see, so the loop waits rather
+                    # than claim again at once: sends wake it, or, polling, its next look
+                    # finds them. Nothing announces that a countdown or a retry's delay has
+                    # run out, nor that a rate limit's bucket holds a job again.
+                    if jobs and self._batches is None:
+                        self._taken.wait(HAND_OVER_WAIT)
                     due_in = self.app.store.next_due_in(
                         self.options.queues, refills=self._rate_limited
                     )
@@ -374,14 +387,21 @@ class Worker:
                 ready = True
             if jobs:
                 self._poll_wait = min(BUSY_POLL_INTERVAL, self.poll_interval)
-                self._prefetch.filled(len(jobs))
-                for job in jobs:
-                    self._to_run.put(job)
-                continue
-            if may_leave:
+                if len(jobs) == limit:  # more may be ready
+                    continue
+            elif may_leave:
                 logger.info("burst: no ready job left")
                 return
             self._wakeup.wait(self._idle_wait(due_in))
+
+    def _hand_over(self, jobs: Sequence[Job], free: int) -> None:
+        """Put claimed jobs in the buffer, for the job threads; with ``free`` threads for all
+        of them, ``_taken`` is set once they are taken (else it is left set)."""
+        if free >= len(jobs):
+            self._taken.clear()
+        self._prefetch.filled(len(jobs))
+        for job in jobs:
+            self._to_run.put(job)
 
     def _still_behind(self) -> bool:
         # Said before the second look, so that a batch written between the two looks is
@@ -458,6 +478,8 @@ class Worker:
             self._batches.run()
             return
         while (job := self._to_run.get()) is not None:
+            if self._to_run.empty():
+                self._taken.set()
             if self._may_start(job):
                 self._run_job(job)
 

@@ -192,15 +192,52 @@ def test_a_listener_that_fails_to_connect_is_restarted_and_wakes_the_worker(
             result = app.send_task("tasks.unknown")  # fails at once: enough to see it ran
             assert result.get(timeout=5, propagate=False) is not None
         finally:
-            worker.stop()
-            thread.join(timeout=30)
-            # The listener closes its connection as it ends: let it, within the test, rather
-            # than leave the connection to the garbage collector during a later one.
-            for listener in [t for t in threading.enumerate() if t.name == "sqlqueue-listen"]:
-                listener.join(timeout=10)
+            stop_in_thread(worker, thread)
             engine.dispose()
     assert refused == ["once"]
     assert "the first LISTEN connection is refused" in caplog.text
+
+
+def test_a_send_to_an_idle_worker_costs_it_two_claims(
+    pg_app: SQLQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim that takes the job, and one when its thread is free again. A claim that took
+    # every ready job it saw is not followed at once by another (it found nothing, and its
+    # Python held up the thread starting the job).
+    taken: list[int] = []
+    claim_jobs = pg_app.store.claim_jobs
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        jobs = claim_jobs(*args, **kwargs)
+        taken.append(len(jobs))
+        return jobs
+
+    monkeypatch.setattr(pg_app.store, "claim_jobs", counted)
+    noop = pg_app.task(name="t.noop")(lambda: None)
+    worker = Worker(pg_app, WorkerOptions(poll_interval=60))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        time.sleep(1)  # listening, looked once: idle
+        before = len(taken)
+        for _ in range(10):
+            noop.delay().get(timeout=10)
+            time.sleep(0.1)  # idle again
+        claims = taken[before:]
+    finally:
+        stop_in_thread(worker, thread)
+    assert sum(claims) == 10
+    assert len(claims) == 20
+
+
+def stop_in_thread(worker: Worker, thread: threading.Thread) -> None:
+    """Stop a worker run in ``thread``, and its listener: the listener closes its connection as
+    it ends; let it, within the test, rather than leave the connection to the garbage collector
+    during a later one."""
+    worker.stop()
+    thread.join(timeout=30)
+    for listener in [t for t in threading.enumerate() if t.name == "sqlqueue-listen"]:
+        listener.join(timeout=10)
 
 
 def failure() -> Failure:

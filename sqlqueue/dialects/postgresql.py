@@ -15,8 +15,7 @@ two claims at once never exceed a limit together.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -506,17 +505,7 @@ class PostgreSQLDialect(Dialect):
     def announce_revoke(self, job_id: str) -> DriverStatement:
         return DriverStatement(f"SELECT pg_notify('{REVOKE_CHANNEL}', %(id)s)", {"id": job_id})
 
-    def listen(
-        self,
-        engine: Engine,
-        wake: Callable[[], None],
-        stop: threading.Event,
-        listening: threading.Event,
-        revoked: Callable[[], None],
-        listen_engine: Engine | None = None,
-        poll_interval: float = 1.0,
-    ) -> None:
-        listen(engine, wake, stop, listening, revoked, listen_engine, poll_interval)
+    listen = staticmethod(listen)  # the LISTEN connection: postgresql_listen.py
 
     def duplicate_id(self, error: BaseException) -> bool:
         return (

@@ -395,8 +395,9 @@ class Worker:
             self._wakeup.wait(self._idle_wait(due_in))
 
     def _hand_over(self, jobs: Sequence[Job], free: int) -> None:
-        """Put claimed jobs in the buffer, for the job threads; with ``free`` threads for all
-        of them, ``_taken`` is set once they are taken (else it is left set)."""
+        """Put claimed jobs in the buffer, for the job threads. With ``free`` threads for all
+        of them, ``_taken`` is cleared, to be set once they are taken; otherwise it is left
+        as it is (set, unless the jobs of a claim before are still being taken)."""
         if free >= len(jobs):
             self._taken.clear()
         self._prefetch.filled(len(jobs))

@@ -404,15 +404,18 @@ class JobStore:
 
         return self._write_again(write)
 
-    def next_due_in(self, queues: Sequence[str] | None, refills: bool = False) -> float | None:
+    def next_due_in(
+        self, queues: Sequence[str] | None, refills: bool = False, since: float = 0.0
+    ) -> float | None:
         """Seconds until the next ready job of these queues (None: all) that waits for its
         time (a countdown, an eta, a retry's delay) becomes due, or, with ``refills``, until
         the next rate limit's bucket that is empty holds a job again; None when there is
-        none."""
+        none. 0 when one became due in the last ``since`` seconds: after a claim, those are
+        the jobs it did not see."""
         with self._translate_errors(), self.engine.connect() as conn:
-            due, now = conn.execute(self.dialect.next_due_time(queues)).one()
+            due, now = conn.execute(self.dialect.next_due_time(queues, since)).one()
             if refills:
-                refill, _ = conn.execute(self.dialect.next_refill_time()).one()
+                refill, _ = conn.execute(self.dialect.next_refill_time(since)).one()
                 due = min((time for time in (due, refill) if time is not None), default=None)
         if due is None:
             return None

@@ -358,19 +358,24 @@ class Worker:
                     unsure = False
                 if overdue:
                     self._give_back_buffer()
+                claim_sent = time.monotonic()
                 jobs = self._claim(limit) if limit else []
                 if jobs:
                     self._hand_over(jobs, self.concurrency - unfinished)
                 if len(jobs) < limit and (jobs or not may_leave):
-                    # The claim took every ready job it could see, so the loop waits rather
-                    # than claim again at once: sends wake it, or, polling, its next look
-                    # finds them. Nothing announces that a countdown or a retry's delay has
-                    # run out, nor that a rate limit's bucket holds a job again.
+                    # The claim took every ready job it could see (limits aside), so the loop
+                    # waits rather than claim again at once: sends wake it, or, polling, its
+                    # next look finds them. Nothing announces that a countdown or a retry's
+                    # delay has run out, nor that a rate limit's bucket holds a job again:
+                    # the next such time is read, counting those passed since the claim.
                     if jobs and self._batches is None:
                         self._taken.wait(HAND_OVER_WAIT)
-                    due_in = self.app.store.next_due_in(
-                        self.options.queues, refills=self._rate_limited
-                    )
+                    if not self._wakeup.is_set():  # (else the loop does not wait anyway)
+                        due_in = self.app.store.next_due_in(
+                            self.options.queues,
+                            refills=self._rate_limited,
+                            since=time.monotonic() - claim_sent,
+                        )
             except DatabaseError as exc:
                 if not exc.transient:
                     raise  # no table, or a schema older than this code: waiting cannot help

@@ -194,6 +194,16 @@ def test_next_due_in_is_the_wait_for_the_next_scheduled_job_of_the_queues(app: S
     assert app.store.next_due_in(["other"]) is None
 
 
+def test_next_due_in_counts_a_job_that_fell_due_since_the_claim(app: SQLQueue) -> None:
+    # After a claim that came back short, the loop asks when to look again: a job that fell
+    # due after the claim read the table was not seen by it, and is due at once.
+    app.send_task("t.job", countdown=0.3)
+    time.sleep(0.6)
+    assert app.store.next_due_in(None) is None  # due: a claim's business
+    assert app.store.next_due_in(None, since=5) == 0.0
+    assert app.store.next_due_in(["default"], since=5) == 0.0
+
+
 def test_a_worker_never_holds_more_unfinished_jobs_than_its_concurrency(app: SQLQueue) -> None:
     # Given 12 jobs that each take far longer than a claim (so no prefetch: it holds what the
     # threads start during one claim, which a loaded MySQL claim of 20 ms made one job for

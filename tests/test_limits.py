@@ -204,6 +204,17 @@ def test_a_rate_limit_gives_its_burst_then_one_job_per_interval(app: SQLQueue) -
     assert ready_attempts(app) == [("PENDING", 0)] * 8
 
 
+def test_a_bucket_that_refilled_since_the_claim_is_due_at_once(app: SQLQueue) -> None:
+    @app.task(name="t.rated", rate_limit="5/s")  # a burst of one, then one job every 0.2 s
+    def rated(n: int) -> None: ...
+
+    rated.delay_many([(n,) for n in range(3)])
+    assert len(claim(app)) == 1
+    time.sleep(0.5)  # refilled after the claim
+    assert app.store.next_due_in(None, refills=True) is None
+    assert app.store.next_due_in(None, refills=True, since=5) == 0.0
+
+
 def test_a_rate_limit_counts_across_the_claims_of_all_workers(app: SQLQueue) -> None:
     @app.task(name="t.fast", rate_limit="50/s")  # one job every 20 ms
     def fast(n: int) -> None: ...

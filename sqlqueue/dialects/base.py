@@ -369,34 +369,39 @@ class Dialect(WorkflowStatements, ABC):
         ``supports_listen_notify``, they wake the listening workers when they commit (jobs
         with a concurrency limit free their slots)."""
 
-    def next_due_time(self, queues: Sequence[str] | None) -> Executable:
+    def next_due_time(self, queues: Sequence[str] | None, since: float = 0.0) -> Executable:
         """When the next job that is ready but not yet due becomes due, with the database's
-        "now" beside it: one row, (None, now) when no job waits for its time.
+        "now" beside it: one row, (None, now) when no job waits for its time. A job that
+        became due in the last ``since`` seconds counts too (its time is past "now").
 
         Only deferred jobs can wait (``DEFERRED_WHERE``), and their indexes answer with one
         probe, or one per queue: none of the other queues' jobs is read.
         """
         if not queues:
-            return self._earliest_deferred(None).add_columns(self.now().label("now"))
+            return self._earliest_deferred(None, since).add_columns(self.now().label("now"))
         per_queue = sa.union_all(
-            *(self._earliest_deferred(queue) for queue in dict.fromkeys(queues))
+            *(self._earliest_deferred(queue, since) for queue in dict.fromkeys(queues))
         ).subquery()
         return sa.select(sa.func.min(per_queue.c.due).label("due"), self.now().label("now"))
 
-    def next_refill_time(self) -> sa.Select[Any, datetime]:
+    def next_refill_time(self, since: float = 0.0) -> sa.Select[Any, datetime]:
         """When the next rate limit's bucket that is empty now holds a job again, with the
-        database's "now" beside it: one row, (None, now) when none is empty."""
+        database's "now" beside it: one row, (None, now) when none is empty. A bucket that
+        refilled in the last ``since`` seconds counts too."""
         return sa.select(sa.func.min(rate_limits.c.next_at), self.now()).where(
-            rate_limits.c.next_at > self.now()
+            rate_limits.c.next_at > self._since(since)
         )
 
-    def _earliest_deferred(self, queue: str | None) -> sa.Select[Any]:
+    def _earliest_deferred(self, queue: str | None, since: float) -> sa.Select[Any]:
         due = (
             sa.select(sa.func.min(jobs.c.scheduled_at).label("due"))
             .where(DEFERRED_WHERE)
-            .where(jobs.c.scheduled_at > self.now())
+            .where(jobs.c.scheduled_at > self._since(since))
         )
         return due if queue is None else due.where(jobs.c.queue == queue)
+
+    def _since(self, seconds: float) -> sa.ColumnElement[datetime]:
+        return self.now_plus(-seconds) if seconds else self.now()
 
     def release_jobs(self, takes: Sequence[Take]) -> Update:
         """Give back jobs that were taken but never started."""

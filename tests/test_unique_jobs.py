@@ -282,11 +282,7 @@ def test_a_duplicate_through_a_sqlite3_connection(tmp_path: Any, db_url: str) ->
     if not db_url.startswith("sqlite"):
         pytest.skip("the DB-API connection of SQLite")
     app = SQLQueue(db_url)
-
-    @app.task(name="t.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
+    add = add_task(app)
     conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
     first = add.apply_async((1, 2), unique_key="k", connection=conn)
     second = add.apply_async((1, 2), unique_key="k", connection=conn)
@@ -297,33 +293,46 @@ def test_a_duplicate_through_a_sqlite3_connection(tmp_path: Any, db_url: str) ->
     app.engine.dispose()
 
 
+def add_task(app: SQLQueue) -> Any:
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    return add
+
+
+def send_the_key_twice_at_once(
+    add: Any, one: Any, two: Any | None, first_commits: bool
+) -> tuple[Any, Any]:
+    """Send the key "race" on ``one``, left open, then again on ``two`` (None: in a transaction
+    of sqlqueue's own) from another thread, which must wait; then commit ``one`` or roll it
+    back. Both sends' results; ``two`` is left for the caller to commit."""
+    first = add.apply_async((1, 2), unique_key="race", connection=one)
+    answers: list[Any] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(add.apply_async((3, 4), unique_key="race", connection=two))
+    )
+    sender.start()
+    time.sleep(0.5)
+    assert sender.is_alive()  # waits on the first transaction's index entry
+    assert not answers
+    one.commit() if first_commits else one.rollback()
+    sender.join(timeout=10)
+    (second,) = answers
+    return first, second
+
+
 @pytest.mark.postgresql
 @pytest.mark.parametrize("first_commits", [True, False])
 def test_a_concurrent_sender_waits_for_the_first_transaction(
     pg_app: SQLQueue, postgres_url: str, first_commits: bool
 ) -> None:
-    @pg_app.task(name="t.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
+    add = add_task(pg_app)
     url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as one, psycopg.connect(url) as two:
-        first = add.apply_async((1, 2), unique_key="race", connection=one)  # left open
-        answers: list[Any] = []
-        sender = threading.Thread(
-            target=lambda: answers.append(
-                add.apply_async((3, 4), unique_key="race", connection=two)
-            )
-        )
-        sender.start()
-        time.sleep(0.5)
-        assert sender.is_alive()  # waits on the first transaction's index entry
-        assert not answers
-        one.commit() if first_commits else one.rollback()
-        sender.join(timeout=10)
+        first, second = send_the_key_twice_at_once(add, one, two, first_commits)
         two.commit()
 
-    (second,) = answers
     if first_commits:
         assert (second.duplicate, second.id) == (True, first.id)
     else:
@@ -338,33 +347,13 @@ def test_a_concurrent_sender_in_autocommit_gets_the_committed_job(
 ) -> None:
     # The second send is the app's own (autocommit): the statement that waited cannot see
     # the job committed meanwhile, and the store asks again.
-    @pg_app.task(name="t.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
+    add = add_task(pg_app)
     url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as one:
-        first = add.apply_async((1, 2), unique_key="race", connection=one)
-        answers: list[Any] = []
-        sender = threading.Thread(
-            target=lambda: answers.append(add.apply_async((3, 4), unique_key="race"))
-        )
-        sender.start()
-        time.sleep(0.5)
-        assert sender.is_alive()
-        one.commit()
-        sender.join(timeout=10)
+        first, second = send_the_key_twice_at_once(add, one, None, first_commits=True)
 
-    assert (answers[0].duplicate, answers[0].id) == (True, first.id)
+    assert (second.duplicate, second.id) == (True, first.id)
     assert job_count(pg_app) == 1
-
-
-def mysql_add(app: SQLQueue) -> Any:
-    @app.task(name="t.add")
-    def add(x: int, y: int) -> int:
-        return x + y
-
-    return add
 
 
 @pytest.mark.mysql
@@ -378,26 +367,13 @@ def test_a_concurrent_sender_waits_for_the_first_transaction_on_mysql(
     # in a transaction of the application's (in either isolation level) or in one of
     # sqlqueue's own, to wait for it, then answer with its job if it commits, or write its
     # own if it rolls back; one job either way.
-    add = mysql_add(mysql_app)
+    add = add_task(mysql_app)
     engine = sa.create_engine(mysql_url, isolation_level=isolation)
     with engine.connect() as one, engine.connect() as two:
-        first = add.apply_async((1, 2), unique_key="race", connection=one)  # left open
-        answers: list[Any] = []
-        sender = threading.Thread(
-            target=lambda: answers.append(
-                add.apply_async((3, 4), unique_key="race", connection=None if own else two)
-            )
-        )
-        sender.start()
-        time.sleep(0.5)
-        assert sender.is_alive()  # waits on the first transaction's index entry
-        assert not answers
-        one.commit() if first_commits else one.rollback()
-        sender.join(timeout=10)
+        first, second = send_the_key_twice_at_once(add, one, None if own else two, first_commits)
         two.commit()
     engine.dispose()
 
-    (second,) = answers
     if first_commits:
         assert (second.duplicate, second.id) == (True, first.id)
     else:
@@ -410,7 +386,7 @@ def test_a_concurrent_sender_waits_for_the_first_transaction_on_mysql(
 def test_a_sender_whose_snapshot_predates_the_holder_finds_it_on_mysql(
     mysql_app: SQLQueue, mysql_url: str
 ) -> None:
-    add = mysql_add(mysql_app)
+    add = add_task(mysql_app)
     # Given an application's REPEATABLE READ transaction that read before another sender
     # committed a job of the key, I expect its send of the key to answer with that job,
     # which its snapshot does not show.
@@ -435,7 +411,7 @@ def test_a_duplicate_send_leaves_its_holder_unlocked_for_the_worker_on_mysql(
     # application's open transaction that sends a (a duplicate of "2") while the worker
     # records both outcomes (locking "1", then "2"), then sends b: I expect the worker not
     # to wait for the application, no deadlock, and the application's rows kept.
-    add = mysql_add(mysql_app)
+    add = add_task(mysql_app)
     add.apply_async((1, 2), unique_key="a", task_id="2")
     add.apply_async((1, 2), unique_key="b", task_id="1")
     taken = mysql_app.store.claim_jobs(2, None, "w1", lease=60)
@@ -472,7 +448,7 @@ def test_an_open_send_keeps_no_other_key_waiting_on_mysql(
 ) -> None:
     # Given an application's open transaction that sent key c, next to held and free keys
     # in the index, I expect sends of other keys, around c, not to wait for it.
-    add = mysql_add(mysql_app)
+    add = add_task(mysql_app)
     for key in ("b", "d"):
         add.apply_async((1, 2), unique_key=key)
     engine = sa.create_engine(mysql_url, isolation_level=isolation)
@@ -491,7 +467,7 @@ def test_an_open_send_keeps_no_other_key_waiting_on_mysql(
 def test_keys_differing_by_trailing_spaces_are_one_key_on_mysql(mysql_app: SQLQueue) -> None:
     # utf8mb4_bin pads with spaces, so the unique index holds "k" and "k " as one key: I
     # expect a send of "k " to be a duplicate of the job of "k", in one delay_many too.
-    add = mysql_add(mysql_app)
+    add = add_task(mysql_app)
     holder = add.apply_async((1, 2), unique_key="k")
     again = add.apply_async((3, 4), unique_key="k ")
     assert (again.duplicate, again.id) == (True, holder.id)
@@ -525,7 +501,7 @@ def test_an_async_send_of_its_own_runs_again_after_a_lock_wait_timeout_on_mysql(
         {"init_command": "SET SESSION innodb_lock_wait_timeout = 1"}
     )
     app = SQLQueue(url.render_as_string(hide_password=False))
-    add = mysql_add(app)
+    add = add_task(app)
     caplog.set_level("INFO", logger="sqlqueue.store")
     timed_out = threading.Event()
     sa.event.listen(app.store.async_engine.sync_engine, "handle_error", lambda _: timed_out.set())
@@ -557,7 +533,7 @@ def test_the_unique_index_refuses_a_second_unfinished_job_of_a_key_on_mysql(
     # The database itself holds the rule, whatever writes the rows: its unique index holds
     # the key of each unfinished job, and nothing for a finished one; keys are compared
     # byte by byte.
-    add = mysql_add(mysql_app)
+    add = add_task(mysql_app)
     holder = add.apply_async((1, 2), unique_key="Key")
     insert = sa.text(
         "INSERT INTO sqlqueue_jobs (id, task_name, queue, priority, args, kwargs, status,"

@@ -115,9 +115,13 @@ def listen_backend(postgres_url: str) -> str | None:
 
 @pytest.fixture
 def run_listener() -> Iterator[Any]:
-    """Run an app's listener in a thread of its own, as a worker does, until the test ends."""
+    """Run an app's listener in a thread of its own, as a worker does, until the test ends;
+    then dispose of the app's engine. Not before: a listener still checking that it hears
+    itself would return its connection to a pool disposed of, which nobody closes, and the
+    garbage collector would find it open during a later test."""
     stop = threading.Event()
     threads: list[threading.Thread] = []
+    apps: list[SQLQueue] = []
 
     def start(app: SQLQueue) -> threading.Event:
         woken = threading.Event()
@@ -127,12 +131,15 @@ def run_listener() -> Iterator[Any]:
         )
         thread.start()
         threads.append(thread)
+        apps.append(app)
         return woken
 
     yield start
     stop.set()
     for thread in threads:
         thread.join(timeout=10)
+    for app in apps:
+        app.engine.dispose()
 
 
 def test_the_listen_connection_uses_the_engines_connect_args(
@@ -144,13 +151,10 @@ def test_the_listen_connection_uses_the_engines_connect_args(
     )
     app = SQLQueue(engine=engine)
     woken = run_listener(app)
-    try:
-        assert listen_backend(postgres_url) == "from-connect-args"
-        woken.clear()
-        app.send_task("t.job")
-        assert woken.wait(5)
-    finally:
-        engine.dispose()
+    assert listen_backend(postgres_url) == "from-connect-args"
+    woken.clear()
+    app.send_task("t.job")
+    assert woken.wait(5)
 
 
 def test_the_listen_connection_comes_from_the_engines_creator(
@@ -162,10 +166,7 @@ def test_the_listen_connection_comes_from_the_engines_creator(
     engine = sa.create_engine("postgresql+psycopg://", creator=creator)
     app = SQLQueue(engine=engine)
     run_listener(app)
-    try:
-        assert listen_backend(postgres_url) == "from-creator"
-    finally:
-        engine.dispose()
+    assert listen_backend(postgres_url) == "from-creator"
 
 
 def test_a_listener_that_fails_to_connect_is_restarted_and_wakes_the_worker(

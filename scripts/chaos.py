@@ -39,6 +39,10 @@ from scratch_databases import drop_database, fresh_database  # noqa: E402 - besi
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+LEASE_LOST = ("lost its lease", "could not record")
+"""What a worker logs about a job whose lease ran out before it could renew it or write its
+outcome (``sqlqueue.worker``, ``sqlqueue.recorder``)."""
+
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 """The servers whose connections the run cuts, through a proxy."""
 
@@ -56,7 +60,9 @@ class Report:
     reruns: dict[str, str] = field(default_factory=dict)
     """Job id -> why it ran more than once."""
     unexplained: list[str] = field(default_factory=list)
-    """Jobs that ran more than once with neither a kill nor a cut to explain it."""
+    """Jobs that ran more than once with neither a kill, a cut nor a lost lease to explain it."""
+    said: list[str] = field(default_factory=list)
+    """What the workers that ran those jobs first logged about them (their warnings)."""
 
     def print(self) -> None:
         rows = [
@@ -76,6 +82,8 @@ class Report:
         reasons = Counter(self.reruns.values())
         for reason, count in reasons.most_common():
             print(f"  {count:>5} x {reason}")
+        for line in self.said[:20]:
+            print(f"  {line}")
 
 
 def restart_local_postgresql() -> None:
@@ -89,29 +97,33 @@ def restart_local_postgresql() -> None:
     )
 
 
-def start_worker(url: str, concurrency: int, lease: float) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sqlqueue",
-            "worker",
-            "-A",
-            "chaos_tasks",
-            "-c",
-            str(concurrency),
-            "--lease",
-            str(lease),
-            "--poll-interval",
-            "0.1",
-            "-l",
-            "WARNING",
-        ],
-        cwd=HERE,
-        env={**os.environ, "SQLQUEUE_DATABASE_URL": url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def start_worker(url: str, concurrency: int, lease: float, logs: Path) -> subprocess.Popen[bytes]:
+    """A worker whose log (warnings and errors) goes to ``logs/worker-<pid>.log``."""
+    with tempfile.NamedTemporaryFile(dir=logs, delete=False) as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sqlqueue",
+                "worker",
+                "-A",
+                "chaos_tasks",
+                "-c",
+                str(concurrency),
+                "--lease",
+                str(lease),
+                "--poll-interval",
+                "0.1",
+                "-l",
+                "WARNING",
+            ],
+            cwd=HERE,
+            env={**os.environ, "SQLQUEUE_DATABASE_URL": url},
+            stdout=log,
+            stderr=log,
+        )
+    Path(log.name).rename(logs / f"worker-{worker.pid}.log")
+    return worker
 
 
 def run(
@@ -149,7 +161,7 @@ def run(
             app.send_task("chaos_tasks.record", args=[str(log)])
 
     started = time.monotonic()
-    running = [start_worker(worker_url, concurrency, lease) for _ in range(workers)]
+    running = [start_worker(worker_url, concurrency, lease, log.parent) for _ in range(workers)]
     killed_pids: set[int] = set()
     # Spread the kills and cuts over the first part of the drain, at random points of its
     # progress (a share of the jobs finished), so that all of them happen however fast the
@@ -170,7 +182,9 @@ def run(
                     victim.send_signal(signal.SIGKILL)
                     victim.wait()
                     killed_pids.add(victim.pid)
-                    running[running.index(victim)] = start_worker(worker_url, concurrency, lease)
+                    running[running.index(victim)] = start_worker(
+                        worker_url, concurrency, lease, log.parent
+                    )
                 elif kind == "restart":
                     restart_local_postgresql()
                 elif proxy is not None:
@@ -213,20 +227,39 @@ def run(
         rows = conn.execute(sa.select(jobs.c.id, jobs.c.status)).all()
     app.engine.dispose()
     drop_database(url, database)
-    shutil.rmtree(log.parent, ignore_errors=True)
+    said = _worker_logs(log.parent)
     for job_id, status in rows:
         job_id = str(job_id)
         if status != "SUCCESS" or job_id not in runs:
             report.lost.append(job_id)
         elif len(runs[job_id]) > 1:
-            if any(pid in killed_pids for pid in runs[job_id][:-1]):
+            first_runs = runs[job_id][:-1]
+            about = [line for pid in first_runs for line in said[pid] if f"id={job_id}" in line]
+            report.said += about
+            if any(pid in killed_pids for pid in first_runs):
                 report.reruns[job_id] = "its worker was killed while running it"
             elif cuts or restart_db:
                 report.reruns[job_id] = "its outcome could not be written during an outage"
+            elif any(words in line for line in about for words in LEASE_LOST):
+                # The database answered too late for the lease (a stall longer than it):
+                # to the queue, the worker was cut off, and it said so.
+                report.reruns[job_id] = "its worker logged that it lost its lease"
             else:
                 report.reruns[job_id] = "unexplained"
                 report.unexplained.append(job_id)
+    shutil.rmtree(log.parent, ignore_errors=True)
     return report
+
+
+def _worker_logs(logs: Path) -> dict[int, list[str]]:
+    """Each worker's log lines, by its pid."""
+    return defaultdict(
+        list,
+        {
+            int(path.stem.removeprefix("worker-")): path.read_text().splitlines()
+            for path in logs.glob("worker-*.log")
+        },
+    )
 
 
 def main() -> int:

@@ -35,7 +35,7 @@ from test_worker_processes import FAST, WorkerProcess, wait_for_lease_to_expire
 
 import sqlqueue.migrate
 from sqlqueue import JobStatus, SQLQueue, chain, chord
-from sqlqueue.dialects import mysql_limits
+from sqlqueue.dialects import mysql, mysql_limits
 from sqlqueue.dialects.mysql import (
     CLAIM_IN_QUEUE_INDEX,
     CLAIM_INDEX,
@@ -217,6 +217,63 @@ def test_a_stale_take_writes_nothing(mysql_app: SQLQueue) -> None:
         "w2",
         1,
     )
+
+
+def test_a_batch_of_outcomes_is_written_in_statements_of_bounded_length(
+    mysql_app: SQLQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One UPDATE for a whole batch, unless its JSON would outgrow FINISH_CHUNK_BYTES (the
+    # server drops a connection whose statement outgrows max_allowed_packet): here every
+    # outcome is longer than the bound, so each goes alone; what is stored is the same.
+    monkeypatch.setattr(mysql, "FINISH_CHUNK_BYTES", 100)
+    finishes: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().startswith("UPDATE sqlqueue_jobs AS job"):
+            finishes.append(statement)
+
+    for _ in range(3):
+        mysql_app.send_task("t.job")
+    first, second, third = take(mysql_app, 3)
+    text = json.dumps({"word": 'é 😀 " \\ \u0000', "n": 1.5})
+    sa.event.listen(mysql_app.engine, "before_cursor_execute", count)
+    try:
+        assert mysql_app.store.record_outcomes(
+            [
+                ((first.id, first.attempts), Outcome.succeeded(text)),
+                ((second.id, second.attempts), Outcome.failed(Failure("E", "boom é" * 20, "tb\n"))),
+                ((third.id, third.attempts), Outcome.succeeded("null")),
+            ]
+        ) == {(job.id, job.attempts) for job in (first, second, third)}
+    finally:
+        sa.event.remove(mysql_app.engine, "before_cursor_execute", count)
+
+    assert len(finishes) == 3
+    with mysql_app.engine.connect() as conn:
+        stored = {
+            row.id: row[1:]
+            for row in conn.exec_driver_sql(
+                "SELECT id, status, result, error_type, error_message, traceback,"
+                " lease_expires_at IS NULL, finished_at IS NOT NULL FROM sqlqueue_jobs"
+            )
+        }
+    assert stored == {
+        first.id: ("SUCCESS", text, None, None, None, 1, 1),
+        second.id: ("FAILURE", None, "E", "boom é" * 20, "tb\n", 1, 1),
+        third.id: ("SUCCESS", "null", None, None, None, 1, 1),
+    }
+    monkeypatch.setattr(mysql, "FINISH_CHUNK_BYTES", 4_000_000)
+    for _ in range(3):
+        mysql_app.send_task("t.job")
+    jobs = take(mysql_app, 3)
+    sa.event.listen(mysql_app.engine, "before_cursor_execute", count)
+    try:
+        mysql_app.store.record_outcomes(
+            [((job.id, job.attempts), Outcome.succeeded("1")) for job in jobs]
+        )
+    finally:
+        sa.event.remove(mysql_app.engine, "before_cursor_execute", count)
+    assert len(finishes) == 4  # the three in one
 
 
 def test_rescue_requeues_an_expired_lease_then_fails_a_job_that_keeps_losing_it(

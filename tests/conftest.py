@@ -32,6 +32,14 @@ from sqlqueue.migrate import upgrade
 TESTS_DIR = Path(__file__).parent
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PER_TEST_TABLES = (
+    "sqlqueue_jobs",
+    "sqlqueue_workers",
+    "sqlqueue_rate_limits",
+    "sqlqueue_schedules",
+)
+"""The tables a test on a server's session database starts with empty: a bucket or a schedule
+left by the test before, under the same task's name, would change what this one sees."""
 
 
 def postgres_admin_url() -> str:
@@ -105,7 +113,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return url
     url = request.getfixturevalue("postgres_url")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sqlqueue_jobs, sqlqueue_workers")
+        conn.execute(f"TRUNCATE {', '.join(PER_TEST_TABLES)}")
     return url
 
 
@@ -209,7 +217,7 @@ def pg_app(postgres_url: str) -> Iterator[SQLQueue]:
     """An app on the session's PostgreSQL database, jobs table emptied: for tests that only
     make sense where there are row locks and query plans."""
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE sqlqueue_jobs, sqlqueue_workers")
+        conn.execute(f"TRUNCATE {', '.join(PER_TEST_TABLES)}")
     queue = SQLQueue(postgres_url)
     yield queue
     queue.engine.dispose()
@@ -275,12 +283,12 @@ def mysqlclient() -> Any:
 
 
 def empty_mysql(url: str) -> None:
-    """Delete the jobs and workers of the session's MariaDB database (TRUNCATE would
+    """Empty the ``PER_TEST_TABLES`` of the session's MariaDB database (TRUNCATE would
     recreate the tables, slower than deleting a test's few rows)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM sqlqueue_jobs")
-        conn.exec_driver_sql("DELETE FROM sqlqueue_workers")
+        for table in PER_TEST_TABLES:
+            conn.exec_driver_sql(f"DELETE FROM {table}")
     engine.dispose()
 
 

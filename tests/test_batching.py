@@ -269,13 +269,14 @@ def test_the_claim_asks_for_no_more_than_the_free_slots(app: SQLQueue) -> None:
         wait_until(lambda: count_jobs(app, "status = 'STARTED'") == 4, 10, "4 running jobs")
         time.sleep(0.2)
         # I expect it to have asked for 4 once, and for nothing more while all slots are busy
-        assert asked[0] == 4
+        assert asked == [4]
         assert count_jobs(app, "status = 'STARTED'") == 4
     finally:
         gate.set()
         thread.join(timeout=30)
+    # and then for the rest. (Once jobs have become short, the prefetch may ask for more than
+    # the free slots: how many depends on the claim's time, the machine's.)
     assert count_jobs(app, "status = 'SUCCESS'") == 10
-    assert all(1 <= limit <= 4 for limit in asked), asked
     assert sum(asked) >= 10
 
 

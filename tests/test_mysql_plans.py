@@ -98,6 +98,8 @@ def test_finishes_and_renewals_find_their_jobs_by_primary_key(crowded_app: SQLQu
         for statement in ran:
             plan = json.loads(conn.exec_driver_sql(f"EXPLAIN FORMAT=JSON {statement}").scalar_one())
             for table in tables(plan):
+                if table.get("table_function") == "json_table":
+                    continue  # the statement's own rows (a batch of outcomes), not a table
                 assert table.get("key") == "PRIMARY", (statement, plan)
                 assert table["rows"] <= LIMIT, (statement, plan)
 

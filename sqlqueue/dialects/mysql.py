@@ -606,15 +606,14 @@ JOIN {jobs.name} AS held ON held.unique_unfinished = sent.unique_key
 
 
 FINISH_JOBS = f"""
-UPDATE {jobs.name} AS job
-JOIN JSON_TABLE(%(finished)s, '$[*]' COLUMNS (
+UPDATE JSON_TABLE(%(finished)s, '$[*]' COLUMNS (
     id {KEY_TYPE} PATH '$.id',
     status VARCHAR(16) CHARACTER SET utf8mb4 PATH '$.status',
     result LONGTEXT CHARACTER SET utf8mb4 PATH '$.result',
-    error_type VARCHAR(255) CHARACTER SET utf8mb4 PATH '$.error_type',
+    error_type LONGTEXT CHARACTER SET utf8mb4 PATH '$.error_type',
     error_message LONGTEXT CHARACTER SET utf8mb4 PATH '$.error_message',
     traceback LONGTEXT CHARACTER SET utf8mb4 PATH '$.traceback')) AS finished
-  ON job.id = finished.id
+STRAIGHT_JOIN {jobs.name} AS job FORCE INDEX (PRIMARY) ON job.id = finished.id
 SET job.status = finished.status, job.finished_at = UTC_TIMESTAMP(6),
     job.lease_expires_at = NULL, job.progress = NULL,
     job.result = CASE WHEN finished.status = 'SUCCESS' THEN finished.result ELSE job.result END,
@@ -623,9 +622,13 @@ SET job.status = finished.status, job.finished_at = UTC_TIMESTAMP(6),
 """  # noqa: S608 (constants, no input)
 """Record the successes and failures of a batch, by primary key, in one statement: the
 driver runs an ``executemany`` of UPDATEs as one round trip per job. Their rows are locked,
-and their takes checked, by ``record_outcomes``'s locking read. ``%(finished)s`` is a JSON
-array of objects, the result's JSON text a JSON string there; a value left out (no result,
-no error) reads as NULL."""
+and their takes checked, by ``record_outcomes``'s locking read. The join goes from the
+batch to the table by primary key (``STRAIGHT_JOIN``): on a small table the optimizer would
+rather scan the table, and an UPDATE's scan waits for the row locks of every open send.
+
+``%(finished)s`` is a JSON array of objects, the result's JSON text a JSON string there; a
+value left out (no result, no error) reads as NULL. Its text columns are LONGTEXT: JSON_TABLE
+would cut a longer value short without a word, where the table's own column refuses it."""
 
 FINISH_CHUNK_BYTES = 4_000_000
 """The most JSON one ``FINISH_JOBS`` sends: tracebacks and results add up over a batch, and

@@ -372,7 +372,13 @@ class JobStore:
         by it are woken when the outcomes commit."""
         if not outcomes:
             return set()
-        finishing = {take[0]: outcome for take, outcome in outcomes if not outcome.again}
+        # In take order, so that a job's newest take, the only one its row can match (attempts
+        # only grow), is the one kept where a batch also holds a stale take of the job.
+        finishing = {
+            take[0]: outcome
+            for take, outcome in sorted(outcomes, key=lambda pair: pair[0])
+            if not outcome.again
+        }
         settling = finishing.keys() & set(releasing)
         if self.dialect.releases_in_finish:  # the finish releases what waits for a success
             settling = {

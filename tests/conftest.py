@@ -102,7 +102,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 )
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty, migrated queue: a fresh SQLite file, or the session's
-    PostgreSQL or MariaDB database with its jobs and workers tables emptied."""
+    PostgreSQL or MariaDB database with its ``PER_TEST_TABLES`` emptied."""
     if request.param == "sqlite":
         path = tmp_path / "queue.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
@@ -214,8 +214,8 @@ def work_off(app: SQLQueue, *, concurrency: int = 2, queues: list[str] | None = 
 
 @pytest.fixture
 def pg_app(postgres_url: str) -> Iterator[SQLQueue]:
-    """An app on the session's PostgreSQL database, jobs table emptied: for tests that only
-    make sense where there are row locks and query plans."""
+    """An app on the session's PostgreSQL database, its ``PER_TEST_TABLES`` emptied: for
+    tests that only make sense where there are row locks and query plans."""
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {', '.join(PER_TEST_TABLES)}")
     queue = SQLQueue(postgres_url)
@@ -294,7 +294,7 @@ def empty_mysql(url: str) -> None:
 
 @pytest.fixture
 def mysql_app(mysql_url: str) -> Iterator[SQLQueue]:
-    """An app on the session's MariaDB database, its jobs and workers deleted: for tests
+    """An app on the session's MariaDB database, its ``PER_TEST_TABLES`` emptied: for tests
     of what only MySQL has (its claim index, its version checks)."""
     empty_mysql(mysql_url)
     queue = SQLQueue(mysql_url)

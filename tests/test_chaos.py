@@ -44,10 +44,8 @@ def test_random_kills_lose_no_job_and_only_killed_runs_repeat(server: str) -> No
 
     assert report.kills == 8
     assert report.lost == []
-    assert report.unexplained == [], report.said[:20]
-    # A worker whose database answered it later than the lease says so, and its jobs run
-    # again, as when it is cut off: the database's stall, not the worker's fault.
-    assert set(report.reruns.values()) <= {
-        "its worker was killed while running it",
-        "its worker logged that it lost its lease",
-    }, report.said[:20]
+    # Not even a lease the worker lost and said so: with 10 s leases, that would be a
+    # defect (a renewal that did not extend, a rescue of a live lease), not the server.
+    assert set(report.reruns.values()) <= {"its worker was killed while running it"}, report.said[
+        :20
+    ]

@@ -229,7 +229,7 @@ def test_a_batch_of_outcomes_is_written_in_statements_of_bounded_length(
     finishes: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().startswith("UPDATE sqlqueue_jobs AS job"):
+        if statement == mysql.FINISH_JOBS:
             finishes.append(statement)
 
     for _ in range(3):
@@ -262,7 +262,7 @@ def test_a_batch_of_outcomes_is_written_in_statements_of_bounded_length(
         second.id: ("FAILURE", None, "E", "boom é" * 20, "tb\n", 1, 1),
         third.id: ("SUCCESS", "null", None, None, None, 1, 1),
     }
-    monkeypatch.setattr(mysql, "FINISH_CHUNK_BYTES", 4_000_000)
+    monkeypatch.undo()
     for _ in range(3):
         mysql_app.send_task("t.job")
     jobs = take(mysql_app, 3)

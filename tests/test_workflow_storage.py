@@ -25,6 +25,7 @@ from sqlqueue.outcomes import Outcome
 from sqlqueue.plans import Feed, PlannedJob, WorkflowPlan
 from sqlqueue.schema import jobs
 from sqlqueue.send_options import SendOptions
+from sqlqueue.serialization import Failure
 
 
 @pytest.fixture
@@ -263,6 +264,38 @@ def test_a_retrying_header_job_releases_nothing_and_its_success_later_does(
     assert again.id == second.id
     wf_app.store.record_outcomes([((second.id, 2), Outcome.succeeded("4"))], releasing=[second.id])
 
+    [released] = wf_app.store.claim_jobs(1, None, "w", 30)
+    assert released.id == body.id and released.args == [[2, 4]]
+
+
+def test_a_batch_holding_a_stale_take_beside_the_newest_settles_by_the_newest(
+    wf_app: SQLQueue,
+) -> None:
+    # Given a chord of two header jobs, both taken twice (their first leases ran out), and a
+    # batch that records the first job's newest take (a success) and, after it, its stale
+    # take (a failure, fenced off)
+    first, second = job("w.add", 1, 1), job("w.add", 2, 2)
+    body = job("w.tsum", after=[first, second], feed=Feed.RESULTS)
+    send(wf_app, first, second, body)
+    wf_app.store.claim_jobs(2, None, "w", 30)
+    with wf_app.engine.begin() as conn:
+        conn.execute(jobs.update().values(lease_expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
+    assert wf_app.store.rescue_expired_jobs(3) == 2
+    assert len(wf_app.store.claim_jobs(2, None, "w", 30)) == 2
+    kept = wf_app.store.record_outcomes(
+        [
+            ((first.id, 2), Outcome.succeeded("2")),
+            ((first.id, 1), Outcome.failed(Failure("E", "stale", "tb"))),
+        ],
+        releasing=[first.id],
+    )
+
+    # I expect the success written, and the body to wait for the second job still: counted
+    # down once, not also for the stale failure
+    assert kept == {(first.id, 2)}
+    waiting = wf_app.store.get_job(body.id)
+    assert waiting is not None and waiting.status == "WAITING"
+    wf_app.store.record_outcomes([((second.id, 2), Outcome.succeeded("4"))], releasing=[second.id])
     [released] = wf_app.store.claim_jobs(1, None, "w", 30)
     assert released.id == body.id and released.args == [[2, 4]]
 

@@ -310,7 +310,7 @@ class MySQLDialect(Dialect):
 
         def run(connection: Connection) -> CursorResult[Any]:
             takes = [take for take, _ in finishes]
-            held = _lock_in_id_order(connection, _fenced(takes))
+            held = set(_lock_in_id_order(connection, _fenced(takes)))
             # A batch may hold a job's stale take beside its newest (a worker that took the
             # job again): the row, locked, matches the newest (attempts only grow), which
             # comes last in take order, and one UPDATE writes one outcome per row.
@@ -477,7 +477,10 @@ def _json_arrays(rows: Sequence[dict[str, Any]], most_bytes: int) -> Iterator[st
     chunk: list[str] = []
     size = 2
     for row in rows:
-        text = json.dumps({name: value for name, value in row.items() if value is not None})
+        text = json.dumps(
+            {name: value for name, value in row.items() if value is not None},
+            separators=(",", ":"),
+        )
         if chunk and size + len(text) > most_bytes:
             yield f"[{','.join(chunk)}]"
             chunk, size = [], 2
@@ -630,7 +633,9 @@ rather scan the table, and an UPDATE's scan waits for the row locks of every ope
 value left out (no result, no error) reads as NULL. Its text columns are LONGTEXT: JSON_TABLE
 would cut a longer value short without a word, where the table's own column refuses it."""
 
-FINISH_CHUNK_BYTES = 4_000_000
+FINISH_CHUNK_BYTES = 1_000_000
 """The most JSON one ``FINISH_JOBS`` sends: tracebacks and results add up over a batch, and
 the server refuses a statement longer than ``max_allowed_packet`` (16 MB by default on
-MariaDB, 64 MB on MySQL 8) by dropping the connection."""
+MariaDB, 64 MB on MySQL 8, 4 MB in many a my.cnf) by dropping the connection. The driver's
+quoting of the JSON (each quote and backslash escaped) can make it up to about twice as
+long on the wire; a batch of short outcomes is a few hundred KB."""

@@ -243,13 +243,20 @@ def test_pruning_keeps_a_workflow_whose_job_runs(wf_app: SQLQueue) -> None:
     assert wf_app.store.get_job(first.id) is not None
 
 
+def taken_chord_of_two(app: SQLQueue) -> tuple[PlannedJob, PlannedJob, PlannedJob]:
+    """A chord of two header jobs (1 + 1, 2 + 2) whose body sums their results, sent, and its
+    header jobs taken by worker "w"."""
+    first, second = job("w.add", 1, 1), job("w.add", 2, 2)
+    body = job("w.tsum", after=[first, second], feed=Feed.RESULTS)
+    send(app, first, second, body)
+    app.store.claim_jobs(2, None, "w", 30)
+    return first, second, body
+
+
 def test_a_retrying_header_job_releases_nothing_and_its_success_later_does(
     wf_app: SQLQueue,
 ) -> None:
-    first, second = job("w.add", 1, 1), job("w.add", 2, 2)
-    body = job("w.tsum", after=[first, second], feed=Feed.RESULTS)
-    send(wf_app, first, second, body)
-    wf_app.store.claim_jobs(2, None, "w", 30)
+    first, second, body = taken_chord_of_two(wf_app)
     wf_app.store.record_outcomes(
         [
             ((first.id, 1), Outcome.succeeded("2")),
@@ -274,10 +281,7 @@ def test_a_batch_holding_a_stale_take_beside_the_newest_settles_by_the_newest(
     # Given a chord of two header jobs, both taken twice (their first leases ran out), and a
     # batch that records the first job's newest take (a success) and, after it, its stale
     # take (a failure, fenced off)
-    first, second = job("w.add", 1, 1), job("w.add", 2, 2)
-    body = job("w.tsum", after=[first, second], feed=Feed.RESULTS)
-    send(wf_app, first, second, body)
-    wf_app.store.claim_jobs(2, None, "w", 30)
+    first, second, body = taken_chord_of_two(wf_app)
     with wf_app.engine.begin() as conn:
         conn.execute(jobs.update().values(lease_expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
     assert wf_app.store.rescue_expired_jobs(3) == 2
